@@ -1,0 +1,136 @@
+-- The error catalogue: every error pyinv raises on purpose carries one of these tokens in its HINT and
+-- the matching SQLSTATE. PostgREST maps PTxyz to HTTP xyz and 22023 to 400. pyinv/errors.py mirrors
+-- this table and a test checks that the two agree.
+create table inventory.error_codes (
+  code text primary key,
+  sqlstate text not null,
+  description text not null,
+  constraint error_codes_code_format_check check (code ~ '^[A-Z][A-Z_]+$'),
+  constraint error_codes_sqlstate_format_check check (sqlstate ~ '^[0-9A-Z]{5}$')
+);
+comment on table inventory.error_codes is 'Error catalogue: hint token, SQLSTATE and meaning of every error pyinv raises.';
+comment on column inventory.error_codes.code is 'Machine-readable token carried in the HINT of the error.';
+comment on column inventory.error_codes.sqlstate is 'SQLSTATE of the error; PTxyz becomes HTTP xyz under PostgREST.';
+comment on column inventory.error_codes.description is 'What the error means and what the caller should do.';
+
+insert into inventory.error_codes (code, sqlstate, description) values
+  ('PRODUCT_NOT_FOUND', 'PT404', 'No item with this SKU exists (or it was deleted). Create it first.'),
+  ('LOCATION_NOT_FOUND', 'PT404', 'No location with this code exists. Create it first.'),
+  ('NO_RESERVATION', 'PT404', 'The order has no active reservation (for this SKU).'),
+  ('INSUFFICIENT_STOCK', 'PT409', 'Not enough available stock; DETAIL lists every short line.'),
+  ('PRODUCT_UNAVAILABLE', 'PT409', 'The item is on hold or discontinued and cannot be reserved or received.'),
+  ('QUANTITY_MISMATCH', 'PT409', 'The quantity exceeds what is held (fulfil) or what was shipped and not yet returned (return).'),
+  ('RESERVATION_EXPIRED', 'PT409', 'The hold expired; it can no longer be fulfilled. Reserve again.'),
+  ('IDEMPOTENCY_CONFLICT', 'PT409', 'The idempotency key was already used with different arguments. Use a new key.'),
+  ('ALREADY_EXISTS', 'PT409', 'An object with this natural key exists with different attributes.'),
+  ('INVALID_QUANTITY', '22023', 'Quantities must be finite, greater than zero, at most 1e12, with at most 4 decimals.'),
+  ('INVALID_ARGUMENT', '22023', 'An argument is missing, malformed or out of range; DETAIL names it.'),
+  ('APPEND_ONLY', '42501', 'The ledger is append-only: rows cannot be updated, deleted or truncated.');
+
+-- Raises the catalogued error `code`. DETAIL is a JSON object of specifics for programs.
+create function inventory.raise_error(code text, message text, detail jsonb default null)
+returns void
+language plpgsql stable
+set search_path = ''
+as $$
+declare
+  v_sqlstate text;
+begin
+  select e.sqlstate into v_sqlstate from inventory.error_codes e where e.code = raise_error.code;
+  if v_sqlstate is null then
+    raise exception 'unknown pyinv error code %', raise_error.code using errcode = 'XX000';
+  end if;
+  raise exception using
+    errcode = v_sqlstate,
+    message = raise_error.message,
+    detail = coalesce(raise_error.detail, '{}'::jsonb)::text,
+    hint = raise_error.code;
+end
+$$;
+comment on function inventory.raise_error(text, text, jsonb) is 'Raises a catalogued pyinv error: SQLSTATE from inventory.error_codes, HINT = code, DETAIL = JSON specifics.';
+
+-- Largest quantity accepted in one call; far below numeric(19,4)'s limit so sums cannot overflow.
+create function inventory.max_quantity() returns numeric
+language sql immutable parallel safe
+set search_path = ''
+as $$ select 1000000000000::numeric $$;
+comment on function inventory.max_quantity() is 'Largest quantity accepted by one call (1e12).';
+
+create function inventory.quantity_is_valid(quantity numeric) returns boolean
+language sql immutable parallel safe
+set search_path = ''
+as $$
+  select quantity_is_valid.quantity is not null
+     and quantity_is_valid.quantity <> 'NaN'::numeric
+     and quantity_is_valid.quantity > 0
+     and quantity_is_valid.quantity <= inventory.max_quantity()
+     and quantity_is_valid.quantity = pg_catalog.round(quantity_is_valid.quantity, 4)
+$$;
+comment on function inventory.quantity_is_valid(numeric) is 'Whether a quantity is finite, > 0, <= 1e12 and has at most 4 decimals.';
+
+-- Validates a quantity argument; returns it unchanged so it can be used inline.
+create function inventory.check_quantity(quantity numeric, argument text default 'quantity')
+returns numeric
+language plpgsql stable
+set search_path = ''
+as $$
+begin
+  if not inventory.quantity_is_valid(check_quantity.quantity) then
+    perform inventory.raise_error('INVALID_QUANTITY',
+      pg_catalog.format('%s must be greater than 0 and at most 1e12 with at most 4 decimals, got %s',
+                        check_quantity.argument, coalesce(check_quantity.quantity::text, 'null')),
+      pg_catalog.jsonb_build_object('argument', check_quantity.argument,
+                                    'value', check_quantity.quantity::text));
+  end if;
+  return check_quantity.quantity;
+end
+$$;
+comment on function inventory.check_quantity(numeric, text) is 'Raises INVALID_QUANTITY unless the quantity is finite, > 0, <= 1e12 and has at most 4 decimals.';
+
+-- Validates a free-text argument (references, order numbers, reasons): present, trimmed, bounded,
+-- printable. Returns it unchanged.
+create function inventory.check_text(value text, argument text, max_length integer default 200,
+                                     required boolean default true)
+returns text
+language plpgsql stable
+set search_path = ''
+as $$
+begin
+  if check_text.value is null then
+    if check_text.required then
+      perform inventory.raise_error('INVALID_ARGUMENT',
+        pg_catalog.format('%s is required', check_text.argument),
+        pg_catalog.jsonb_build_object('argument', check_text.argument, 'problem', 'missing'));
+    end if;
+    return null;
+  end if;
+  if pg_catalog.length(check_text.value) not between 1 and check_text.max_length
+     or check_text.value <> pg_catalog.btrim(check_text.value)
+     or check_text.value ~ '[[:cntrl:]]' then
+    perform inventory.raise_error('INVALID_ARGUMENT',
+      pg_catalog.format('%s must be 1 to %s printable characters without surrounding spaces',
+                        check_text.argument, check_text.max_length),
+      pg_catalog.jsonb_build_object('argument', check_text.argument, 'problem', 'malformed'));
+  end if;
+  return check_text.value;
+end
+$$;
+comment on function inventory.check_text(text, text, integer, boolean) is 'Raises INVALID_ARGUMENT unless the text is present (when required), 1..max_length printable characters, trimmed.';
+
+create function inventory.check_unit_cost(unit_cost numeric) returns numeric
+language plpgsql stable
+set search_path = ''
+as $$
+begin
+  if check_unit_cost.unit_cost is not null
+     and (check_unit_cost.unit_cost = 'NaN'::numeric or check_unit_cost.unit_cost < 0
+          or check_unit_cost.unit_cost > inventory.max_quantity()
+          or check_unit_cost.unit_cost <> pg_catalog.round(check_unit_cost.unit_cost, 4)) then
+    perform inventory.raise_error('INVALID_ARGUMENT',
+      'unit_cost must be between 0 and 1e12 with at most 4 decimals',
+      pg_catalog.jsonb_build_object('argument', 'unit_cost', 'problem', 'out of range'));
+  end if;
+  return check_unit_cost.unit_cost;
+end
+$$;
+comment on function inventory.check_unit_cost(numeric) is 'Raises INVALID_ARGUMENT unless the cost is null or between 0 and 1e12 with at most 4 decimals.';

@@ -1,0 +1,116 @@
+-- Catalogue: items and locations. These are idempotent by their natural key: creating an object that
+-- exists with the same attributes returns it; with other attributes it is ALREADY_EXISTS.
+
+create function inventory.item_result(item_id bigint) returns inventory_api.item
+language sql stable
+set search_path = ''
+as $$
+  select row(i.sku, i.name, i.unit_of_measure, i.unit_cost, i.status, i.track_lots, i.created_at,
+             i.updated_at)::inventory_api.item
+    from inventory.items i where i.item_id = item_result.item_id
+$$;
+comment on function inventory.item_result(bigint) is 'Public view of one item.';
+
+create function inventory.create_item(sku text, name text, unit_of_measure text, unit_cost numeric,
+                                      track_lots boolean)
+returns inventory_api.item
+language plpgsql volatile security definer
+set search_path = ''
+as $$
+declare
+  v_existing inventory.items;
+  v_item_id bigint;
+begin
+  perform inventory.check_text(create_item.sku, 'sku', 64);
+  if create_item.sku !~ '^[A-Za-z0-9][A-Za-z0-9._:/#+-]{0,63}$' then
+    perform inventory.raise_error('INVALID_ARGUMENT',
+      'sku must start with a letter or digit and use only letters, digits and . _ : / # + -',
+      pg_catalog.jsonb_build_object('argument', 'sku', 'problem', 'malformed'));
+  end if;
+  perform inventory.check_text(create_item.name, 'name', 200);
+  if create_item.unit_of_measure is null or create_item.unit_of_measure !~ '^[a-z][a-z0-9_]{0,19}$' then
+    perform inventory.raise_error('INVALID_ARGUMENT',
+      'unit_of_measure must be 1-20 lower-case letters, digits or _, starting with a letter',
+      pg_catalog.jsonb_build_object('argument', 'unit_of_measure', 'problem', 'malformed'));
+  end if;
+  perform inventory.check_unit_cost(create_item.unit_cost);
+  if create_item.track_lots is null then
+    perform inventory.raise_error('INVALID_ARGUMENT', 'track_lots is required',
+      pg_catalog.jsonb_build_object('argument', 'track_lots', 'problem', 'missing'));
+  end if;
+
+  insert into inventory.items (sku, name, unit_of_measure, unit_cost, track_lots, created_by)
+  values (create_item.sku, create_item.name, create_item.unit_of_measure, create_item.unit_cost,
+          create_item.track_lots, inventory.current_actor())
+  on conflict on constraint items_sku_key do nothing
+  returning item_id into v_item_id;
+  if v_item_id is null then
+    select * into v_existing from inventory.items i where i.sku = create_item.sku;
+    if v_existing.deleted_at is not null
+       or v_existing.name <> create_item.name
+       or v_existing.unit_of_measure <> create_item.unit_of_measure
+       or v_existing.unit_cost is distinct from create_item.unit_cost
+       or v_existing.track_lots <> create_item.track_lots then
+      perform inventory.raise_error('ALREADY_EXISTS',
+        pg_catalog.format('an item with SKU %L already exists with other attributes', create_item.sku),
+        pg_catalog.jsonb_build_object('sku', create_item.sku));
+    end if;
+    v_item_id := v_existing.item_id;
+  end if;
+  return inventory.item_result(v_item_id);
+end
+$$;
+comment on function inventory.create_item(text, text, text, numeric, boolean) is 'Implements inventory_api.create_item.';
+
+create function inventory.set_item_status(sku text, status text)
+returns inventory_api.item
+language plpgsql volatile security definer
+set search_path = ''
+as $$
+declare
+  v_item record;
+begin
+  if set_item_status.status is null or set_item_status.status not in ('active', 'on_hold', 'discontinued') then
+    perform inventory.raise_error('INVALID_ARGUMENT',
+      'status must be active, on_hold or discontinued',
+      pg_catalog.jsonb_build_object('argument', 'status', 'problem', 'not one of active, on_hold, discontinued'));
+  end if;
+  v_item := inventory.item_for_sku(set_item_status.sku);
+  update inventory.items i set status = set_item_status.status, updated_at = pg_catalog.now()
+   where i.item_id = v_item.item_id and i.status <> set_item_status.status;
+  return inventory.item_result(v_item.item_id);
+end
+$$;
+comment on function inventory.set_item_status(text, text) is 'Implements inventory_api.set_item_status.';
+
+create function inventory.create_location(code text, name text)
+returns inventory_api.location
+language plpgsql volatile security definer
+set search_path = ''
+as $$
+declare
+  v_location inventory.locations;
+begin
+  perform inventory.check_text(create_location.code, 'code', 64);
+  if create_location.code !~ '^[A-Za-z0-9][A-Za-z0-9._:/#+-]{0,63}$' then
+    perform inventory.raise_error('INVALID_ARGUMENT',
+      'code must start with a letter or digit and use only letters, digits and . _ : / # + -',
+      pg_catalog.jsonb_build_object('argument', 'code', 'problem', 'malformed'));
+  end if;
+  perform inventory.check_text(create_location.name, 'name', 200);
+  insert into inventory.locations (code, name, created_by)
+  values (create_location.code, create_location.name, inventory.current_actor())
+  on conflict on constraint locations_code_key do nothing
+  returning * into v_location;
+  if v_location.location_id is null then
+    select * into v_location from inventory.locations l where l.code = create_location.code;
+    if v_location.name <> create_location.name then
+      perform inventory.raise_error('ALREADY_EXISTS',
+        pg_catalog.format('a location with code %L already exists with another name', create_location.code),
+        pg_catalog.jsonb_build_object('location', create_location.code));
+    end if;
+  end if;
+  return row(v_location.code, v_location.name, v_location.created_at)::inventory_api.location;
+end
+$$;
+comment on function inventory.create_location(text, text) is 'Implements inventory_api.create_location.';

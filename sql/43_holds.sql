@@ -1,0 +1,163 @@
+-- Resolving holds: shipping, releasing and expiring them, shared by fulfil, cancel and the sweeper.
+--
+-- Lock order, everywhere: holds first (one statement), then stock levels by (item_id, location_id).
+-- Reservations of new holds need no lock. Following this order, no two pyinv calls can deadlock.
+
+create type inventory.hold_move as (
+  reservation_id bigint, item_id bigint, location_id bigint, movement_type text, quantity numeric);
+comment on type inventory.hold_move is 'One change to one hold: SHIP, RELEASE or EXPIRE of quantity units.';
+
+-- When a hold made now with `expires_in` lapses (the configured default when null).
+create function inventory.hold_expiry(expires_in interval) returns timestamptz
+language plpgsql stable
+set search_path = ''
+as $$
+begin
+  if hold_expiry.expires_in is null then
+    return pg_catalog.now() + (select s.default_reservation_ttl from inventory.settings s);
+  end if;
+  if hold_expiry.expires_in <= interval '0' or hold_expiry.expires_in > interval '366 days' then
+    perform inventory.raise_error('INVALID_ARGUMENT',
+      'expires_in must be greater than 0 and at most 366 days',
+      pg_catalog.jsonb_build_object('argument', 'expires_in', 'problem', 'out of range',
+                                    'value', hold_expiry.expires_in::text));
+  end if;
+  return pg_catalog.now() + hold_expiry.expires_in;
+end
+$$;
+comment on function inventory.hold_expiry(interval) is 'Expiry time of a hold made now; the configured default TTL when expires_in is null.';
+
+-- Applies hold moves set-wise: updates the holds, then every affected stock level once per
+-- movement type, locking the levels in the global order first. The ledger gets one row per level
+-- and type, listing the reservations it covers.
+create function inventory.apply_hold_moves(moves inventory.hold_move[], reference text, reason text,
+                                           idempotency_key text)
+returns void
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  v_type text;
+begin
+  perform from inventory.stock_levels s
+    join (select distinct m.item_id, m.location_id from pg_catalog.unnest(apply_hold_moves.moves) m) l
+      on s.item_id = l.item_id and s.location_id = l.location_id
+   order by s.item_id, s.location_id
+     for update of s;
+
+  update inventory.reservations r
+     set quantity_fulfilled = r.quantity_fulfilled + case when m.movement_type = 'SHIP' then m.quantity else 0 end,
+         status = case
+           when m.movement_type = 'RELEASE' then 'CANCELLED'
+           when m.movement_type = 'EXPIRE' then 'EXPIRED'
+           when r.quantity_fulfilled + m.quantity = r.quantity then 'FULFILLED'
+           else 'ACTIVE' end,
+         closed_at = case
+           when m.movement_type = 'SHIP' and r.quantity_fulfilled + m.quantity < r.quantity then null
+           else pg_catalog.now() end
+    from pg_catalog.unnest(apply_hold_moves.moves) m
+   where r.reservation_id = m.reservation_id and m.quantity > 0;
+
+  -- One statement per movement type: a level may get both a SHIP and a RELEASE in one call, and
+  -- a row can be updated only once per statement. Each becomes its own ledger movement.
+  foreach v_type in array array['SHIP', 'RELEASE', 'EXPIRE'] loop
+    update inventory.stock_levels s
+       set on_hand = s.on_hand - case when v_type = 'SHIP' then g.quantity else 0 end,
+           reserved = s.reserved - g.quantity,
+           pending_movement = pg_catalog.jsonb_build_object(
+             'type', v_type,
+             'reason', coalesce(apply_hold_moves.reason, case v_type
+                                  when 'SHIP' then 'order shipped'
+                                  when 'RELEASE' then 'reservation cancelled'
+                                  else 'reservation expired' end),
+             'reference', apply_hold_moves.reference,
+             'idempotency_key', apply_hold_moves.idempotency_key,
+             'reservation_id', case when pg_catalog.cardinality(g.reservation_ids) = 1 then g.reservation_ids[1] end,
+             'metadata', pg_catalog.jsonb_build_object('reservation_ids', pg_catalog.to_jsonb(g.reservation_ids)))
+      from (select m.item_id, m.location_id, pg_catalog.sum(m.quantity) as quantity,
+                   pg_catalog.array_agg(m.reservation_id order by m.reservation_id) as reservation_ids
+              from pg_catalog.unnest(apply_hold_moves.moves) m
+             where m.quantity > 0 and m.movement_type = v_type
+             group by m.item_id, m.location_id) g
+     where s.item_id = g.item_id and s.location_id = g.location_id;
+  end loop;
+end
+$$;
+comment on function inventory.apply_hold_moves(inventory.hold_move[], text, text, text) is 'Ships, releases or expires holds set-wise and records one ledger movement per level and type.';
+
+-- Locks the active holds of an order (optionally of one item) in id order and describes them as
+-- moves of their whole open quantity: EXPIRE for overdue holds, movement_type null for live ones.
+create function inventory.lock_order_holds(order_ref text, item_id bigint)
+returns inventory.hold_move[]
+language sql volatile
+set search_path = ''
+as $$
+  select pg_catalog.array_agg(row(h.reservation_id, h.item_id, h.location_id,
+                                  case when h.expires_at <= pg_catalog.now() then 'EXPIRE' end,
+                                  h.quantity - h.quantity_fulfilled)::inventory.hold_move
+                              order by h.reservation_id)
+    from (select r.reservation_id, r.item_id, r.location_id, r.expires_at, r.quantity, r.quantity_fulfilled
+            from inventory.reservations r
+           where r.order_ref = lock_order_holds.order_ref and r.status = 'ACTIVE'
+             and (lock_order_holds.item_id is null or r.item_id = lock_order_holds.item_id)
+           order by r.reservation_id
+             for update) h
+$$;
+comment on function inventory.lock_order_holds(text, bigint) is 'Locks an order''s active holds and returns them as moves (EXPIRE for overdue ones).';
+
+-- Expires the given overdue holds (already locked by the caller). Returns how many.
+create function inventory.expire_holds(reservation_ids bigint[]) returns integer
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  v_moves inventory.hold_move[];
+begin
+  select pg_catalog.array_agg(row(r.reservation_id, r.item_id, r.location_id, 'EXPIRE',
+                                  r.quantity - r.quantity_fulfilled)::inventory.hold_move)
+    into v_moves
+    from inventory.reservations r
+   where r.reservation_id = any (expire_holds.reservation_ids) and r.status = 'ACTIVE';
+  if v_moves is null then
+    return 0;
+  end if;
+  perform inventory.apply_hold_moves(v_moves, null, null, null);
+  return pg_catalog.cardinality(v_moves);
+end
+$$;
+comment on function inventory.expire_holds(bigint[]) is 'Expires locked overdue holds, returning their units to available stock.';
+
+-- Lazy expiry for one level: called when a hold does not fit, so overdue holds never cause
+-- INSUFFICIENT_STOCK even before the sweeper has run.
+create function inventory.expire_overdue_at_level(item_id bigint, location_id bigint) returns integer
+language sql volatile
+set search_path = ''
+as $$
+  select inventory.expire_holds(pg_catalog.array_agg(d.reservation_id))
+    from (select r.reservation_id from inventory.reservations r
+           where r.item_id = expire_overdue_at_level.item_id
+             and r.location_id = expire_overdue_at_level.location_id
+             and r.status = 'ACTIVE' and r.expires_at <= pg_catalog.now()
+             for update skip locked) d
+$$;
+comment on function inventory.expire_overdue_at_level(bigint, bigint) is 'Expires the overdue holds of one stock level; returns how many.';
+
+create function inventory.expire_reservations(batch_size integer) returns integer
+language plpgsql volatile security definer
+set search_path = ''
+as $$
+begin
+  if expire_reservations.batch_size is null or expire_reservations.batch_size not between 1 and 100000 then
+    perform inventory.raise_error('INVALID_ARGUMENT', 'batch_size must be between 1 and 100000',
+      pg_catalog.jsonb_build_object('argument', 'batch_size', 'problem', 'out of range'));
+  end if;
+  return (
+    select inventory.expire_holds(pg_catalog.array_agg(d.reservation_id))
+      from (select r.reservation_id from inventory.reservations r
+             where r.status = 'ACTIVE' and r.expires_at <= pg_catalog.now()
+             order by r.expires_at
+             limit expire_reservations.batch_size
+               for update skip locked) d);
+end
+$$;
+comment on function inventory.expire_reservations(integer) is 'Implements inventory_api.expire_reservations.';

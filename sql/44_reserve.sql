@@ -1,0 +1,285 @@
+-- Reserving stock: single lines and all-or-nothing orders.
+--
+-- Everything that does not need the stock level's row lock (validation, lookups, the idempotency key,
+-- the hold row itself) happens before the one conditional UPDATE that takes it, so a hot SKU's row
+-- is locked only for that UPDATE, its ledger row and the commit.
+
+-- Available units at a level, counting overdue holds as released (they are, lazily).
+create function inventory.effective_available(item_id bigint, location_id bigint) returns numeric
+language sql stable
+set search_path = ''
+as $$
+  select s.available + coalesce((
+           select pg_catalog.sum(r.quantity - r.quantity_fulfilled) from inventory.reservations r
+            where r.item_id = s.item_id and r.location_id = s.location_id
+              and r.status = 'ACTIVE' and r.expires_at <= pg_catalog.now()), 0)
+    from inventory.stock_levels s
+   where s.item_id = effective_available.item_id and s.location_id = effective_available.location_id
+$$;
+comment on function inventory.effective_available(bigint, bigint) is 'on_hand - reserved + units of overdue holds not yet swept; null when the level does not exist.';
+
+-- Describes why a line does not fit, for the DETAIL of INSUFFICIENT_STOCK.
+create function inventory.shortfall(item_id bigint, location_id bigint, sku text, location text,
+                                    requested numeric)
+returns jsonb
+language sql stable
+set search_path = ''
+as $$
+  select pg_catalog.jsonb_build_object(
+           'sku', shortfall.sku, 'location', shortfall.location, 'requested', shortfall.requested,
+           'available', coalesce(s.available, 0), 'on_hand', coalesce(s.on_hand, 0),
+           'reserved', coalesce(s.reserved, 0))
+    from (select) dummy
+    left join inventory.stock_levels s
+      on s.item_id = shortfall.item_id and s.location_id = shortfall.location_id
+$$;
+comment on function inventory.shortfall(bigint, bigint, text, text, numeric) is 'JSON specifics of a line that does not fit: requested, available, on hand, reserved.';
+
+-- Takes `quantity` more units of one level into holds, if they fit. Overdue holds at the level are
+-- expired first when they are what stands in the way. Returns whether the units were held.
+create function inventory.hold_units(item_id bigint, location_id bigint, quantity numeric, movement jsonb)
+returns boolean
+language plpgsql volatile
+set search_path = ''
+as $$
+begin
+  update inventory.stock_levels s
+     set reserved = s.reserved + hold_units.quantity, pending_movement = hold_units.movement
+   where s.item_id = hold_units.item_id and s.location_id = hold_units.location_id
+     and s.on_hand - s.reserved >= hold_units.quantity;
+  if found then
+    return true;
+  end if;
+  if inventory.expire_overdue_at_level(hold_units.item_id, hold_units.location_id) = 0 then
+    return false;
+  end if;
+  update inventory.stock_levels s
+     set reserved = s.reserved + hold_units.quantity, pending_movement = hold_units.movement
+   where s.item_id = hold_units.item_id and s.location_id = hold_units.location_id
+     and s.on_hand - s.reserved >= hold_units.quantity;
+  return found;
+end
+$$;
+comment on function inventory.hold_units(bigint, bigint, numeric, jsonb) is 'Conditionally adds units to reserved at one level (expiring overdue holds there if needed); true when they fit.';
+
+create function inventory.reserve_stock(sku text, quantity numeric, order_ref text, location text,
+                                        expires_in interval, idempotency_key text)
+returns inventory_api.reservation
+language plpgsql volatile security definer
+set search_path = ''
+as $$
+declare
+  v_item record;
+  v_location_id bigint;
+  v_reservation_id bigint;
+  v_result inventory_api.reservation;
+  v_replay jsonb;
+begin
+  v_item := inventory.item_for_sku(reserve_stock.sku);
+  perform inventory.check_quantity(reserve_stock.quantity);
+  perform inventory.check_text(reserve_stock.order_ref, 'order_ref', 200);
+  v_location_id := inventory.location_for_code(reserve_stock.location);
+  if v_item.status <> 'active' then
+    perform inventory.raise_error('PRODUCT_UNAVAILABLE',
+      pg_catalog.format('item %s is %s and cannot be reserved', reserve_stock.sku, v_item.status),
+      pg_catalog.jsonb_build_object('sku', reserve_stock.sku, 'status', v_item.status));
+  end if;
+  -- Sold out is answered from a plain read, without writing or locking anything.
+  if coalesce(inventory.effective_available(v_item.item_id, v_location_id), 0) < reserve_stock.quantity then
+    perform inventory.raise_error('INSUFFICIENT_STOCK',
+      pg_catalog.format('insufficient stock for %s at %s', reserve_stock.sku, reserve_stock.location),
+      inventory.shortfall(v_item.item_id, v_location_id, reserve_stock.sku, reserve_stock.location,
+                          reserve_stock.quantity));
+  end if;
+
+  v_reservation_id := pg_catalog.nextval('inventory.reservations_reservation_id_seq'::regclass);
+  v_result := row(v_reservation_id, reserve_stock.order_ref, reserve_stock.sku, reserve_stock.location,
+                  reserve_stock.quantity, 0, reserve_stock.quantity, 'ACTIVE',
+                  inventory.hold_expiry(reserve_stock.expires_in), inventory.current_actor(),
+                  pg_catalog.now())::inventory_api.reservation;
+  if reserve_stock.idempotency_key is not null then
+    v_replay := inventory.claim_idempotency_key(reserve_stock.idempotency_key, 'reserve_stock',
+      pg_catalog.jsonb_build_object('sku', reserve_stock.sku, 'quantity', reserve_stock.quantity,
+        'order_ref', reserve_stock.order_ref, 'location', reserve_stock.location,
+        'expires_in', reserve_stock.expires_in::text),
+      pg_catalog.to_jsonb(v_result));
+    if v_replay is not null then
+      return pg_catalog.jsonb_populate_record(null::inventory_api.reservation, v_replay);
+    end if;
+  end if;
+
+  insert into inventory.reservations (reservation_id, order_ref, item_id, location_id, quantity, expires_at,
+                                      created_by, created_at)
+  values (v_reservation_id, reserve_stock.order_ref, v_item.item_id, v_location_id, reserve_stock.quantity,
+          v_result.expires_at, v_result.created_by, v_result.created_at);
+
+  if not inventory.hold_units(v_item.item_id, v_location_id, reserve_stock.quantity,
+           pg_catalog.jsonb_build_object('type', 'RESERVE', 'reason', 'order hold',
+             'reference', reserve_stock.order_ref, 'reservation_id', v_reservation_id,
+             'idempotency_key', reserve_stock.idempotency_key)) then
+    perform inventory.raise_error('INSUFFICIENT_STOCK',
+      pg_catalog.format('insufficient stock for %s at %s', reserve_stock.sku, reserve_stock.location),
+      inventory.shortfall(v_item.item_id, v_location_id, reserve_stock.sku, reserve_stock.location,
+                          reserve_stock.quantity));
+  end if;
+  return v_result;
+end
+$$;
+comment on function inventory.reserve_stock(text, numeric, text, text, interval, text) is 'Implements inventory_api.reserve_stock.';
+
+create type inventory.order_line as (
+  item_id bigint, location_id bigint, sku text, location text, quantity numeric, reservation_id bigint);
+comment on type inventory.order_line is 'One merged line of reserve_order.';
+
+-- Parses and checks the lines of reserve_order; returns them merged per (item, location), in lock
+-- order, with a reservation id each. Raises on the first malformed line, and lists every unknown SKU.
+create function inventory.parse_order_lines(lines jsonb) returns inventory.order_line[]
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  v_bad record;
+  v_lines inventory.order_line[];
+  v_missing jsonb;
+begin
+  if parse_order_lines.lines is null or pg_catalog.jsonb_typeof(parse_order_lines.lines) <> 'array'
+     or pg_catalog.jsonb_array_length(parse_order_lines.lines) not between 1 and 1000 then
+    perform inventory.raise_error('INVALID_ARGUMENT',
+      'lines must be a JSON array of 1 to 1000 objects {"sku", "quantity", "location"?}',
+      pg_catalog.jsonb_build_object('argument', 'lines', 'problem', 'not an array of 1 to 1000 lines'));
+  end if;
+  select e.n, e.line into v_bad
+    from pg_catalog.jsonb_array_elements(parse_order_lines.lines) with ordinality as e (line, n)
+   where case when pg_catalog.jsonb_typeof(e.line) <> 'object' then true
+              else pg_catalog.jsonb_typeof(e.line -> 'sku') is distinct from 'string'
+                or pg_catalog.jsonb_typeof(e.line -> 'location') not in ('string', 'null')
+                or exists (select from pg_catalog.jsonb_object_keys(e.line) k
+                            where k not in ('sku', 'quantity', 'location'))
+         end
+   order by e.n limit 1;
+  if found then
+    perform inventory.raise_error('INVALID_ARGUMENT',
+      pg_catalog.format('lines[%s] must be an object with a string "sku", a "quantity" and an optional string "location"',
+                        v_bad.n - 1),
+      pg_catalog.jsonb_build_object('argument', pg_catalog.format('lines[%s]', v_bad.n - 1), 'problem', 'malformed'));
+  end if;
+  select e.n, e.line into v_bad
+    from pg_catalog.jsonb_array_elements(parse_order_lines.lines) with ordinality as e (line, n)
+   where case when pg_catalog.jsonb_typeof(e.line -> 'quantity') is distinct from 'number' then true
+              else not inventory.quantity_is_valid((e.line ->> 'quantity')::numeric)
+         end
+   order by e.n limit 1;
+  if found then
+    perform inventory.raise_error('INVALID_QUANTITY',
+      pg_catalog.format('lines[%s].quantity must be a number greater than 0 and at most 1e12 with at most 4 decimals',
+                        v_bad.n - 1),
+      pg_catalog.jsonb_build_object('argument', pg_catalog.format('lines[%s].quantity', v_bad.n - 1),
+                                    'value', v_bad.line -> 'quantity'));
+  end if;
+
+  with merged as (
+    select e.line ->> 'sku' as sku, coalesce(e.line ->> 'location', 'main') as location,
+           pg_catalog.sum((e.line ->> 'quantity')::numeric) as quantity
+      from pg_catalog.jsonb_array_elements(parse_order_lines.lines) as e (line)
+     group by 1, 2)
+  select pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('sku', m.sku, 'location', m.location)
+                              order by m.sku, m.location)
+           filter (where i.item_id is null or l.location_id is null),
+         pg_catalog.array_agg(row(i.item_id, l.location_id, m.sku, m.location, m.quantity,
+                                  pg_catalog.nextval('inventory.reservations_reservation_id_seq'::regclass)
+                                 )::inventory.order_line
+                              order by i.item_id, l.location_id)
+           filter (where i.item_id is not null and l.location_id is not null)
+    into v_missing, v_lines
+    from merged m
+    left join inventory.items i on i.sku = m.sku and i.deleted_at is null
+    left join inventory.locations l on l.code = m.location;
+  if v_missing is not null then
+    if exists (select from pg_catalog.jsonb_array_elements(v_missing) x
+                where not exists (select from inventory.items i where i.sku = x ->> 'sku' and i.deleted_at is null)) then
+      perform inventory.raise_error('PRODUCT_NOT_FOUND', 'order lines name unknown SKUs',
+        pg_catalog.jsonb_build_object('unknown', v_missing));
+    end if;
+    perform inventory.raise_error('LOCATION_NOT_FOUND', 'order lines name unknown locations',
+      pg_catalog.jsonb_build_object('unknown', v_missing));
+  end if;
+  if exists (select from pg_catalog.unnest(v_lines) l where not inventory.quantity_is_valid(l.quantity)) then
+    perform inventory.raise_error('INVALID_QUANTITY', 'merged lines for one SKU and location exceed 1e12',
+      pg_catalog.jsonb_build_object('argument', 'lines', 'problem', 'merged quantity too large'));
+  end if;
+  return v_lines;
+end
+$$;
+comment on function inventory.parse_order_lines(jsonb) is 'Validates reserve_order lines, merges duplicates per (SKU, location) and returns them in lock order.';
+
+create function inventory.reserve_order(order_ref text, lines jsonb, expires_in interval, idempotency_key text)
+returns setof inventory_api.reservation
+language plpgsql volatile security definer
+set search_path = ''
+as $$
+declare
+  v_lines inventory.order_line[];
+  v_line inventory.order_line;
+  v_unavailable jsonb;
+  v_short jsonb := '[]'::jsonb;
+  v_expires_at timestamptz;
+  v_actor text := inventory.current_actor();
+  v_result inventory_api.reservation[];
+  v_replay jsonb;
+begin
+  perform inventory.check_text(reserve_order.order_ref, 'order_ref', 200);
+  v_lines := inventory.parse_order_lines(reserve_order.lines);
+  v_expires_at := inventory.hold_expiry(reserve_order.expires_in);
+  select pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('sku', i.sku, 'status', i.status) order by i.sku)
+    into v_unavailable
+    from inventory.items i
+   where i.item_id in (select l.item_id from pg_catalog.unnest(v_lines) l) and i.status <> 'active';
+  if v_unavailable is not null then
+    perform inventory.raise_error('PRODUCT_UNAVAILABLE', 'order lines name items that cannot be reserved',
+      pg_catalog.jsonb_build_object('unavailable', v_unavailable));
+  end if;
+
+  select pg_catalog.array_agg(row(l.reservation_id, reserve_order.order_ref, l.sku, l.location, l.quantity, 0,
+                                  l.quantity, 'ACTIVE', v_expires_at, v_actor,
+                                  pg_catalog.now())::inventory_api.reservation order by l.reservation_id)
+    into v_result
+    from pg_catalog.unnest(v_lines) l;
+  if reserve_order.idempotency_key is not null then
+    v_replay := inventory.claim_idempotency_key(reserve_order.idempotency_key, 'reserve_order',
+      pg_catalog.jsonb_build_object('order_ref', reserve_order.order_ref, 'lines', reserve_order.lines,
+                                    'expires_in', reserve_order.expires_in::text),
+      pg_catalog.to_jsonb(v_result));
+    if v_replay is not null then
+      return query select * from pg_catalog.jsonb_populate_recordset(null::inventory_api.reservation, v_replay);
+      return;
+    end if;
+  end if;
+
+  insert into inventory.reservations (reservation_id, order_ref, item_id, location_id, quantity, expires_at,
+                                      created_by, created_at)
+  select l.reservation_id, reserve_order.order_ref, l.item_id, l.location_id, l.quantity, v_expires_at,
+         v_actor, pg_catalog.now()
+    from pg_catalog.unnest(v_lines) l;
+
+  -- v_lines is in (item_id, location_id) order, so concurrent orders lock levels in one global
+  -- order and cannot deadlock. Every line is tried so that the error lists every short line.
+  foreach v_line in array v_lines loop
+    if not inventory.hold_units(v_line.item_id, v_line.location_id, v_line.quantity,
+             pg_catalog.jsonb_build_object('type', 'RESERVE', 'reason', 'order hold',
+               'reference', reserve_order.order_ref, 'reservation_id', v_line.reservation_id,
+               'idempotency_key', reserve_order.idempotency_key)) then
+      v_short := v_short || inventory.shortfall(v_line.item_id, v_line.location_id, v_line.sku,
+                                                v_line.location, v_line.quantity);
+    end if;
+  end loop;
+  if pg_catalog.jsonb_array_length(v_short) > 0 then
+    perform inventory.raise_error('INSUFFICIENT_STOCK',
+      pg_catalog.format('insufficient stock for %s of %s lines of order %s',
+                        pg_catalog.jsonb_array_length(v_short), pg_catalog.cardinality(v_lines),
+                        reserve_order.order_ref),
+      pg_catalog.jsonb_build_object('order_ref', reserve_order.order_ref, 'short_lines', v_short));
+  end if;
+  return query select * from pg_catalog.unnest(v_result);
+end
+$$;
+comment on function inventory.reserve_order(text, jsonb, interval, text) is 'Implements inventory_api.reserve_order.';

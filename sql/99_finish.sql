@@ -1,0 +1,2 @@
+-- Back to the migrating login, which records the migration in inventory_meta.
+reset role;
