@@ -1,0 +1,1946 @@
+-- pyinv 0.1.0: the core stock engine (generated from sql/ by 'pyinv sql bundle').
+-- depends:
+
+-- 00_roles_schemas.sql
+-- Roles and schemas.
+-- Roles are cluster-wide, so they are created only when missing (CREATE ROLE has no IF NOT EXISTS).
+-- Objects are owned by inventory_owner, a NOLOGIN role that is neither superuser nor BYPASSRLS,
+-- so SECURITY DEFINER code never runs with superuser power.
+do $roles$
+declare
+  v_role text;
+begin
+  foreach v_role in array array['inventory_owner', 'inventory_viewer', 'inventory_operator',
+                                'inventory_admin', 'inventory_scheduler'] loop
+    if not exists (select from pg_catalog.pg_roles r where r.rolname = v_role) then
+      execute pg_catalog.format('create role %I nologin', v_role);
+    end if;
+  end loop;
+  -- Privileges are inherited upwards: an admin can do what an operator can, an operator what a
+  -- viewer can.
+  if not pg_catalog.pg_has_role('inventory_operator', 'inventory_viewer', 'MEMBER') then
+    grant inventory_viewer to inventory_operator;
+  end if;
+  if not pg_catalog.pg_has_role('inventory_admin', 'inventory_operator', 'MEMBER') then
+    grant inventory_operator to inventory_admin;
+  end if;
+  -- The migrating login must be able to SET ROLE inventory_owner to create the objects as it.
+  if not pg_catalog.pg_has_role(current_user, 'inventory_owner', 'MEMBER') then
+    execute pg_catalog.format('grant inventory_owner to %I', current_user);
+  end if;
+end
+$roles$;
+
+comment on role inventory_owner is 'pyinv: owns every pyinv object; cannot log in.';
+comment on role inventory_viewer is 'pyinv: reads stock levels, reservations and movements.';
+comment on role inventory_operator is 'pyinv: runs the order lifecycle and receives stock.';
+comment on role inventory_admin is 'pyinv: manages the catalogue, locations and maintenance.';
+comment on role inventory_scheduler is 'pyinv: runs maintenance functions such as expire_reservations.';
+
+create schema inventory authorization inventory_owner;
+create schema inventory_api authorization inventory_owner;
+comment on schema inventory is 'pyinv internals: tables, triggers and SECURITY DEFINER functions. Never exposed to PostgREST.';
+comment on schema inventory_api is 'pyinv public API: SECURITY INVOKER functions and security_invoker views. Expose this schema to PostgREST.';
+revoke all on schema inventory, inventory_api from public;
+
+-- Everything below is created by the owner role.
+set local role inventory_owner;
+alter default privileges for role inventory_owner revoke execute on functions from public;
+
+-- 10_errors.sql
+-- The error catalogue: every error pyinv raises on purpose carries one of these tokens in its HINT and
+-- the matching SQLSTATE. PostgREST maps PTxyz to HTTP xyz and 22023 to 400. pyinv/errors.py mirrors
+-- this table and a test checks that the two agree.
+create table inventory.error_codes (
+  code text primary key,
+  sqlstate text not null,
+  description text not null,
+  constraint error_codes_code_format_check check (code ~ '^[A-Z][A-Z_]+$'),
+  constraint error_codes_sqlstate_format_check check (sqlstate ~ '^[0-9A-Z]{5}$')
+);
+comment on table inventory.error_codes is 'Error catalogue: hint token, SQLSTATE and meaning of every error pyinv raises.';
+comment on column inventory.error_codes.code is 'Machine-readable token carried in the HINT of the error.';
+comment on column inventory.error_codes.sqlstate is 'SQLSTATE of the error; PTxyz becomes HTTP xyz under PostgREST.';
+comment on column inventory.error_codes.description is 'What the error means and what the caller should do.';
+
+insert into inventory.error_codes (code, sqlstate, description) values
+  ('PRODUCT_NOT_FOUND', 'PT404', 'No item with this SKU exists (or it was deleted). Create it first.'),
+  ('LOCATION_NOT_FOUND', 'PT404', 'No location with this code exists. Create it first.'),
+  ('NO_RESERVATION', 'PT404', 'The order has no active reservation (for this SKU).'),
+  ('INSUFFICIENT_STOCK', 'PT409', 'Not enough available stock; DETAIL lists every short line.'),
+  ('PRODUCT_UNAVAILABLE', 'PT409', 'The item is on hold or discontinued and cannot be reserved or received.'),
+  ('QUANTITY_MISMATCH', 'PT409', 'The quantity exceeds what is held (fulfil) or what was shipped and not yet returned (return).'),
+  ('RESERVATION_EXPIRED', 'PT409', 'The hold expired; it can no longer be fulfilled. Reserve again.'),
+  ('IDEMPOTENCY_CONFLICT', 'PT409', 'The idempotency key was already used with different arguments. Use a new key.'),
+  ('ALREADY_EXISTS', 'PT409', 'An object with this natural key exists with different attributes.'),
+  ('INVALID_QUANTITY', '22023', 'Quantities must be finite, greater than zero, at most 1e12, with at most 4 decimals.'),
+  ('INVALID_ARGUMENT', '22023', 'An argument is missing, malformed or out of range; DETAIL names it.'),
+  ('APPEND_ONLY', '42501', 'The ledger is append-only: rows cannot be updated, deleted or truncated.');
+
+-- Raises the catalogued error `code`. DETAIL is a JSON object of specifics for programs.
+create function inventory.raise_error(code text, message text, detail jsonb default null)
+returns void
+language plpgsql stable
+set search_path = ''
+as $$
+declare
+  v_sqlstate text;
+begin
+  select e.sqlstate into v_sqlstate from inventory.error_codes e where e.code = raise_error.code;
+  if v_sqlstate is null then
+    raise exception 'unknown pyinv error code %', raise_error.code using errcode = 'XX000';
+  end if;
+  raise exception using
+    errcode = v_sqlstate,
+    message = raise_error.message,
+    detail = coalesce(raise_error.detail, '{}'::jsonb)::text,
+    hint = raise_error.code;
+end
+$$;
+comment on function inventory.raise_error(text, text, jsonb) is 'Raises a catalogued pyinv error: SQLSTATE from inventory.error_codes, HINT = code, DETAIL = JSON specifics.';
+
+-- Largest quantity accepted in one call; far below numeric(19,4)'s limit so sums cannot overflow.
+create function inventory.max_quantity() returns numeric
+language sql immutable parallel safe
+set search_path = ''
+as $$ select 1000000000000::numeric $$;
+comment on function inventory.max_quantity() is 'Largest quantity accepted by one call (1e12).';
+
+create function inventory.quantity_is_valid(quantity numeric) returns boolean
+language sql immutable parallel safe
+set search_path = ''
+as $$
+  select quantity_is_valid.quantity is not null
+     and quantity_is_valid.quantity <> 'NaN'::numeric
+     and quantity_is_valid.quantity > 0
+     and quantity_is_valid.quantity <= inventory.max_quantity()
+     and quantity_is_valid.quantity = pg_catalog.round(quantity_is_valid.quantity, 4)
+$$;
+comment on function inventory.quantity_is_valid(numeric) is 'Whether a quantity is finite, > 0, <= 1e12 and has at most 4 decimals.';
+
+-- Validates a quantity argument; returns it unchanged so it can be used inline.
+create function inventory.check_quantity(quantity numeric, argument text default 'quantity')
+returns numeric
+language plpgsql stable
+set search_path = ''
+as $$
+begin
+  if not inventory.quantity_is_valid(check_quantity.quantity) then
+    perform inventory.raise_error('INVALID_QUANTITY',
+      pg_catalog.format('%s must be greater than 0 and at most 1e12 with at most 4 decimals, got %s',
+                        check_quantity.argument, coalesce(check_quantity.quantity::text, 'null')),
+      pg_catalog.jsonb_build_object('argument', check_quantity.argument,
+                                    'value', check_quantity.quantity::text));
+  end if;
+  return check_quantity.quantity;
+end
+$$;
+comment on function inventory.check_quantity(numeric, text) is 'Raises INVALID_QUANTITY unless the quantity is finite, > 0, <= 1e12 and has at most 4 decimals.';
+
+-- Validates a free-text argument (references, order numbers, reasons): present, trimmed, bounded,
+-- printable. Returns it unchanged.
+create function inventory.check_text(value text, argument text, max_length integer default 200,
+                                     required boolean default true)
+returns text
+language plpgsql stable
+set search_path = ''
+as $$
+begin
+  if check_text.value is null then
+    if check_text.required then
+      perform inventory.raise_error('INVALID_ARGUMENT',
+        pg_catalog.format('%s is required', check_text.argument),
+        pg_catalog.jsonb_build_object('argument', check_text.argument, 'problem', 'missing'));
+    end if;
+    return null;
+  end if;
+  if pg_catalog.length(check_text.value) not between 1 and check_text.max_length
+     or check_text.value <> pg_catalog.btrim(check_text.value)
+     or check_text.value ~ '[[:cntrl:]]' then
+    perform inventory.raise_error('INVALID_ARGUMENT',
+      pg_catalog.format('%s must be 1 to %s printable characters without surrounding spaces',
+                        check_text.argument, check_text.max_length),
+      pg_catalog.jsonb_build_object('argument', check_text.argument, 'problem', 'malformed'));
+  end if;
+  return check_text.value;
+end
+$$;
+comment on function inventory.check_text(text, text, integer, boolean) is 'Raises INVALID_ARGUMENT unless the text is present (when required), 1..max_length printable characters, trimmed.';
+
+create function inventory.check_unit_cost(unit_cost numeric) returns numeric
+language plpgsql stable
+set search_path = ''
+as $$
+begin
+  if check_unit_cost.unit_cost is not null
+     and (check_unit_cost.unit_cost = 'NaN'::numeric or check_unit_cost.unit_cost < 0
+          or check_unit_cost.unit_cost > inventory.max_quantity()
+          or check_unit_cost.unit_cost <> pg_catalog.round(check_unit_cost.unit_cost, 4)) then
+    perform inventory.raise_error('INVALID_ARGUMENT',
+      'unit_cost must be between 0 and 1e12 with at most 4 decimals',
+      pg_catalog.jsonb_build_object('argument', 'unit_cost', 'problem', 'out of range'));
+  end if;
+  return check_unit_cost.unit_cost;
+end
+$$;
+comment on function inventory.check_unit_cost(numeric) is 'Raises INVALID_ARGUMENT unless the cost is null or between 0 and 1e12 with at most 4 decimals.';
+
+-- 20_catalog.sql
+-- Settings, identity, items and locations.
+
+create table inventory.settings (
+  singleton boolean primary key default true,
+  default_reservation_ttl interval default interval '24 hours',
+  gateway_roles text[] not null default array['authenticator'],
+  constraint settings_singleton_check check (singleton),
+  constraint settings_default_reservation_ttl_check
+    check (default_reservation_ttl is null
+           or (default_reservation_ttl > interval '0' and default_reservation_ttl <= interval '366 days'))
+);
+comment on table inventory.settings is 'Engine settings (one row).';
+comment on column inventory.settings.singleton is 'Always true: the table holds exactly one row.';
+comment on column inventory.settings.default_reservation_ttl is 'Lifetime of a hold when reserve_* is called without expires_in; null means holds do not expire by default.';
+comment on column inventory.settings.gateway_roles is 'Login roles (PostgREST''s authenticator) whose request.jwt.claims are trusted for the acting user.';
+insert into inventory.settings default values;
+
+-- The acting user: the JWT subject when the login is a trusted gateway (PostgREST), else the login.
+-- Claims set by any other login are ignored, so they cannot be spoofed.
+create function inventory.current_actor() returns text
+language sql stable security definer
+set search_path = ''
+as $$
+  select coalesce(
+    case when session_user::text = any (s.gateway_roles)
+         then nullif(pg_catalog.current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub'
+    end,
+    session_user::text)
+  from inventory.settings s
+$$;
+comment on function inventory.current_actor() is 'Acting user: JWT sub under a trusted gateway login, otherwise session_user.';
+
+create table inventory.items (
+  item_id bigint generated always as identity primary key,
+  sku text not null constraint items_sku_key unique,
+  name text not null,
+  unit_of_measure text not null default 'each',
+  unit_cost numeric(19, 4),
+  status text not null default 'active',
+  track_lots boolean not null default false,
+  created_by text not null,
+  created_at timestamptz not null default pg_catalog.now(),
+  updated_at timestamptz not null default pg_catalog.now(),
+  deleted_at timestamptz,
+  constraint items_sku_format_check check (sku ~ '^[A-Za-z0-9][A-Za-z0-9._:/#+-]{0,63}$'),
+  constraint items_name_check
+    check (pg_catalog.length(name) between 1 and 200 and name = pg_catalog.btrim(name) and name !~ '[[:cntrl:]]'),
+  constraint items_unit_of_measure_check check (unit_of_measure ~ '^[a-z][a-z0-9_]{0,19}$'),
+  constraint items_unit_cost_check check (unit_cost >= 0 and unit_cost <> 'NaN'::numeric),
+  constraint items_status_check check (status in ('active', 'on_hold', 'discontinued'))
+);
+comment on table inventory.items is 'Catalogue of stock-keeping units.';
+comment on column inventory.items.item_id is 'Surrogate key.';
+comment on column inventory.items.sku is 'Stock-keeping unit: 1-64 characters, letters, digits and . _ : / # + -, unique.';
+comment on column inventory.items.name is 'Human-readable name.';
+comment on column inventory.items.unit_of_measure is 'Unit the quantities are counted in (each, kg, m, ...).';
+comment on column inventory.items.unit_cost is 'Moving-average unit cost, updated by receive_stock when a cost is given.';
+comment on column inventory.items.status is 'active (sellable), on_hold (no new holds) or discontinued (no new holds, no receipts).';
+comment on column inventory.items.track_lots is 'Whether stock of this item is tracked by lot.';
+comment on column inventory.items.created_by is 'Acting user who created the item.';
+comment on column inventory.items.created_at is 'When the item was created.';
+comment on column inventory.items.updated_at is 'When the item last changed.';
+comment on column inventory.items.deleted_at is 'Soft delete: a deleted item is treated as unknown by every function.';
+
+create table inventory.locations (
+  location_id bigint generated always as identity primary key,
+  code text not null constraint locations_code_key unique,
+  name text not null,
+  created_by text not null,
+  created_at timestamptz not null default pg_catalog.now(),
+  constraint locations_code_format_check check (code ~ '^[A-Za-z0-9][A-Za-z0-9._:/#+-]{0,63}$'),
+  constraint locations_name_check
+    check (pg_catalog.length(name) between 1 and 200 and name = pg_catalog.btrim(name) and name !~ '[[:cntrl:]]')
+);
+comment on table inventory.locations is 'Places stock is kept (warehouses, stores, bins).';
+comment on column inventory.locations.location_id is 'Surrogate key.';
+comment on column inventory.locations.code is 'Short unique code used by the API (e.g. main).';
+comment on column inventory.locations.name is 'Human-readable name.';
+comment on column inventory.locations.created_by is 'Acting user who created the location.';
+comment on column inventory.locations.created_at is 'When the location was created.';
+
+insert into inventory.locations (code, name, created_by) values ('main', 'Main warehouse', 'pyinv');
+
+-- Lookups that raise the catalogued not-found errors.
+create function inventory.item_for_sku(sku text, out item_id bigint, out status text)
+language plpgsql stable
+set search_path = ''
+as $$
+begin
+  perform inventory.check_text(item_for_sku.sku, 'sku', 64);
+  select i.item_id, i.status into item_for_sku.item_id, item_for_sku.status
+    from inventory.items i
+   where i.sku = item_for_sku.sku and i.deleted_at is null;
+  if not found then
+    perform inventory.raise_error('PRODUCT_NOT_FOUND',
+      pg_catalog.format('no item with SKU %L', item_for_sku.sku),
+      pg_catalog.jsonb_build_object('sku', item_for_sku.sku));
+  end if;
+end
+$$;
+comment on function inventory.item_for_sku(text) is 'item_id and status of a live item; raises PRODUCT_NOT_FOUND.';
+
+create function inventory.location_for_code(code text) returns bigint
+language plpgsql stable
+set search_path = ''
+as $$
+declare
+  v_location_id bigint;
+begin
+  perform inventory.check_text(location_for_code.code, 'location', 64);
+  select l.location_id into v_location_id from inventory.locations l where l.code = location_for_code.code;
+  if not found then
+    perform inventory.raise_error('LOCATION_NOT_FOUND',
+      pg_catalog.format('no location with code %L', location_for_code.code),
+      pg_catalog.jsonb_build_object('location', location_for_code.code));
+  end if;
+  return v_location_id;
+end
+$$;
+comment on function inventory.location_for_code(text) is 'location_id of a location code; raises LOCATION_NOT_FOUND.';
+
+-- 30_stock_and_ledger.sql
+-- Stock levels and the append-only ledger that proves them.
+--
+-- Every change of on_hand or reserved, whoever makes it (an API function, a DBA in psql), passes
+-- through the BEFORE trigger on stock_levels, which appends the movement to the ledger in the same
+-- transaction. API functions describe the movement in the transient column pending_movement; the
+-- trigger consumes it and clears it, so it is never stored. A change without a description is
+-- recorded as an ADJUST by the acting user.
+
+create table inventory.stock_levels (
+  item_id bigint not null references inventory.items (item_id),
+  location_id bigint not null references inventory.locations (location_id),
+  on_hand numeric(19, 4) not null default 0,
+  reserved numeric(19, 4) not null default 0,
+  available numeric(19, 4) generated always as (on_hand - reserved) stored,
+  version bigint not null default 1,
+  updated_at timestamptz not null default pg_catalog.now(),
+  pending_movement jsonb,
+  primary key (item_id, location_id),
+  constraint stock_levels_on_hand_check check (on_hand >= 0 and on_hand <> 'NaN'::numeric),
+  constraint stock_levels_reserved_check check (reserved >= 0 and reserved <> 'NaN'::numeric),
+  constraint stock_levels_reserved_within_on_hand_check check (reserved <= on_hand),
+  constraint stock_levels_pending_movement_check check (pending_movement is null)
+) with (fillfactor = 70);
+create index stock_levels_location_id_idx on inventory.stock_levels (location_id);
+comment on table inventory.stock_levels is 'Quantity of each item at each location. Changed only through the ledger trigger.';
+comment on column inventory.stock_levels.item_id is 'The item.';
+comment on column inventory.stock_levels.location_id is 'The location.';
+comment on column inventory.stock_levels.on_hand is 'Units physically present.';
+comment on column inventory.stock_levels.reserved is 'Units held by active reservations (including overdue holds not yet swept).';
+comment on column inventory.stock_levels.available is 'on_hand - reserved (generated).';
+comment on column inventory.stock_levels.version is 'Incremented on every movement; usable for compare-and-set.';
+comment on column inventory.stock_levels.updated_at is 'Time of the last movement.';
+comment on column inventory.stock_levels.pending_movement is 'Transient description of the movement being written (type, reason, reference...); consumed and cleared by the ledger trigger, never stored.';
+
+create table inventory.ledger (
+  movement_id bigint generated always as identity primary key,
+  movement_type text not null,
+  item_id bigint not null,
+  location_id bigint not null,
+  on_hand_delta numeric(19, 4) not null,
+  reserved_delta numeric(19, 4) not null,
+  on_hand_before numeric(19, 4) not null,
+  on_hand_after numeric(19, 4) not null,
+  reserved_before numeric(19, 4) not null,
+  reserved_after numeric(19, 4) not null,
+  actor text not null,
+  reason text,
+  reference text,
+  idempotency_key text,
+  related_movement_id bigint,
+  reservation_id bigint,
+  metadata jsonb not null default '{}'::jsonb,
+  created_at timestamptz not null default pg_catalog.now(),
+  transaction_id xid8 not null default pg_catalog.pg_current_xact_id(),
+  constraint ledger_movement_type_check check (movement_type in
+    ('RECEIVE', 'RESERVE', 'RELEASE', 'EXPIRE', 'SHIP', 'RETURN', 'ADJUST', 'TRANSFER_OUT', 'TRANSFER_IN')),
+  constraint ledger_arithmetic_check check (on_hand_after = on_hand_before + on_hand_delta
+                                            and reserved_after = reserved_before + reserved_delta),
+  constraint ledger_moves_something_check check (on_hand_delta <> 0 or reserved_delta <> 0)
+);
+create index ledger_level_idx on inventory.ledger (item_id, location_id, movement_id);
+comment on table inventory.ledger is 'Append-only record of every stock movement; stock_levels equal the sum of its deltas.';
+comment on column inventory.ledger.movement_id is 'Monotonic id; orders movements of one stock level.';
+comment on column inventory.ledger.movement_type is 'RECEIVE, RESERVE, RELEASE, EXPIRE, SHIP, RETURN, ADJUST, TRANSFER_OUT or TRANSFER_IN.';
+comment on column inventory.ledger.item_id is 'The item moved.';
+comment on column inventory.ledger.location_id is 'Where it moved.';
+comment on column inventory.ledger.on_hand_delta is 'Change of on_hand.';
+comment on column inventory.ledger.reserved_delta is 'Change of reserved.';
+comment on column inventory.ledger.on_hand_before is 'on_hand before the movement.';
+comment on column inventory.ledger.on_hand_after is 'on_hand after the movement.';
+comment on column inventory.ledger.reserved_before is 'reserved before the movement.';
+comment on column inventory.ledger.reserved_after is 'reserved after the movement.';
+comment on column inventory.ledger.actor is 'Acting user (JWT sub under PostgREST, else the login).';
+comment on column inventory.ledger.reason is 'Why the stock moved.';
+comment on column inventory.ledger.reference is 'Business reference: order number, receipt, ...';
+comment on column inventory.ledger.idempotency_key is 'Idempotency key of the call that caused the movement.';
+comment on column inventory.ledger.related_movement_id is 'Linked movement (e.g. the other half of a transfer).';
+comment on column inventory.ledger.reservation_id is 'The reservation moved, when exactly one.';
+comment on column inventory.ledger.metadata is 'Free-form details (reservation ids of aggregated movements, unit cost, ...).';
+comment on column inventory.ledger.created_at is 'Transaction time of the movement.';
+comment on column inventory.ledger.transaction_id is 'Id of the writing transaction.';
+
+create function inventory.record_stock_movement() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  v_movement jsonb := coalesce(new.pending_movement, '{}'::jsonb);
+begin
+  new.pending_movement := null;
+  if tg_op = 'INSERT' then
+    -- Levels are born empty and filled by an UPDATE, so that an INSERT ... ON CONFLICT DO UPDATE
+    -- (whose BEFORE INSERT trigger fires even when the row then conflicts) cannot record a
+    -- movement twice.
+    if new.on_hand <> 0 or new.reserved <> 0 then
+      perform inventory.raise_error('INVALID_ARGUMENT',
+        'stock levels are created empty; add stock with receive_stock or an UPDATE, which the ledger records',
+        pg_catalog.jsonb_build_object('argument', 'on_hand', 'problem', 'must start at 0'));
+    end if;
+    new.version := 1;
+    return new;
+  end if;
+  new.version := old.version + 1;
+  if new.on_hand = old.on_hand and new.reserved = old.reserved then
+    return new;
+  end if;
+  new.updated_at := pg_catalog.now();
+  insert into inventory.ledger (
+    movement_type, item_id, location_id,
+    on_hand_delta, reserved_delta, on_hand_before, on_hand_after, reserved_before, reserved_after,
+    actor, reason, reference, idempotency_key, related_movement_id, reservation_id, metadata)
+  values (
+    coalesce(v_movement ->> 'type', 'ADJUST'),
+    new.item_id, new.location_id,
+    new.on_hand - old.on_hand, new.reserved - old.reserved,
+    old.on_hand, new.on_hand, old.reserved, new.reserved,
+    inventory.current_actor(),
+    case when v_movement = '{}'::jsonb then 'direct change of inventory.stock_levels' else v_movement ->> 'reason' end,
+    v_movement ->> 'reference',
+    v_movement ->> 'idempotency_key',
+    (v_movement ->> 'related_movement_id')::bigint,
+    (v_movement ->> 'reservation_id')::bigint,
+    coalesce(v_movement -> 'metadata', '{}'::jsonb));
+  return new;
+end
+$$;
+comment on function inventory.record_stock_movement() is 'Trigger: appends every change of a stock level to the ledger, described by pending_movement.';
+
+create trigger stock_levels_record_movement
+  before insert or update on inventory.stock_levels
+  for each row execute function inventory.record_stock_movement();
+alter table inventory.stock_levels enable always trigger stock_levels_record_movement;
+
+-- A stock level holding stock cannot disappear: its units would vanish from the books.
+create function inventory.forbid_stock_level_delete() returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  if tg_op = 'TRUNCATE' or old.on_hand <> 0 or old.reserved <> 0 then
+    perform inventory.raise_error('APPEND_ONLY',
+      'stock levels holding stock cannot be deleted; move the stock out through the API first',
+      null);
+  end if;
+  return old;
+end
+$$;
+comment on function inventory.forbid_stock_level_delete() is 'Trigger: refuses to delete stock levels that hold stock, and any TRUNCATE.';
+create trigger stock_levels_forbid_delete
+  before delete on inventory.stock_levels
+  for each row execute function inventory.forbid_stock_level_delete();
+create trigger stock_levels_forbid_truncate
+  before truncate on inventory.stock_levels
+  for each statement execute function inventory.forbid_stock_level_delete();
+alter table inventory.stock_levels enable always trigger stock_levels_forbid_delete;
+alter table inventory.stock_levels enable always trigger stock_levels_forbid_truncate;
+
+create function inventory.forbid_ledger_change() returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  perform inventory.raise_error('APPEND_ONLY',
+    pg_catalog.format('%s is append-only: %s is not allowed; record a reversing movement instead',
+                      tg_table_name, pg_catalog.lower(tg_op)),
+    pg_catalog.jsonb_build_object('table', tg_table_name, 'operation', tg_op));
+  return null;
+end
+$$;
+comment on function inventory.forbid_ledger_change() is 'Trigger: refuses UPDATE, DELETE and TRUNCATE on append-only tables.';
+create trigger ledger_forbid_change
+  before update or delete on inventory.ledger
+  for each row execute function inventory.forbid_ledger_change();
+create trigger ledger_forbid_truncate
+  before truncate on inventory.ledger
+  for each statement execute function inventory.forbid_ledger_change();
+alter table inventory.ledger enable always trigger ledger_forbid_change;
+alter table inventory.ledger enable always trigger ledger_forbid_truncate;
+
+-- 31_reservations_returns_keys.sql
+-- Reservations (holds), customer returns and idempotency keys.
+--
+-- Holds and returns refer to items and locations without foreign keys on purpose: an FK check
+-- share-locks the parent row, and every hold of the busiest location would then pile multixact
+-- locks on one locations row. The API functions resolve and check both ids before writing.
+
+create table inventory.reservations (
+  reservation_id bigint generated by default as identity primary key,
+  order_ref text not null,
+  item_id bigint not null,
+  location_id bigint not null,
+  quantity numeric(19, 4) not null,
+  quantity_fulfilled numeric(19, 4) not null default 0,
+  status text not null default 'ACTIVE',
+  expires_at timestamptz,
+  created_by text not null,
+  created_at timestamptz not null default pg_catalog.now(),
+  closed_at timestamptz,
+  constraint reservations_quantity_check check (quantity > 0 and quantity <> 'NaN'::numeric),
+  constraint reservations_quantity_fulfilled_check check (quantity_fulfilled >= 0 and quantity_fulfilled <= quantity),
+  constraint reservations_status_check check (status in ('ACTIVE', 'FULFILLED', 'CANCELLED', 'EXPIRED')),
+  constraint reservations_closed_at_check check ((status = 'ACTIVE') = (closed_at is null)),
+  constraint reservations_fulfilled_check check (status <> 'FULFILLED' or quantity_fulfilled = quantity)
+);
+create index reservations_order_ref_idx on inventory.reservations (order_ref, item_id);
+create index reservations_active_expiry_idx on inventory.reservations (expires_at) where status = 'ACTIVE';
+create index reservations_active_level_idx on inventory.reservations (item_id, location_id, expires_at)
+  where status = 'ACTIVE';
+comment on table inventory.reservations is 'Holds of stock for orders: ACTIVE until fulfilled, cancelled or expired, each at most once.';
+comment on column inventory.reservations.reservation_id is 'Surrogate key.';
+comment on column inventory.reservations.order_ref is 'The order the stock is held for.';
+comment on column inventory.reservations.item_id is 'The item held.';
+comment on column inventory.reservations.location_id is 'Where it is held.';
+comment on column inventory.reservations.quantity is 'Units held when the hold was made.';
+comment on column inventory.reservations.quantity_fulfilled is 'Units shipped from this hold so far.';
+comment on column inventory.reservations.status is 'ACTIVE, FULFILLED, CANCELLED or EXPIRED.';
+comment on column inventory.reservations.expires_at is 'When the hold lapses; null = never. An overdue hold stops counting at once, before the sweeper runs.';
+comment on column inventory.reservations.created_by is 'Acting user who made the hold.';
+comment on column inventory.reservations.created_at is 'When the hold was made.';
+comment on column inventory.reservations.closed_at is 'When the hold left ACTIVE.';
+
+create table inventory.returns (
+  return_id bigint generated always as identity primary key,
+  order_ref text not null,
+  item_id bigint not null,
+  location_id bigint not null,
+  quantity numeric(19, 4) not null,
+  reason text not null,
+  restocked boolean not null,
+  movement_id bigint,
+  created_by text not null,
+  created_at timestamptz not null default pg_catalog.now(),
+  constraint returns_quantity_check check (quantity > 0 and quantity <> 'NaN'::numeric),
+  constraint returns_restocked_movement_check check (restocked = (movement_id is not null))
+);
+create index returns_order_ref_idx on inventory.returns (order_ref, item_id);
+comment on table inventory.returns is 'Units customers sent back, restocked or not.';
+comment on column inventory.returns.return_id is 'Surrogate key.';
+comment on column inventory.returns.order_ref is 'The order the units were shipped for.';
+comment on column inventory.returns.item_id is 'The item returned.';
+comment on column inventory.returns.location_id is 'Where the units came back to.';
+comment on column inventory.returns.quantity is 'Units returned.';
+comment on column inventory.returns.reason is 'Why they came back.';
+comment on column inventory.returns.restocked is 'Whether the units went back on hand.';
+comment on column inventory.returns.movement_id is 'The RETURN ledger movement, when restocked.';
+comment on column inventory.returns.created_by is 'Acting user who recorded the return.';
+comment on column inventory.returns.created_at is 'When the return was recorded.';
+
+create table inventory.idempotency_keys (
+  idempotency_key text primary key,
+  operation text not null,
+  request jsonb not null,
+  response jsonb,
+  actor text not null,
+  created_at timestamptz not null default pg_catalog.now(),
+  constraint idempotency_keys_key_check check (pg_catalog.length(idempotency_key) between 1 and 200)
+);
+comment on table inventory.idempotency_keys is 'Idempotency keys, stored in the same transaction as their effect, with the original response for replays.';
+comment on column inventory.idempotency_keys.idempotency_key is 'Client-chosen key, unique across operations.';
+comment on column inventory.idempotency_keys.operation is 'API function that used the key.';
+comment on column inventory.idempotency_keys.request is 'Normalised arguments; a retry must match them.';
+comment on column inventory.idempotency_keys.response is 'Original result, returned again on replay.';
+comment on column inventory.idempotency_keys.actor is 'Acting user of the original call.';
+comment on column inventory.idempotency_keys.created_at is 'When the key was first used.';
+
+-- Claims an idempotency key for this transaction. Returns null when the key is new (the caller
+-- performs the effect), or the stored response when the same request was already made (the caller
+-- returns it and moves nothing). A concurrent call with the same key waits on the unique index
+-- until the first commits, then replays. A rejected call rolls back with its key: the key is not
+-- burned, so the client may retry it once the cause is fixed.
+create function inventory.claim_idempotency_key(idempotency_key text, operation text, request jsonb,
+                                                response jsonb default null)
+returns jsonb
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  v_stored inventory.idempotency_keys;
+begin
+  perform inventory.check_text(claim_idempotency_key.idempotency_key, 'idempotency_key', 200);
+  insert into inventory.idempotency_keys as k (idempotency_key, operation, request, response, actor)
+  values (claim_idempotency_key.idempotency_key, claim_idempotency_key.operation,
+          claim_idempotency_key.request, claim_idempotency_key.response, inventory.current_actor())
+  on conflict do nothing;
+  if found then
+    return null;
+  end if;
+  select * into v_stored from inventory.idempotency_keys k
+   where k.idempotency_key = claim_idempotency_key.idempotency_key;
+  if v_stored.operation <> claim_idempotency_key.operation or v_stored.request <> claim_idempotency_key.request then
+    perform inventory.raise_error('IDEMPOTENCY_CONFLICT',
+      pg_catalog.format('idempotency key %L was already used for a different %s call',
+                        claim_idempotency_key.idempotency_key, v_stored.operation),
+      pg_catalog.jsonb_build_object('idempotency_key', claim_idempotency_key.idempotency_key,
+                                    'operation', v_stored.operation));
+  end if;
+  return v_stored.response;
+end
+$$;
+comment on function inventory.claim_idempotency_key(text, text, jsonb, jsonb) is 'Claims a key: null when new, the stored response on a matching replay; raises IDEMPOTENCY_CONFLICT when the arguments differ.';
+
+create function inventory.complete_idempotency_key(idempotency_key text, response jsonb)
+returns void
+language sql volatile
+set search_path = ''
+as $$
+  update inventory.idempotency_keys k set response = complete_idempotency_key.response
+   where k.idempotency_key = complete_idempotency_key.idempotency_key;
+$$;
+comment on function inventory.complete_idempotency_key(text, jsonb) is 'Stores the response of a call that claimed the key, for later replays.';
+
+-- 40_api_types.sql
+-- Result types of the API functions. Public functions return public types, never private row types.
+
+create type inventory_api.item as (
+  sku text, name text, unit_of_measure text, unit_cost numeric, status text, track_lots boolean,
+  created_at timestamptz, updated_at timestamptz);
+comment on type inventory_api.item is 'An item of the catalogue.';
+
+create type inventory_api.location as (code text, name text, created_at timestamptz);
+comment on type inventory_api.location is 'A stock location.';
+
+create type inventory_api.stock_level as (
+  sku text, location text, on_hand numeric, reserved numeric, available numeric, version bigint,
+  updated_at timestamptz);
+comment on type inventory_api.stock_level is 'Quantities of one item at one location after a movement.';
+
+create type inventory_api.reservation as (
+  reservation_id bigint, order_ref text, sku text, location text, quantity numeric,
+  quantity_fulfilled numeric, quantity_open numeric, status text, expires_at timestamptz,
+  created_by text, created_at timestamptz);
+comment on type inventory_api.reservation is 'A hold of stock for an order.';
+
+create type inventory_api.reservation_change as (
+  reservation_id bigint, order_ref text, sku text, location text, movement_type text, quantity numeric,
+  quantity_fulfilled numeric, quantity_open numeric, status text);
+comment on type inventory_api.reservation_change is 'What one call did to one hold: movement_type (SHIP, RELEASE, EXPIRE) and quantity moved, with the hold''s state after.';
+
+create type inventory_api.stock_return as (
+  return_id bigint, order_ref text, sku text, location text, quantity numeric, reason text,
+  restocked boolean, movement_id bigint, created_at timestamptz);
+comment on type inventory_api.stock_return is 'A recorded customer return.';
+
+create type inventory_api.stock_check as (can_fulfill boolean, available numeric, error_code text);
+comment on type inventory_api.stock_check is 'Answer of validate_stock: whether the quantity can be reserved now, and if not, why.';
+
+create type inventory_api.invariant_violation as (
+  invariant text, sku text, location text, expected numeric, actual numeric, detail text);
+comment on type inventory_api.invariant_violation is 'One broken invariant reported by verify_inventory.';
+
+-- Builds the public view of holds from their rows (used after set-based changes).
+create function inventory.reservation_changes(reservation_ids bigint[], movement_types text[], quantities numeric[])
+returns setof inventory_api.reservation_change
+language sql stable
+set search_path = ''
+as $$
+  select r.reservation_id, r.order_ref, i.sku, l.code, c.movement_type, c.quantity, r.quantity_fulfilled,
+         case when r.status = 'ACTIVE' then r.quantity - r.quantity_fulfilled else 0 end, r.status
+    from rows from (pg_catalog.unnest(reservation_changes.reservation_ids),
+                    pg_catalog.unnest(reservation_changes.movement_types),
+                    pg_catalog.unnest(reservation_changes.quantities)) as c (reservation_id, movement_type, quantity)
+    join inventory.reservations r on r.reservation_id = c.reservation_id
+    join inventory.items i on i.item_id = r.item_id
+    join inventory.locations l on l.location_id = r.location_id
+   order by r.reservation_id
+$$;
+comment on function inventory.reservation_changes(bigint[], text[], numeric[]) is 'reservation_change rows for holds changed by the current call.';
+
+-- 41_catalog_functions.sql
+-- Catalogue: items and locations. These are idempotent by their natural key: creating an object that
+-- exists with the same attributes returns it; with other attributes it is ALREADY_EXISTS.
+
+create function inventory.item_result(item_id bigint) returns inventory_api.item
+language sql stable
+set search_path = ''
+as $$
+  select row(i.sku, i.name, i.unit_of_measure, i.unit_cost, i.status, i.track_lots, i.created_at,
+             i.updated_at)::inventory_api.item
+    from inventory.items i where i.item_id = item_result.item_id
+$$;
+comment on function inventory.item_result(bigint) is 'Public view of one item.';
+
+create function inventory.create_item(sku text, name text, unit_of_measure text, unit_cost numeric,
+                                      track_lots boolean)
+returns inventory_api.item
+language plpgsql volatile security definer
+set search_path = ''
+as $$
+declare
+  v_existing inventory.items;
+  v_item_id bigint;
+begin
+  perform inventory.check_text(create_item.sku, 'sku', 64);
+  if create_item.sku !~ '^[A-Za-z0-9][A-Za-z0-9._:/#+-]{0,63}$' then
+    perform inventory.raise_error('INVALID_ARGUMENT',
+      'sku must start with a letter or digit and use only letters, digits and . _ : / # + -',
+      pg_catalog.jsonb_build_object('argument', 'sku', 'problem', 'malformed'));
+  end if;
+  perform inventory.check_text(create_item.name, 'name', 200);
+  if create_item.unit_of_measure is null or create_item.unit_of_measure !~ '^[a-z][a-z0-9_]{0,19}$' then
+    perform inventory.raise_error('INVALID_ARGUMENT',
+      'unit_of_measure must be 1-20 lower-case letters, digits or _, starting with a letter',
+      pg_catalog.jsonb_build_object('argument', 'unit_of_measure', 'problem', 'malformed'));
+  end if;
+  perform inventory.check_unit_cost(create_item.unit_cost);
+  if create_item.track_lots is null then
+    perform inventory.raise_error('INVALID_ARGUMENT', 'track_lots is required',
+      pg_catalog.jsonb_build_object('argument', 'track_lots', 'problem', 'missing'));
+  end if;
+
+  insert into inventory.items (sku, name, unit_of_measure, unit_cost, track_lots, created_by)
+  values (create_item.sku, create_item.name, create_item.unit_of_measure, create_item.unit_cost,
+          create_item.track_lots, inventory.current_actor())
+  on conflict on constraint items_sku_key do nothing
+  returning item_id into v_item_id;
+  if v_item_id is null then
+    select * into v_existing from inventory.items i where i.sku = create_item.sku;
+    if v_existing.deleted_at is not null
+       or v_existing.name <> create_item.name
+       or v_existing.unit_of_measure <> create_item.unit_of_measure
+       or v_existing.unit_cost is distinct from create_item.unit_cost
+       or v_existing.track_lots <> create_item.track_lots then
+      perform inventory.raise_error('ALREADY_EXISTS',
+        pg_catalog.format('an item with SKU %L already exists with other attributes', create_item.sku),
+        pg_catalog.jsonb_build_object('sku', create_item.sku));
+    end if;
+    v_item_id := v_existing.item_id;
+  end if;
+  return inventory.item_result(v_item_id);
+end
+$$;
+comment on function inventory.create_item(text, text, text, numeric, boolean) is 'Implements inventory_api.create_item.';
+
+create function inventory.set_item_status(sku text, status text)
+returns inventory_api.item
+language plpgsql volatile security definer
+set search_path = ''
+as $$
+declare
+  v_item record;
+begin
+  if set_item_status.status is null or set_item_status.status not in ('active', 'on_hold', 'discontinued') then
+    perform inventory.raise_error('INVALID_ARGUMENT',
+      'status must be active, on_hold or discontinued',
+      pg_catalog.jsonb_build_object('argument', 'status', 'problem', 'not one of active, on_hold, discontinued'));
+  end if;
+  v_item := inventory.item_for_sku(set_item_status.sku);
+  update inventory.items i set status = set_item_status.status, updated_at = pg_catalog.now()
+   where i.item_id = v_item.item_id and i.status <> set_item_status.status;
+  return inventory.item_result(v_item.item_id);
+end
+$$;
+comment on function inventory.set_item_status(text, text) is 'Implements inventory_api.set_item_status.';
+
+create function inventory.create_location(code text, name text)
+returns inventory_api.location
+language plpgsql volatile security definer
+set search_path = ''
+as $$
+declare
+  v_location inventory.locations;
+begin
+  perform inventory.check_text(create_location.code, 'code', 64);
+  if create_location.code !~ '^[A-Za-z0-9][A-Za-z0-9._:/#+-]{0,63}$' then
+    perform inventory.raise_error('INVALID_ARGUMENT',
+      'code must start with a letter or digit and use only letters, digits and . _ : / # + -',
+      pg_catalog.jsonb_build_object('argument', 'code', 'problem', 'malformed'));
+  end if;
+  perform inventory.check_text(create_location.name, 'name', 200);
+  insert into inventory.locations (code, name, created_by)
+  values (create_location.code, create_location.name, inventory.current_actor())
+  on conflict on constraint locations_code_key do nothing
+  returning * into v_location;
+  if v_location.location_id is null then
+    select * into v_location from inventory.locations l where l.code = create_location.code;
+    if v_location.name <> create_location.name then
+      perform inventory.raise_error('ALREADY_EXISTS',
+        pg_catalog.format('a location with code %L already exists with another name', create_location.code),
+        pg_catalog.jsonb_build_object('location', create_location.code));
+    end if;
+  end if;
+  return row(v_location.code, v_location.name, v_location.created_at)::inventory_api.location;
+end
+$$;
+comment on function inventory.create_location(text, text) is 'Implements inventory_api.create_location.';
+
+-- 42_receive.sql
+-- Receiving stock.
+
+-- Adds to on_hand of one level, creating the level (empty) on first use; the ledger trigger records
+-- the movement described by `movement`.
+create function inventory.add_on_hand(item_id bigint, location_id bigint, quantity numeric, movement jsonb)
+returns inventory.stock_levels
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  v_level inventory.stock_levels;
+begin
+  update inventory.stock_levels s
+     set on_hand = s.on_hand + add_on_hand.quantity, pending_movement = add_on_hand.movement
+   where s.item_id = add_on_hand.item_id and s.location_id = add_on_hand.location_id
+  returning * into v_level;
+  if not found then
+    insert into inventory.stock_levels (item_id, location_id)
+    values (add_on_hand.item_id, add_on_hand.location_id)
+    on conflict do nothing;
+    update inventory.stock_levels s
+       set on_hand = s.on_hand + add_on_hand.quantity, pending_movement = add_on_hand.movement
+     where s.item_id = add_on_hand.item_id and s.location_id = add_on_hand.location_id
+    returning * into v_level;
+  end if;
+  return v_level;
+end
+$$;
+comment on function inventory.add_on_hand(bigint, bigint, numeric, jsonb) is 'Adds units on hand at one level (created empty on first use), recording the described movement.';
+
+create function inventory.receive_stock(sku text, quantity numeric, location text, reference text,
+                                        unit_cost numeric, idempotency_key text)
+returns inventory_api.stock_level
+language plpgsql volatile security definer
+set search_path = ''
+as $$
+declare
+  v_item record;
+  v_location_id bigint;
+  v_level inventory.stock_levels;
+  v_result inventory_api.stock_level;
+  v_replay jsonb;
+begin
+  v_item := inventory.item_for_sku(receive_stock.sku);
+  perform inventory.check_quantity(receive_stock.quantity);
+  v_location_id := inventory.location_for_code(receive_stock.location);
+  perform inventory.check_text(receive_stock.reference, 'reference', 200, required => false);
+  perform inventory.check_unit_cost(receive_stock.unit_cost);
+  if v_item.status = 'discontinued' then
+    perform inventory.raise_error('PRODUCT_UNAVAILABLE',
+      pg_catalog.format('item %s is discontinued and cannot be received', receive_stock.sku),
+      pg_catalog.jsonb_build_object('sku', receive_stock.sku, 'status', v_item.status));
+  end if;
+  if receive_stock.idempotency_key is not null then
+    v_replay := inventory.claim_idempotency_key(receive_stock.idempotency_key, 'receive_stock',
+      pg_catalog.jsonb_build_object('sku', receive_stock.sku, 'quantity', receive_stock.quantity,
+        'location', receive_stock.location, 'reference', receive_stock.reference,
+        'unit_cost', receive_stock.unit_cost));
+    if v_replay is not null then
+      return pg_catalog.jsonb_populate_record(null::inventory_api.stock_level, v_replay);
+    end if;
+  end if;
+
+  v_level := inventory.add_on_hand(v_item.item_id, v_location_id, receive_stock.quantity,
+    pg_catalog.jsonb_build_object('type', 'RECEIVE', 'reason', 'receipt',
+      'reference', receive_stock.reference, 'idempotency_key', receive_stock.idempotency_key,
+      'metadata', pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('unit_cost', receive_stock.unit_cost))));
+
+  if receive_stock.unit_cost is not null then
+    -- Moving-average cost over all units on hand, this receipt included.
+    update inventory.items i
+       set unit_cost = case
+             when i.unit_cost is null or t.total <= receive_stock.quantity then receive_stock.unit_cost
+             else pg_catalog.round((i.unit_cost * (t.total - receive_stock.quantity)
+                                    + receive_stock.unit_cost * receive_stock.quantity) / t.total, 4)
+           end,
+           updated_at = pg_catalog.now()
+      from (select pg_catalog.sum(s.on_hand) as total from inventory.stock_levels s
+             where s.item_id = v_item.item_id) t
+     where i.item_id = v_item.item_id;
+  end if;
+
+  v_result := row(receive_stock.sku, receive_stock.location, v_level.on_hand, v_level.reserved,
+                  v_level.available, v_level.version, v_level.updated_at)::inventory_api.stock_level;
+  if receive_stock.idempotency_key is not null then
+    perform inventory.complete_idempotency_key(receive_stock.idempotency_key, pg_catalog.to_jsonb(v_result));
+  end if;
+  return v_result;
+end
+$$;
+comment on function inventory.receive_stock(text, numeric, text, text, numeric, text) is 'Implements inventory_api.receive_stock.';
+
+-- 43_holds.sql
+-- Resolving holds: shipping, releasing and expiring them, shared by fulfil, cancel and the sweeper.
+--
+-- Lock order, everywhere: holds first (one statement), then stock levels by (item_id, location_id).
+-- Reservations of new holds need no lock. Following this order, no two pyinv calls can deadlock.
+
+create type inventory.hold_move as (
+  reservation_id bigint, item_id bigint, location_id bigint, movement_type text, quantity numeric);
+comment on type inventory.hold_move is 'One change to one hold: SHIP, RELEASE or EXPIRE of quantity units.';
+
+-- When a hold made now with `expires_in` lapses (the configured default when null).
+create function inventory.hold_expiry(expires_in interval) returns timestamptz
+language plpgsql stable
+set search_path = ''
+as $$
+begin
+  if hold_expiry.expires_in is null then
+    return pg_catalog.now() + (select s.default_reservation_ttl from inventory.settings s);
+  end if;
+  if hold_expiry.expires_in <= interval '0' or hold_expiry.expires_in > interval '366 days' then
+    perform inventory.raise_error('INVALID_ARGUMENT',
+      'expires_in must be greater than 0 and at most 366 days',
+      pg_catalog.jsonb_build_object('argument', 'expires_in', 'problem', 'out of range',
+                                    'value', hold_expiry.expires_in::text));
+  end if;
+  return pg_catalog.now() + hold_expiry.expires_in;
+end
+$$;
+comment on function inventory.hold_expiry(interval) is 'Expiry time of a hold made now; the configured default TTL when expires_in is null.';
+
+-- Applies hold moves set-wise: updates the holds, then every affected stock level once per
+-- movement type, locking the levels in the global order first. The ledger gets one row per level
+-- and type, listing the reservations it covers.
+create function inventory.apply_hold_moves(moves inventory.hold_move[], reference text, reason text,
+                                           idempotency_key text)
+returns void
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  v_type text;
+begin
+  perform from inventory.stock_levels s
+    join (select distinct m.item_id, m.location_id from pg_catalog.unnest(apply_hold_moves.moves) m) l
+      on s.item_id = l.item_id and s.location_id = l.location_id
+   order by s.item_id, s.location_id
+     for update of s;
+
+  update inventory.reservations r
+     set quantity_fulfilled = r.quantity_fulfilled + case when m.movement_type = 'SHIP' then m.quantity else 0 end,
+         status = case
+           when m.movement_type = 'RELEASE' then 'CANCELLED'
+           when m.movement_type = 'EXPIRE' then 'EXPIRED'
+           when r.quantity_fulfilled + m.quantity = r.quantity then 'FULFILLED'
+           else 'ACTIVE' end,
+         closed_at = case
+           when m.movement_type = 'SHIP' and r.quantity_fulfilled + m.quantity < r.quantity then null
+           else pg_catalog.now() end
+    from pg_catalog.unnest(apply_hold_moves.moves) m
+   where r.reservation_id = m.reservation_id and m.quantity > 0;
+
+  -- One statement per movement type: a level may get both a SHIP and a RELEASE in one call, and
+  -- a row can be updated only once per statement. Each becomes its own ledger movement.
+  foreach v_type in array array['SHIP', 'RELEASE', 'EXPIRE'] loop
+    update inventory.stock_levels s
+       set on_hand = s.on_hand - case when v_type = 'SHIP' then g.quantity else 0 end,
+           reserved = s.reserved - g.quantity,
+           pending_movement = pg_catalog.jsonb_build_object(
+             'type', v_type,
+             'reason', coalesce(apply_hold_moves.reason, case v_type
+                                  when 'SHIP' then 'order shipped'
+                                  when 'RELEASE' then 'reservation cancelled'
+                                  else 'reservation expired' end),
+             'reference', apply_hold_moves.reference,
+             'idempotency_key', apply_hold_moves.idempotency_key,
+             'reservation_id', case when pg_catalog.cardinality(g.reservation_ids) = 1 then g.reservation_ids[1] end,
+             'metadata', pg_catalog.jsonb_build_object('reservation_ids', pg_catalog.to_jsonb(g.reservation_ids)))
+      from (select m.item_id, m.location_id, pg_catalog.sum(m.quantity) as quantity,
+                   pg_catalog.array_agg(m.reservation_id order by m.reservation_id) as reservation_ids
+              from pg_catalog.unnest(apply_hold_moves.moves) m
+             where m.quantity > 0 and m.movement_type = v_type
+             group by m.item_id, m.location_id) g
+     where s.item_id = g.item_id and s.location_id = g.location_id;
+  end loop;
+end
+$$;
+comment on function inventory.apply_hold_moves(inventory.hold_move[], text, text, text) is 'Ships, releases or expires holds set-wise and records one ledger movement per level and type.';
+
+-- Locks the active holds of an order (optionally of one item) in id order and describes them as
+-- moves of their whole open quantity: EXPIRE for overdue holds, movement_type null for live ones.
+create function inventory.lock_order_holds(order_ref text, item_id bigint)
+returns inventory.hold_move[]
+language sql volatile
+set search_path = ''
+as $$
+  select pg_catalog.array_agg(row(h.reservation_id, h.item_id, h.location_id,
+                                  case when h.expires_at <= pg_catalog.now() then 'EXPIRE' end,
+                                  h.quantity - h.quantity_fulfilled)::inventory.hold_move
+                              order by h.reservation_id)
+    from (select r.reservation_id, r.item_id, r.location_id, r.expires_at, r.quantity, r.quantity_fulfilled
+            from inventory.reservations r
+           where r.order_ref = lock_order_holds.order_ref and r.status = 'ACTIVE'
+             and (lock_order_holds.item_id is null or r.item_id = lock_order_holds.item_id)
+           order by r.reservation_id
+             for update) h
+$$;
+comment on function inventory.lock_order_holds(text, bigint) is 'Locks an order''s active holds and returns them as moves (EXPIRE for overdue ones).';
+
+-- Expires the given overdue holds (already locked by the caller). Returns how many.
+create function inventory.expire_holds(reservation_ids bigint[]) returns integer
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  v_moves inventory.hold_move[];
+begin
+  select pg_catalog.array_agg(row(r.reservation_id, r.item_id, r.location_id, 'EXPIRE',
+                                  r.quantity - r.quantity_fulfilled)::inventory.hold_move)
+    into v_moves
+    from inventory.reservations r
+   where r.reservation_id = any (expire_holds.reservation_ids) and r.status = 'ACTIVE';
+  if v_moves is null then
+    return 0;
+  end if;
+  perform inventory.apply_hold_moves(v_moves, null, null, null);
+  return pg_catalog.cardinality(v_moves);
+end
+$$;
+comment on function inventory.expire_holds(bigint[]) is 'Expires locked overdue holds, returning their units to available stock.';
+
+-- Lazy expiry for one level: called when a hold does not fit, so overdue holds never cause
+-- INSUFFICIENT_STOCK even before the sweeper has run.
+create function inventory.expire_overdue_at_level(item_id bigint, location_id bigint) returns integer
+language sql volatile
+set search_path = ''
+as $$
+  select inventory.expire_holds(pg_catalog.array_agg(d.reservation_id))
+    from (select r.reservation_id from inventory.reservations r
+           where r.item_id = expire_overdue_at_level.item_id
+             and r.location_id = expire_overdue_at_level.location_id
+             and r.status = 'ACTIVE' and r.expires_at <= pg_catalog.now()
+             for update skip locked) d
+$$;
+comment on function inventory.expire_overdue_at_level(bigint, bigint) is 'Expires the overdue holds of one stock level; returns how many.';
+
+create function inventory.expire_reservations(batch_size integer) returns integer
+language plpgsql volatile security definer
+set search_path = ''
+as $$
+begin
+  if expire_reservations.batch_size is null or expire_reservations.batch_size not between 1 and 100000 then
+    perform inventory.raise_error('INVALID_ARGUMENT', 'batch_size must be between 1 and 100000',
+      pg_catalog.jsonb_build_object('argument', 'batch_size', 'problem', 'out of range'));
+  end if;
+  return (
+    select inventory.expire_holds(pg_catalog.array_agg(d.reservation_id))
+      from (select r.reservation_id from inventory.reservations r
+             where r.status = 'ACTIVE' and r.expires_at <= pg_catalog.now()
+             order by r.expires_at
+             limit expire_reservations.batch_size
+               for update skip locked) d);
+end
+$$;
+comment on function inventory.expire_reservations(integer) is 'Implements inventory_api.expire_reservations.';
+
+-- 44_reserve.sql
+-- Reserving stock: single lines and all-or-nothing orders.
+--
+-- Everything that does not need the stock level's row lock (validation, lookups, the idempotency key,
+-- the hold row itself) happens before the one conditional UPDATE that takes it, so a hot SKU's row
+-- is locked only for that UPDATE, its ledger row and the commit.
+
+-- Available units at a level, counting overdue holds as released (they are, lazily).
+create function inventory.effective_available(item_id bigint, location_id bigint) returns numeric
+language sql stable
+set search_path = ''
+as $$
+  select s.available + coalesce((
+           select pg_catalog.sum(r.quantity - r.quantity_fulfilled) from inventory.reservations r
+            where r.item_id = s.item_id and r.location_id = s.location_id
+              and r.status = 'ACTIVE' and r.expires_at <= pg_catalog.now()), 0)
+    from inventory.stock_levels s
+   where s.item_id = effective_available.item_id and s.location_id = effective_available.location_id
+$$;
+comment on function inventory.effective_available(bigint, bigint) is 'on_hand - reserved + units of overdue holds not yet swept; null when the level does not exist.';
+
+-- Describes why a line does not fit, for the DETAIL of INSUFFICIENT_STOCK.
+create function inventory.shortfall(item_id bigint, location_id bigint, sku text, location text,
+                                    requested numeric)
+returns jsonb
+language sql stable
+set search_path = ''
+as $$
+  select pg_catalog.jsonb_build_object(
+           'sku', shortfall.sku, 'location', shortfall.location, 'requested', shortfall.requested,
+           'available', coalesce(s.available, 0), 'on_hand', coalesce(s.on_hand, 0),
+           'reserved', coalesce(s.reserved, 0))
+    from (select) dummy
+    left join inventory.stock_levels s
+      on s.item_id = shortfall.item_id and s.location_id = shortfall.location_id
+$$;
+comment on function inventory.shortfall(bigint, bigint, text, text, numeric) is 'JSON specifics of a line that does not fit: requested, available, on hand, reserved.';
+
+-- Takes `quantity` more units of one level into holds, if they fit. Overdue holds at the level are
+-- expired first when they are what stands in the way. Returns whether the units were held.
+create function inventory.hold_units(item_id bigint, location_id bigint, quantity numeric, movement jsonb)
+returns boolean
+language plpgsql volatile
+set search_path = ''
+as $$
+begin
+  update inventory.stock_levels s
+     set reserved = s.reserved + hold_units.quantity, pending_movement = hold_units.movement
+   where s.item_id = hold_units.item_id and s.location_id = hold_units.location_id
+     and s.on_hand - s.reserved >= hold_units.quantity;
+  if found then
+    return true;
+  end if;
+  if inventory.expire_overdue_at_level(hold_units.item_id, hold_units.location_id) = 0 then
+    return false;
+  end if;
+  update inventory.stock_levels s
+     set reserved = s.reserved + hold_units.quantity, pending_movement = hold_units.movement
+   where s.item_id = hold_units.item_id and s.location_id = hold_units.location_id
+     and s.on_hand - s.reserved >= hold_units.quantity;
+  return found;
+end
+$$;
+comment on function inventory.hold_units(bigint, bigint, numeric, jsonb) is 'Conditionally adds units to reserved at one level (expiring overdue holds there if needed); true when they fit.';
+
+create function inventory.reserve_stock(sku text, quantity numeric, order_ref text, location text,
+                                        expires_in interval, idempotency_key text)
+returns inventory_api.reservation
+language plpgsql volatile security definer
+set search_path = ''
+as $$
+declare
+  v_item record;
+  v_location_id bigint;
+  v_reservation_id bigint;
+  v_result inventory_api.reservation;
+  v_replay jsonb;
+begin
+  v_item := inventory.item_for_sku(reserve_stock.sku);
+  perform inventory.check_quantity(reserve_stock.quantity);
+  perform inventory.check_text(reserve_stock.order_ref, 'order_ref', 200);
+  v_location_id := inventory.location_for_code(reserve_stock.location);
+  if v_item.status <> 'active' then
+    perform inventory.raise_error('PRODUCT_UNAVAILABLE',
+      pg_catalog.format('item %s is %s and cannot be reserved', reserve_stock.sku, v_item.status),
+      pg_catalog.jsonb_build_object('sku', reserve_stock.sku, 'status', v_item.status));
+  end if;
+  -- Sold out is answered from a plain read, without writing or locking anything.
+  if coalesce(inventory.effective_available(v_item.item_id, v_location_id), 0) < reserve_stock.quantity then
+    perform inventory.raise_error('INSUFFICIENT_STOCK',
+      pg_catalog.format('insufficient stock for %s at %s', reserve_stock.sku, reserve_stock.location),
+      inventory.shortfall(v_item.item_id, v_location_id, reserve_stock.sku, reserve_stock.location,
+                          reserve_stock.quantity));
+  end if;
+
+  v_reservation_id := pg_catalog.nextval('inventory.reservations_reservation_id_seq'::regclass);
+  v_result := row(v_reservation_id, reserve_stock.order_ref, reserve_stock.sku, reserve_stock.location,
+                  reserve_stock.quantity, 0, reserve_stock.quantity, 'ACTIVE',
+                  inventory.hold_expiry(reserve_stock.expires_in), inventory.current_actor(),
+                  pg_catalog.now())::inventory_api.reservation;
+  if reserve_stock.idempotency_key is not null then
+    v_replay := inventory.claim_idempotency_key(reserve_stock.idempotency_key, 'reserve_stock',
+      pg_catalog.jsonb_build_object('sku', reserve_stock.sku, 'quantity', reserve_stock.quantity,
+        'order_ref', reserve_stock.order_ref, 'location', reserve_stock.location,
+        'expires_in', reserve_stock.expires_in::text),
+      pg_catalog.to_jsonb(v_result));
+    if v_replay is not null then
+      return pg_catalog.jsonb_populate_record(null::inventory_api.reservation, v_replay);
+    end if;
+  end if;
+
+  insert into inventory.reservations (reservation_id, order_ref, item_id, location_id, quantity, expires_at,
+                                      created_by, created_at)
+  values (v_reservation_id, reserve_stock.order_ref, v_item.item_id, v_location_id, reserve_stock.quantity,
+          v_result.expires_at, v_result.created_by, v_result.created_at);
+
+  if not inventory.hold_units(v_item.item_id, v_location_id, reserve_stock.quantity,
+           pg_catalog.jsonb_build_object('type', 'RESERVE', 'reason', 'order hold',
+             'reference', reserve_stock.order_ref, 'reservation_id', v_reservation_id,
+             'idempotency_key', reserve_stock.idempotency_key)) then
+    perform inventory.raise_error('INSUFFICIENT_STOCK',
+      pg_catalog.format('insufficient stock for %s at %s', reserve_stock.sku, reserve_stock.location),
+      inventory.shortfall(v_item.item_id, v_location_id, reserve_stock.sku, reserve_stock.location,
+                          reserve_stock.quantity));
+  end if;
+  return v_result;
+end
+$$;
+comment on function inventory.reserve_stock(text, numeric, text, text, interval, text) is 'Implements inventory_api.reserve_stock.';
+
+create type inventory.order_line as (
+  item_id bigint, location_id bigint, sku text, location text, quantity numeric, reservation_id bigint);
+comment on type inventory.order_line is 'One merged line of reserve_order.';
+
+-- Parses and checks the lines of reserve_order; returns them merged per (item, location), in lock
+-- order, with a reservation id each. Raises on the first malformed line, and lists every unknown SKU.
+create function inventory.parse_order_lines(lines jsonb) returns inventory.order_line[]
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  v_bad record;
+  v_lines inventory.order_line[];
+  v_missing jsonb;
+begin
+  if parse_order_lines.lines is null or pg_catalog.jsonb_typeof(parse_order_lines.lines) <> 'array'
+     or pg_catalog.jsonb_array_length(parse_order_lines.lines) not between 1 and 1000 then
+    perform inventory.raise_error('INVALID_ARGUMENT',
+      'lines must be a JSON array of 1 to 1000 objects {"sku", "quantity", "location"?}',
+      pg_catalog.jsonb_build_object('argument', 'lines', 'problem', 'not an array of 1 to 1000 lines'));
+  end if;
+  select e.n, e.line into v_bad
+    from pg_catalog.jsonb_array_elements(parse_order_lines.lines) with ordinality as e (line, n)
+   where case when pg_catalog.jsonb_typeof(e.line) <> 'object' then true
+              else pg_catalog.jsonb_typeof(e.line -> 'sku') is distinct from 'string'
+                or pg_catalog.jsonb_typeof(e.line -> 'location') not in ('string', 'null')
+                or exists (select from pg_catalog.jsonb_object_keys(e.line) k
+                            where k not in ('sku', 'quantity', 'location'))
+         end
+   order by e.n limit 1;
+  if found then
+    perform inventory.raise_error('INVALID_ARGUMENT',
+      pg_catalog.format('lines[%s] must be an object with a string "sku", a "quantity" and an optional string "location"',
+                        v_bad.n - 1),
+      pg_catalog.jsonb_build_object('argument', pg_catalog.format('lines[%s]', v_bad.n - 1), 'problem', 'malformed'));
+  end if;
+  select e.n, e.line into v_bad
+    from pg_catalog.jsonb_array_elements(parse_order_lines.lines) with ordinality as e (line, n)
+   where case when pg_catalog.jsonb_typeof(e.line -> 'quantity') is distinct from 'number' then true
+              else not inventory.quantity_is_valid((e.line ->> 'quantity')::numeric)
+         end
+   order by e.n limit 1;
+  if found then
+    perform inventory.raise_error('INVALID_QUANTITY',
+      pg_catalog.format('lines[%s].quantity must be a number greater than 0 and at most 1e12 with at most 4 decimals',
+                        v_bad.n - 1),
+      pg_catalog.jsonb_build_object('argument', pg_catalog.format('lines[%s].quantity', v_bad.n - 1),
+                                    'value', v_bad.line -> 'quantity'));
+  end if;
+
+  with merged as (
+    select e.line ->> 'sku' as sku, coalesce(e.line ->> 'location', 'main') as location,
+           pg_catalog.sum((e.line ->> 'quantity')::numeric) as quantity
+      from pg_catalog.jsonb_array_elements(parse_order_lines.lines) as e (line)
+     group by 1, 2)
+  select pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('sku', m.sku, 'location', m.location)
+                              order by m.sku, m.location)
+           filter (where i.item_id is null or l.location_id is null),
+         pg_catalog.array_agg(row(i.item_id, l.location_id, m.sku, m.location, m.quantity,
+                                  pg_catalog.nextval('inventory.reservations_reservation_id_seq'::regclass)
+                                 )::inventory.order_line
+                              order by i.item_id, l.location_id)
+           filter (where i.item_id is not null and l.location_id is not null)
+    into v_missing, v_lines
+    from merged m
+    left join inventory.items i on i.sku = m.sku and i.deleted_at is null
+    left join inventory.locations l on l.code = m.location;
+  if v_missing is not null then
+    if exists (select from pg_catalog.jsonb_array_elements(v_missing) x
+                where not exists (select from inventory.items i where i.sku = x ->> 'sku' and i.deleted_at is null)) then
+      perform inventory.raise_error('PRODUCT_NOT_FOUND', 'order lines name unknown SKUs',
+        pg_catalog.jsonb_build_object('unknown', v_missing));
+    end if;
+    perform inventory.raise_error('LOCATION_NOT_FOUND', 'order lines name unknown locations',
+      pg_catalog.jsonb_build_object('unknown', v_missing));
+  end if;
+  if exists (select from pg_catalog.unnest(v_lines) l where not inventory.quantity_is_valid(l.quantity)) then
+    perform inventory.raise_error('INVALID_QUANTITY', 'merged lines for one SKU and location exceed 1e12',
+      pg_catalog.jsonb_build_object('argument', 'lines', 'problem', 'merged quantity too large'));
+  end if;
+  return v_lines;
+end
+$$;
+comment on function inventory.parse_order_lines(jsonb) is 'Validates reserve_order lines, merges duplicates per (SKU, location) and returns them in lock order.';
+
+create function inventory.reserve_order(order_ref text, lines jsonb, expires_in interval, idempotency_key text)
+returns setof inventory_api.reservation
+language plpgsql volatile security definer
+set search_path = ''
+as $$
+declare
+  v_lines inventory.order_line[];
+  v_line inventory.order_line;
+  v_unavailable jsonb;
+  v_short jsonb := '[]'::jsonb;
+  v_expires_at timestamptz;
+  v_actor text := inventory.current_actor();
+  v_result inventory_api.reservation[];
+  v_replay jsonb;
+begin
+  perform inventory.check_text(reserve_order.order_ref, 'order_ref', 200);
+  v_lines := inventory.parse_order_lines(reserve_order.lines);
+  v_expires_at := inventory.hold_expiry(reserve_order.expires_in);
+  select pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('sku', i.sku, 'status', i.status) order by i.sku)
+    into v_unavailable
+    from inventory.items i
+   where i.item_id in (select l.item_id from pg_catalog.unnest(v_lines) l) and i.status <> 'active';
+  if v_unavailable is not null then
+    perform inventory.raise_error('PRODUCT_UNAVAILABLE', 'order lines name items that cannot be reserved',
+      pg_catalog.jsonb_build_object('unavailable', v_unavailable));
+  end if;
+
+  select pg_catalog.array_agg(row(l.reservation_id, reserve_order.order_ref, l.sku, l.location, l.quantity, 0,
+                                  l.quantity, 'ACTIVE', v_expires_at, v_actor,
+                                  pg_catalog.now())::inventory_api.reservation order by l.reservation_id)
+    into v_result
+    from pg_catalog.unnest(v_lines) l;
+  if reserve_order.idempotency_key is not null then
+    v_replay := inventory.claim_idempotency_key(reserve_order.idempotency_key, 'reserve_order',
+      pg_catalog.jsonb_build_object('order_ref', reserve_order.order_ref, 'lines', reserve_order.lines,
+                                    'expires_in', reserve_order.expires_in::text),
+      pg_catalog.to_jsonb(v_result));
+    if v_replay is not null then
+      return query select * from pg_catalog.jsonb_populate_recordset(null::inventory_api.reservation, v_replay);
+      return;
+    end if;
+  end if;
+
+  insert into inventory.reservations (reservation_id, order_ref, item_id, location_id, quantity, expires_at,
+                                      created_by, created_at)
+  select l.reservation_id, reserve_order.order_ref, l.item_id, l.location_id, l.quantity, v_expires_at,
+         v_actor, pg_catalog.now()
+    from pg_catalog.unnest(v_lines) l;
+
+  -- v_lines is in (item_id, location_id) order, so concurrent orders lock levels in one global
+  -- order and cannot deadlock. Every line is tried so that the error lists every short line.
+  foreach v_line in array v_lines loop
+    if not inventory.hold_units(v_line.item_id, v_line.location_id, v_line.quantity,
+             pg_catalog.jsonb_build_object('type', 'RESERVE', 'reason', 'order hold',
+               'reference', reserve_order.order_ref, 'reservation_id', v_line.reservation_id,
+               'idempotency_key', reserve_order.idempotency_key)) then
+      v_short := v_short || inventory.shortfall(v_line.item_id, v_line.location_id, v_line.sku,
+                                                v_line.location, v_line.quantity);
+    end if;
+  end loop;
+  if pg_catalog.jsonb_array_length(v_short) > 0 then
+    perform inventory.raise_error('INSUFFICIENT_STOCK',
+      pg_catalog.format('insufficient stock for %s of %s lines of order %s',
+                        pg_catalog.jsonb_array_length(v_short), pg_catalog.cardinality(v_lines),
+                        reserve_order.order_ref),
+      pg_catalog.jsonb_build_object('order_ref', reserve_order.order_ref, 'short_lines', v_short));
+  end if;
+  return query select * from pg_catalog.unnest(v_result);
+end
+$$;
+comment on function inventory.reserve_order(text, jsonb, interval, text) is 'Implements inventory_api.reserve_order.';
+
+-- 45_fulfill_cancel.sql
+-- Shipping and cancelling the holds of an order.
+
+create function inventory.replay_reservation_changes(response jsonb)
+returns setof inventory_api.reservation_change
+language sql stable
+set search_path = ''
+as $$
+  select * from pg_catalog.jsonb_populate_recordset(null::inventory_api.reservation_change,
+                                                    replay_reservation_changes.response)
+$$;
+comment on function inventory.replay_reservation_changes(jsonb) is 'Rebuilds the stored result of a fulfil or cancel call for an idempotent replay.';
+
+-- Finishes a fulfil or cancel call: applies the moves, stores the response under the key, returns it.
+create function inventory.finish_hold_moves(moves inventory.hold_move[], order_ref text, idempotency_key text)
+returns setof inventory_api.reservation_change
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  v_changes inventory_api.reservation_change[];
+begin
+  perform inventory.apply_hold_moves(finish_hold_moves.moves, finish_hold_moves.order_ref, null,
+                                     finish_hold_moves.idempotency_key);
+  select pg_catalog.array_agg(c order by c.reservation_id) into v_changes
+    from inventory.reservation_changes(
+           array(select m.reservation_id from pg_catalog.unnest(finish_hold_moves.moves) m where m.quantity > 0),
+           array(select m.movement_type from pg_catalog.unnest(finish_hold_moves.moves) m where m.quantity > 0),
+           array(select m.quantity from pg_catalog.unnest(finish_hold_moves.moves) m where m.quantity > 0)) c;
+  if finish_hold_moves.idempotency_key is not null then
+    perform inventory.complete_idempotency_key(finish_hold_moves.idempotency_key,
+                                               coalesce(pg_catalog.to_jsonb(v_changes), '[]'::jsonb));
+  end if;
+  return query select * from pg_catalog.unnest(v_changes);
+end
+$$;
+comment on function inventory.finish_hold_moves(inventory.hold_move[], text, text) is 'Applies fulfil/cancel moves, stores the idempotent response and returns the changes.';
+
+create function inventory.fulfill_order(order_ref text, sku text, quantity numeric, idempotency_key text)
+returns setof inventory_api.reservation_change
+language plpgsql volatile security definer
+set search_path = ''
+as $$
+declare
+  v_item_id bigint;
+  v_moves inventory.hold_move[];
+  v_live numeric;
+  v_replay jsonb;
+begin
+  perform inventory.check_text(fulfill_order.order_ref, 'order_ref', 200);
+  if fulfill_order.quantity is not null then
+    perform inventory.check_quantity(fulfill_order.quantity);
+    if fulfill_order.sku is null then
+      perform inventory.raise_error('INVALID_ARGUMENT', 'quantity needs a sku: say which item to ship',
+        pg_catalog.jsonb_build_object('argument', 'sku', 'problem', 'required with quantity'));
+    end if;
+  end if;
+  if fulfill_order.sku is not null then
+    v_item_id := (inventory.item_for_sku(fulfill_order.sku)).item_id;
+  end if;
+  if fulfill_order.idempotency_key is not null then
+    v_replay := inventory.claim_idempotency_key(fulfill_order.idempotency_key, 'fulfill_order',
+      pg_catalog.jsonb_build_object('order_ref', fulfill_order.order_ref, 'sku', fulfill_order.sku,
+                                    'quantity', fulfill_order.quantity));
+    if v_replay is not null then
+      return query select * from inventory.replay_reservation_changes(v_replay);
+      return;
+    end if;
+  end if;
+
+  v_moves := inventory.lock_order_holds(fulfill_order.order_ref, v_item_id);
+  if v_moves is null then
+    perform inventory.raise_error('NO_RESERVATION',
+      pg_catalog.format('order %s has no active reservation%s', fulfill_order.order_ref,
+                        coalesce(' for ' || fulfill_order.sku, '')),
+      pg_catalog.jsonb_build_object('order_ref', fulfill_order.order_ref, 'sku', fulfill_order.sku));
+  end if;
+  select coalesce(pg_catalog.sum(m.quantity) filter (where m.movement_type is null), 0) into v_live
+    from pg_catalog.unnest(v_moves) m;
+  -- An overdue hold is never shipped: ship-all fails if any targeted hold lapsed; a partial
+  -- shipment is served from live holds only.
+  if exists (select from pg_catalog.unnest(v_moves) m where m.movement_type = 'EXPIRE')
+     and (fulfill_order.quantity is null or fulfill_order.quantity > v_live) then
+    perform inventory.raise_error('RESERVATION_EXPIRED',
+      pg_catalog.format('order %s has expired holds; reserve again', fulfill_order.order_ref),
+      pg_catalog.jsonb_build_object('order_ref', fulfill_order.order_ref,
+        'expired_reservation_ids', (select pg_catalog.jsonb_agg(m.reservation_id) from pg_catalog.unnest(v_moves) m
+                                     where m.movement_type = 'EXPIRE')));
+  end if;
+  if fulfill_order.quantity > v_live then
+    perform inventory.raise_error('QUANTITY_MISMATCH',
+      pg_catalog.format('order %s holds %s of %s, cannot ship %s', fulfill_order.order_ref, v_live,
+                        fulfill_order.sku, fulfill_order.quantity),
+      pg_catalog.jsonb_build_object('order_ref', fulfill_order.order_ref, 'sku', fulfill_order.sku,
+                                    'requested', fulfill_order.quantity, 'held', v_live));
+  end if;
+
+  -- Ship first-in first-out across the live holds.
+  select pg_catalog.array_agg(row(m.reservation_id, m.item_id, m.location_id, 'SHIP',
+           case when fulfill_order.quantity is null then m.quantity
+                else least(m.quantity, greatest(fulfill_order.quantity - m.before, 0)) end
+         )::inventory.hold_move order by m.reservation_id)
+    into v_moves
+    from (select h.*, coalesce(pg_catalog.sum(h.quantity) over (order by h.reservation_id
+                                 rows between unbounded preceding and 1 preceding), 0) as before
+            from pg_catalog.unnest(v_moves) h where h.movement_type is null) m;
+  return query select * from inventory.finish_hold_moves(v_moves, fulfill_order.order_ref,
+                                                         fulfill_order.idempotency_key);
+end
+$$;
+comment on function inventory.fulfill_order(text, text, numeric, text) is 'Implements inventory_api.fulfill_order.';
+
+create function inventory.cancel_reservation(order_ref text, sku text, idempotency_key text)
+returns setof inventory_api.reservation_change
+language plpgsql volatile security definer
+set search_path = ''
+as $$
+declare
+  v_item_id bigint;
+  v_moves inventory.hold_move[];
+  v_replay jsonb;
+begin
+  perform inventory.check_text(cancel_reservation.order_ref, 'order_ref', 200);
+  if cancel_reservation.sku is not null then
+    v_item_id := (inventory.item_for_sku(cancel_reservation.sku)).item_id;
+  end if;
+  if cancel_reservation.idempotency_key is not null then
+    v_replay := inventory.claim_idempotency_key(cancel_reservation.idempotency_key, 'cancel_reservation',
+      pg_catalog.jsonb_build_object('order_ref', cancel_reservation.order_ref, 'sku', cancel_reservation.sku));
+    if v_replay is not null then
+      return query select * from inventory.replay_reservation_changes(v_replay);
+      return;
+    end if;
+  end if;
+  v_moves := inventory.lock_order_holds(cancel_reservation.order_ref, v_item_id);
+  if v_moves is null then
+    perform inventory.raise_error('NO_RESERVATION',
+      pg_catalog.format('order %s has no active reservation%s', cancel_reservation.order_ref,
+                        coalesce(' for ' || cancel_reservation.sku, '')),
+      pg_catalog.jsonb_build_object('order_ref', cancel_reservation.order_ref, 'sku', cancel_reservation.sku));
+  end if;
+  -- Live holds are released; holds that already lapsed are recorded as expired, as the sweeper would.
+  select pg_catalog.array_agg(row(m.reservation_id, m.item_id, m.location_id,
+                                  coalesce(m.movement_type, 'RELEASE'), m.quantity)::inventory.hold_move)
+    into v_moves
+    from pg_catalog.unnest(v_moves) m;
+  return query select * from inventory.finish_hold_moves(v_moves, cancel_reservation.order_ref,
+                                                         cancel_reservation.idempotency_key);
+end
+$$;
+comment on function inventory.cancel_reservation(text, text, text) is 'Implements inventory_api.cancel_reservation.';
+
+-- 46_returns.sql
+-- Customer returns: never more than was shipped for the order and not yet returned.
+
+create function inventory.process_return(order_ref text, sku text, quantity numeric, reason text,
+                                         restock boolean, location text, idempotency_key text)
+returns inventory_api.stock_return
+language plpgsql volatile security definer
+set search_path = ''
+as $$
+declare
+  v_item_id bigint;
+  v_location_id bigint;
+  v_holds bigint;
+  v_shipped numeric;
+  v_returned numeric;
+  v_movement_id bigint;
+  v_return inventory.returns;
+  v_result inventory_api.stock_return;
+  v_replay jsonb;
+begin
+  perform inventory.check_text(process_return.order_ref, 'order_ref', 200);
+  v_item_id := (inventory.item_for_sku(process_return.sku)).item_id;
+  perform inventory.check_quantity(process_return.quantity);
+  perform inventory.check_text(process_return.reason, 'reason', 500);
+  if process_return.restock is null then
+    perform inventory.raise_error('INVALID_ARGUMENT', 'restock must be true or false',
+      pg_catalog.jsonb_build_object('argument', 'restock', 'problem', 'missing'));
+  end if;
+  v_location_id := inventory.location_for_code(process_return.location);
+  if process_return.idempotency_key is not null then
+    v_replay := inventory.claim_idempotency_key(process_return.idempotency_key, 'process_return',
+      pg_catalog.jsonb_build_object('order_ref', process_return.order_ref, 'sku', process_return.sku,
+        'quantity', process_return.quantity, 'reason', process_return.reason,
+        'restock', process_return.restock, 'location', process_return.location));
+    if v_replay is not null then
+      return pg_catalog.jsonb_populate_record(null::inventory_api.stock_return, v_replay);
+    end if;
+  end if;
+
+  -- Locking the order's holds of this item serialises concurrent returns against one shipped total.
+  select pg_catalog.count(*), coalesce(pg_catalog.sum(h.quantity_fulfilled), 0) into v_holds, v_shipped
+    from (select r.quantity_fulfilled from inventory.reservations r
+           where r.order_ref = process_return.order_ref and r.item_id = v_item_id
+             for update) h;
+  if v_holds = 0 then
+    perform inventory.raise_error('NO_RESERVATION',
+      pg_catalog.format('order %s never held %s', process_return.order_ref, process_return.sku),
+      pg_catalog.jsonb_build_object('order_ref', process_return.order_ref, 'sku', process_return.sku));
+  end if;
+  select coalesce(pg_catalog.sum(t.quantity), 0) into v_returned
+    from inventory.returns t where t.order_ref = process_return.order_ref and t.item_id = v_item_id;
+  if process_return.quantity > v_shipped - v_returned then
+    perform inventory.raise_error('QUANTITY_MISMATCH',
+      pg_catalog.format('order %s shipped %s and returned %s of %s; cannot return %s more',
+                        process_return.order_ref, v_shipped, v_returned, process_return.sku, process_return.quantity),
+      pg_catalog.jsonb_build_object('order_ref', process_return.order_ref, 'sku', process_return.sku,
+        'requested', process_return.quantity, 'shipped', v_shipped, 'returned', v_returned));
+  end if;
+
+  if process_return.restock then
+    perform inventory.add_on_hand(v_item_id, v_location_id, process_return.quantity,
+      pg_catalog.jsonb_build_object('type', 'RETURN', 'reason', process_return.reason,
+        'reference', process_return.order_ref, 'idempotency_key', process_return.idempotency_key));
+    v_movement_id := pg_catalog.currval('inventory.ledger_movement_id_seq'::regclass);
+  end if;
+  insert into inventory.returns (order_ref, item_id, location_id, quantity, reason, restocked, movement_id,
+                                 created_by)
+  values (process_return.order_ref, v_item_id, v_location_id, process_return.quantity, process_return.reason,
+          process_return.restock, v_movement_id, inventory.current_actor())
+  returning * into v_return;
+  v_result := row(v_return.return_id, v_return.order_ref, process_return.sku, process_return.location,
+                  v_return.quantity, v_return.reason, v_return.restocked, v_return.movement_id,
+                  v_return.created_at)::inventory_api.stock_return;
+  if process_return.idempotency_key is not null then
+    perform inventory.complete_idempotency_key(process_return.idempotency_key, pg_catalog.to_jsonb(v_result));
+  end if;
+  return v_result;
+end
+$$;
+comment on function inventory.process_return(text, text, numeric, text, boolean, text, text) is 'Implements inventory_api.process_return.';
+
+-- 47_readers.sql
+-- Read-only checks: can this be reserved now, and do the books balance.
+
+create function inventory.validate_stock(sku text, quantity numeric, location text)
+returns inventory_api.stock_check
+language plpgsql stable security definer
+set search_path = ''
+as $$
+declare
+  v_item_id bigint;
+  v_status text;
+  v_location_id bigint;
+  v_available numeric;
+begin
+  if not inventory.quantity_is_valid(validate_stock.quantity) then
+    return row(false, null, 'INVALID_QUANTITY')::inventory_api.stock_check;
+  end if;
+  select i.item_id, i.status into v_item_id, v_status
+    from inventory.items i where i.sku = validate_stock.sku and i.deleted_at is null;
+  if v_item_id is null then
+    return row(false, null, 'PRODUCT_NOT_FOUND')::inventory_api.stock_check;
+  end if;
+  select l.location_id into v_location_id from inventory.locations l where l.code = validate_stock.location;
+  if v_location_id is null then
+    return row(false, null, 'LOCATION_NOT_FOUND')::inventory_api.stock_check;
+  end if;
+  v_available := coalesce(inventory.effective_available(v_item_id, v_location_id), 0);
+  if v_status <> 'active' then
+    return row(false, v_available, 'PRODUCT_UNAVAILABLE')::inventory_api.stock_check;
+  end if;
+  if v_available < validate_stock.quantity then
+    return row(false, v_available, 'INSUFFICIENT_STOCK')::inventory_api.stock_check;
+  end if;
+  return row(true, v_available, null)::inventory_api.stock_check;
+end
+$$;
+comment on function inventory.validate_stock(text, numeric, text) is 'Implements inventory_api.validate_stock.';
+
+create function inventory.verify_inventory()
+returns setof inventory_api.invariant_violation
+language sql stable security definer
+set search_path = ''
+as $$
+  with levels as (
+    select s.item_id, s.location_id, s.on_hand, s.reserved, i.sku, l.code as location
+      from inventory.stock_levels s
+      join inventory.items i on i.item_id = s.item_id
+      join inventory.locations l on l.location_id = s.location_id
+  ), ledger_sums as (
+    select g.item_id, g.location_id, pg_catalog.sum(g.on_hand_delta) as on_hand,
+           pg_catalog.sum(g.reserved_delta) as reserved
+      from inventory.ledger g group by g.item_id, g.location_id
+  ), holds as (
+    select r.item_id, r.location_id, pg_catalog.sum(r.quantity - r.quantity_fulfilled) as reserved
+      from inventory.reservations r where r.status = 'ACTIVE' group by r.item_id, r.location_id
+  ), chain as (
+    select g.item_id, g.location_id, g.movement_id, g.on_hand_before, g.reserved_before,
+           pg_catalog.lag(g.on_hand_after, 1, 0::numeric) over w as prev_on_hand,
+           pg_catalog.lag(g.reserved_after, 1, 0::numeric) over w as prev_reserved
+      from inventory.ledger g
+    window w as (partition by g.item_id, g.location_id order by g.movement_id)
+  ), shipped as (
+    select r.order_ref, r.item_id, pg_catalog.sum(r.quantity_fulfilled) as quantity
+      from inventory.reservations r group by r.order_ref, r.item_id
+  ), returned as (
+    select t.order_ref, t.item_id, pg_catalog.sum(t.quantity) as quantity
+      from inventory.returns t group by t.order_ref, t.item_id
+  )
+  select 'on_hand_equals_ledger', v.sku, v.location, coalesce(g.on_hand, 0), v.on_hand,
+         'on_hand differs from the sum of its ledger movements'
+    from levels v left join ledger_sums g using (item_id, location_id)
+   where v.on_hand <> coalesce(g.on_hand, 0)
+  union all
+  select 'reserved_equals_ledger', v.sku, v.location, coalesce(g.reserved, 0), v.reserved,
+         'reserved differs from the sum of its ledger movements'
+    from levels v left join ledger_sums g using (item_id, location_id)
+   where v.reserved <> coalesce(g.reserved, 0)
+  union all
+  select 'ledger_has_level', i.sku, l.code, 0, g.on_hand, 'ledger movements for a stock level that does not exist'
+    from ledger_sums g
+    left join inventory.stock_levels s using (item_id, location_id)
+    left join inventory.items i on i.item_id = g.item_id
+    left join inventory.locations l on l.location_id = g.location_id
+   where s.item_id is null
+  union all
+  select 'reserved_equals_active_holds', v.sku, v.location, coalesce(h.reserved, 0), v.reserved,
+         'reserved differs from the open quantity of active holds'
+    from levels v full join holds h using (item_id, location_id)
+   where coalesce(v.reserved, -1) <> coalesce(h.reserved, 0)
+  union all
+  select 'not_negative', v.sku, v.location, 0, least(v.on_hand, v.reserved),
+         'on_hand or reserved is negative'
+    from levels v where v.on_hand < 0 or v.reserved < 0
+  union all
+  select 'not_oversold', v.sku, v.location, v.on_hand, v.reserved, 'reserved exceeds on_hand'
+    from levels v where v.reserved > v.on_hand
+  union all
+  select 'ledger_is_continuous', i.sku, l.code, c.prev_on_hand, c.on_hand_before,
+         pg_catalog.format('movement %s does not start where the previous one of its level ended', c.movement_id)
+    from chain c
+    join inventory.items i on i.item_id = c.item_id
+    join inventory.locations l on l.location_id = c.location_id
+   where c.on_hand_before <> c.prev_on_hand or c.reserved_before <> c.prev_reserved
+  union all
+  select 'returns_within_shipped', i.sku, null, s.quantity, t.quantity,
+         pg_catalog.format('order %s returned more than it shipped', t.order_ref)
+    from returned t
+    left join shipped s using (order_ref, item_id)
+    join inventory.items i on i.item_id = t.item_id
+   where t.quantity > coalesce(s.quantity, 0)
+$$;
+comment on function inventory.verify_inventory() is 'Implements inventory_api.verify_inventory.';
+
+-- 60_api.sql
+-- The public API: security_invoker views and SECURITY INVOKER functions in inventory_api.
+-- Each function is a thin SQL wrapper over its SECURITY DEFINER implementation in the private schema,
+-- so PostgREST and linters see no definer code in the exposed schema. Parameter names and defaults
+-- here are the public contract (PostgREST calls them with named arguments).
+
+create view inventory_api.items with (security_invoker = true) as
+  select i.sku, i.name, i.unit_of_measure, i.unit_cost, i.status, i.track_lots, i.created_at, i.updated_at
+    from inventory.items i
+   where i.deleted_at is null;
+comment on view inventory_api.items is 'The catalogue (deleted items excluded).';
+
+create view inventory_api.locations with (security_invoker = true) as
+  select l.code, l.name, l.created_at from inventory.locations l;
+comment on view inventory_api.locations is 'Stock locations.';
+
+create view inventory_api.stock_levels with (security_invoker = true) as
+  select i.sku, l.code as location, s.on_hand, s.reserved,
+         s.available + coalesce(o.overdue, 0) as available,
+         coalesce(o.overdue, 0) as expired_unreleased,
+         i.status, s.version, s.updated_at
+    from inventory.stock_levels s
+    join inventory.items i on i.item_id = s.item_id
+    join inventory.locations l on l.location_id = s.location_id
+    left join lateral (
+      select pg_catalog.sum(r.quantity - r.quantity_fulfilled) as overdue
+        from inventory.reservations r
+       where r.item_id = s.item_id and r.location_id = s.location_id
+         and r.status = 'ACTIVE' and r.expires_at <= pg_catalog.now()) o on true
+   where i.deleted_at is null;
+comment on view inventory_api.stock_levels is 'Stock per item and location. available already counts overdue holds as released (expired_unreleased of them are not swept yet), so available = on_hand - reserved + expired_unreleased.';
+
+create view inventory_api.reservations with (security_invoker = true) as
+  select r.reservation_id, r.order_ref, i.sku, l.code as location, r.quantity, r.quantity_fulfilled,
+         case when r.status = 'ACTIVE' then r.quantity - r.quantity_fulfilled else 0 end as quantity_open,
+         r.status, r.status = 'ACTIVE' and r.expires_at <= pg_catalog.now() as is_overdue,
+         r.expires_at, r.created_by, r.created_at, r.closed_at
+    from inventory.reservations r
+    join inventory.items i on i.item_id = r.item_id
+    join inventory.locations l on l.location_id = r.location_id;
+comment on view inventory_api.reservations is 'Holds of stock for orders. is_overdue: still ACTIVE but past expires_at, so it no longer counts and cannot be fulfilled.';
+
+create view inventory_api.stock_movements with (security_invoker = true) as
+  select g.movement_id, g.movement_type, i.sku, l.code as location, g.on_hand_delta, g.reserved_delta,
+         g.on_hand_before, g.on_hand_after, g.reserved_before, g.reserved_after, g.actor, g.reason,
+         g.reference, g.idempotency_key, g.related_movement_id, g.reservation_id, g.metadata, g.created_at
+    from inventory.ledger g
+    join inventory.items i on i.item_id = g.item_id
+    join inventory.locations l on l.location_id = g.location_id;
+comment on view inventory_api.stock_movements is 'The ledger: every stock movement, append-only.';
+
+create view inventory_api.returns with (security_invoker = true) as
+  select t.return_id, t.order_ref, i.sku, l.code as location, t.quantity, t.reason, t.restocked,
+         t.movement_id, t.created_by, t.created_at
+    from inventory.returns t
+    join inventory.items i on i.item_id = t.item_id
+    join inventory.locations l on l.location_id = t.location_id;
+comment on view inventory_api.returns is 'Customer returns, restocked or not.';
+
+create function inventory_api.create_item(sku text, name text, unit_of_measure text default 'each',
+                                          unit_cost numeric default null, track_lots boolean default false)
+returns inventory_api.item
+language sql volatile
+set search_path = ''
+begin atomic
+  select * from inventory.create_item(create_item.sku, create_item.name, create_item.unit_of_measure,
+                                      create_item.unit_cost, create_item.track_lots);
+end;
+comment on function inventory_api.create_item(text, text, text, numeric, boolean) is
+'Create an item.
+Idempotent by SKU: the same attributes again return the item; other attributes raise ALREADY_EXISTS (PT409).';
+
+create function inventory_api.set_item_status(sku text, status text)
+returns inventory_api.item
+language sql volatile
+set search_path = ''
+begin atomic
+  select * from inventory.set_item_status(set_item_status.sku, set_item_status.status);
+end;
+comment on function inventory_api.set_item_status(text, text) is
+'Set an item''s status: active, on_hold or discontinued.
+on_hold and discontinued items cannot be reserved; discontinued items cannot be received.';
+
+create function inventory_api.create_location(code text, name text)
+returns inventory_api.location
+language sql volatile
+set search_path = ''
+begin atomic
+  select * from inventory.create_location(create_location.code, create_location.name);
+end;
+comment on function inventory_api.create_location(text, text) is
+'Create a stock location.
+Idempotent by code: the same name again returns it; another name raises ALREADY_EXISTS (PT409).';
+
+create function inventory_api.receive_stock(sku text, quantity numeric, location text default 'main',
+                                            reference text default null, unit_cost numeric default null,
+                                            idempotency_key text default null)
+returns inventory_api.stock_level
+language sql volatile
+set search_path = ''
+begin atomic
+  select * from inventory.receive_stock(receive_stock.sku, receive_stock.quantity, receive_stock.location,
+                                        receive_stock.reference, receive_stock.unit_cost,
+                                        receive_stock.idempotency_key);
+end;
+comment on function inventory_api.receive_stock(text, numeric, text, text, numeric, text) is
+'Receive units into stock: on_hand += quantity.
+Writes a RECEIVE movement. unit_cost, when given, updates the item''s moving-average cost.';
+
+create function inventory_api.reserve_stock(sku text, quantity numeric, order_ref text,
+                                            location text default 'main', expires_in interval default null,
+                                            idempotency_key text default null)
+returns inventory_api.reservation
+language sql volatile
+set search_path = ''
+begin atomic
+  select * from inventory.reserve_stock(reserve_stock.sku, reserve_stock.quantity, reserve_stock.order_ref,
+                                        reserve_stock.location, reserve_stock.expires_in,
+                                        reserve_stock.idempotency_key);
+end;
+comment on function inventory_api.reserve_stock(text, numeric, text, text, interval, text) is
+'Hold stock for an order, atomically: never more than is available.
+expires_in defaults to the configured TTL (24 hours). Raises INSUFFICIENT_STOCK (PT409) with the available quantity in DETAIL.';
+
+create function inventory_api.reserve_order(order_ref text, lines jsonb, expires_in interval default null,
+                                            idempotency_key text default null)
+returns setof inventory_api.reservation
+language sql volatile
+set search_path = ''
+begin atomic
+  select * from inventory.reserve_order(reserve_order.order_ref, reserve_order.lines,
+                                        reserve_order.expires_in, reserve_order.idempotency_key);
+end;
+comment on function inventory_api.reserve_order(text, jsonb, interval, text) is
+'Hold every line of an order, or none.
+lines: [{"sku": "A1", "quantity": 2, "location": "main"}]. Duplicate lines are merged; rows are locked in a fixed order so concurrent orders never deadlock; INSUFFICIENT_STOCK lists every short line.';
+
+create function inventory_api.fulfill_order(order_ref text, sku text default null, quantity numeric default null,
+                                            idempotency_key text default null)
+returns setof inventory_api.reservation_change
+language sql volatile
+set search_path = ''
+begin atomic
+  select * from inventory.fulfill_order(fulfill_order.order_ref, fulfill_order.sku, fulfill_order.quantity,
+                                        fulfill_order.idempotency_key);
+end;
+comment on function inventory_api.fulfill_order(text, text, numeric, text) is
+'Ship held stock: on_hand and reserved both fall.
+Without sku, ships every hold of the order; with sku and quantity, ships that much first-in first-out and keeps the rest held. Overdue holds raise RESERVATION_EXPIRED.';
+
+create function inventory_api.cancel_reservation(order_ref text, sku text default null,
+                                                 idempotency_key text default null)
+returns setof inventory_api.reservation_change
+language sql volatile
+set search_path = ''
+begin atomic
+  select * from inventory.cancel_reservation(cancel_reservation.order_ref, cancel_reservation.sku,
+                                             cancel_reservation.idempotency_key);
+end;
+comment on function inventory_api.cancel_reservation(text, text, text) is
+'Release the active holds of an order (or of one SKU in it).
+Holds already past expiry are recorded as EXPIRE, the rest as RELEASE.';
+
+create function inventory_api.process_return(order_ref text, sku text, quantity numeric, reason text,
+                                             restock boolean default true, location text default 'main',
+                                             idempotency_key text default null)
+returns inventory_api.stock_return
+language sql volatile
+set search_path = ''
+begin atomic
+  select * from inventory.process_return(process_return.order_ref, process_return.sku, process_return.quantity,
+                                         process_return.reason, process_return.restock, process_return.location,
+                                         process_return.idempotency_key);
+end;
+comment on function inventory_api.process_return(text, text, numeric, text, boolean, text, text) is
+'Record units a customer sent back; with restock, they go back on hand (RETURN movement).
+Never more than was shipped for that order and SKU and not yet returned (QUANTITY_MISMATCH).';
+
+create function inventory_api.validate_stock(sku text, quantity numeric, location text default 'main')
+returns inventory_api.stock_check
+language sql stable
+set search_path = ''
+begin atomic
+  select * from inventory.validate_stock(validate_stock.sku, validate_stock.quantity, validate_stock.location);
+end;
+comment on function inventory_api.validate_stock(text, numeric, text) is
+'Check whether a quantity could be reserved now, without reserving it.
+Returns can_fulfill, the available quantity and, when it cannot, the error code reserve_stock would raise.';
+
+create function inventory_api.expire_reservations(batch_size integer default 1000)
+returns integer
+language sql volatile
+set search_path = ''
+begin atomic
+  select inventory.expire_reservations(expire_reservations.batch_size);
+end;
+comment on function inventory_api.expire_reservations(integer) is
+'Release up to batch_size overdue holds, writing EXPIRE movements; returns how many.
+Uses SKIP LOCKED, so several sessions may run it at once. Call it until it returns less than batch_size.';
+
+create function inventory_api.verify_inventory()
+returns setof inventory_api.invariant_violation
+language sql stable
+set search_path = ''
+begin atomic
+  select * from inventory.verify_inventory();
+end;
+comment on function inventory_api.verify_inventory() is
+'List every broken invariant; no rows means the books balance.
+Checks: stock levels equal their ledger sums, the ledger is continuous, reserved equals active holds, nothing negative or oversold, returns within shipped.';
+
+-- 70_grants.sql
+-- Privileges: an explicit allowlist per role. Nothing is granted to PUBLIC (and default privileges
+-- revoke EXECUTE from PUBLIC for functions created later). API roles get no table privileges beyond
+-- SELECT for viewers; every change goes through the SECURITY DEFINER implementations.
+
+revoke all on all functions in schema inventory, inventory_api from public;
+revoke all on all tables in schema inventory, inventory_api from public;
+revoke all on all sequences in schema inventory, inventory_api from public;
+
+grant usage on schema inventory, inventory_api to inventory_viewer, inventory_scheduler;
+
+-- Readers (security_invoker views read the tables as the caller).
+grant select on inventory.items, inventory.locations, inventory.stock_levels, inventory.reservations,
+                inventory.ledger, inventory.returns to inventory_viewer;
+grant select on inventory_api.items, inventory_api.locations, inventory_api.stock_levels,
+                inventory_api.reservations, inventory_api.stock_movements, inventory_api.returns
+  to inventory_viewer;
+grant execute on function
+  inventory_api.validate_stock(text, numeric, text), inventory.validate_stock(text, numeric, text),
+  inventory_api.verify_inventory(), inventory.verify_inventory()
+  to inventory_viewer;
+
+-- Order lifecycle and receiving.
+grant execute on function
+  inventory_api.receive_stock(text, numeric, text, text, numeric, text),
+  inventory.receive_stock(text, numeric, text, text, numeric, text),
+  inventory_api.reserve_stock(text, numeric, text, text, interval, text),
+  inventory.reserve_stock(text, numeric, text, text, interval, text),
+  inventory_api.reserve_order(text, jsonb, interval, text), inventory.reserve_order(text, jsonb, interval, text),
+  inventory_api.fulfill_order(text, text, numeric, text), inventory.fulfill_order(text, text, numeric, text),
+  inventory_api.cancel_reservation(text, text, text), inventory.cancel_reservation(text, text, text),
+  inventory_api.process_return(text, text, numeric, text, boolean, text, text),
+  inventory.process_return(text, text, numeric, text, boolean, text, text)
+  to inventory_operator;
+
+-- Catalogue and maintenance.
+grant execute on function
+  inventory_api.create_item(text, text, text, numeric, boolean), inventory.create_item(text, text, text, numeric, boolean),
+  inventory_api.set_item_status(text, text), inventory.set_item_status(text, text),
+  inventory_api.create_location(text, text), inventory.create_location(text, text)
+  to inventory_admin;
+grant execute on function
+  inventory_api.expire_reservations(integer), inventory.expire_reservations(integer)
+  to inventory_admin, inventory_scheduler;
+
+-- 99_finish.sql
+-- Back to the migrating login, which records the migration in inventory_meta.
+reset role;

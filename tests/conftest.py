@@ -1,0 +1,115 @@
+"""Test databases: every test gets a fresh database cloned from a template that `pyinv migrate`
+built, on the embedded PostgreSQL (a throw-away test cluster) or on the server named by
+PYINV_TEST_DSN (its database is used only to create and drop test databases)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from pytest_postgresql import factories
+
+from pyinv import Inventory, migrate, server
+
+# A test cluster trades durability for speed; never use these settings for data you keep.
+TEST_CLUSTER_SETTINGS = {
+    "max_connections": "300",
+    "shared_buffers": "256MB",
+    "fsync": "off",
+    "synchronous_commit": "off",
+    "full_page_writes": "off",
+}
+
+
+def _test_server() -> dict[str, Any]:
+    dsn = os.environ.get("PYINV_TEST_DSN")
+    if not dsn:
+        import platformdirs
+
+        pgdata = Path(os.environ.get("PYINV_TEST_DATA_DIR") or platformdirs.user_cache_path("pyinv") / "test-pgdata")
+        dsn = server.start(pgdata, settings=TEST_CLUSTER_SETTINGS)
+    params = conninfo_to_dict(dsn)
+    return {
+        "host": params.get("host") or "localhost",
+        "port": int(params.get("port") or 5432),
+        "user": params.get("user") or "postgres",
+        "password": params.get("password") or "",
+        "maintenance_dbname": params.get("dbname") or "postgres",
+    }
+
+
+SERVER = _test_server()
+
+
+def migrate_template(host: str, port: int, user: str, dbname: str, password: str, **_: Any) -> None:
+    migrate.apply(make_conninfo(host=host, port=port, user=user, dbname=dbname, password=password or None))
+
+
+postgresql_template = factories.postgresql_noproc(
+    host=SERVER["host"], port=SERVER["port"], user=SERVER["user"], password=SERVER["password"],
+    dbname="pyinv_test", maintenance_dbname=SERVER["maintenance_dbname"], load=[migrate_template],
+)
+postgresql = factories.postgresql("postgresql_template")
+
+
+@pytest.fixture
+def dsn(postgresql: psycopg.Connection[Any]) -> str:
+    info = postgresql.info
+    return make_conninfo(host=info.host, port=info.port, user=info.user, dbname=info.dbname,
+                         password=info.password or None)
+
+
+@pytest.fixture
+def connect(dsn: str) -> Iterator[Callable[..., psycopg.Connection[Any]]]:
+    """Opens extra autocommit connections to the test database; all closed after the test."""
+    opened: list[psycopg.Connection[Any]] = []
+
+    def _connect(**kwargs: Any) -> psycopg.Connection[Any]:
+        kwargs.setdefault("autocommit", True)
+        connection = psycopg.connect(dsn, **kwargs)
+        opened.append(connection)
+        return connection
+
+    yield _connect
+    for connection in opened:
+        connection.close()
+
+
+@pytest.fixture
+def db(connect: Callable[..., psycopg.Connection[Any]]) -> psycopg.Connection[Any]:
+    """A superuser autocommit connection for arranging and inspecting (the DBA in psql)."""
+    return connect()
+
+
+@pytest.fixture
+def inv(request: pytest.FixtureRequest, connect: Callable[..., psycopg.Connection[Any]]) -> Iterator[Inventory]:
+    """The client under test. After the test, the books must balance: verify_inventory() is empty."""
+    client = Inventory(connect())
+    yield client
+    if request.node.get_closest_marker("breaks_invariants") is None and not client.connection.closed:
+        assert client.verify_inventory() == []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "breaks_invariants: the test corrupts the books on purpose")
+
+
+@pytest.fixture
+def ledger_rows(db: psycopg.Connection[Any]) -> Callable[[], int]:
+    return lambda: db.execute("select count(*) from inventory.ledger").fetchone()[0]
+
+
+@pytest.fixture
+def catalogue(inv: Inventory) -> Inventory:
+    """Two items (A1 with 10 on hand at main, B2 with 5) and a second location, east."""
+    inv.create_item("A1", "Widget")
+    inv.create_item("B2", "Gadget")
+    inv.create_location("east", "East store")
+    inv.receive_stock("A1", 10)
+    inv.receive_stock("B2", 5)
+    return inv
