@@ -113,3 +113,24 @@ def catalogue(inv: Inventory) -> Inventory:
     inv.receive_stock("A1", 10)
     inv.receive_stock("B2", 5)
     return inv
+
+
+@pytest.fixture
+def empty_database() -> Iterator[Callable[[], str]]:
+    """Creates empty databases on the test server (DSNs returned); dropped after the test."""
+    created: list[str] = []
+    maintenance = make_conninfo(host=SERVER["host"], port=SERVER["port"], user=SERVER["user"],
+                                password=SERVER["password"] or None, dbname=SERVER["maintenance_dbname"])
+
+    def _create() -> str:
+        name = f"pyinv_empty_{os.getpid()}_{len(created)}"
+        with psycopg.connect(maintenance, autocommit=True) as connection:
+            connection.execute(f'drop database if exists "{name}"')
+            connection.execute(f'create database "{name}"')
+        created.append(name)
+        return make_conninfo(maintenance, dbname=name)
+
+    yield _create
+    with psycopg.connect(maintenance, autocommit=True) as connection:
+        for name in created:
+            connection.execute(f'drop database if exists "{name}" with (force)')

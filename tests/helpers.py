@@ -1,0 +1,51 @@
+"""Shared assertions for tests."""
+
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+import pytest
+
+
+def snapshot(db: psycopg.Connection[Any]) -> dict[str, Any]:
+    """Everything a failed call must leave untouched."""
+    return {
+        "ledger": db.execute("select count(*), max(movement_id) from inventory.ledger").fetchone(),
+        "levels": db.execute(
+            "select item_id, location_id, on_hand, reserved, version from inventory.stock_levels order by 1, 2"
+        ).fetchall(),
+        "reservations": db.execute(
+            "select reservation_id, status, quantity_fulfilled from inventory.reservations order by 1"
+        ).fetchall(),
+        "returns": db.execute("select count(*) from inventory.returns").fetchone(),
+        "keys": db.execute("select count(*) from inventory.idempotency_keys").fetchone(),
+        "items": db.execute("select sku, status, unit_cost from inventory.items order by 1").fetchall(),
+        "locations": db.execute("select code, name from inventory.locations order by 1").fetchall(),
+    }
+
+
+@contextmanager
+def raises_db_error(db: psycopg.Connection[Any], sqlstate: str, hint: str):
+    """Expect a psycopg error with this SQLSTATE and HINT token, a JSON DETAIL, and no change at all."""
+    before = snapshot(db)
+    with pytest.raises(psycopg.Error) as caught:
+        yield caught
+    error = caught.value
+    assert (error.sqlstate, error.diag.message_hint) == (sqlstate, hint), error.diag.message_primary
+    assert isinstance(json.loads(error.diag.message_detail or "null"), dict)
+    assert snapshot(db) == before
+
+
+@contextmanager
+def raises_inventory_error(db: psycopg.Connection[Any], exception: type[Exception]):
+    """Expect a pyinv exception (checked by SQLSTATE and hint through its class) and no change at all."""
+    before = snapshot(db)
+    with pytest.raises(exception) as caught:
+        yield caught
+    error = caught.value
+    assert error.actual_sqlstate == error.sqlstate  # type: ignore[attr-defined]
+    assert error.hint == error.code  # type: ignore[attr-defined]
+    assert snapshot(db) == before

@@ -1,0 +1,119 @@
+"""Expiry is correct before the sweeper runs, and the sweeper releases each hold exactly once."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+from helpers import raises_inventory_error
+
+import pyinv
+from pyinv import Inventory
+
+
+def make_overdue(db, order_ref: str) -> None:
+    """Moves an order's holds into the past instead of sleeping."""
+    db.execute("update inventory.reservations set expires_at = now() - interval '1 second' where order_ref = %s",
+               (order_ref,))
+
+
+def test_an_overdue_hold_never_blocks_someone_else(catalogue: Inventory, db) -> None:
+    catalogue.reserve_stock("A1", 10, "SO-OLD", expires_in=timedelta(minutes=5))
+    with raises_inventory_error(db, pyinv.InsufficientStock):
+        catalogue.reserve_stock("A1", 1, "SO-NEW")
+    make_overdue(db, "SO-OLD")
+    assert catalogue.validate_stock("A1", 10).can_fulfill
+    [row] = catalogue.stock_levels("A1")
+    assert (row.reserved, row.available, row.expired_unreleased) == (10, 10, 10)
+    hold = catalogue.reserve_stock("A1", 4, "SO-NEW")
+    assert hold.status == "ACTIVE"
+    [old] = catalogue.reservations(order_ref="SO-OLD")
+    assert old.status == "EXPIRED"
+    assert [m.movement_type for m in catalogue.movements(sku="A1")][-2:] == ["EXPIRE", "RESERVE"]
+
+
+def test_an_overdue_hold_never_blocks_an_order(catalogue: Inventory, db) -> None:
+    catalogue.reserve_stock("A1", 10, "SO-OLD")
+    make_overdue(db, "SO-OLD")
+    holds = catalogue.reserve_order("SO-NEW", [{"sku": "A1", "quantity": 10}, {"sku": "B2", "quantity": 1}])
+    assert len(holds) == 2
+
+
+def test_an_overdue_hold_cannot_be_fulfilled(catalogue: Inventory, db) -> None:
+    catalogue.reserve_stock("A1", 3, "SO-1")
+    make_overdue(db, "SO-1")
+    with raises_inventory_error(db, pyinv.ReservationExpired) as caught:
+        catalogue.fulfill_order("SO-1")
+    assert len(caught.value.detail["expired_reservation_ids"]) == 1
+    with raises_inventory_error(db, pyinv.ReservationExpired):
+        catalogue.fulfill_order("SO-1", sku="A1", quantity=1)
+
+
+def test_partial_shipment_is_served_from_live_holds_only(catalogue: Inventory, db) -> None:
+    catalogue.reserve_stock("A1", 2, "SO-1")
+    make_overdue(db, "SO-1")
+    catalogue.reserve_stock("A1", 3, "SO-1")
+    [change] = catalogue.fulfill_order("SO-1", sku="A1", quantity=3)
+    assert change.quantity == 3
+    with raises_inventory_error(db, pyinv.ReservationExpired):
+        catalogue.fulfill_order("SO-1", sku="A1", quantity=1)
+
+
+def test_cancelling_an_overdue_hold_records_it_as_expired(catalogue: Inventory, db) -> None:
+    catalogue.reserve_stock("A1", 3, "SO-1")
+    make_overdue(db, "SO-1")
+    [change] = catalogue.cancel_reservation("SO-1")
+    assert (change.movement_type, change.status) == ("EXPIRE", "EXPIRED")
+
+
+def test_sweeper_releases_overdue_holds_in_batches(catalogue: Inventory, db) -> None:
+    for n in range(5):
+        catalogue.reserve_stock("A1", 1, f"SO-{n}")
+    catalogue.reserve_stock("B2", 1, "SO-LIVE")
+    for n in range(5):
+        make_overdue(db, f"SO-{n}")
+    assert catalogue.expire_reservations(batch_size=3) == 3
+    assert catalogue.expire_reservations(batch_size=3) == 2
+    assert catalogue.expire_reservations(batch_size=3) == 0
+    assert catalogue.stock_levels("A1")[0].reserved == 0
+    assert catalogue.stock_levels("B2")[0].reserved == 1
+    expire_rows = [m for m in catalogue.movements(sku="A1") if m.movement_type == "EXPIRE"]
+    assert sum(-m.reserved_delta for m in expire_rows) == 5
+    assert sorted(rid for m in expire_rows for rid in m.metadata["reservation_ids"]) == sorted(
+        r.reservation_id for r in catalogue.reservations(status="EXPIRED"))
+
+
+def test_a_hold_is_never_released_before_it_expires(catalogue: Inventory) -> None:
+    catalogue.reserve_stock("A1", 1, "SO-1", expires_in=timedelta(seconds=30))
+    assert catalogue.expire_reservations() == 0
+    assert catalogue.reservations(order_ref="SO-1")[0].status == "ACTIVE"
+
+
+def test_concurrent_sweepers_release_each_hold_exactly_once(catalogue: Inventory, db, dsn: str) -> None:
+    catalogue.receive_stock("A1", 990)
+    db.execute("""
+        select inventory_api.reserve_stock(sku => 'A1', quantity => 1, order_ref => 'SO-' || n)
+          from generate_series(1, 600) n""")
+    db.execute("update inventory.reservations set expires_at = now() - interval '1 second'")
+    counts: list[int] = []
+    barrier = threading.Barrier(4)
+
+    def sweep() -> None:
+        with Inventory.connect(dsn) as client:
+            barrier.wait()
+            total = 0
+            while (expired := client.expire_reservations(batch_size=50)) > 0:
+                total += expired
+            counts.append(total)
+
+    threads = [threading.Thread(target=sweep) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(counts) == 600
+    expired_in_ledger = db.execute(
+        "select coalesce(sum(jsonb_array_length(metadata -> 'reservation_ids')), 0), -sum(reserved_delta)"
+        " from inventory.ledger where movement_type = 'EXPIRE'").fetchone()
+    assert expired_in_ledger == (600, 600)
+    assert catalogue.stock_levels("A1")[0].reserved == 0

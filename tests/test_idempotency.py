@@ -1,0 +1,76 @@
+"""Idempotency keys: stored with the effect, replayed with the original result, conflicting when the
+arguments differ, not burned by a rejected call."""
+
+from __future__ import annotations
+
+import threading
+
+from helpers import raises_inventory_error
+
+import pyinv
+from pyinv import Inventory
+
+
+def test_replay_returns_the_original_and_moves_nothing(catalogue: Inventory, ledger_rows) -> None:
+    first = catalogue.reserve_stock("A1", 3, "SO-1", idempotency_key="k-1")
+    rows = ledger_rows()
+    again = catalogue.reserve_stock("A1", 3, "SO-1", idempotency_key="k-1")
+    assert again == first
+    assert ledger_rows() == rows
+    assert catalogue.stock_levels("A1")[0].reserved == 3
+
+
+def test_same_key_other_arguments_is_a_conflict(catalogue: Inventory, db) -> None:
+    catalogue.reserve_stock("A1", 3, "SO-1", idempotency_key="k-1")
+    with raises_inventory_error(db, pyinv.IdempotencyConflict):
+        catalogue.reserve_stock("A1", 4, "SO-1", idempotency_key="k-1")
+    with raises_inventory_error(db, pyinv.IdempotencyConflict):
+        catalogue.receive_stock("A1", 3, idempotency_key="k-1")
+
+
+def test_every_mutating_function_replays(catalogue: Inventory, ledger_rows) -> None:
+    calls = [
+        lambda: catalogue.receive_stock("B2", 2, reference="PO-1", idempotency_key="r"),
+        lambda: catalogue.reserve_order("SO-2", [{"sku": "A1", "quantity": 1}, {"sku": "B2", "quantity": 1}],
+                                        idempotency_key="o"),
+        lambda: catalogue.fulfill_order("SO-2", sku="A1", quantity=1, idempotency_key="f"),
+        lambda: catalogue.process_return("SO-2", "A1", 1, "unused", idempotency_key="p"),
+        lambda: catalogue.cancel_reservation("SO-2", idempotency_key="c"),
+    ]
+    for call in calls:
+        first = call()
+        rows = ledger_rows()
+        assert call() == first
+        assert ledger_rows() == rows
+
+
+def test_a_rejected_call_does_not_burn_its_key(catalogue: Inventory, db) -> None:
+    with raises_inventory_error(db, pyinv.InsufficientStock):
+        catalogue.reserve_stock("A1", 15, "SO-1", idempotency_key="k-9")
+    catalogue.receive_stock("A1", 5)
+    hold = catalogue.reserve_stock("A1", 15, "SO-1", idempotency_key="k-9")
+    assert hold.quantity == 15
+
+
+def test_concurrent_retries_of_one_key_take_effect_once(catalogue: Inventory, dsn: str, db) -> None:
+    results: list[object] = []
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(12)
+
+    def attempt() -> None:
+        with Inventory.connect(dsn) as client:
+            barrier.wait()
+            try:
+                results.append(client.reserve_stock("A1", 2, "SO-1", idempotency_key="same"))
+            except BaseException as error:
+                errors.append(error)
+
+    threads = [threading.Thread(target=attempt) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len({result.reservation_id for result in results}) == 1  # type: ignore[attr-defined]
+    assert db.execute("select count(*) from inventory.reservations").fetchone()[0] == 1
+    assert catalogue.stock_levels("A1")[0].reserved == 2

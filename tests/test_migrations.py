@@ -1,0 +1,115 @@
+"""Migrations reproduce the authoritative schema in sql/, re-running them is a no-op, concurrent
+runs are safe, and released migrations never change."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import subprocess
+import threading
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from pyinv import migrate, server
+from pyinv.resources import migrations_dir, schema_sql
+
+
+def schema_dump(dsn: str) -> str:
+    """A normalised schema-only dump of pyinv's schemas: tables, columns, constraints, indexes,
+    functions, triggers, types, views, grants and comments."""
+    result = subprocess.run(
+        [str(server.bin_dir() / "pg_dump"), "--schema-only", "--no-owner", "--schema=inventory",
+         "--schema=inventory_api", "--dbname", dsn],
+        check=True, capture_output=True, text=True)
+    lines = [line for line in result.stdout.splitlines()
+             if line and not line.startswith("--") and not line.startswith("\\")]
+    return "\n".join(lines)
+
+
+def install_from_sql(dsn: str) -> None:
+    with psycopg.connect(dsn) as connection:
+        connection.execute(schema_sql())
+
+
+def test_migrated_database_equals_the_authoritative_schema(empty_database) -> None:
+    from_sql, from_migrations = empty_database(), empty_database()
+    install_from_sql(from_sql)
+    assert migrate.apply(from_migrations) == ["0001_core"]
+    assert schema_dump(from_migrations) == schema_dump(from_sql)
+    assert "create function inventory.reserve_stock" in schema_dump(from_sql).lower()
+
+
+def test_rerunning_migrations_is_a_no_op(empty_database) -> None:
+    dsn = empty_database()
+    migrate.apply(dsn)
+    before = schema_dump(dsn)
+    assert migrate.apply(dsn) == []
+    assert schema_dump(dsn) == before
+    assert [state.applied for state in migrate.status(dsn)] == [True] * len(migrate.status(dsn))
+
+
+def test_rollback_and_reapply(empty_database) -> None:
+    dsn = empty_database()
+    migrate.apply(dsn)
+    before = schema_dump(dsn)
+    assert migrate.rollback(dsn) == ["0001_core"]
+    with psycopg.connect(dsn) as connection:
+        assert connection.execute("select to_regnamespace('inventory')").fetchone() == (None,)
+    assert migrate.apply(dsn) == ["0001_core"]
+    assert schema_dump(dsn) == before
+
+
+def test_concurrent_migrate_runs_are_safe(empty_database) -> None:
+    dsn = empty_database()
+    results: list[object] = []
+    barrier = threading.Barrier(4)
+
+    def run() -> None:
+        barrier.wait()
+        try:
+            results.append(migrate.apply(dsn))
+        except Exception as error:
+            results.append(error)
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(map(str, results)) == ["['0001_core']", "[]", "[]", "[]"]
+
+
+def test_bookkeeping_lives_in_inventory_meta_and_nothing_in_public(empty_database) -> None:
+    dsn = empty_database()
+    migrate.apply(dsn)
+    with psycopg.connect(dsn) as connection:
+        meta = connection.execute(
+            "select count(*) from pg_tables where schemaname = 'inventory_meta' and tablename like '%yoyo%'")
+        assert meta.fetchone()[0] >= 3
+        ours_in_public = connection.execute("""
+            select count(*) from pg_class c join pg_namespace n on n.oid = c.relnamespace
+             where n.nspname = 'public'
+            union all
+            select count(*) from pg_proc p join pg_namespace n on n.oid = p.pronamespace where n.nspname = 'public'
+        """).fetchall()
+        assert ours_in_public == [(0,), (0,)]
+
+
+def test_migration_files_are_well_formed() -> None:
+    files = sorted(path.name for path in migrations_dir().glob("*.sql") if not path.name.startswith("post-apply"))
+    forward = [name for name in files if not name.endswith(".rollback.sql")]
+    for number, name in enumerate(forward, start=1):
+        assert re.fullmatch(rf"{number:04d}_[a-z0-9_]+\.sql", name), name
+        assert name.replace(".sql", ".rollback.sql") in files, f"{name} has no rollback"
+        assert "-- depends:" in (migrations_dir() / name).read_text().split("\n\n")[0]
+
+
+# migrations/CHECKSUMS holds the sha256 of every released migration: a released migration is never
+# edited, only followed by a new one.
+@pytest.mark.parametrize("line", Path(migrations_dir() / "CHECKSUMS").read_text().splitlines())
+def test_released_migrations_are_unchanged(line: str) -> None:
+    digest, name = line.split()
+    assert hashlib.sha256((migrations_dir() / name).read_bytes()).hexdigest() == digest, (
+        f"{name} was released and must not change: add a new migration instead")
