@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 from typing import Any, ClassVar
 
 import psycopg
@@ -150,7 +151,7 @@ def translate(error: psycopg.Error) -> InventoryError:
     detail: dict[str, Any] = {}
     if diag.message_detail:
         try:
-            parsed = json.loads(diag.message_detail)
+            parsed = json.loads(diag.message_detail, parse_float=Decimal)
             detail = parsed if isinstance(parsed, dict) else {"detail": parsed}
         except ValueError:
             detail = {"detail": diag.message_detail}
