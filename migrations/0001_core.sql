@@ -75,7 +75,8 @@ insert into inventory.error_codes (code, sqlstate, description) values
   ('ALREADY_EXISTS', 'PT409', 'An object with this natural key exists with different attributes.'),
   ('INVALID_QUANTITY', '22023', 'Quantities must be finite, greater than zero, at most 1e12, with at most 4 decimals.'),
   ('INVALID_ARGUMENT', '22023', 'An argument is missing, malformed or out of range; DETAIL names it.'),
-  ('APPEND_ONLY', '42501', 'The ledger is append-only: rows cannot be updated, deleted or truncated.');
+  ('APPEND_ONLY', '42501', 'The ledger and audit log are append-only: rows cannot be updated, deleted or truncated.'),
+  ('PERMISSION_DENIED', '42501', 'The acting user lacks the business role (or location scope) this needs.');
 
 -- Raises the catalogued error `code`. DETAIL is a JSON object of specifics for programs.
 create function inventory.raise_error(code text, message text, detail jsonb default null)
@@ -307,6 +308,216 @@ end
 $$;
 comment on function inventory.location_for_code(text) is 'location_id of a location code; raises LOCATION_NOT_FOUND.';
 
+-- 25_access.sql
+-- Who is acting, and what may they do where.
+--
+-- Identity: under PostgREST (the login is a trusted gateway role, `authenticator` by default) the
+-- acting user is the JWT subject from request.jwt.claims; any other login acts as itself, and
+-- claims it sets are ignored. Business roles: viewer < operator < admin, plus scheduler for
+-- maintenance. A gateway user's roles come from user_roles; a direct login's roles come from its
+-- membership in the inventory_* group roles, narrowed to the locations listed for it in user_roles
+-- when it has rows there. service_role (Supabase) acts as an unscoped admin.
+
+create table inventory.user_roles (
+  user_role_id bigint generated always as identity primary key,
+  user_id text not null,
+  role text not null,
+  location_id bigint references inventory.locations (location_id),
+  granted_by text not null,
+  granted_at timestamptz not null default pg_catalog.now(),
+  constraint user_roles_role_check check (role in ('viewer', 'operator', 'admin', 'scheduler')),
+  constraint user_roles_user_id_check check (pg_catalog.length(user_id) between 1 and 200)
+);
+create unique index user_roles_user_role_location_key
+  on inventory.user_roles (user_id, role, coalesce(location_id, 0));
+create index user_roles_location_id_idx on inventory.user_roles (location_id);
+comment on table inventory.user_roles is 'Business roles of users (JWT subjects or login names), optionally limited to one location.';
+comment on column inventory.user_roles.user_role_id is 'Surrogate key.';
+comment on column inventory.user_roles.user_id is 'JWT sub under PostgREST/Supabase, or a login role name for direct SQL clients.';
+comment on column inventory.user_roles.role is 'viewer, operator, admin or scheduler.';
+comment on column inventory.user_roles.location_id is 'The one location the role applies to; null = every location.';
+comment on column inventory.user_roles.granted_by is 'Acting user who granted the role.';
+comment on column inventory.user_roles.granted_at is 'When the role was granted.';
+
+create function inventory.is_gateway_session() returns boolean
+language sql stable security definer
+set search_path = ''
+as $$
+  select session_user::text = any (s.gateway_roles) from inventory.settings s
+$$;
+comment on function inventory.is_gateway_session() is 'Whether the login is a trusted gateway (PostgREST authenticator), whose JWT claims identify the user.';
+
+-- The database role the caller acts as: the role set with SET ROLE (PostgREST's per-request role),
+-- else the login. Inside SECURITY DEFINER code current_user is the owner, so it is not used.
+create function inventory.acting_db_role() returns text
+language sql stable
+set search_path = ''
+as $$
+  select case when pg_catalog.current_setting('role') = 'none' then session_user::text
+              else pg_catalog.current_setting('role') end
+$$;
+comment on function inventory.acting_db_role() is 'Role set by SET ROLE (PostgREST request role), else the login.';
+
+-- Every (role, location_id) the caller holds; location_id null means every location.
+create function inventory.current_grants()
+returns table (role text, location_id bigint)
+language plpgsql stable security definer
+set search_path = ''
+as $$
+declare
+  v_db_role text := inventory.acting_db_role();
+  v_user text := inventory.current_actor();
+begin
+  if inventory.is_gateway_session() then
+    if v_db_role = 'service_role' then
+      return query select 'admin'::text, null::bigint;
+    elsif v_db_role <> 'anon' and pg_catalog.current_setting('request.jwt.claims', true) <> '' then
+      return query select u.role, u.location_id from inventory.user_roles u where u.user_id = v_user;
+    end if;
+    return;
+  end if;
+  if exists (select from inventory.user_roles u where u.user_id = v_user) then
+    return query
+      select u.role, u.location_id from inventory.user_roles u
+       where u.user_id = v_user
+         and pg_catalog.pg_has_role(v_db_role, 'inventory_' || u.role, 'USAGE');
+    return;
+  end if;
+  return query
+    select g.role, null::bigint
+      from pg_catalog.unnest(array['viewer', 'operator', 'admin', 'scheduler']) as g (role)
+     where pg_catalog.pg_has_role(v_db_role, 'inventory_' || g.role, 'USAGE');
+end
+$$;
+comment on function inventory.current_grants() is 'Business roles of the caller with their location scope (null = all locations).';
+
+create function inventory.role_rank(role text) returns integer
+language sql immutable parallel safe
+set search_path = ''
+as $$
+  select case role_rank.role when 'viewer' then 1 when 'operator' then 2 when 'admin' then 3 else 0 end
+$$;
+comment on function inventory.role_rank(text) is 'viewer 1 < operator 2 < admin 3; scheduler 0 (it ranks beside, not above).';
+
+-- Whether the caller holds `required` (or a higher role) for the location (null = for every location,
+-- which only an unscoped grant satisfies). scheduler work is also allowed to unscoped admins.
+create function inventory.is_allowed(required text, location_id bigint default null) returns boolean
+language sql stable
+set search_path = ''
+as $$
+  select exists (
+    select from inventory.current_grants() g
+     where (g.location_id is null or g.location_id = is_allowed.location_id)
+       and case when is_allowed.required = 'scheduler'
+                then g.role = 'scheduler' or (g.role = 'admin' and g.location_id is null)
+                else inventory.role_rank(g.role) >= inventory.role_rank(is_allowed.required) end)
+$$;
+comment on function inventory.is_allowed(text, bigint) is 'Whether the caller holds the role (or a higher one) for the location; null location needs an unscoped grant.';
+
+create function inventory.authorize(required text, location_id bigint default null) returns void
+language plpgsql stable
+set search_path = ''
+as $$
+begin
+  if not inventory.is_allowed(authorize.required, authorize.location_id) then
+    perform inventory.raise_error('PERMISSION_DENIED',
+      pg_catalog.format('%s may not do this: it needs the %s role%s', inventory.current_actor(),
+                        authorize.required,
+                        case when authorize.location_id is null then ' for every location'
+                             else ' for location ' || (select l.code from inventory.locations l
+                                                        where l.location_id = authorize.location_id) end),
+      pg_catalog.jsonb_build_object('user', inventory.current_actor(), 'required_role', authorize.required,
+        'location', (select l.code from inventory.locations l where l.location_id = authorize.location_id)));
+  end if;
+end
+$$;
+comment on function inventory.authorize(text, bigint) is 'Raises PERMISSION_DENIED (42501) unless the caller holds the role for the location.';
+
+create function inventory.authorize_locations(required text, location_ids bigint[]) returns void
+language sql stable
+set search_path = ''
+as $$
+  select inventory.authorize(authorize_locations.required, l.location_id)
+    from (select distinct x as location_id from pg_catalog.unnest(authorize_locations.location_ids) x) l
+$$;
+comment on function inventory.authorize_locations(text, bigint[]) is 'authorize() for each of several locations.';
+
+-- Locations whose rows the caller may read (for RLS policies, called once per statement as
+-- (select inventory.visible_location_ids())).
+create function inventory.visible_location_ids() returns bigint[]
+language sql stable security definer
+set search_path = ''
+as $$
+  select coalesce(pg_catalog.array_agg(l.location_id), '{}')
+    from inventory.locations l
+   where exists (select from inventory.current_grants() g
+                  where (g.location_id is null or g.location_id = l.location_id)
+                    and inventory.role_rank(g.role) >= 1)
+$$;
+comment on function inventory.visible_location_ids() is 'Ids of the locations the caller may read; used by row level security policies.';
+
+create function inventory.has_any_role() returns boolean
+language sql stable security definer
+set search_path = ''
+as $$
+  select exists (select from inventory.current_grants() g where inventory.role_rank(g.role) >= 1)
+$$;
+comment on function inventory.has_any_role() is 'Whether the caller holds any business role; used by row level security policies.';
+
+create type inventory_api.user_role as (
+  user_id text, role text, location text, granted_by text, granted_at timestamptz);
+comment on type inventory_api.user_role is 'A business role held by a user, optionally for one location.';
+
+create function inventory.grant_user_role(user_id text, role text, location text)
+returns inventory_api.user_role
+language plpgsql volatile security definer
+set search_path = ''
+as $$
+declare
+  v_location_id bigint;
+begin
+  perform inventory.authorize('admin');
+  perform inventory.check_text(grant_user_role.user_id, 'user_id', 200);
+  if grant_user_role.role is null or grant_user_role.role not in ('viewer', 'operator', 'admin', 'scheduler') then
+    perform inventory.raise_error('INVALID_ARGUMENT', 'role must be viewer, operator, admin or scheduler',
+      pg_catalog.jsonb_build_object('argument', 'role', 'problem', 'not a role'));
+  end if;
+  if grant_user_role.location is not null then
+    v_location_id := inventory.location_for_code(grant_user_role.location);
+  end if;
+  insert into inventory.user_roles (user_id, role, location_id, granted_by)
+  values (grant_user_role.user_id, grant_user_role.role, v_location_id, inventory.current_actor())
+  on conflict do nothing;
+  return (select row(u.user_id, u.role, grant_user_role.location, u.granted_by, u.granted_at)::inventory_api.user_role
+            from inventory.user_roles u
+           where u.user_id = grant_user_role.user_id and u.role = grant_user_role.role
+             and u.location_id is not distinct from v_location_id);
+end
+$$;
+comment on function inventory.grant_user_role(text, text, text) is 'Implements inventory_api.grant_user_role.';
+
+create function inventory.revoke_user_role(user_id text, role text, location text)
+returns integer
+language plpgsql volatile security definer
+set search_path = ''
+as $$
+declare
+  v_location_id bigint;
+  v_count integer;
+begin
+  perform inventory.authorize('admin');
+  if revoke_user_role.location is not null then
+    v_location_id := inventory.location_for_code(revoke_user_role.location);
+  end if;
+  delete from inventory.user_roles u
+   where u.user_id = revoke_user_role.user_id and u.role = revoke_user_role.role
+     and u.location_id is not distinct from v_location_id;
+  get diagnostics v_count = row_count;
+  return v_count;
+end
+$$;
+comment on function inventory.revoke_user_role(text, text, text) is 'Implements inventory_api.revoke_user_role.';
+
 -- 30_stock_and_ledger.sql
 -- Stock levels and the append-only ledger that proves them.
 --
@@ -325,6 +536,7 @@ create table inventory.stock_levels (
   version bigint not null default 1,
   updated_at timestamptz not null default pg_catalog.now(),
   pending_movement jsonb,
+  ledger_hash bytea,
   primary key (item_id, location_id),
   constraint stock_levels_on_hand_check check (on_hand >= 0 and on_hand <> 'NaN'::numeric),
   constraint stock_levels_reserved_check check (reserved >= 0 and reserved <> 'NaN'::numeric),
@@ -340,6 +552,7 @@ comment on column inventory.stock_levels.reserved is 'Units held by active reser
 comment on column inventory.stock_levels.available is 'on_hand - reserved (generated).';
 comment on column inventory.stock_levels.version is 'Incremented on every movement; usable for compare-and-set.';
 comment on column inventory.stock_levels.updated_at is 'Time of the last movement.';
+comment on column inventory.stock_levels.ledger_hash is 'Hash of the level''s latest ledger movement: the head of its hash chain.';
 comment on column inventory.stock_levels.pending_movement is 'Transient description of the movement being written (type, reason, reference...); consumed and cleared by the ledger trigger, never stored.';
 
 create table inventory.ledger (
@@ -362,6 +575,8 @@ create table inventory.ledger (
   metadata jsonb not null default '{}'::jsonb,
   created_at timestamptz not null default pg_catalog.now(),
   transaction_id xid8 not null default pg_catalog.pg_current_xact_id(),
+  prev_hash bytea,
+  hash bytea not null,
   constraint ledger_movement_type_check check (movement_type in
     ('RECEIVE', 'RESERVE', 'RELEASE', 'EXPIRE', 'SHIP', 'RETURN', 'ADJUST', 'TRANSFER_OUT', 'TRANSFER_IN')),
   constraint ledger_arithmetic_check check (on_hand_after = on_hand_before + on_hand_delta
@@ -389,6 +604,36 @@ comment on column inventory.ledger.reservation_id is 'The reservation moved, whe
 comment on column inventory.ledger.metadata is 'Free-form details (reservation ids of aggregated movements, unit cost, ...).';
 comment on column inventory.ledger.created_at is 'Transaction time of the movement.';
 comment on column inventory.ledger.transaction_id is 'Id of the writing transaction.';
+comment on column inventory.ledger.prev_hash is 'Hash of the previous movement of the same stock level (null for its first).';
+comment on column inventory.ledger.hash is 'sha256(prev_hash || canonical bytes of this movement): a tamper-evident chain per stock level.';
+
+-- Canonical bytes of a movement: independent of TimeZone and DateStyle.
+create function inventory.ledger_entry_bytes(entry inventory.ledger) returns bytea
+language sql immutable parallel safe
+set search_path = ''
+as $$
+  select pg_catalog.convert_to(pg_catalog.jsonb_build_object(
+           'movement_id', (ledger_entry_bytes.entry).movement_id,
+           'type', (ledger_entry_bytes.entry).movement_type,
+           'item_id', (ledger_entry_bytes.entry).item_id,
+           'location_id', (ledger_entry_bytes.entry).location_id,
+           'on_hand', pg_catalog.jsonb_build_array((ledger_entry_bytes.entry).on_hand_before,
+                                                   (ledger_entry_bytes.entry).on_hand_delta,
+                                                   (ledger_entry_bytes.entry).on_hand_after),
+           'reserved', pg_catalog.jsonb_build_array((ledger_entry_bytes.entry).reserved_before,
+                                                    (ledger_entry_bytes.entry).reserved_delta,
+                                                    (ledger_entry_bytes.entry).reserved_after),
+           'actor', (ledger_entry_bytes.entry).actor,
+           'reason', (ledger_entry_bytes.entry).reason,
+           'reference', (ledger_entry_bytes.entry).reference,
+           'idempotency_key', (ledger_entry_bytes.entry).idempotency_key,
+           'related_movement_id', (ledger_entry_bytes.entry).related_movement_id,
+           'reservation_id', (ledger_entry_bytes.entry).reservation_id,
+           'metadata', (ledger_entry_bytes.entry).metadata,
+           'at', extract(epoch from (ledger_entry_bytes.entry).created_at),
+           'txid', (ledger_entry_bytes.entry).transaction_id::text)::text, 'UTF8')
+$$;
+comment on function inventory.ledger_entry_bytes(inventory.ledger) is 'Canonical, session-independent bytes of a movement, hashed by the per-level chain.';
 
 create function inventory.record_stock_movement() returns trigger
 language plpgsql security definer
@@ -396,6 +641,7 @@ set search_path = ''
 as $$
 declare
   v_movement jsonb := coalesce(new.pending_movement, '{}'::jsonb);
+  v_entry inventory.ledger;
 begin
   new.pending_movement := null;
   if tg_op = 'INSERT' then
@@ -411,15 +657,13 @@ begin
     return new;
   end if;
   new.version := old.version + 1;
+  new.ledger_hash := old.ledger_hash;
   if new.on_hand = old.on_hand and new.reserved = old.reserved then
     return new;
   end if;
   new.updated_at := pg_catalog.now();
-  insert into inventory.ledger (
-    movement_type, item_id, location_id,
-    on_hand_delta, reserved_delta, on_hand_before, on_hand_after, reserved_before, reserved_after,
-    actor, reason, reference, idempotency_key, related_movement_id, reservation_id, metadata)
-  values (
+  v_entry := row(
+    pg_catalog.nextval('inventory.ledger_movement_id_seq'::regclass),
     coalesce(v_movement ->> 'type', 'ADJUST'),
     new.item_id, new.location_id,
     new.on_hand - old.on_hand, new.reserved - old.reserved,
@@ -430,7 +674,12 @@ begin
     v_movement ->> 'idempotency_key',
     (v_movement ->> 'related_movement_id')::bigint,
     (v_movement ->> 'reservation_id')::bigint,
-    coalesce(v_movement -> 'metadata', '{}'::jsonb));
+    coalesce(v_movement -> 'metadata', '{}'::jsonb),
+    pg_catalog.now(), pg_catalog.pg_current_xact_id(),
+    old.ledger_hash, null)::inventory.ledger;
+  v_entry.hash := pg_catalog.sha256(coalesce(old.ledger_hash, ''::bytea) || inventory.ledger_entry_bytes(v_entry));
+  insert into inventory.ledger overriding system value select v_entry.*;
+  new.ledger_hash := v_entry.hash;
   return new;
 end
 $$;
@@ -619,6 +868,218 @@ as $$
 $$;
 comment on function inventory.complete_idempotency_key(text, jsonb) is 'Stores the response of a call that claimed the key, for later replays.';
 
+-- 36_audit.sql
+-- The audit log: every INSERT, UPDATE and DELETE on every table, by whom, as which role, in which
+-- transaction, with the row before and after. Append-only (also in replica mode), and hash-chained.
+--
+-- The chain is sealed after commit by seal_audit_log(), not inline: a chain head locked by every
+-- writing transaction would serialise the whole system on one row. The sealer takes only rows of
+-- transactions older than every running one (xid < snapshot xmin), so no row can later appear
+-- before the sealed end of the chain, and it orders them by (transaction_id, audit_id). The stock
+-- ledger is chained inline instead, per stock level, whose row the movement already locks.
+
+create table inventory.audit_log (
+  audit_id bigint generated always as identity primary key,
+  table_name text not null,
+  operation text not null,
+  old_row jsonb,
+  new_row jsonb,
+  actor text not null,
+  db_role text not null,
+  login text not null,
+  request_path text,
+  request_id text,
+  transaction_id xid8 not null default pg_catalog.pg_current_xact_id(),
+  created_at timestamptz not null default pg_catalog.now(),
+  constraint audit_log_operation_check check (operation in ('INSERT', 'UPDATE', 'DELETE'))
+);
+create index audit_log_seal_order_idx on inventory.audit_log (transaction_id, audit_id);
+comment on table inventory.audit_log is 'Append-only record of every row change in every pyinv table.';
+comment on column inventory.audit_log.audit_id is 'Insertion order (not commit order).';
+comment on column inventory.audit_log.table_name is 'Table changed.';
+comment on column inventory.audit_log.operation is 'INSERT, UPDATE or DELETE.';
+comment on column inventory.audit_log.old_row is 'Row before the change (UPDATE, DELETE).';
+comment on column inventory.audit_log.new_row is 'Row after the change (INSERT, UPDATE).';
+comment on column inventory.audit_log.actor is 'Acting user: JWT sub under the gateway, else the login.';
+comment on column inventory.audit_log.db_role is 'Database role in effect (SET ROLE / PostgREST request role).';
+comment on column inventory.audit_log.login is 'session_user: the login that connected.';
+comment on column inventory.audit_log.request_path is 'PostgREST request.path, when called through PostgREST.';
+comment on column inventory.audit_log.request_id is 'x-request-id header, when called through PostgREST.';
+comment on column inventory.audit_log.transaction_id is 'Writing transaction.';
+comment on column inventory.audit_log.created_at is 'Transaction time of the change.';
+
+create table inventory.audit_chain (
+  seq bigint primary key,
+  audit_id bigint not null constraint audit_chain_audit_id_key unique,
+  transaction_id xid8 not null,
+  prev_hash bytea,
+  hash bytea not null,
+  sealed_at timestamptz not null default pg_catalog.now(),
+  constraint audit_chain_seq_check check (seq >= 1),
+  constraint audit_chain_prev_hash_check check ((seq = 1) = (prev_hash is null))
+);
+comment on table inventory.audit_chain is 'Hash chain over the audit log in seal order: hash = sha256(prev_hash || canonical audit row).';
+comment on column inventory.audit_chain.seq is 'Position in the chain, contiguous from 1.';
+comment on column inventory.audit_chain.audit_id is 'The audit row sealed.';
+comment on column inventory.audit_chain.transaction_id is 'Its transaction (the sealer''s watermark).';
+comment on column inventory.audit_chain.prev_hash is 'Hash of the previous link (null for the first).';
+comment on column inventory.audit_chain.hash is 'sha256(prev_hash || canonical bytes of the audit row).';
+comment on column inventory.audit_chain.sealed_at is 'When the link was sealed.';
+
+-- Canonical bytes of an audit row: independent of TimeZone and DateStyle (times as epoch numbers,
+-- jsonb rendered by its own canonical output).
+create function inventory.audit_row_bytes(entry inventory.audit_log) returns bytea
+language sql immutable parallel safe
+set search_path = ''
+as $$
+  select pg_catalog.convert_to(pg_catalog.jsonb_build_object(
+           'audit_id', (audit_row_bytes.entry).audit_id,
+           'table', (audit_row_bytes.entry).table_name,
+           'op', (audit_row_bytes.entry).operation,
+           'old', (audit_row_bytes.entry).old_row,
+           'new', (audit_row_bytes.entry).new_row,
+           'actor', (audit_row_bytes.entry).actor,
+           'db_role', (audit_row_bytes.entry).db_role,
+           'login', (audit_row_bytes.entry).login,
+           'request_path', (audit_row_bytes.entry).request_path,
+           'request_id', (audit_row_bytes.entry).request_id,
+           'txid', (audit_row_bytes.entry).transaction_id::text,
+           'at', extract(epoch from (audit_row_bytes.entry).created_at))::text, 'UTF8')
+$$;
+comment on function inventory.audit_row_bytes(inventory.audit_log) is 'Canonical, session-independent bytes of an audit row, hashed by the chain.';
+
+create function inventory.record_audit() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+begin
+  insert into inventory.audit_log (table_name, operation, old_row, new_row, actor, db_role, login,
+                                   request_path, request_id)
+  values (tg_table_name, tg_op,
+          case when tg_op <> 'INSERT' then pg_catalog.to_jsonb(old) end,
+          case when tg_op <> 'DELETE' then pg_catalog.to_jsonb(new) end,
+          inventory.current_actor(), inventory.acting_db_role(), session_user,
+          nullif(pg_catalog.current_setting('request.path', true), ''),
+          case when inventory.is_gateway_session()
+               then nullif(pg_catalog.current_setting('request.headers', true), '')::jsonb ->> 'x-request-id' end);
+  return null;
+end
+$$;
+comment on function inventory.record_audit() is 'Trigger: appends the row change to the audit log.';
+
+do $audited$
+declare
+  v_table text;
+begin
+  foreach v_table in array array['settings', 'items', 'locations', 'user_roles', 'stock_levels',
+                                 'reservations', 'returns', 'idempotency_keys'] loop
+    execute pg_catalog.format(
+      'create trigger %I after insert or update or delete on inventory.%I
+         for each row execute function inventory.record_audit()', v_table || '_audit', v_table);
+    execute pg_catalog.format('alter table inventory.%I enable always trigger %I', v_table, v_table || '_audit');
+  end loop;
+end
+$audited$;
+
+create trigger audit_log_forbid_change
+  before update or delete on inventory.audit_log
+  for each row execute function inventory.forbid_ledger_change();
+create trigger audit_log_forbid_truncate
+  before truncate on inventory.audit_log
+  for each statement execute function inventory.forbid_ledger_change();
+create trigger audit_chain_forbid_change
+  before update or delete on inventory.audit_chain
+  for each row execute function inventory.forbid_ledger_change();
+create trigger audit_chain_forbid_truncate
+  before truncate on inventory.audit_chain
+  for each statement execute function inventory.forbid_ledger_change();
+alter table inventory.audit_log enable always trigger audit_log_forbid_change;
+alter table inventory.audit_log enable always trigger audit_log_forbid_truncate;
+alter table inventory.audit_chain enable always trigger audit_chain_forbid_change;
+alter table inventory.audit_chain enable always trigger audit_chain_forbid_truncate;
+
+-- Seals up to batch_size audit rows onto the chain; returns how many. Self-locking: a second
+-- concurrent call returns 0 at once.
+create function inventory.seal_audit_log(batch_size integer) returns integer
+language plpgsql volatile security definer
+set search_path = ''
+as $$
+declare
+  v_last inventory.audit_chain;
+  v_horizon xid8 := pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot());
+  v_entry inventory.audit_log;
+  v_seq bigint;
+  v_prev bytea;
+  v_hash bytea;
+  v_count integer := 0;
+begin
+  perform inventory.authorize('scheduler');
+  if seal_audit_log.batch_size is null or seal_audit_log.batch_size not between 1 and 1000000 then
+    perform inventory.raise_error('INVALID_ARGUMENT', 'batch_size must be between 1 and 1000000',
+      pg_catalog.jsonb_build_object('argument', 'batch_size', 'problem', 'out of range'));
+  end if;
+  if not pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('inventory.seal_audit_log')) then
+    return 0;
+  end if;
+  select * into v_last from inventory.audit_chain c order by c.seq desc limit 1;
+  v_seq := coalesce(v_last.seq, 0);
+  v_prev := v_last.hash;
+  for v_entry in
+    select a.* from inventory.audit_log a
+     where a.transaction_id < v_horizon
+       and (v_last.seq is null or (a.transaction_id, a.audit_id) > (v_last.transaction_id, v_last.audit_id))
+     order by a.transaction_id, a.audit_id
+     limit seal_audit_log.batch_size
+  loop
+    v_seq := v_seq + 1;
+    v_hash := pg_catalog.sha256(coalesce(v_prev, ''::bytea) || inventory.audit_row_bytes(v_entry));
+    insert into inventory.audit_chain (seq, audit_id, transaction_id, prev_hash, hash)
+    values (v_seq, v_entry.audit_id, v_entry.transaction_id, v_prev, v_hash);
+    v_prev := v_hash;
+    v_count := v_count + 1;
+  end loop;
+  return v_count;
+end
+$$;
+comment on function inventory.seal_audit_log(integer) is 'Implements inventory_api.seal_audit_log.';
+
+create type inventory_api.chain_break as (seq bigint, audit_id bigint, problem text);
+comment on type inventory_api.chain_break is 'The first broken link of the audit chain.';
+
+create function inventory.audit_chain_breaks() returns setof inventory_api.chain_break
+language sql stable
+set search_path = ''
+as $$
+  select * from (
+    select c.seq, c.audit_id,
+           case
+             when c.seq <> pg_catalog.row_number() over w then 'sequence gap before this link'
+             when a.audit_id is null then 'audit row deleted'
+             when c.prev_hash is distinct from pg_catalog.lag(c.hash) over w then 'prev_hash does not match the previous link'
+             when c.hash <> pg_catalog.sha256(coalesce(c.prev_hash, ''::bytea) || inventory.audit_row_bytes(a))
+               then 'audit row changed after sealing'
+           end as problem
+      from inventory.audit_chain c
+      left join inventory.audit_log a on a.audit_id = c.audit_id
+    window w as (order by c.seq)
+  ) links
+   where links.problem is not null
+   order by links.seq
+   limit 1
+$$;
+comment on function inventory.audit_chain_breaks() is 'The first broken link of the audit chain, if any (internal).';
+
+create function inventory.verify_audit_chain() returns setof inventory_api.chain_break
+language plpgsql stable security definer
+set search_path = ''
+as $$
+begin
+  perform inventory.authorize('admin');
+  return query select * from inventory.audit_chain_breaks();
+end
+$$;
+comment on function inventory.verify_audit_chain() is 'Implements inventory_api.verify_audit_chain.';
+
 -- 40_api_types.sql
 -- Result types of the API functions. Public functions return public types, never private row types.
 
@@ -700,6 +1161,7 @@ declare
   v_existing inventory.items;
   v_item_id bigint;
 begin
+  perform inventory.authorize('admin');
   perform inventory.check_text(create_item.sku, 'sku', 64);
   if create_item.sku !~ '^[A-Za-z0-9][A-Za-z0-9._:/#+-]{0,63}$' then
     perform inventory.raise_error('INVALID_ARGUMENT',
@@ -749,6 +1211,7 @@ as $$
 declare
   v_item record;
 begin
+  perform inventory.authorize('admin');
   if set_item_status.status is null or set_item_status.status not in ('active', 'on_hold', 'discontinued') then
     perform inventory.raise_error('INVALID_ARGUMENT',
       'status must be active, on_hold or discontinued',
@@ -770,6 +1233,7 @@ as $$
 declare
   v_location inventory.locations;
 begin
+  perform inventory.authorize('admin');
   perform inventory.check_text(create_location.code, 'code', 64);
   if create_location.code !~ '^[A-Za-z0-9][A-Za-z0-9._:/#+-]{0,63}$' then
     perform inventory.raise_error('INVALID_ARGUMENT',
@@ -841,6 +1305,7 @@ begin
   v_item := inventory.item_for_sku(receive_stock.sku);
   perform inventory.check_quantity(receive_stock.quantity);
   v_location_id := inventory.location_for_code(receive_stock.location);
+  perform inventory.authorize('operator', v_location_id);
   perform inventory.check_text(receive_stock.reference, 'reference', 200, required => false);
   perform inventory.check_unit_cost(receive_stock.unit_cost);
   if v_item.status = 'discontinued' then
@@ -1037,6 +1502,7 @@ language plpgsql volatile security definer
 set search_path = ''
 as $$
 begin
+  perform inventory.authorize('scheduler');
   if expire_reservations.batch_size is null or expire_reservations.batch_size not between 1 and 100000 then
     perform inventory.raise_error('INVALID_ARGUMENT', 'batch_size must be between 1 and 100000',
       pg_catalog.jsonb_build_object('argument', 'batch_size', 'problem', 'out of range'));
@@ -1134,6 +1600,7 @@ begin
   perform inventory.check_quantity(reserve_stock.quantity);
   perform inventory.check_text(reserve_stock.order_ref, 'order_ref', 200);
   v_location_id := inventory.location_for_code(reserve_stock.location);
+  perform inventory.authorize('operator', v_location_id);
   if v_item.status <> 'active' then
     perform inventory.raise_error('PRODUCT_UNAVAILABLE',
       pg_catalog.format('item %s is %s and cannot be reserved', reserve_stock.sku, v_item.status),
@@ -1284,6 +1751,7 @@ declare
 begin
   perform inventory.check_text(reserve_order.order_ref, 'order_ref', 200);
   v_lines := inventory.parse_order_lines(reserve_order.lines);
+  perform inventory.authorize_locations('operator', array(select l.location_id from pg_catalog.unnest(v_lines) l));
   v_expires_at := inventory.hold_expiry(reserve_order.expires_in);
   select pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('sku', i.sku, 'status', i.status) order by i.sku)
     into v_unavailable
@@ -1410,6 +1878,7 @@ begin
   end if;
 
   v_moves := inventory.lock_order_holds(fulfill_order.order_ref, v_item_id);
+  perform inventory.authorize_locations('operator', array(select m.location_id from pg_catalog.unnest(v_moves) m));
   if v_moves is null then
     perform inventory.raise_error('NO_RESERVATION',
       pg_catalog.format('order %s has no active reservation%s', fulfill_order.order_ref,
@@ -1474,6 +1943,7 @@ begin
     end if;
   end if;
   v_moves := inventory.lock_order_holds(cancel_reservation.order_ref, v_item_id);
+  perform inventory.authorize_locations('operator', array(select m.location_id from pg_catalog.unnest(v_moves) m));
   if v_moves is null then
     perform inventory.raise_error('NO_RESERVATION',
       pg_catalog.format('order %s has no active reservation%s', cancel_reservation.order_ref,
@@ -1520,6 +1990,7 @@ begin
       pg_catalog.jsonb_build_object('argument', 'restock', 'problem', 'missing'));
   end if;
   v_location_id := inventory.location_for_code(process_return.location);
+  perform inventory.authorize('operator', v_location_id);
   if process_return.idempotency_key is not null then
     v_replay := inventory.claim_idempotency_key(process_return.idempotency_key, 'process_return',
       pg_catalog.jsonb_build_object('order_ref', process_return.order_ref, 'sku', process_return.sku,
@@ -1586,6 +2057,11 @@ declare
   v_location_id bigint;
   v_available numeric;
 begin
+  select l.location_id into v_location_id from inventory.locations l where l.code = validate_stock.location;
+  if v_location_id is null then
+    return row(false, null, 'LOCATION_NOT_FOUND')::inventory_api.stock_check;
+  end if;
+  perform inventory.authorize('viewer', v_location_id);
   if not inventory.quantity_is_valid(validate_stock.quantity) then
     return row(false, null, 'INVALID_QUANTITY')::inventory_api.stock_check;
   end if;
@@ -1593,10 +2069,6 @@ begin
     from inventory.items i where i.sku = validate_stock.sku and i.deleted_at is null;
   if v_item_id is null then
     return row(false, null, 'PRODUCT_NOT_FOUND')::inventory_api.stock_check;
-  end if;
-  select l.location_id into v_location_id from inventory.locations l where l.code = validate_stock.location;
-  if v_location_id is null then
-    return row(false, null, 'LOCATION_NOT_FOUND')::inventory_api.stock_check;
   end if;
   v_available := coalesce(inventory.effective_available(v_item_id, v_location_id), 0);
   if v_status <> 'active' then
@@ -1610,13 +2082,14 @@ end
 $$;
 comment on function inventory.validate_stock(text, numeric, text) is 'Implements inventory_api.validate_stock.';
 
-create function inventory.verify_inventory()
+-- Every broken invariant, unfiltered (no authorization: internal).
+create function inventory.inventory_violations()
 returns setof inventory_api.invariant_violation
-language sql stable security definer
+language sql stable
 set search_path = ''
 as $$
   with levels as (
-    select s.item_id, s.location_id, s.on_hand, s.reserved, i.sku, l.code as location
+    select s.item_id, s.location_id, s.on_hand, s.reserved, s.ledger_hash, i.sku, l.code as location
       from inventory.stock_levels s
       join inventory.items i on i.item_id = s.item_id
       join inventory.locations l on l.location_id = s.location_id
@@ -1628,9 +2101,12 @@ as $$
     select r.item_id, r.location_id, pg_catalog.sum(r.quantity - r.quantity_fulfilled) as reserved
       from inventory.reservations r where r.status = 'ACTIVE' group by r.item_id, r.location_id
   ), chain as (
-    select g.item_id, g.location_id, g.movement_id, g.on_hand_before, g.reserved_before,
+    select g.item_id, g.location_id, g.movement_id, g.on_hand_before, g.reserved_before, g.prev_hash, g.hash,
            pg_catalog.lag(g.on_hand_after, 1, 0::numeric) over w as prev_on_hand,
-           pg_catalog.lag(g.reserved_after, 1, 0::numeric) over w as prev_reserved
+           pg_catalog.lag(g.reserved_after, 1, 0::numeric) over w as prev_reserved,
+           pg_catalog.lag(g.hash) over w as prev_link,
+           pg_catalog.sha256(coalesce(g.prev_hash, ''::bytea) || inventory.ledger_entry_bytes(g)) as recomputed,
+           pg_catalog.row_number() over (partition by g.item_id, g.location_id order by g.movement_id desc) as from_end
       from inventory.ledger g
     window w as (partition by g.item_id, g.location_id order by g.movement_id)
   ), shipped as (
@@ -1676,6 +2152,21 @@ as $$
     join inventory.locations l on l.location_id = c.location_id
    where c.on_hand_before <> c.prev_on_hand or c.reserved_before <> c.prev_reserved
   union all
+  select 'ledger_hash_chain', i.sku, l.code, null, null,
+         pg_catalog.format('movement %s: %s', c.movement_id,
+           case when c.prev_hash is distinct from c.prev_link then 'prev_hash does not match the previous movement'
+                else 'hash does not match its contents' end)
+    from chain c
+    join inventory.items i on i.item_id = c.item_id
+    join inventory.locations l on l.location_id = c.location_id
+   where c.prev_hash is distinct from c.prev_link or c.hash <> c.recomputed
+  union all
+  select 'ledger_hash_head', v.sku, v.location, null, null,
+         'the level''s ledger_hash is not the hash of its latest movement'
+    from levels v
+    left join chain c on c.item_id = v.item_id and c.location_id = v.location_id and c.from_end = 1
+   where v.ledger_hash is distinct from c.hash
+  union all
   select 'returns_within_shipped', i.sku, null, s.quantity, t.quantity,
          pg_catalog.format('order %s returned more than it shipped', t.order_ref)
     from returned t
@@ -1683,7 +2174,63 @@ as $$
     join inventory.items i on i.item_id = t.item_id
    where t.quantity > coalesce(s.quantity, 0)
 $$;
+comment on function inventory.inventory_violations() is 'Every broken invariant of the stock books (internal, unfiltered).';
+
+create function inventory.verify_inventory()
+returns setof inventory_api.invariant_violation
+language plpgsql stable security definer
+set search_path = ''
+as $$
+begin
+  perform inventory.authorize('viewer');
+  return query select * from inventory.inventory_violations();
+end
+$$;
 comment on function inventory.verify_inventory() is 'Implements inventory_api.verify_inventory.';
+
+-- 50_policies.sql
+-- Row level security on every table. API roles never write tables directly (every change goes
+-- through the SECURITY DEFINER functions, which authorise the caller themselves and run as the
+-- table owner), so the only policies are for reading: the catalogue for anyone with a business
+-- role, stock rows for the locations the caller may see. Tables without a policy have no grants
+-- to API roles at all (settings, user_roles, idempotency_keys, audit_log, audit_chain).
+-- Identity functions are called as (select ...) so they run once per statement, not per row.
+-- RLS is not FORCEd: the owner (the definer functions) must see every row to check invariants.
+
+do $rls$
+declare
+  v_table text;
+begin
+  foreach v_table in array array['error_codes', 'settings', 'items', 'locations', 'user_roles', 'stock_levels',
+                                 'ledger', 'reservations', 'returns', 'idempotency_keys', 'audit_log',
+                                 'audit_chain'] loop
+    execute pg_catalog.format('alter table inventory.%I enable row level security', v_table);
+  end loop;
+end
+$rls$;
+
+create policy error_codes_viewer_select on inventory.error_codes for select to inventory_viewer
+  using (true);
+create policy items_viewer_select on inventory.items for select to inventory_viewer
+  using ((select inventory.has_any_role()));
+create policy locations_viewer_select on inventory.locations for select to inventory_viewer
+  using (location_id = any ((select inventory.visible_location_ids())::bigint[]));
+create policy stock_levels_viewer_select on inventory.stock_levels for select to inventory_viewer
+  using (location_id = any ((select inventory.visible_location_ids())::bigint[]));
+create policy reservations_viewer_select on inventory.reservations for select to inventory_viewer
+  using (location_id = any ((select inventory.visible_location_ids())::bigint[]));
+create policy ledger_viewer_select on inventory.ledger for select to inventory_viewer
+  using (location_id = any ((select inventory.visible_location_ids())::bigint[]));
+create policy returns_viewer_select on inventory.returns for select to inventory_viewer
+  using (location_id = any ((select inventory.visible_location_ids())::bigint[]));
+
+comment on policy error_codes_viewer_select on inventory.error_codes is 'The error catalogue is public to every pyinv role.';
+comment on policy items_viewer_select on inventory.items is 'The catalogue is visible to anyone holding a business role.';
+comment on policy locations_viewer_select on inventory.locations is 'Only the locations the caller may see.';
+comment on policy stock_levels_viewer_select on inventory.stock_levels is 'Only stock at the locations the caller may see.';
+comment on policy reservations_viewer_select on inventory.reservations is 'Only holds at the locations the caller may see.';
+comment on policy ledger_viewer_select on inventory.ledger is 'Only movements at the locations the caller may see.';
+comment on policy returns_viewer_select on inventory.returns is 'Only returns at the locations the caller may see.';
 
 -- 60_api.sql
 -- The public API: security_invoker views and SECURITY INVOKER functions in inventory_api.
@@ -1743,6 +2290,10 @@ create view inventory_api.returns with (security_invoker = true) as
     join inventory.items i on i.item_id = t.item_id
     join inventory.locations l on l.location_id = t.location_id;
 comment on view inventory_api.returns is 'Customer returns, restocked or not.';
+
+create view inventory_api.error_codes with (security_invoker = true) as
+  select e.code, e.sqlstate, e.description from inventory.error_codes e;
+comment on view inventory_api.error_codes is 'The error catalogue: HINT token, SQLSTATE and meaning of every error pyinv raises.';
 
 create function inventory_api.create_item(sku text, name text, unit_of_measure text default 'each',
                                           unit_cost numeric default null, track_lots boolean default false)
@@ -1896,21 +2447,66 @@ comment on function inventory_api.verify_inventory() is
 'List every broken invariant; no rows means the books balance.
 Checks: stock levels equal their ledger sums, the ledger is continuous, reserved equals active holds, nothing negative or oversold, returns within shipped.';
 
+create function inventory_api.grant_user_role(user_id text, role text, location text default null)
+returns inventory_api.user_role
+language sql volatile
+set search_path = ''
+begin atomic
+  select * from inventory.grant_user_role(grant_user_role.user_id, grant_user_role.role, grant_user_role.location);
+end;
+comment on function inventory_api.grant_user_role(text, text, text) is
+'Give a user (JWT sub, or a login name) a business role: viewer, operator, admin or scheduler.
+location limits the role to one location; null means every location. Admins only.';
+
+create function inventory_api.revoke_user_role(user_id text, role text, location text default null)
+returns integer
+language sql volatile
+set search_path = ''
+begin atomic
+  select inventory.revoke_user_role(revoke_user_role.user_id, revoke_user_role.role, revoke_user_role.location);
+end;
+comment on function inventory_api.revoke_user_role(text, text, text) is
+'Take a business role away from a user; returns how many grants were removed. Admins only.';
+
+create function inventory_api.seal_audit_log(batch_size integer default 10000)
+returns integer
+language sql volatile
+set search_path = ''
+begin atomic
+  select inventory.seal_audit_log(seal_audit_log.batch_size);
+end;
+comment on function inventory_api.seal_audit_log(integer) is
+'Append up to batch_size committed audit rows to the hash chain; returns how many.
+Self-locking: a concurrent call returns 0 at once. Call it until it returns less than batch_size.';
+
+create function inventory_api.verify_audit_chain()
+returns setof inventory_api.chain_break
+language sql stable
+set search_path = ''
+begin atomic
+  select * from inventory.verify_audit_chain();
+end;
+comment on function inventory_api.verify_audit_chain() is
+'Report the first broken link of the audit hash chain; no rows means the chain is intact.';
+
 -- 70_grants.sql
--- Privileges: an explicit allowlist per role. Nothing is granted to PUBLIC (and default privileges
--- revoke EXECUTE from PUBLIC for functions created later). API roles get no table privileges beyond
--- SELECT for viewers; every change goes through the SECURITY DEFINER implementations.
+-- Privileges: an explicit allowlist per role, re-asserted after every migration (post-apply).
+-- Nothing is granted to PUBLIC, and default privileges revoke EXECUTE from PUBLIC for functions
+-- created later. API roles get no table privileges beyond SELECT for viewers (filtered by row level
+-- security); every change goes through the SECURITY DEFINER implementations, which authorise the
+-- caller's business role and location themselves.
 
 revoke all on all functions in schema inventory, inventory_api from public;
 revoke all on all tables in schema inventory, inventory_api from public;
 revoke all on all sequences in schema inventory, inventory_api from public;
+revoke all on type inventory.hold_move, inventory.order_line from public;
 
 grant usage on schema inventory, inventory_api to inventory_viewer, inventory_scheduler;
 
--- Readers (security_invoker views read the tables as the caller).
-grant select on inventory.items, inventory.locations, inventory.stock_levels, inventory.reservations,
-                inventory.ledger, inventory.returns to inventory_viewer;
-grant select on inventory_api.items, inventory_api.locations, inventory_api.stock_levels,
+-- Readers (security_invoker views read the tables as the caller, under RLS).
+grant select on inventory.error_codes, inventory.items, inventory.locations, inventory.stock_levels,
+                inventory.reservations, inventory.ledger, inventory.returns to inventory_viewer;
+grant select on inventory_api.error_codes, inventory_api.items, inventory_api.locations, inventory_api.stock_levels,
                 inventory_api.reservations, inventory_api.stock_movements, inventory_api.returns
   to inventory_viewer;
 grant execute on function
@@ -1931,16 +2527,75 @@ grant execute on function
   inventory.process_return(text, text, numeric, text, boolean, text, text)
   to inventory_operator;
 
--- Catalogue and maintenance.
+-- Catalogue, access and audit.
 grant execute on function
   inventory_api.create_item(text, text, text, numeric, boolean), inventory.create_item(text, text, text, numeric, boolean),
   inventory_api.set_item_status(text, text), inventory.set_item_status(text, text),
-  inventory_api.create_location(text, text), inventory.create_location(text, text)
+  inventory_api.create_location(text, text), inventory.create_location(text, text),
+  inventory_api.grant_user_role(text, text, text), inventory.grant_user_role(text, text, text),
+  inventory_api.revoke_user_role(text, text, text), inventory.revoke_user_role(text, text, text),
+  inventory_api.verify_audit_chain(), inventory.verify_audit_chain()
   to inventory_admin;
+
+-- Maintenance: long-running, so never exposed to PostgREST's anon/authenticated.
 grant execute on function
-  inventory_api.expire_reservations(integer), inventory.expire_reservations(integer)
+  inventory_api.expire_reservations(integer), inventory.expire_reservations(integer),
+  inventory_api.seal_audit_log(integer), inventory.seal_audit_log(integer)
   to inventory_admin, inventory_scheduler;
 
+-- 80_supabase.sql
+-- PostgREST / Supabase roles, only where they exist (nothing Supabase-specific is created here).
+-- anon gets nothing. authenticated may call every API function except maintenance and read the
+-- views; what each user may actually do comes from inventory.user_roles, checked inside the
+-- functions and by the row level security policies. service_role acts as an unscoped admin.
+do $supabase$
+declare
+  v_role text;
+  v_function regprocedure;
+  v_policy record;
+begin
+  foreach v_role in array array['anon', 'authenticated', 'service_role'] loop
+    if exists (select from pg_catalog.pg_roles r where r.rolname = v_role) then
+      execute pg_catalog.format('revoke all on all functions in schema inventory, inventory_api from %I', v_role);
+      execute pg_catalog.format('revoke all on all tables in schema inventory, inventory_api from %I', v_role);
+      execute pg_catalog.format('revoke all on schema inventory, inventory_api from %I', v_role);
+    end if;
+  end loop;
+
+  if exists (select from pg_catalog.pg_roles r where r.rolname = 'authenticated') then
+    grant usage on schema inventory, inventory_api to authenticated;
+    grant select on inventory.error_codes, inventory.items, inventory.locations, inventory.stock_levels,
+                    inventory.reservations, inventory.ledger, inventory.returns to authenticated;
+    grant select on inventory_api.error_codes, inventory_api.items, inventory_api.locations,
+                    inventory_api.stock_levels, inventory_api.reservations, inventory_api.stock_movements,
+                    inventory_api.returns to authenticated;
+    -- The same functions as the business roles, minus maintenance.
+    for v_function in
+      select p.oid::regprocedure from pg_catalog.pg_proc p
+       where p.pronamespace in ('inventory'::regnamespace, 'inventory_api'::regnamespace)
+         and pg_catalog.has_function_privilege('inventory_admin', p.oid, 'EXECUTE')
+         and p.proname not in ('expire_reservations', 'seal_audit_log')
+    loop
+      execute pg_catalog.format('grant execute on function %s to authenticated', v_function);
+    end loop;
+    for v_policy in
+      select p.policyname, p.tablename from pg_catalog.pg_policies p
+       where p.schemaname = 'inventory' and p.roles = array['inventory_viewer']::name[]
+    loop
+      execute pg_catalog.format('alter policy %I on inventory.%I to inventory_viewer, authenticated',
+                                v_policy.policyname, v_policy.tablename);
+    end loop;
+  end if;
+
+  if exists (select from pg_catalog.pg_roles r where r.rolname = 'service_role')
+     and not pg_catalog.pg_has_role('service_role', 'inventory_admin', 'MEMBER') then
+    grant inventory_admin, inventory_scheduler to service_role;
+  end if;
+end
+$supabase$;
+
 -- 99_finish.sql
--- Back to the migrating login, which records the migration in inventory_meta.
+-- Back to the migrating login, which records the migration in inventory_meta; tell PostgREST to
+-- reload its schema cache (harmless without PostgREST).
 reset role;
+notify pgrst, 'reload schema';

@@ -136,7 +136,7 @@ CATALOGUE: dict[str, type[InventoryError]] = {
     cls.code: cls
     for cls in (ProductNotFound, LocationNotFound, NoReservation, InsufficientStock, ProductUnavailable,
                 QuantityMismatch, ReservationExpired, IdempotencyConflict, AlreadyExists, InvalidQuantity,
-                InvalidArgument, AppendOnly)
+                InvalidArgument, AppendOnly, PermissionDenied)
 }
 """Hint token -> exception, mirroring inventory.error_codes (a test checks they agree)."""
 

@@ -25,7 +25,8 @@ insert into inventory.error_codes (code, sqlstate, description) values
   ('ALREADY_EXISTS', 'PT409', 'An object with this natural key exists with different attributes.'),
   ('INVALID_QUANTITY', '22023', 'Quantities must be finite, greater than zero, at most 1e12, with at most 4 decimals.'),
   ('INVALID_ARGUMENT', '22023', 'An argument is missing, malformed or out of range; DETAIL names it.'),
-  ('APPEND_ONLY', '42501', 'The ledger is append-only: rows cannot be updated, deleted or truncated.');
+  ('APPEND_ONLY', '42501', 'The ledger and audit log are append-only: rows cannot be updated, deleted or truncated.'),
+  ('PERMISSION_DENIED', '42501', 'The acting user lacks the business role (or location scope) this needs.');
 
 -- Raises the catalogued error `code`. DETAIL is a JSON object of specifics for programs.
 create function inventory.raise_error(code text, message text, detail jsonb default null)

@@ -15,6 +15,7 @@ create table inventory.stock_levels (
   version bigint not null default 1,
   updated_at timestamptz not null default pg_catalog.now(),
   pending_movement jsonb,
+  ledger_hash bytea,
   primary key (item_id, location_id),
   constraint stock_levels_on_hand_check check (on_hand >= 0 and on_hand <> 'NaN'::numeric),
   constraint stock_levels_reserved_check check (reserved >= 0 and reserved <> 'NaN'::numeric),
@@ -30,6 +31,7 @@ comment on column inventory.stock_levels.reserved is 'Units held by active reser
 comment on column inventory.stock_levels.available is 'on_hand - reserved (generated).';
 comment on column inventory.stock_levels.version is 'Incremented on every movement; usable for compare-and-set.';
 comment on column inventory.stock_levels.updated_at is 'Time of the last movement.';
+comment on column inventory.stock_levels.ledger_hash is 'Hash of the level''s latest ledger movement: the head of its hash chain.';
 comment on column inventory.stock_levels.pending_movement is 'Transient description of the movement being written (type, reason, reference...); consumed and cleared by the ledger trigger, never stored.';
 
 create table inventory.ledger (
@@ -52,6 +54,8 @@ create table inventory.ledger (
   metadata jsonb not null default '{}'::jsonb,
   created_at timestamptz not null default pg_catalog.now(),
   transaction_id xid8 not null default pg_catalog.pg_current_xact_id(),
+  prev_hash bytea,
+  hash bytea not null,
   constraint ledger_movement_type_check check (movement_type in
     ('RECEIVE', 'RESERVE', 'RELEASE', 'EXPIRE', 'SHIP', 'RETURN', 'ADJUST', 'TRANSFER_OUT', 'TRANSFER_IN')),
   constraint ledger_arithmetic_check check (on_hand_after = on_hand_before + on_hand_delta
@@ -79,6 +83,36 @@ comment on column inventory.ledger.reservation_id is 'The reservation moved, whe
 comment on column inventory.ledger.metadata is 'Free-form details (reservation ids of aggregated movements, unit cost, ...).';
 comment on column inventory.ledger.created_at is 'Transaction time of the movement.';
 comment on column inventory.ledger.transaction_id is 'Id of the writing transaction.';
+comment on column inventory.ledger.prev_hash is 'Hash of the previous movement of the same stock level (null for its first).';
+comment on column inventory.ledger.hash is 'sha256(prev_hash || canonical bytes of this movement): a tamper-evident chain per stock level.';
+
+-- Canonical bytes of a movement: independent of TimeZone and DateStyle.
+create function inventory.ledger_entry_bytes(entry inventory.ledger) returns bytea
+language sql immutable parallel safe
+set search_path = ''
+as $$
+  select pg_catalog.convert_to(pg_catalog.jsonb_build_object(
+           'movement_id', (ledger_entry_bytes.entry).movement_id,
+           'type', (ledger_entry_bytes.entry).movement_type,
+           'item_id', (ledger_entry_bytes.entry).item_id,
+           'location_id', (ledger_entry_bytes.entry).location_id,
+           'on_hand', pg_catalog.jsonb_build_array((ledger_entry_bytes.entry).on_hand_before,
+                                                   (ledger_entry_bytes.entry).on_hand_delta,
+                                                   (ledger_entry_bytes.entry).on_hand_after),
+           'reserved', pg_catalog.jsonb_build_array((ledger_entry_bytes.entry).reserved_before,
+                                                    (ledger_entry_bytes.entry).reserved_delta,
+                                                    (ledger_entry_bytes.entry).reserved_after),
+           'actor', (ledger_entry_bytes.entry).actor,
+           'reason', (ledger_entry_bytes.entry).reason,
+           'reference', (ledger_entry_bytes.entry).reference,
+           'idempotency_key', (ledger_entry_bytes.entry).idempotency_key,
+           'related_movement_id', (ledger_entry_bytes.entry).related_movement_id,
+           'reservation_id', (ledger_entry_bytes.entry).reservation_id,
+           'metadata', (ledger_entry_bytes.entry).metadata,
+           'at', extract(epoch from (ledger_entry_bytes.entry).created_at),
+           'txid', (ledger_entry_bytes.entry).transaction_id::text)::text, 'UTF8')
+$$;
+comment on function inventory.ledger_entry_bytes(inventory.ledger) is 'Canonical, session-independent bytes of a movement, hashed by the per-level chain.';
 
 create function inventory.record_stock_movement() returns trigger
 language plpgsql security definer
@@ -86,6 +120,7 @@ set search_path = ''
 as $$
 declare
   v_movement jsonb := coalesce(new.pending_movement, '{}'::jsonb);
+  v_entry inventory.ledger;
 begin
   new.pending_movement := null;
   if tg_op = 'INSERT' then
@@ -101,15 +136,13 @@ begin
     return new;
   end if;
   new.version := old.version + 1;
+  new.ledger_hash := old.ledger_hash;
   if new.on_hand = old.on_hand and new.reserved = old.reserved then
     return new;
   end if;
   new.updated_at := pg_catalog.now();
-  insert into inventory.ledger (
-    movement_type, item_id, location_id,
-    on_hand_delta, reserved_delta, on_hand_before, on_hand_after, reserved_before, reserved_after,
-    actor, reason, reference, idempotency_key, related_movement_id, reservation_id, metadata)
-  values (
+  v_entry := row(
+    pg_catalog.nextval('inventory.ledger_movement_id_seq'::regclass),
     coalesce(v_movement ->> 'type', 'ADJUST'),
     new.item_id, new.location_id,
     new.on_hand - old.on_hand, new.reserved - old.reserved,
@@ -120,7 +153,12 @@ begin
     v_movement ->> 'idempotency_key',
     (v_movement ->> 'related_movement_id')::bigint,
     (v_movement ->> 'reservation_id')::bigint,
-    coalesce(v_movement -> 'metadata', '{}'::jsonb));
+    coalesce(v_movement -> 'metadata', '{}'::jsonb),
+    pg_catalog.now(), pg_catalog.pg_current_xact_id(),
+    old.ledger_hash, null)::inventory.ledger;
+  v_entry.hash := pg_catalog.sha256(coalesce(old.ledger_hash, ''::bytea) || inventory.ledger_entry_bytes(v_entry));
+  insert into inventory.ledger overriding system value select v_entry.*;
+  new.ledger_hash := v_entry.hash;
   return new;
 end
 $$;

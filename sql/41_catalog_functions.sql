@@ -21,6 +21,7 @@ declare
   v_existing inventory.items;
   v_item_id bigint;
 begin
+  perform inventory.authorize('admin');
   perform inventory.check_text(create_item.sku, 'sku', 64);
   if create_item.sku !~ '^[A-Za-z0-9][A-Za-z0-9._:/#+-]{0,63}$' then
     perform inventory.raise_error('INVALID_ARGUMENT',
@@ -70,6 +71,7 @@ as $$
 declare
   v_item record;
 begin
+  perform inventory.authorize('admin');
   if set_item_status.status is null or set_item_status.status not in ('active', 'on_hold', 'discontinued') then
     perform inventory.raise_error('INVALID_ARGUMENT',
       'status must be active, on_hold or discontinued',
@@ -91,6 +93,7 @@ as $$
 declare
   v_location inventory.locations;
 begin
+  perform inventory.authorize('admin');
   perform inventory.check_text(create_location.code, 'code', 64);
   if create_location.code !~ '^[A-Za-z0-9][A-Za-z0-9._:/#+-]{0,63}$' then
     perform inventory.raise_error('INVALID_ARGUMENT',

@@ -44,6 +44,7 @@ begin
   v_item := inventory.item_for_sku(receive_stock.sku);
   perform inventory.check_quantity(receive_stock.quantity);
   v_location_id := inventory.location_for_code(receive_stock.location);
+  perform inventory.authorize('operator', v_location_id);
   perform inventory.check_text(receive_stock.reference, 'reference', 200, required => false);
   perform inventory.check_unit_cost(receive_stock.unit_cost);
   if v_item.status = 'discontinued' then

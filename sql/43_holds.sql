@@ -147,6 +147,7 @@ language plpgsql volatile security definer
 set search_path = ''
 as $$
 begin
+  perform inventory.authorize('scheduler');
   if expire_reservations.batch_size is null or expire_reservations.batch_size not between 1 and 100000 then
     perform inventory.raise_error('INVALID_ARGUMENT', 'batch_size must be between 1 and 100000',
       pg_catalog.jsonb_build_object('argument', 'batch_size', 'problem', 'out of range'));

@@ -79,6 +79,7 @@ begin
   perform inventory.check_quantity(reserve_stock.quantity);
   perform inventory.check_text(reserve_stock.order_ref, 'order_ref', 200);
   v_location_id := inventory.location_for_code(reserve_stock.location);
+  perform inventory.authorize('operator', v_location_id);
   if v_item.status <> 'active' then
     perform inventory.raise_error('PRODUCT_UNAVAILABLE',
       pg_catalog.format('item %s is %s and cannot be reserved', reserve_stock.sku, v_item.status),
@@ -229,6 +230,7 @@ declare
 begin
   perform inventory.check_text(reserve_order.order_ref, 'order_ref', 200);
   v_lines := inventory.parse_order_lines(reserve_order.lines);
+  perform inventory.authorize_locations('operator', array(select l.location_id from pg_catalog.unnest(v_lines) l));
   v_expires_at := inventory.hold_expiry(reserve_order.expires_in);
   select pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('sku', i.sku, 'status', i.status) order by i.sku)
     into v_unavailable

@@ -68,6 +68,7 @@ begin
   end if;
 
   v_moves := inventory.lock_order_holds(fulfill_order.order_ref, v_item_id);
+  perform inventory.authorize_locations('operator', array(select m.location_id from pg_catalog.unnest(v_moves) m));
   if v_moves is null then
     perform inventory.raise_error('NO_RESERVATION',
       pg_catalog.format('order %s has no active reservation%s', fulfill_order.order_ref,
@@ -132,6 +133,7 @@ begin
     end if;
   end if;
   v_moves := inventory.lock_order_holds(cancel_reservation.order_ref, v_item_id);
+  perform inventory.authorize_locations('operator', array(select m.location_id from pg_catalog.unnest(v_moves) m));
   if v_moves is null then
     perform inventory.raise_error('NO_RESERVATION',
       pg_catalog.format('order %s has no active reservation%s', cancel_reservation.order_ref,

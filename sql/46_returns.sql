@@ -26,6 +26,7 @@ begin
       pg_catalog.jsonb_build_object('argument', 'restock', 'problem', 'missing'));
   end if;
   v_location_id := inventory.location_for_code(process_return.location);
+  perform inventory.authorize('operator', v_location_id);
   if process_return.idempotency_key is not null then
     v_replay := inventory.claim_idempotency_key(process_return.idempotency_key, 'process_return',
       pg_catalog.jsonb_build_object('order_ref', process_return.order_ref, 'sku', process_return.sku,

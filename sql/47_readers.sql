@@ -11,6 +11,11 @@ declare
   v_location_id bigint;
   v_available numeric;
 begin
+  select l.location_id into v_location_id from inventory.locations l where l.code = validate_stock.location;
+  if v_location_id is null then
+    return row(false, null, 'LOCATION_NOT_FOUND')::inventory_api.stock_check;
+  end if;
+  perform inventory.authorize('viewer', v_location_id);
   if not inventory.quantity_is_valid(validate_stock.quantity) then
     return row(false, null, 'INVALID_QUANTITY')::inventory_api.stock_check;
   end if;
@@ -18,10 +23,6 @@ begin
     from inventory.items i where i.sku = validate_stock.sku and i.deleted_at is null;
   if v_item_id is null then
     return row(false, null, 'PRODUCT_NOT_FOUND')::inventory_api.stock_check;
-  end if;
-  select l.location_id into v_location_id from inventory.locations l where l.code = validate_stock.location;
-  if v_location_id is null then
-    return row(false, null, 'LOCATION_NOT_FOUND')::inventory_api.stock_check;
   end if;
   v_available := coalesce(inventory.effective_available(v_item_id, v_location_id), 0);
   if v_status <> 'active' then
@@ -35,13 +36,14 @@ end
 $$;
 comment on function inventory.validate_stock(text, numeric, text) is 'Implements inventory_api.validate_stock.';
 
-create function inventory.verify_inventory()
+-- Every broken invariant, unfiltered (no authorization: internal).
+create function inventory.inventory_violations()
 returns setof inventory_api.invariant_violation
-language sql stable security definer
+language sql stable
 set search_path = ''
 as $$
   with levels as (
-    select s.item_id, s.location_id, s.on_hand, s.reserved, i.sku, l.code as location
+    select s.item_id, s.location_id, s.on_hand, s.reserved, s.ledger_hash, i.sku, l.code as location
       from inventory.stock_levels s
       join inventory.items i on i.item_id = s.item_id
       join inventory.locations l on l.location_id = s.location_id
@@ -53,9 +55,12 @@ as $$
     select r.item_id, r.location_id, pg_catalog.sum(r.quantity - r.quantity_fulfilled) as reserved
       from inventory.reservations r where r.status = 'ACTIVE' group by r.item_id, r.location_id
   ), chain as (
-    select g.item_id, g.location_id, g.movement_id, g.on_hand_before, g.reserved_before,
+    select g.item_id, g.location_id, g.movement_id, g.on_hand_before, g.reserved_before, g.prev_hash, g.hash,
            pg_catalog.lag(g.on_hand_after, 1, 0::numeric) over w as prev_on_hand,
-           pg_catalog.lag(g.reserved_after, 1, 0::numeric) over w as prev_reserved
+           pg_catalog.lag(g.reserved_after, 1, 0::numeric) over w as prev_reserved,
+           pg_catalog.lag(g.hash) over w as prev_link,
+           pg_catalog.sha256(coalesce(g.prev_hash, ''::bytea) || inventory.ledger_entry_bytes(g)) as recomputed,
+           pg_catalog.row_number() over (partition by g.item_id, g.location_id order by g.movement_id desc) as from_end
       from inventory.ledger g
     window w as (partition by g.item_id, g.location_id order by g.movement_id)
   ), shipped as (
@@ -101,11 +106,38 @@ as $$
     join inventory.locations l on l.location_id = c.location_id
    where c.on_hand_before <> c.prev_on_hand or c.reserved_before <> c.prev_reserved
   union all
+  select 'ledger_hash_chain', i.sku, l.code, null, null,
+         pg_catalog.format('movement %s: %s', c.movement_id,
+           case when c.prev_hash is distinct from c.prev_link then 'prev_hash does not match the previous movement'
+                else 'hash does not match its contents' end)
+    from chain c
+    join inventory.items i on i.item_id = c.item_id
+    join inventory.locations l on l.location_id = c.location_id
+   where c.prev_hash is distinct from c.prev_link or c.hash <> c.recomputed
+  union all
+  select 'ledger_hash_head', v.sku, v.location, null, null,
+         'the level''s ledger_hash is not the hash of its latest movement'
+    from levels v
+    left join chain c on c.item_id = v.item_id and c.location_id = v.location_id and c.from_end = 1
+   where v.ledger_hash is distinct from c.hash
+  union all
   select 'returns_within_shipped', i.sku, null, s.quantity, t.quantity,
          pg_catalog.format('order %s returned more than it shipped', t.order_ref)
     from returned t
     left join shipped s using (order_ref, item_id)
     join inventory.items i on i.item_id = t.item_id
    where t.quantity > coalesce(s.quantity, 0)
+$$;
+comment on function inventory.inventory_violations() is 'Every broken invariant of the stock books (internal, unfiltered).';
+
+create function inventory.verify_inventory()
+returns setof inventory_api.invariant_violation
+language plpgsql stable security definer
+set search_path = ''
+as $$
+begin
+  perform inventory.authorize('viewer');
+  return query select * from inventory.inventory_violations();
+end
 $$;
 comment on function inventory.verify_inventory() is 'Implements inventory_api.verify_inventory.';

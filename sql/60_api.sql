@@ -56,6 +56,10 @@ create view inventory_api.returns with (security_invoker = true) as
     join inventory.locations l on l.location_id = t.location_id;
 comment on view inventory_api.returns is 'Customer returns, restocked or not.';
 
+create view inventory_api.error_codes with (security_invoker = true) as
+  select e.code, e.sqlstate, e.description from inventory.error_codes e;
+comment on view inventory_api.error_codes is 'The error catalogue: HINT token, SQLSTATE and meaning of every error pyinv raises.';
+
 create function inventory_api.create_item(sku text, name text, unit_of_measure text default 'each',
                                           unit_cost numeric default null, track_lots boolean default false)
 returns inventory_api.item
@@ -207,3 +211,45 @@ end;
 comment on function inventory_api.verify_inventory() is
 'List every broken invariant; no rows means the books balance.
 Checks: stock levels equal their ledger sums, the ledger is continuous, reserved equals active holds, nothing negative or oversold, returns within shipped.';
+
+create function inventory_api.grant_user_role(user_id text, role text, location text default null)
+returns inventory_api.user_role
+language sql volatile
+set search_path = ''
+begin atomic
+  select * from inventory.grant_user_role(grant_user_role.user_id, grant_user_role.role, grant_user_role.location);
+end;
+comment on function inventory_api.grant_user_role(text, text, text) is
+'Give a user (JWT sub, or a login name) a business role: viewer, operator, admin or scheduler.
+location limits the role to one location; null means every location. Admins only.';
+
+create function inventory_api.revoke_user_role(user_id text, role text, location text default null)
+returns integer
+language sql volatile
+set search_path = ''
+begin atomic
+  select inventory.revoke_user_role(revoke_user_role.user_id, revoke_user_role.role, revoke_user_role.location);
+end;
+comment on function inventory_api.revoke_user_role(text, text, text) is
+'Take a business role away from a user; returns how many grants were removed. Admins only.';
+
+create function inventory_api.seal_audit_log(batch_size integer default 10000)
+returns integer
+language sql volatile
+set search_path = ''
+begin atomic
+  select inventory.seal_audit_log(seal_audit_log.batch_size);
+end;
+comment on function inventory_api.seal_audit_log(integer) is
+'Append up to batch_size committed audit rows to the hash chain; returns how many.
+Self-locking: a concurrent call returns 0 at once. Call it until it returns less than batch_size.';
+
+create function inventory_api.verify_audit_chain()
+returns setof inventory_api.chain_break
+language sql stable
+set search_path = ''
+begin atomic
+  select * from inventory.verify_audit_chain();
+end;
+comment on function inventory_api.verify_audit_chain() is
+'Report the first broken link of the audit hash chain; no rows means the chain is intact.';

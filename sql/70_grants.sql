@@ -1,17 +1,20 @@
--- Privileges: an explicit allowlist per role. Nothing is granted to PUBLIC (and default privileges
--- revoke EXECUTE from PUBLIC for functions created later). API roles get no table privileges beyond
--- SELECT for viewers; every change goes through the SECURITY DEFINER implementations.
+-- Privileges: an explicit allowlist per role, re-asserted after every migration (post-apply).
+-- Nothing is granted to PUBLIC, and default privileges revoke EXECUTE from PUBLIC for functions
+-- created later. API roles get no table privileges beyond SELECT for viewers (filtered by row level
+-- security); every change goes through the SECURITY DEFINER implementations, which authorise the
+-- caller's business role and location themselves.
 
 revoke all on all functions in schema inventory, inventory_api from public;
 revoke all on all tables in schema inventory, inventory_api from public;
 revoke all on all sequences in schema inventory, inventory_api from public;
+revoke all on type inventory.hold_move, inventory.order_line from public;
 
 grant usage on schema inventory, inventory_api to inventory_viewer, inventory_scheduler;
 
--- Readers (security_invoker views read the tables as the caller).
-grant select on inventory.items, inventory.locations, inventory.stock_levels, inventory.reservations,
-                inventory.ledger, inventory.returns to inventory_viewer;
-grant select on inventory_api.items, inventory_api.locations, inventory_api.stock_levels,
+-- Readers (security_invoker views read the tables as the caller, under RLS).
+grant select on inventory.error_codes, inventory.items, inventory.locations, inventory.stock_levels,
+                inventory.reservations, inventory.ledger, inventory.returns to inventory_viewer;
+grant select on inventory_api.error_codes, inventory_api.items, inventory_api.locations, inventory_api.stock_levels,
                 inventory_api.reservations, inventory_api.stock_movements, inventory_api.returns
   to inventory_viewer;
 grant execute on function
@@ -32,12 +35,18 @@ grant execute on function
   inventory.process_return(text, text, numeric, text, boolean, text, text)
   to inventory_operator;
 
--- Catalogue and maintenance.
+-- Catalogue, access and audit.
 grant execute on function
   inventory_api.create_item(text, text, text, numeric, boolean), inventory.create_item(text, text, text, numeric, boolean),
   inventory_api.set_item_status(text, text), inventory.set_item_status(text, text),
-  inventory_api.create_location(text, text), inventory.create_location(text, text)
+  inventory_api.create_location(text, text), inventory.create_location(text, text),
+  inventory_api.grant_user_role(text, text, text), inventory.grant_user_role(text, text, text),
+  inventory_api.revoke_user_role(text, text, text), inventory.revoke_user_role(text, text, text),
+  inventory_api.verify_audit_chain(), inventory.verify_audit_chain()
   to inventory_admin;
+
+-- Maintenance: long-running, so never exposed to PostgREST's anon/authenticated.
 grant execute on function
-  inventory_api.expire_reservations(integer), inventory.expire_reservations(integer)
+  inventory_api.expire_reservations(integer), inventory.expire_reservations(integer),
+  inventory_api.seal_audit_log(integer), inventory.seal_audit_log(integer)
   to inventory_admin, inventory_scheduler;

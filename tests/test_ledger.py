@@ -109,4 +109,34 @@ def test_verify_inventory_reports_a_broken_chain_and_orphan_holds(catalogue: Inv
     db.execute("insert into inventory.reservations (order_ref, item_id, location_id, quantity, created_by)"
                " select 'SO-X', item_id, 1, 1, 'test' from inventory.items where sku = 'B2'")
     found = {v.invariant for v in catalogue.verify_inventory()}
-    assert found == {"ledger_is_continuous", "reserved_equals_active_holds"}
+    assert found == {"ledger_is_continuous", "ledger_hash_chain", "reserved_equals_active_holds"}
+
+
+@pytest.mark.breaks_invariants
+def test_ledger_hash_chain_detects_a_rewritten_reason(catalogue: Inventory, db) -> None:
+    catalogue.reserve_stock("A1", 2, "SO-1")
+    db.execute("alter table inventory.ledger disable trigger ledger_forbid_change")
+    db.execute("update inventory.ledger set reason = 'nothing to see' where movement_type = 'RECEIVE'"
+               " and item_id = (select item_id from inventory.items where sku = 'A1')")
+    [violation] = catalogue.verify_inventory()
+    assert (violation.invariant, violation.sku) == ("ledger_hash_chain", "A1")
+    assert "hash does not match its contents" in violation.detail
+
+
+@pytest.mark.breaks_invariants
+def test_ledger_hash_head_detects_a_deleted_last_movement(catalogue: Inventory, db) -> None:
+    catalogue.reserve_stock("A1", 2, "SO-1")
+    db.execute("alter table inventory.ledger disable trigger ledger_forbid_change")
+    db.execute("delete from inventory.ledger where movement_id = (select max(movement_id) from inventory.ledger)")
+    found = {v.invariant for v in catalogue.verify_inventory()}
+    assert "ledger_hash_head" in found
+
+
+def test_ledger_hashes_do_not_depend_on_the_session_time_zone(catalogue: Inventory, db) -> None:
+    catalogue.reserve_stock("A1", 2, "SO-1")
+    recompute = ("select array_agg(sha256(coalesce(prev_hash, ''::bytea) || inventory.ledger_entry_bytes(g))"
+                 " = hash order by movement_id) from inventory.ledger g")
+    for zone, style in (("UTC", "ISO, MDY"), ("Asia/Kathmandu", "SQL, DMY"), ("America/St_Johns", "German")):
+        db.execute(f"set timezone = '{zone}'")
+        db.execute(f"set datestyle = '{style}'")
+        assert set(db.execute(recompute).fetchone()[0]) == {True}

@@ -1,0 +1,208 @@
+-- Who is acting, and what may they do where.
+--
+-- Identity: under PostgREST (the login is a trusted gateway role, `authenticator` by default) the
+-- acting user is the JWT subject from request.jwt.claims; any other login acts as itself, and
+-- claims it sets are ignored. Business roles: viewer < operator < admin, plus scheduler for
+-- maintenance. A gateway user's roles come from user_roles; a direct login's roles come from its
+-- membership in the inventory_* group roles, narrowed to the locations listed for it in user_roles
+-- when it has rows there. service_role (Supabase) acts as an unscoped admin.
+
+create table inventory.user_roles (
+  user_role_id bigint generated always as identity primary key,
+  user_id text not null,
+  role text not null,
+  location_id bigint references inventory.locations (location_id),
+  granted_by text not null,
+  granted_at timestamptz not null default pg_catalog.now(),
+  constraint user_roles_role_check check (role in ('viewer', 'operator', 'admin', 'scheduler')),
+  constraint user_roles_user_id_check check (pg_catalog.length(user_id) between 1 and 200)
+);
+create unique index user_roles_user_role_location_key
+  on inventory.user_roles (user_id, role, coalesce(location_id, 0));
+create index user_roles_location_id_idx on inventory.user_roles (location_id);
+comment on table inventory.user_roles is 'Business roles of users (JWT subjects or login names), optionally limited to one location.';
+comment on column inventory.user_roles.user_role_id is 'Surrogate key.';
+comment on column inventory.user_roles.user_id is 'JWT sub under PostgREST/Supabase, or a login role name for direct SQL clients.';
+comment on column inventory.user_roles.role is 'viewer, operator, admin or scheduler.';
+comment on column inventory.user_roles.location_id is 'The one location the role applies to; null = every location.';
+comment on column inventory.user_roles.granted_by is 'Acting user who granted the role.';
+comment on column inventory.user_roles.granted_at is 'When the role was granted.';
+
+create function inventory.is_gateway_session() returns boolean
+language sql stable security definer
+set search_path = ''
+as $$
+  select session_user::text = any (s.gateway_roles) from inventory.settings s
+$$;
+comment on function inventory.is_gateway_session() is 'Whether the login is a trusted gateway (PostgREST authenticator), whose JWT claims identify the user.';
+
+-- The database role the caller acts as: the role set with SET ROLE (PostgREST's per-request role),
+-- else the login. Inside SECURITY DEFINER code current_user is the owner, so it is not used.
+create function inventory.acting_db_role() returns text
+language sql stable
+set search_path = ''
+as $$
+  select case when pg_catalog.current_setting('role') = 'none' then session_user::text
+              else pg_catalog.current_setting('role') end
+$$;
+comment on function inventory.acting_db_role() is 'Role set by SET ROLE (PostgREST request role), else the login.';
+
+-- Every (role, location_id) the caller holds; location_id null means every location.
+create function inventory.current_grants()
+returns table (role text, location_id bigint)
+language plpgsql stable security definer
+set search_path = ''
+as $$
+declare
+  v_db_role text := inventory.acting_db_role();
+  v_user text := inventory.current_actor();
+begin
+  if inventory.is_gateway_session() then
+    if v_db_role = 'service_role' then
+      return query select 'admin'::text, null::bigint;
+    elsif v_db_role <> 'anon' and pg_catalog.current_setting('request.jwt.claims', true) <> '' then
+      return query select u.role, u.location_id from inventory.user_roles u where u.user_id = v_user;
+    end if;
+    return;
+  end if;
+  if exists (select from inventory.user_roles u where u.user_id = v_user) then
+    return query
+      select u.role, u.location_id from inventory.user_roles u
+       where u.user_id = v_user
+         and pg_catalog.pg_has_role(v_db_role, 'inventory_' || u.role, 'USAGE');
+    return;
+  end if;
+  return query
+    select g.role, null::bigint
+      from pg_catalog.unnest(array['viewer', 'operator', 'admin', 'scheduler']) as g (role)
+     where pg_catalog.pg_has_role(v_db_role, 'inventory_' || g.role, 'USAGE');
+end
+$$;
+comment on function inventory.current_grants() is 'Business roles of the caller with their location scope (null = all locations).';
+
+create function inventory.role_rank(role text) returns integer
+language sql immutable parallel safe
+set search_path = ''
+as $$
+  select case role_rank.role when 'viewer' then 1 when 'operator' then 2 when 'admin' then 3 else 0 end
+$$;
+comment on function inventory.role_rank(text) is 'viewer 1 < operator 2 < admin 3; scheduler 0 (it ranks beside, not above).';
+
+-- Whether the caller holds `required` (or a higher role) for the location (null = for every location,
+-- which only an unscoped grant satisfies). scheduler work is also allowed to unscoped admins.
+create function inventory.is_allowed(required text, location_id bigint default null) returns boolean
+language sql stable
+set search_path = ''
+as $$
+  select exists (
+    select from inventory.current_grants() g
+     where (g.location_id is null or g.location_id = is_allowed.location_id)
+       and case when is_allowed.required = 'scheduler'
+                then g.role = 'scheduler' or (g.role = 'admin' and g.location_id is null)
+                else inventory.role_rank(g.role) >= inventory.role_rank(is_allowed.required) end)
+$$;
+comment on function inventory.is_allowed(text, bigint) is 'Whether the caller holds the role (or a higher one) for the location; null location needs an unscoped grant.';
+
+create function inventory.authorize(required text, location_id bigint default null) returns void
+language plpgsql stable
+set search_path = ''
+as $$
+begin
+  if not inventory.is_allowed(authorize.required, authorize.location_id) then
+    perform inventory.raise_error('PERMISSION_DENIED',
+      pg_catalog.format('%s may not do this: it needs the %s role%s', inventory.current_actor(),
+                        authorize.required,
+                        case when authorize.location_id is null then ' for every location'
+                             else ' for location ' || (select l.code from inventory.locations l
+                                                        where l.location_id = authorize.location_id) end),
+      pg_catalog.jsonb_build_object('user', inventory.current_actor(), 'required_role', authorize.required,
+        'location', (select l.code from inventory.locations l where l.location_id = authorize.location_id)));
+  end if;
+end
+$$;
+comment on function inventory.authorize(text, bigint) is 'Raises PERMISSION_DENIED (42501) unless the caller holds the role for the location.';
+
+create function inventory.authorize_locations(required text, location_ids bigint[]) returns void
+language sql stable
+set search_path = ''
+as $$
+  select inventory.authorize(authorize_locations.required, l.location_id)
+    from (select distinct x as location_id from pg_catalog.unnest(authorize_locations.location_ids) x) l
+$$;
+comment on function inventory.authorize_locations(text, bigint[]) is 'authorize() for each of several locations.';
+
+-- Locations whose rows the caller may read (for RLS policies, called once per statement as
+-- (select inventory.visible_location_ids())).
+create function inventory.visible_location_ids() returns bigint[]
+language sql stable security definer
+set search_path = ''
+as $$
+  select coalesce(pg_catalog.array_agg(l.location_id), '{}')
+    from inventory.locations l
+   where exists (select from inventory.current_grants() g
+                  where (g.location_id is null or g.location_id = l.location_id)
+                    and inventory.role_rank(g.role) >= 1)
+$$;
+comment on function inventory.visible_location_ids() is 'Ids of the locations the caller may read; used by row level security policies.';
+
+create function inventory.has_any_role() returns boolean
+language sql stable security definer
+set search_path = ''
+as $$
+  select exists (select from inventory.current_grants() g where inventory.role_rank(g.role) >= 1)
+$$;
+comment on function inventory.has_any_role() is 'Whether the caller holds any business role; used by row level security policies.';
+
+create type inventory_api.user_role as (
+  user_id text, role text, location text, granted_by text, granted_at timestamptz);
+comment on type inventory_api.user_role is 'A business role held by a user, optionally for one location.';
+
+create function inventory.grant_user_role(user_id text, role text, location text)
+returns inventory_api.user_role
+language plpgsql volatile security definer
+set search_path = ''
+as $$
+declare
+  v_location_id bigint;
+begin
+  perform inventory.authorize('admin');
+  perform inventory.check_text(grant_user_role.user_id, 'user_id', 200);
+  if grant_user_role.role is null or grant_user_role.role not in ('viewer', 'operator', 'admin', 'scheduler') then
+    perform inventory.raise_error('INVALID_ARGUMENT', 'role must be viewer, operator, admin or scheduler',
+      pg_catalog.jsonb_build_object('argument', 'role', 'problem', 'not a role'));
+  end if;
+  if grant_user_role.location is not null then
+    v_location_id := inventory.location_for_code(grant_user_role.location);
+  end if;
+  insert into inventory.user_roles (user_id, role, location_id, granted_by)
+  values (grant_user_role.user_id, grant_user_role.role, v_location_id, inventory.current_actor())
+  on conflict do nothing;
+  return (select row(u.user_id, u.role, grant_user_role.location, u.granted_by, u.granted_at)::inventory_api.user_role
+            from inventory.user_roles u
+           where u.user_id = grant_user_role.user_id and u.role = grant_user_role.role
+             and u.location_id is not distinct from v_location_id);
+end
+$$;
+comment on function inventory.grant_user_role(text, text, text) is 'Implements inventory_api.grant_user_role.';
+
+create function inventory.revoke_user_role(user_id text, role text, location text)
+returns integer
+language plpgsql volatile security definer
+set search_path = ''
+as $$
+declare
+  v_location_id bigint;
+  v_count integer;
+begin
+  perform inventory.authorize('admin');
+  if revoke_user_role.location is not null then
+    v_location_id := inventory.location_for_code(revoke_user_role.location);
+  end if;
+  delete from inventory.user_roles u
+   where u.user_id = revoke_user_role.user_id and u.role = revoke_user_role.role
+     and u.location_id is not distinct from v_location_id;
+  get diagnostics v_count = row_count;
+  return v_count;
+end
+$$;
+comment on function inventory.revoke_user_role(text, text, text) is 'Implements inventory_api.revoke_user_role.';

@@ -1,0 +1,210 @@
+-- The audit log: every INSERT, UPDATE and DELETE on every table, by whom, as which role, in which
+-- transaction, with the row before and after. Append-only (also in replica mode), and hash-chained.
+--
+-- The chain is sealed after commit by seal_audit_log(), not inline: a chain head locked by every
+-- writing transaction would serialise the whole system on one row. The sealer takes only rows of
+-- transactions older than every running one (xid < snapshot xmin), so no row can later appear
+-- before the sealed end of the chain, and it orders them by (transaction_id, audit_id). The stock
+-- ledger is chained inline instead, per stock level, whose row the movement already locks.
+
+create table inventory.audit_log (
+  audit_id bigint generated always as identity primary key,
+  table_name text not null,
+  operation text not null,
+  old_row jsonb,
+  new_row jsonb,
+  actor text not null,
+  db_role text not null,
+  login text not null,
+  request_path text,
+  request_id text,
+  transaction_id xid8 not null default pg_catalog.pg_current_xact_id(),
+  created_at timestamptz not null default pg_catalog.now(),
+  constraint audit_log_operation_check check (operation in ('INSERT', 'UPDATE', 'DELETE'))
+);
+create index audit_log_seal_order_idx on inventory.audit_log (transaction_id, audit_id);
+comment on table inventory.audit_log is 'Append-only record of every row change in every pyinv table.';
+comment on column inventory.audit_log.audit_id is 'Insertion order (not commit order).';
+comment on column inventory.audit_log.table_name is 'Table changed.';
+comment on column inventory.audit_log.operation is 'INSERT, UPDATE or DELETE.';
+comment on column inventory.audit_log.old_row is 'Row before the change (UPDATE, DELETE).';
+comment on column inventory.audit_log.new_row is 'Row after the change (INSERT, UPDATE).';
+comment on column inventory.audit_log.actor is 'Acting user: JWT sub under the gateway, else the login.';
+comment on column inventory.audit_log.db_role is 'Database role in effect (SET ROLE / PostgREST request role).';
+comment on column inventory.audit_log.login is 'session_user: the login that connected.';
+comment on column inventory.audit_log.request_path is 'PostgREST request.path, when called through PostgREST.';
+comment on column inventory.audit_log.request_id is 'x-request-id header, when called through PostgREST.';
+comment on column inventory.audit_log.transaction_id is 'Writing transaction.';
+comment on column inventory.audit_log.created_at is 'Transaction time of the change.';
+
+create table inventory.audit_chain (
+  seq bigint primary key,
+  audit_id bigint not null constraint audit_chain_audit_id_key unique,
+  transaction_id xid8 not null,
+  prev_hash bytea,
+  hash bytea not null,
+  sealed_at timestamptz not null default pg_catalog.now(),
+  constraint audit_chain_seq_check check (seq >= 1),
+  constraint audit_chain_prev_hash_check check ((seq = 1) = (prev_hash is null))
+);
+comment on table inventory.audit_chain is 'Hash chain over the audit log in seal order: hash = sha256(prev_hash || canonical audit row).';
+comment on column inventory.audit_chain.seq is 'Position in the chain, contiguous from 1.';
+comment on column inventory.audit_chain.audit_id is 'The audit row sealed.';
+comment on column inventory.audit_chain.transaction_id is 'Its transaction (the sealer''s watermark).';
+comment on column inventory.audit_chain.prev_hash is 'Hash of the previous link (null for the first).';
+comment on column inventory.audit_chain.hash is 'sha256(prev_hash || canonical bytes of the audit row).';
+comment on column inventory.audit_chain.sealed_at is 'When the link was sealed.';
+
+-- Canonical bytes of an audit row: independent of TimeZone and DateStyle (times as epoch numbers,
+-- jsonb rendered by its own canonical output).
+create function inventory.audit_row_bytes(entry inventory.audit_log) returns bytea
+language sql immutable parallel safe
+set search_path = ''
+as $$
+  select pg_catalog.convert_to(pg_catalog.jsonb_build_object(
+           'audit_id', (audit_row_bytes.entry).audit_id,
+           'table', (audit_row_bytes.entry).table_name,
+           'op', (audit_row_bytes.entry).operation,
+           'old', (audit_row_bytes.entry).old_row,
+           'new', (audit_row_bytes.entry).new_row,
+           'actor', (audit_row_bytes.entry).actor,
+           'db_role', (audit_row_bytes.entry).db_role,
+           'login', (audit_row_bytes.entry).login,
+           'request_path', (audit_row_bytes.entry).request_path,
+           'request_id', (audit_row_bytes.entry).request_id,
+           'txid', (audit_row_bytes.entry).transaction_id::text,
+           'at', extract(epoch from (audit_row_bytes.entry).created_at))::text, 'UTF8')
+$$;
+comment on function inventory.audit_row_bytes(inventory.audit_log) is 'Canonical, session-independent bytes of an audit row, hashed by the chain.';
+
+create function inventory.record_audit() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+begin
+  insert into inventory.audit_log (table_name, operation, old_row, new_row, actor, db_role, login,
+                                   request_path, request_id)
+  values (tg_table_name, tg_op,
+          case when tg_op <> 'INSERT' then pg_catalog.to_jsonb(old) end,
+          case when tg_op <> 'DELETE' then pg_catalog.to_jsonb(new) end,
+          inventory.current_actor(), inventory.acting_db_role(), session_user,
+          nullif(pg_catalog.current_setting('request.path', true), ''),
+          case when inventory.is_gateway_session()
+               then nullif(pg_catalog.current_setting('request.headers', true), '')::jsonb ->> 'x-request-id' end);
+  return null;
+end
+$$;
+comment on function inventory.record_audit() is 'Trigger: appends the row change to the audit log.';
+
+do $audited$
+declare
+  v_table text;
+begin
+  foreach v_table in array array['settings', 'items', 'locations', 'user_roles', 'stock_levels',
+                                 'reservations', 'returns', 'idempotency_keys'] loop
+    execute pg_catalog.format(
+      'create trigger %I after insert or update or delete on inventory.%I
+         for each row execute function inventory.record_audit()', v_table || '_audit', v_table);
+    execute pg_catalog.format('alter table inventory.%I enable always trigger %I', v_table, v_table || '_audit');
+  end loop;
+end
+$audited$;
+
+create trigger audit_log_forbid_change
+  before update or delete on inventory.audit_log
+  for each row execute function inventory.forbid_ledger_change();
+create trigger audit_log_forbid_truncate
+  before truncate on inventory.audit_log
+  for each statement execute function inventory.forbid_ledger_change();
+create trigger audit_chain_forbid_change
+  before update or delete on inventory.audit_chain
+  for each row execute function inventory.forbid_ledger_change();
+create trigger audit_chain_forbid_truncate
+  before truncate on inventory.audit_chain
+  for each statement execute function inventory.forbid_ledger_change();
+alter table inventory.audit_log enable always trigger audit_log_forbid_change;
+alter table inventory.audit_log enable always trigger audit_log_forbid_truncate;
+alter table inventory.audit_chain enable always trigger audit_chain_forbid_change;
+alter table inventory.audit_chain enable always trigger audit_chain_forbid_truncate;
+
+-- Seals up to batch_size audit rows onto the chain; returns how many. Self-locking: a second
+-- concurrent call returns 0 at once.
+create function inventory.seal_audit_log(batch_size integer) returns integer
+language plpgsql volatile security definer
+set search_path = ''
+as $$
+declare
+  v_last inventory.audit_chain;
+  v_horizon xid8 := pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot());
+  v_entry inventory.audit_log;
+  v_seq bigint;
+  v_prev bytea;
+  v_hash bytea;
+  v_count integer := 0;
+begin
+  perform inventory.authorize('scheduler');
+  if seal_audit_log.batch_size is null or seal_audit_log.batch_size not between 1 and 1000000 then
+    perform inventory.raise_error('INVALID_ARGUMENT', 'batch_size must be between 1 and 1000000',
+      pg_catalog.jsonb_build_object('argument', 'batch_size', 'problem', 'out of range'));
+  end if;
+  if not pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('inventory.seal_audit_log')) then
+    return 0;
+  end if;
+  select * into v_last from inventory.audit_chain c order by c.seq desc limit 1;
+  v_seq := coalesce(v_last.seq, 0);
+  v_prev := v_last.hash;
+  for v_entry in
+    select a.* from inventory.audit_log a
+     where a.transaction_id < v_horizon
+       and (v_last.seq is null or (a.transaction_id, a.audit_id) > (v_last.transaction_id, v_last.audit_id))
+     order by a.transaction_id, a.audit_id
+     limit seal_audit_log.batch_size
+  loop
+    v_seq := v_seq + 1;
+    v_hash := pg_catalog.sha256(coalesce(v_prev, ''::bytea) || inventory.audit_row_bytes(v_entry));
+    insert into inventory.audit_chain (seq, audit_id, transaction_id, prev_hash, hash)
+    values (v_seq, v_entry.audit_id, v_entry.transaction_id, v_prev, v_hash);
+    v_prev := v_hash;
+    v_count := v_count + 1;
+  end loop;
+  return v_count;
+end
+$$;
+comment on function inventory.seal_audit_log(integer) is 'Implements inventory_api.seal_audit_log.';
+
+create type inventory_api.chain_break as (seq bigint, audit_id bigint, problem text);
+comment on type inventory_api.chain_break is 'The first broken link of the audit chain.';
+
+create function inventory.audit_chain_breaks() returns setof inventory_api.chain_break
+language sql stable
+set search_path = ''
+as $$
+  select * from (
+    select c.seq, c.audit_id,
+           case
+             when c.seq <> pg_catalog.row_number() over w then 'sequence gap before this link'
+             when a.audit_id is null then 'audit row deleted'
+             when c.prev_hash is distinct from pg_catalog.lag(c.hash) over w then 'prev_hash does not match the previous link'
+             when c.hash <> pg_catalog.sha256(coalesce(c.prev_hash, ''::bytea) || inventory.audit_row_bytes(a))
+               then 'audit row changed after sealing'
+           end as problem
+      from inventory.audit_chain c
+      left join inventory.audit_log a on a.audit_id = c.audit_id
+    window w as (order by c.seq)
+  ) links
+   where links.problem is not null
+   order by links.seq
+   limit 1
+$$;
+comment on function inventory.audit_chain_breaks() is 'The first broken link of the audit chain, if any (internal).';
+
+create function inventory.verify_audit_chain() returns setof inventory_api.chain_break
+language plpgsql stable security definer
+set search_path = ''
+as $$
+begin
+  perform inventory.authorize('admin');
+  return query select * from inventory.audit_chain_breaks();
+end
+$$;
+comment on function inventory.verify_audit_chain() is 'Implements inventory_api.verify_audit_chain.';

@@ -1,0 +1,42 @@
+-- Row level security on every table. API roles never write tables directly (every change goes
+-- through the SECURITY DEFINER functions, which authorise the caller themselves and run as the
+-- table owner), so the only policies are for reading: the catalogue for anyone with a business
+-- role, stock rows for the locations the caller may see. Tables without a policy have no grants
+-- to API roles at all (settings, user_roles, idempotency_keys, audit_log, audit_chain).
+-- Identity functions are called as (select ...) so they run once per statement, not per row.
+-- RLS is not FORCEd: the owner (the definer functions) must see every row to check invariants.
+
+do $rls$
+declare
+  v_table text;
+begin
+  foreach v_table in array array['error_codes', 'settings', 'items', 'locations', 'user_roles', 'stock_levels',
+                                 'ledger', 'reservations', 'returns', 'idempotency_keys', 'audit_log',
+                                 'audit_chain'] loop
+    execute pg_catalog.format('alter table inventory.%I enable row level security', v_table);
+  end loop;
+end
+$rls$;
+
+create policy error_codes_viewer_select on inventory.error_codes for select to inventory_viewer
+  using (true);
+create policy items_viewer_select on inventory.items for select to inventory_viewer
+  using ((select inventory.has_any_role()));
+create policy locations_viewer_select on inventory.locations for select to inventory_viewer
+  using (location_id = any ((select inventory.visible_location_ids())::bigint[]));
+create policy stock_levels_viewer_select on inventory.stock_levels for select to inventory_viewer
+  using (location_id = any ((select inventory.visible_location_ids())::bigint[]));
+create policy reservations_viewer_select on inventory.reservations for select to inventory_viewer
+  using (location_id = any ((select inventory.visible_location_ids())::bigint[]));
+create policy ledger_viewer_select on inventory.ledger for select to inventory_viewer
+  using (location_id = any ((select inventory.visible_location_ids())::bigint[]));
+create policy returns_viewer_select on inventory.returns for select to inventory_viewer
+  using (location_id = any ((select inventory.visible_location_ids())::bigint[]));
+
+comment on policy error_codes_viewer_select on inventory.error_codes is 'The error catalogue is public to every pyinv role.';
+comment on policy items_viewer_select on inventory.items is 'The catalogue is visible to anyone holding a business role.';
+comment on policy locations_viewer_select on inventory.locations is 'Only the locations the caller may see.';
+comment on policy stock_levels_viewer_select on inventory.stock_levels is 'Only stock at the locations the caller may see.';
+comment on policy reservations_viewer_select on inventory.reservations is 'Only holds at the locations the caller may see.';
+comment on policy ledger_viewer_select on inventory.ledger is 'Only movements at the locations the caller may see.';
+comment on policy returns_viewer_select on inventory.returns is 'Only returns at the locations the caller may see.';
