@@ -24,6 +24,15 @@ begin
   if not pg_catalog.pg_has_role('inventory_admin', 'inventory_operator', 'MEMBER') then
     grant inventory_operator to inventory_admin;
   end if;
+  -- Supabase's service_role acts as an unscoped admin (only where Supabase created it).
+  if exists (select from pg_catalog.pg_roles r where r.rolname = 'service_role')
+     and not pg_catalog.pg_has_role('service_role', 'inventory_admin', 'MEMBER') then
+    grant inventory_admin, inventory_scheduler to service_role;
+  end if;
+  -- PostgreSQL grants EXECUTE on new functions to PUBLIC by default: not for functions the
+  -- migrating login creates in this database from now on (the owner role gets the same below).
+  execute pg_catalog.format('alter default privileges for role %I revoke execute on functions from public',
+                            current_user);
   -- The migrating login must be able to SET ROLE inventory_owner to create the objects as it.
   if not pg_catalog.pg_has_role(current_user, 'inventory_owner', 'MEMBER') then
     execute pg_catalog.format('grant inventory_owner to %I', current_user);
@@ -2503,6 +2512,10 @@ revoke all on type inventory.hold_move, inventory.order_line from public;
 
 grant usage on schema inventory, inventory_api to inventory_viewer, inventory_scheduler;
 
+-- Identity helpers called by the row level security policies (as the caller).
+grant execute on function inventory.current_actor(), inventory.visible_location_ids(), inventory.has_any_role()
+  to inventory_viewer;
+
 -- Readers (security_invoker views read the tables as the caller, under RLS).
 grant select on inventory.error_codes, inventory.items, inventory.locations, inventory.stock_levels,
                 inventory.reservations, inventory.ledger, inventory.returns to inventory_viewer;
@@ -2547,7 +2560,8 @@ grant execute on function
 -- PostgREST / Supabase roles, only where they exist (nothing Supabase-specific is created here).
 -- anon gets nothing. authenticated may call every API function except maintenance and read the
 -- views; what each user may actually do comes from inventory.user_roles, checked inside the
--- functions and by the row level security policies. service_role acts as an unscoped admin.
+-- functions and by the row level security policies. service_role acts as an unscoped admin (its
+-- membership of inventory_admin is granted in 00_roles_schemas.sql, by the migrating login).
 do $supabase$
 declare
   v_role text;
@@ -2585,11 +2599,6 @@ begin
       execute pg_catalog.format('alter policy %I on inventory.%I to inventory_viewer, authenticated',
                                 v_policy.policyname, v_policy.tablename);
     end loop;
-  end if;
-
-  if exists (select from pg_catalog.pg_roles r where r.rolname = 'service_role')
-     and not pg_catalog.pg_has_role('service_role', 'inventory_admin', 'MEMBER') then
-    grant inventory_admin, inventory_scheduler to service_role;
   end if;
 end
 $supabase$;

@@ -20,6 +20,15 @@ begin
   if not pg_catalog.pg_has_role('inventory_admin', 'inventory_operator', 'MEMBER') then
     grant inventory_operator to inventory_admin;
   end if;
+  -- Supabase's service_role acts as an unscoped admin (only where Supabase created it).
+  if exists (select from pg_catalog.pg_roles r where r.rolname = 'service_role')
+     and not pg_catalog.pg_has_role('service_role', 'inventory_admin', 'MEMBER') then
+    grant inventory_admin, inventory_scheduler to service_role;
+  end if;
+  -- PostgreSQL grants EXECUTE on new functions to PUBLIC by default: not for functions the
+  -- migrating login creates in this database from now on (the owner role gets the same below).
+  execute pg_catalog.format('alter default privileges for role %I revoke execute on functions from public',
+                            current_user);
   -- The migrating login must be able to SET ROLE inventory_owner to create the objects as it.
   if not pg_catalog.pg_has_role(current_user, 'inventory_owner', 'MEMBER') then
     execute pg_catalog.format('grant inventory_owner to %I', current_user);

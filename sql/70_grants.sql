@@ -11,6 +11,10 @@ revoke all on type inventory.hold_move, inventory.order_line from public;
 
 grant usage on schema inventory, inventory_api to inventory_viewer, inventory_scheduler;
 
+-- Identity helpers called by the row level security policies (as the caller).
+grant execute on function inventory.current_actor(), inventory.visible_location_ids(), inventory.has_any_role()
+  to inventory_viewer;
+
 -- Readers (security_invoker views read the tables as the caller, under RLS).
 grant select on inventory.error_codes, inventory.items, inventory.locations, inventory.stock_levels,
                 inventory.reservations, inventory.ledger, inventory.returns to inventory_viewer;

@@ -1,7 +1,8 @@
 -- PostgREST / Supabase roles, only where they exist (nothing Supabase-specific is created here).
 -- anon gets nothing. authenticated may call every API function except maintenance and read the
 -- views; what each user may actually do comes from inventory.user_roles, checked inside the
--- functions and by the row level security policies. service_role acts as an unscoped admin.
+-- functions and by the row level security policies. service_role acts as an unscoped admin (its
+-- membership of inventory_admin is granted in 00_roles_schemas.sql, by the migrating login).
 do $supabase$
 declare
   v_role text;
@@ -39,11 +40,6 @@ begin
       execute pg_catalog.format('alter policy %I on inventory.%I to inventory_viewer, authenticated',
                                 v_policy.policyname, v_policy.tablename);
     end loop;
-  end if;
-
-  if exists (select from pg_catalog.pg_roles r where r.rolname = 'service_role')
-     and not pg_catalog.pg_has_role('service_role', 'inventory_admin', 'MEMBER') then
-    grant inventory_admin, inventory_scheduler to service_role;
   end if;
 end
 $supabase$;

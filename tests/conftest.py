@@ -46,8 +46,38 @@ def _test_server() -> dict[str, Any]:
 SERVER = _test_server()
 
 
+# Test-only stand-ins for the roles PostgREST/Supabase create (never created by migrations), and two
+# plain logins: a clerk (member of inventory_operator) and an attacker with only PUBLIC's default TEMP right.
+TEST_ROLES = """
+do $roles$
+begin
+  if not exists (select from pg_roles where rolname = 'anon') then create role anon nologin; end if;
+  if not exists (select from pg_roles where rolname = 'authenticated') then create role authenticated nologin; end if;
+  if not exists (select from pg_roles where rolname = 'service_role') then
+    create role service_role nologin bypassrls;
+  end if;
+  if not exists (select from pg_roles where rolname = 'authenticator') then
+    create role authenticator login noinherit password 'pyinv-test';
+  end if;
+  if not exists (select from pg_roles where rolname = 'pyinv_clerk') then
+    create role pyinv_clerk login password 'pyinv-test';
+  end if;
+  if not exists (select from pg_roles where rolname = 'pyinv_attacker') then
+    create role pyinv_attacker login password 'pyinv-test';
+  end if;
+end
+$roles$;
+grant anon, authenticated, service_role to authenticator;
+"""
+
+
 def migrate_template(host: str, port: int, user: str, dbname: str, password: str, **_: Any) -> None:
-    migrate.apply(make_conninfo(host=host, port=port, user=user, dbname=dbname, password=password or None))
+    dsn = make_conninfo(host=host, port=port, user=user, dbname=dbname, password=password or None)
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        connection.execute(TEST_ROLES)
+    migrate.apply(dsn)
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        connection.execute("grant inventory_operator to pyinv_clerk")
 
 
 postgresql_template = factories.postgresql_noproc(
@@ -65,13 +95,19 @@ def dsn(postgresql: psycopg.Connection[Any]) -> str:
 
 
 @pytest.fixture
+def login_dsn(dsn: str) -> Callable[[str], str]:
+    """DSN of the test database for another login role (test roles share one password)."""
+    return lambda role: make_conninfo(dsn, user=role, password="pyinv-test")
+
+
+@pytest.fixture
 def connect(dsn: str) -> Iterator[Callable[..., psycopg.Connection[Any]]]:
     """Opens extra autocommit connections to the test database; all closed after the test."""
     opened: list[psycopg.Connection[Any]] = []
 
-    def _connect(**kwargs: Any) -> psycopg.Connection[Any]:
+    def _connect(conninfo: str | None = None, **kwargs: Any) -> psycopg.Connection[Any]:
         kwargs.setdefault("autocommit", True)
-        connection = psycopg.connect(dsn, **kwargs)
+        connection = psycopg.connect(conninfo or dsn, **kwargs)
         opened.append(connection)
         return connection
 
