@@ -53,8 +53,8 @@ def test_a_rolled_back_call_leaves_no_audit_row(catalogue: Inventory, db) -> Non
 def test_postgrest_calls_are_attributed_to_the_jwt_subject(catalogue: Inventory, db, login_dsn, connect) -> None:
     db.execute("select inventory_api.grant_user_role(user_id => 'u-42', role => 'operator')")
     gateway = connect(conninfo=login_dsn("authenticator"), autocommit=False)
-    gateway.execute("select set_config('role', 'authenticated', true),"
-                    " set_config('request.jwt.claims', %s, true), set_config('request.path', '/rpc/reserve_stock', true),"
+    gateway.execute("select set_config('role', 'authenticated', true), set_config('request.jwt.claims', %s, true),"
+                    " set_config('request.path', '/rpc/reserve_stock', true),"
                     " set_config('request.headers', '{\"x-request-id\": \"req-7\"}', true)",
                     (json.dumps({"sub": "u-42", "role": "authenticated"}),))
     gateway.execute("select inventory_api.reserve_stock(sku => 'A1', quantity => 1, order_ref => 'SO-API')")
@@ -100,7 +100,8 @@ def test_concurrent_writers_give_one_linear_chain(catalogue: Inventory, db, dsn:
         with psycopg.connect(dsn, autocommit=True) as connection:
             barrier.wait()
             for _ in range(20):
-                sealed.append(connection.execute("select inventory_api.seal_audit_log(batch_size => 300)").fetchone()[0])
+                sealed.append(
+                    connection.execute("select inventory_api.seal_audit_log(batch_size => 300)").fetchone()[0])
 
     threads = [threading.Thread(target=write, args=(n,)) for n in range(8)]
     threads.append(threading.Thread(target=seal_while_writing))
