@@ -8,6 +8,7 @@ request.headers with set_config(..., true), call the function in named notation,
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -356,6 +357,8 @@ def test_temp_table_hijack_has_no_effect(login_dsn, catalogue: Inventory, connec
 
 def test_plpgsql_check_finds_nothing(db) -> None:
     if not db.execute("select exists (select from pg_available_extensions where name = 'plpgsql_check')").fetchone()[0]:
+        if os.environ.get("PYINV_REQUIRE_PLPGSQL_CHECK"):
+            pytest.fail("PYINV_REQUIRE_PLPGSQL_CHECK is set but this server has no plpgsql_check")
         pytest.skip("plpgsql_check is not installed on this server (CI runs it on Debian PostgreSQL 15)")
     db.execute("create extension if not exists plpgsql_check")
     findings = db.execute("""
