@@ -92,15 +92,21 @@ class Inventory:
 
     def _view(self, view: str, row_type: type[T], order_by: Sequence[str], limit: int | None = None,
               **filters: Any) -> list[T]:
+        """Rows of an inventory_api view, filtered by equality, ordered by `order_by`; with `limit`,
+        the last `limit` rows in that order (the most recent ones)."""
         present = {name: value for name, value in filters.items() if value is not None}
         query = sql.SQL("select * from inventory_api.{}").format(sql.Identifier(view))
         if present:
             query += sql.SQL(" where ") + sql.SQL(" and ").join(
                 sql.SQL("{} = {}").format(sql.Identifier(name), sql.Placeholder(name)) for name in present
             )
-        query += sql.SQL(" order by ") + sql.SQL(", ").join(sql.Identifier(column) for column in order_by)
+        ascending = sql.SQL(", ").join(sql.Identifier(column) for column in order_by)
         if limit is not None:
-            query += sql.SQL(" limit {}").format(sql.Literal(limit))
+            descending = sql.SQL(", ").join(sql.SQL("{} desc").format(sql.Identifier(column)) for column in order_by)
+            query = sql.SQL("select * from ({} order by {} limit {}) latest order by {}").format(
+                query, descending, sql.Literal(limit), ascending)
+        else:
+            query += sql.SQL(" order by ") + ascending
         with translated(), self.connection.cursor(row_factory=class_row(row_type)) as cursor:
             cursor.execute(query, present)
             return cursor.fetchall()

@@ -90,16 +90,27 @@ comment on function inventory.role_rank(text) is 'viewer 1 < operator 2 < admin 
 
 -- Whether the caller holds `required` (or a higher role) for the location (null = for every location,
 -- which only an unscoped grant satisfies). scheduler work is also allowed to unscoped admins.
+-- This is on every call's path, so the common case (a direct login without user_roles rows) is one
+-- index probe and one pg_has_role(): admin is a member of operator, operator of viewer.
 create function inventory.is_allowed(required text, location_id bigint default null) returns boolean
-language sql stable
+language plpgsql stable security definer
 set search_path = ''
 as $$
-  select exists (
+declare
+  v_db_role text := inventory.acting_db_role();
+begin
+  if not inventory.is_gateway_session()
+     and not exists (select from inventory.user_roles u where u.user_id = session_user::text) then
+    return pg_catalog.pg_has_role(v_db_role, 'inventory_' || is_allowed.required, 'USAGE')
+        or (is_allowed.required = 'scheduler' and pg_catalog.pg_has_role(v_db_role, 'inventory_admin', 'USAGE'));
+  end if;
+  return exists (
     select from inventory.current_grants() g
      where (g.location_id is null or g.location_id = is_allowed.location_id)
        and case when is_allowed.required = 'scheduler'
                 then g.role = 'scheduler' or (g.role = 'admin' and g.location_id is null)
-                else inventory.role_rank(g.role) >= inventory.role_rank(is_allowed.required) end)
+                else inventory.role_rank(g.role) >= inventory.role_rank(is_allowed.required) end);
+end
 $$;
 comment on function inventory.is_allowed(text, bigint) is 'Whether the caller holds the role (or a higher one) for the location; null location needs an unscoped grant.';
 

@@ -47,11 +47,6 @@ begin
   perform inventory.authorize('operator', v_location_id);
   perform inventory.check_text(receive_stock.reference, 'reference', 200, required => false);
   perform inventory.check_unit_cost(receive_stock.unit_cost);
-  if v_item.status = 'discontinued' then
-    perform inventory.raise_error('PRODUCT_UNAVAILABLE',
-      pg_catalog.format('item %s is discontinued and cannot be received', receive_stock.sku),
-      pg_catalog.jsonb_build_object('sku', receive_stock.sku, 'status', v_item.status));
-  end if;
   if receive_stock.idempotency_key is not null then
     v_replay := inventory.claim_idempotency_key(receive_stock.idempotency_key, 'receive_stock',
       pg_catalog.jsonb_build_object('sku', receive_stock.sku, 'quantity', receive_stock.quantity,
@@ -60,6 +55,12 @@ begin
     if v_replay is not null then
       return pg_catalog.jsonb_populate_record(null::inventory_api.stock_level, v_replay);
     end if;
+  end if;
+
+  if v_item.status = 'discontinued' then
+    perform inventory.raise_error('PRODUCT_UNAVAILABLE',
+      pg_catalog.format('item %s is discontinued and cannot be received', receive_stock.sku),
+      pg_catalog.jsonb_build_object('sku', receive_stock.sku, 'status', v_item.status));
   end if;
 
   v_level := inventory.add_on_hand(v_item.item_id, v_location_id, receive_stock.quantity,

@@ -69,35 +69,35 @@ language plpgsql volatile security definer
 set search_path = ''
 as $$
 declare
-  v_item record;
-  v_location_id bigint;
+  v_found record;
   v_reservation_id bigint;
   v_result inventory_api.reservation;
   v_replay jsonb;
 begin
-  v_item := inventory.item_for_sku(reserve_stock.sku);
+  -- The hottest path in pyinv: one query resolves the item, the location, the level's current
+  -- availability and the default hold lifetime; the helpers run only to raise their errors.
+  select i.item_id, i.status, l.location_id, s.available, t.default_reservation_ttl
+    into v_found
+    from inventory.settings t
+    left join inventory.items i on i.sku = reserve_stock.sku and i.deleted_at is null
+    left join inventory.locations l on l.code = reserve_stock.location
+    left join inventory.stock_levels s on s.item_id = i.item_id and s.location_id = l.location_id;
+  if v_found.item_id is null then
+    perform inventory.item_for_sku(reserve_stock.sku);
+  end if;
   perform inventory.check_quantity(reserve_stock.quantity);
   perform inventory.check_text(reserve_stock.order_ref, 'order_ref', 200);
-  v_location_id := inventory.location_for_code(reserve_stock.location);
-  perform inventory.authorize('operator', v_location_id);
-  if v_item.status <> 'active' then
-    perform inventory.raise_error('PRODUCT_UNAVAILABLE',
-      pg_catalog.format('item %s is %s and cannot be reserved', reserve_stock.sku, v_item.status),
-      pg_catalog.jsonb_build_object('sku', reserve_stock.sku, 'status', v_item.status));
+  if v_found.location_id is null then
+    perform inventory.location_for_code(reserve_stock.location);
   end if;
-  -- Sold out is answered from a plain read, without writing or locking anything.
-  if coalesce(inventory.effective_available(v_item.item_id, v_location_id), 0) < reserve_stock.quantity then
-    perform inventory.raise_error('INSUFFICIENT_STOCK',
-      pg_catalog.format('insufficient stock for %s at %s', reserve_stock.sku, reserve_stock.location),
-      inventory.shortfall(v_item.item_id, v_location_id, reserve_stock.sku, reserve_stock.location,
-                          reserve_stock.quantity));
-  end if;
-
+  perform inventory.authorize('operator', v_found.location_id);
+  -- A retry with the key replays the original result even if stock or status changed since.
   v_reservation_id := pg_catalog.nextval('inventory.reservations_reservation_id_seq'::regclass);
   v_result := row(v_reservation_id, reserve_stock.order_ref, reserve_stock.sku, reserve_stock.location,
                   reserve_stock.quantity, 0, reserve_stock.quantity, 'ACTIVE',
-                  inventory.hold_expiry(reserve_stock.expires_in), inventory.current_actor(),
-                  pg_catalog.now())::inventory_api.reservation;
+                  case when reserve_stock.expires_in is null then pg_catalog.now() + v_found.default_reservation_ttl
+                       else inventory.hold_expiry(reserve_stock.expires_in) end,
+                  inventory.current_actor(), pg_catalog.now())::inventory_api.reservation;
   if reserve_stock.idempotency_key is not null then
     v_replay := inventory.claim_idempotency_key(reserve_stock.idempotency_key, 'reserve_stock',
       pg_catalog.jsonb_build_object('sku', reserve_stock.sku, 'quantity', reserve_stock.quantity,
@@ -109,18 +109,41 @@ begin
     end if;
   end if;
 
+  if v_found.status <> 'active' then
+    perform inventory.raise_error('PRODUCT_UNAVAILABLE',
+      pg_catalog.format('item %s is %s and cannot be reserved', reserve_stock.sku, v_found.status),
+      pg_catalog.jsonb_build_object('sku', reserve_stock.sku, 'status', v_found.status));
+  end if;
+  -- Sold out is answered from this plain read, without writing or locking anything (unless overdue
+  -- holds, which no longer count, are what stands in the way).
+  if coalesce(v_found.available, 0) < reserve_stock.quantity
+     and coalesce(inventory.effective_available(v_found.item_id, v_found.location_id), 0) < reserve_stock.quantity then
+    perform inventory.raise_error('INSUFFICIENT_STOCK',
+      pg_catalog.format('insufficient stock for %s at %s', reserve_stock.sku, reserve_stock.location),
+      inventory.shortfall(v_found.item_id, v_found.location_id, reserve_stock.sku, reserve_stock.location,
+                          reserve_stock.quantity));
+  end if;
+
   insert into inventory.reservations (reservation_id, order_ref, item_id, location_id, quantity, expires_at,
                                       created_by, created_at)
-  values (v_reservation_id, reserve_stock.order_ref, v_item.item_id, v_location_id, reserve_stock.quantity,
+  values (v_reservation_id, reserve_stock.order_ref, v_found.item_id, v_found.location_id, reserve_stock.quantity,
           v_result.expires_at, v_result.created_by, v_result.created_at);
 
-  if not inventory.hold_units(v_item.item_id, v_location_id, reserve_stock.quantity,
+  -- The one statement that locks the level; only the ledger row and the commit follow it.
+  update inventory.stock_levels s
+     set reserved = s.reserved + reserve_stock.quantity,
+         pending_movement = pg_catalog.jsonb_build_object('type', 'RESERVE', 'reason', 'order hold',
+           'reference', reserve_stock.order_ref, 'reservation_id', v_reservation_id,
+           'idempotency_key', reserve_stock.idempotency_key)
+   where s.item_id = v_found.item_id and s.location_id = v_found.location_id
+     and s.on_hand - s.reserved >= reserve_stock.quantity;
+  if not found and not inventory.hold_units(v_found.item_id, v_found.location_id, reserve_stock.quantity,
            pg_catalog.jsonb_build_object('type', 'RESERVE', 'reason', 'order hold',
              'reference', reserve_stock.order_ref, 'reservation_id', v_reservation_id,
              'idempotency_key', reserve_stock.idempotency_key)) then
     perform inventory.raise_error('INSUFFICIENT_STOCK',
       pg_catalog.format('insufficient stock for %s at %s', reserve_stock.sku, reserve_stock.location),
-      inventory.shortfall(v_item.item_id, v_location_id, reserve_stock.sku, reserve_stock.location,
+      inventory.shortfall(v_found.item_id, v_found.location_id, reserve_stock.sku, reserve_stock.location,
                           reserve_stock.quantity));
   end if;
   return v_result;
@@ -232,15 +255,6 @@ begin
   v_lines := inventory.parse_order_lines(reserve_order.lines);
   perform inventory.authorize_locations('operator', array(select l.location_id from pg_catalog.unnest(v_lines) l));
   v_expires_at := inventory.hold_expiry(reserve_order.expires_in);
-  select pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('sku', i.sku, 'status', i.status) order by i.sku)
-    into v_unavailable
-    from inventory.items i
-   where i.item_id in (select l.item_id from pg_catalog.unnest(v_lines) l) and i.status <> 'active';
-  if v_unavailable is not null then
-    perform inventory.raise_error('PRODUCT_UNAVAILABLE', 'order lines name items that cannot be reserved',
-      pg_catalog.jsonb_build_object('unavailable', v_unavailable));
-  end if;
-
   select pg_catalog.array_agg(row(l.reservation_id, reserve_order.order_ref, l.sku, l.location, l.quantity, 0,
                                   l.quantity, 'ACTIVE', v_expires_at, v_actor,
                                   pg_catalog.now())::inventory_api.reservation order by l.reservation_id)
@@ -255,6 +269,15 @@ begin
       return query select * from pg_catalog.jsonb_populate_recordset(null::inventory_api.reservation, v_replay);
       return;
     end if;
+  end if;
+
+  select pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('sku', i.sku, 'status', i.status) order by i.sku)
+    into v_unavailable
+    from inventory.items i
+   where i.item_id in (select l.item_id from pg_catalog.unnest(v_lines) l) and i.status <> 'active';
+  if v_unavailable is not null then
+    perform inventory.raise_error('PRODUCT_UNAVAILABLE', 'order lines name items that cannot be reserved',
+      pg_catalog.jsonb_build_object('unavailable', v_unavailable));
   end if;
 
   insert into inventory.reservations (reservation_id, order_ref, item_id, location_id, quantity, expires_at,

@@ -82,7 +82,7 @@ def migrate_template(host: str, port: int, user: str, dbname: str, password: str
 
 postgresql_template = factories.postgresql_noproc(
     host=SERVER["host"], port=SERVER["port"], user=SERVER["user"], password=SERVER["password"],
-    dbname="pyinv_test", maintenance_dbname=SERVER["maintenance_dbname"], load=[migrate_template],
+    dbname=f"pyinv_test_{os.getpid()}", maintenance_dbname=SERVER["maintenance_dbname"], load=[migrate_template],
 )
 postgresql = factories.postgresql("postgresql_template")
 

@@ -74,3 +74,16 @@ def test_concurrent_retries_of_one_key_take_effect_once(catalogue: Inventory, ds
     assert len({result.reservation_id for result in results}) == 1  # type: ignore[attr-defined]
     assert db.execute("select count(*) from inventory.reservations").fetchone()[0] == 1
     assert catalogue.stock_levels("A1")[0].reserved == 2
+
+
+def test_a_retry_replays_even_after_stock_or_status_changed(catalogue: Inventory, ledger_rows) -> None:
+    first = catalogue.reserve_stock("A1", 10, "SO-1", idempotency_key="all-of-it")
+    order = catalogue.reserve_order("SO-2", [{"sku": "B2", "quantity": 5}], idempotency_key="all-of-b2")
+    receipt = catalogue.receive_stock("B2", 1, idempotency_key="late-receipt")
+    catalogue.set_item_status("A1", "on_hold")
+    catalogue.set_item_status("B2", "discontinued")
+    rows = ledger_rows()
+    assert catalogue.reserve_stock("A1", 10, "SO-1", idempotency_key="all-of-it") == first
+    assert catalogue.reserve_order("SO-2", [{"sku": "B2", "quantity": 5}], idempotency_key="all-of-b2") == order
+    assert catalogue.receive_stock("B2", 1, idempotency_key="late-receipt") == receipt
+    assert ledger_rows() == rows

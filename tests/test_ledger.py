@@ -140,3 +140,11 @@ def test_ledger_hashes_do_not_depend_on_the_session_time_zone(catalogue: Invento
         db.execute(f"set timezone = '{zone}'")
         db.execute(f"set datestyle = '{style}'")
         assert set(db.execute(recompute).fetchone()[0]) == {True}
+
+
+def test_movements_with_a_limit_are_the_latest(catalogue: Inventory) -> None:
+    catalogue.reserve_stock("A1", 1, "SO-1")
+    catalogue.cancel_reservation("SO-1")
+    latest = catalogue.movements(limit=2)
+    assert [m.movement_type for m in latest] == ["RESERVE", "RELEASE"]
+    assert latest == catalogue.movements()[-2:]
