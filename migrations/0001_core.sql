@@ -111,20 +111,22 @@ comment on function inventory.raise_error(text, text, jsonb) is 'Raises a catalo
 
 -- Largest quantity accepted in one call; far below numeric(19,4)'s limit so sums cannot overflow.
 create function inventory.max_quantity() returns numeric
-language sql immutable parallel safe
+language plpgsql immutable
 set search_path = ''
-as $$ select 1000000000000::numeric $$;
+as $$ begin return 1000000000000::numeric; end $$;
 comment on function inventory.max_quantity() is 'Largest quantity accepted by one call (1e12).';
 
 create function inventory.quantity_is_valid(quantity numeric) returns boolean
-language sql immutable parallel safe
+language plpgsql immutable
 set search_path = ''
 as $$
-  select quantity_is_valid.quantity is not null
+begin
+  return quantity_is_valid.quantity is not null
      and quantity_is_valid.quantity <> 'NaN'::numeric
      and quantity_is_valid.quantity > 0
      and quantity_is_valid.quantity <= inventory.max_quantity()
-     and quantity_is_valid.quantity = pg_catalog.round(quantity_is_valid.quantity, 4)
+     and quantity_is_valid.quantity = pg_catalog.round(quantity_is_valid.quantity, 4);
+end
 $$;
 comment on function inventory.quantity_is_valid(numeric) is 'Whether a quantity is finite, > 0, <= 1e12 and has at most 4 decimals.';
 
@@ -216,15 +218,19 @@ insert into inventory.settings default values;
 -- The acting user: the JWT subject when the login is a trusted gateway (PostgREST), else the login.
 -- Claims set by any other login are ignored, so they cannot be spoofed.
 create function inventory.current_actor() returns text
-language sql stable security definer
+language plpgsql stable security definer
 set search_path = ''
 as $$
-  select coalesce(
-    case when session_user::text = any (s.gateway_roles)
-         then nullif(pg_catalog.current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub'
-    end,
-    session_user::text)
-  from inventory.settings s
+begin
+  return (
+    select case
+      when nullif(pg_catalog.current_setting('request.jwt.claims', true), '') is null then session_user::text
+      when session_user::text = any ((select s.gateway_roles from inventory.settings s)::text[])
+        then coalesce(nullif(pg_catalog.current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub',
+                      session_user::text)
+      else session_user::text
+    end);
+end
 $$;
 comment on function inventory.current_actor() is 'Acting user: JWT sub under a trusted gateway login, otherwise session_user.';
 
@@ -349,21 +355,28 @@ comment on column inventory.user_roles.granted_by is 'Acting user who granted th
 comment on column inventory.user_roles.granted_at is 'When the role was granted.';
 
 create function inventory.is_gateway_session() returns boolean
-language sql stable security definer
+language plpgsql stable security definer
 set search_path = ''
 as $$
-  select session_user::text = any (s.gateway_roles) from inventory.settings s
+begin
+  return (
+    select nullif(pg_catalog.current_setting('request.jwt.claims', true), '') is not null
+       and session_user::text = any ((select s.gateway_roles from inventory.settings s)::text[]));
+end
 $$;
-comment on function inventory.is_gateway_session() is 'Whether the login is a trusted gateway (PostgREST authenticator), whose JWT claims identify the user.';
+comment on function inventory.is_gateway_session() is 'Whether the login is a trusted gateway (PostgREST authenticator) and sent JWT claims, which then identify the user.';
 
 -- The database role the caller acts as: the role set with SET ROLE (PostgREST's per-request role),
 -- else the login. Inside SECURITY DEFINER code current_user is the owner, so it is not used.
 create function inventory.acting_db_role() returns text
-language sql stable
+language plpgsql stable
 set search_path = ''
 as $$
-  select case when pg_catalog.current_setting('role') = 'none' then session_user::text
-              else pg_catalog.current_setting('role') end
+begin
+  return (
+    select case when pg_catalog.current_setting('role') = 'none' then session_user::text
+                else pg_catalog.current_setting('role') end);
+end
 $$;
 comment on function inventory.acting_db_role() is 'Role set by SET ROLE (PostgREST request role), else the login.';
 
@@ -401,10 +414,12 @@ $$;
 comment on function inventory.current_grants() is 'Business roles of the caller with their location scope (null = all locations).';
 
 create function inventory.role_rank(role text) returns integer
-language sql immutable parallel safe
+language plpgsql immutable
 set search_path = ''
 as $$
-  select case role_rank.role when 'viewer' then 1 when 'operator' then 2 when 'admin' then 3 else 0 end
+begin
+  return case role_rank.role when 'viewer' then 1 when 'operator' then 2 when 'admin' then 3 else 0 end;
+end
 $$;
 comment on function inventory.role_rank(text) is 'viewer 1 < operator 2 < admin 3; scheduler 0 (it ranks beside, not above).';
 
@@ -465,22 +480,28 @@ comment on function inventory.authorize_locations(text, bigint[]) is 'authorize(
 -- Locations whose rows the caller may read (for RLS policies, called once per statement as
 -- (select inventory.visible_location_ids())).
 create function inventory.visible_location_ids() returns bigint[]
-language sql stable security definer
+language plpgsql stable security definer
 set search_path = ''
 as $$
-  select coalesce(pg_catalog.array_agg(l.location_id), '{}')
-    from inventory.locations l
-   where exists (select from inventory.current_grants() g
-                  where (g.location_id is null or g.location_id = l.location_id)
-                    and inventory.role_rank(g.role) >= 1)
+begin
+  return (
+    select coalesce(pg_catalog.array_agg(l.location_id), '{}')
+      from inventory.locations l
+     where exists (select from inventory.current_grants() g
+                    where (g.location_id is null or g.location_id = l.location_id)
+                      and inventory.role_rank(g.role) >= 1));
+end
 $$;
 comment on function inventory.visible_location_ids() is 'Ids of the locations the caller may read; used by row level security policies.';
 
 create function inventory.has_any_role() returns boolean
-language sql stable security definer
+language plpgsql stable security definer
 set search_path = ''
 as $$
-  select exists (select from inventory.current_grants() g where inventory.role_rank(g.role) >= 1)
+begin
+  return (
+    select exists (select from inventory.current_grants() g where inventory.role_rank(g.role) >= 1));
+end
 $$;
 comment on function inventory.has_any_role() is 'Whether the caller holds any business role; used by row level security policies.';
 
@@ -629,29 +650,29 @@ comment on column inventory.ledger.hash is 'sha256(prev_hash || canonical bytes 
 
 -- Canonical bytes of a movement: independent of TimeZone and DateStyle.
 create function inventory.ledger_entry_bytes(entry inventory.ledger) returns bytea
-language sql immutable parallel safe
+language plpgsql immutable
 set search_path = ''
 as $$
-  select pg_catalog.convert_to(pg_catalog.jsonb_build_object(
-           'movement_id', (ledger_entry_bytes.entry).movement_id,
-           'type', (ledger_entry_bytes.entry).movement_type,
-           'item_id', (ledger_entry_bytes.entry).item_id,
-           'location_id', (ledger_entry_bytes.entry).location_id,
-           'on_hand', pg_catalog.jsonb_build_array((ledger_entry_bytes.entry).on_hand_before,
-                                                   (ledger_entry_bytes.entry).on_hand_delta,
-                                                   (ledger_entry_bytes.entry).on_hand_after),
-           'reserved', pg_catalog.jsonb_build_array((ledger_entry_bytes.entry).reserved_before,
-                                                    (ledger_entry_bytes.entry).reserved_delta,
-                                                    (ledger_entry_bytes.entry).reserved_after),
-           'actor', (ledger_entry_bytes.entry).actor,
-           'reason', (ledger_entry_bytes.entry).reason,
-           'reference', (ledger_entry_bytes.entry).reference,
-           'idempotency_key', (ledger_entry_bytes.entry).idempotency_key,
-           'related_movement_id', (ledger_entry_bytes.entry).related_movement_id,
-           'reservation_id', (ledger_entry_bytes.entry).reservation_id,
-           'metadata', (ledger_entry_bytes.entry).metadata,
-           'at', extract(epoch from (ledger_entry_bytes.entry).created_at),
-           'txid', (ledger_entry_bytes.entry).transaction_id::text)::text, 'UTF8')
+  -- Fields in a fixed order, separated by a unit separator; texts of numbers, ids and jsonb are
+  -- canonical, and the time is an epoch number, so the bytes do not depend on session settings.
+begin
+  return (
+    select pg_catalog.convert_to(pg_catalog.concat_ws(pg_catalog.chr(31),
+             (ledger_entry_bytes.entry).movement_id, (ledger_entry_bytes.entry).movement_type,
+             (ledger_entry_bytes.entry).item_id, (ledger_entry_bytes.entry).location_id,
+             (ledger_entry_bytes.entry).on_hand_before, (ledger_entry_bytes.entry).on_hand_delta,
+             (ledger_entry_bytes.entry).on_hand_after, (ledger_entry_bytes.entry).reserved_before,
+             (ledger_entry_bytes.entry).reserved_delta, (ledger_entry_bytes.entry).reserved_after,
+             pg_catalog.quote_nullable((ledger_entry_bytes.entry).actor),
+             pg_catalog.quote_nullable((ledger_entry_bytes.entry).reason),
+             pg_catalog.quote_nullable((ledger_entry_bytes.entry).reference),
+             pg_catalog.quote_nullable((ledger_entry_bytes.entry).idempotency_key),
+             coalesce((ledger_entry_bytes.entry).related_movement_id::text, 'null'),
+             coalesce((ledger_entry_bytes.entry).reservation_id::text, 'null'),
+             (ledger_entry_bytes.entry).metadata,
+             extract(epoch from (ledger_entry_bytes.entry).created_at),
+             (ledger_entry_bytes.entry).transaction_id), 'UTF8'));
+end
 $$;
 comment on function inventory.ledger_entry_bytes(inventory.ledger) is 'Canonical, session-independent bytes of a movement, hashed by the per-level chain.';
 
@@ -880,11 +901,13 @@ comment on function inventory.claim_idempotency_key(text, text, jsonb, jsonb) is
 
 create function inventory.complete_idempotency_key(idempotency_key text, response jsonb)
 returns void
-language sql volatile
+language plpgsql volatile
 set search_path = ''
 as $$
+begin
   update inventory.idempotency_keys k set response = complete_idempotency_key.response
    where k.idempotency_key = complete_idempotency_key.idempotency_key;
+end
 $$;
 comment on function inventory.complete_idempotency_key(text, jsonb) is 'Stores the response of a call that claimed the key, for later replays.';
 
@@ -949,22 +972,25 @@ comment on column inventory.audit_chain.sealed_at is 'When the link was sealed.'
 -- Canonical bytes of an audit row: independent of TimeZone and DateStyle (times as epoch numbers,
 -- jsonb rendered by its own canonical output).
 create function inventory.audit_row_bytes(entry inventory.audit_log) returns bytea
-language sql immutable parallel safe
+language plpgsql immutable
 set search_path = ''
 as $$
-  select pg_catalog.convert_to(pg_catalog.jsonb_build_object(
-           'audit_id', (audit_row_bytes.entry).audit_id,
-           'table', (audit_row_bytes.entry).table_name,
-           'op', (audit_row_bytes.entry).operation,
-           'old', (audit_row_bytes.entry).old_row,
-           'new', (audit_row_bytes.entry).new_row,
-           'actor', (audit_row_bytes.entry).actor,
-           'db_role', (audit_row_bytes.entry).db_role,
-           'login', (audit_row_bytes.entry).login,
-           'request_path', (audit_row_bytes.entry).request_path,
-           'request_id', (audit_row_bytes.entry).request_id,
-           'txid', (audit_row_bytes.entry).transaction_id::text,
-           'at', extract(epoch from (audit_row_bytes.entry).created_at))::text, 'UTF8')
+begin
+  return (
+    select pg_catalog.convert_to(pg_catalog.jsonb_build_object(
+             'audit_id', (audit_row_bytes.entry).audit_id,
+             'table', (audit_row_bytes.entry).table_name,
+             'op', (audit_row_bytes.entry).operation,
+             'old', (audit_row_bytes.entry).old_row,
+             'new', (audit_row_bytes.entry).new_row,
+             'actor', (audit_row_bytes.entry).actor,
+             'db_role', (audit_row_bytes.entry).db_role,
+             'login', (audit_row_bytes.entry).login,
+             'request_path', (audit_row_bytes.entry).request_path,
+             'request_id', (audit_row_bytes.entry).request_id,
+             'txid', (audit_row_bytes.entry).transaction_id::text,
+             'at', extract(epoch from (audit_row_bytes.entry).created_at))::text, 'UTF8'));
+end
 $$;
 comment on function inventory.audit_row_bytes(inventory.audit_log) is 'Canonical, session-independent bytes of an audit row, hashed by the chain.';
 
@@ -1465,10 +1491,11 @@ comment on function inventory.apply_hold_moves(inventory.hold_move[], text, text
 -- moves of their whole open quantity: EXPIRE for overdue holds, movement_type null for live ones.
 create function inventory.lock_order_holds(order_ref text, item_id bigint)
 returns inventory.hold_move[]
-language sql volatile
+language plpgsql volatile
 set search_path = ''
 as $$
-  select pg_catalog.array_agg(row(h.reservation_id, h.item_id, h.location_id,
+begin
+  return (select pg_catalog.array_agg(row(h.reservation_id, h.item_id, h.location_id,
                                   case when h.expires_at <= pg_catalog.now() then 'EXPIRE' end,
                                   h.quantity - h.quantity_fulfilled)::inventory.hold_move
                               order by h.reservation_id)
@@ -1477,7 +1504,8 @@ as $$
            where r.order_ref = lock_order_holds.order_ref and r.status = 'ACTIVE'
              and (lock_order_holds.item_id is null or r.item_id = lock_order_holds.item_id)
            order by r.reservation_id
-             for update) h
+             for update) h);
+end
 $$;
 comment on function inventory.lock_order_holds(text, bigint) is 'Locks an order''s active holds and returns them as moves (EXPIRE for overdue ones).';
 
@@ -1506,15 +1534,17 @@ comment on function inventory.expire_holds(bigint[]) is 'Expires locked overdue 
 -- Lazy expiry for one level: called when a hold does not fit, so overdue holds never cause
 -- INSUFFICIENT_STOCK even before the sweeper has run.
 create function inventory.expire_overdue_at_level(item_id bigint, location_id bigint) returns integer
-language sql volatile
+language plpgsql volatile
 set search_path = ''
 as $$
-  select inventory.expire_holds(pg_catalog.array_agg(d.reservation_id))
+begin
+  return (select inventory.expire_holds(pg_catalog.array_agg(d.reservation_id))
     from (select r.reservation_id from inventory.reservations r
            where r.item_id = expire_overdue_at_level.item_id
              and r.location_id = expire_overdue_at_level.location_id
              and r.status = 'ACTIVE' and r.expires_at <= pg_catalog.now()
-             for update skip locked) d
+             for update skip locked) d);
+end
 $$;
 comment on function inventory.expire_overdue_at_level(bigint, bigint) is 'Expires the overdue holds of one stock level; returns how many.';
 
@@ -1548,15 +1578,18 @@ comment on function inventory.expire_reservations(integer) is 'Implements invent
 
 -- Available units at a level, counting overdue holds as released (they are, lazily).
 create function inventory.effective_available(item_id bigint, location_id bigint) returns numeric
-language sql stable
+language plpgsql stable
 set search_path = ''
 as $$
-  select s.available + coalesce((
-           select pg_catalog.sum(r.quantity - r.quantity_fulfilled) from inventory.reservations r
-            where r.item_id = s.item_id and r.location_id = s.location_id
-              and r.status = 'ACTIVE' and r.expires_at <= pg_catalog.now()), 0)
-    from inventory.stock_levels s
-   where s.item_id = effective_available.item_id and s.location_id = effective_available.location_id
+begin
+  return (
+    select s.available + coalesce((
+             select pg_catalog.sum(r.quantity - r.quantity_fulfilled) from inventory.reservations r
+              where r.item_id = s.item_id and r.location_id = s.location_id
+                and r.status = 'ACTIVE' and r.expires_at <= pg_catalog.now()), 0)
+      from inventory.stock_levels s
+     where s.item_id = effective_available.item_id and s.location_id = effective_available.location_id);
+end
 $$;
 comment on function inventory.effective_available(bigint, bigint) is 'on_hand - reserved + units of overdue holds not yet swept; null when the level does not exist.';
 

@@ -18,15 +18,19 @@ insert into inventory.settings default values;
 -- The acting user: the JWT subject when the login is a trusted gateway (PostgREST), else the login.
 -- Claims set by any other login are ignored, so they cannot be spoofed.
 create function inventory.current_actor() returns text
-language sql stable security definer
+language plpgsql stable security definer
 set search_path = ''
 as $$
-  select coalesce(
-    case when session_user::text = any (s.gateway_roles)
-         then nullif(pg_catalog.current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub'
-    end,
-    session_user::text)
-  from inventory.settings s
+begin
+  return (
+    select case
+      when nullif(pg_catalog.current_setting('request.jwt.claims', true), '') is null then session_user::text
+      when session_user::text = any ((select s.gateway_roles from inventory.settings s)::text[])
+        then coalesce(nullif(pg_catalog.current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub',
+                      session_user::text)
+      else session_user::text
+    end);
+end
 $$;
 comment on function inventory.current_actor() is 'Acting user: JWT sub under a trusted gateway login, otherwise session_user.';
 

@@ -29,21 +29,28 @@ comment on column inventory.user_roles.granted_by is 'Acting user who granted th
 comment on column inventory.user_roles.granted_at is 'When the role was granted.';
 
 create function inventory.is_gateway_session() returns boolean
-language sql stable security definer
+language plpgsql stable security definer
 set search_path = ''
 as $$
-  select session_user::text = any (s.gateway_roles) from inventory.settings s
+begin
+  return (
+    select nullif(pg_catalog.current_setting('request.jwt.claims', true), '') is not null
+       and session_user::text = any ((select s.gateway_roles from inventory.settings s)::text[]));
+end
 $$;
-comment on function inventory.is_gateway_session() is 'Whether the login is a trusted gateway (PostgREST authenticator), whose JWT claims identify the user.';
+comment on function inventory.is_gateway_session() is 'Whether the login is a trusted gateway (PostgREST authenticator) and sent JWT claims, which then identify the user.';
 
 -- The database role the caller acts as: the role set with SET ROLE (PostgREST's per-request role),
 -- else the login. Inside SECURITY DEFINER code current_user is the owner, so it is not used.
 create function inventory.acting_db_role() returns text
-language sql stable
+language plpgsql stable
 set search_path = ''
 as $$
-  select case when pg_catalog.current_setting('role') = 'none' then session_user::text
-              else pg_catalog.current_setting('role') end
+begin
+  return (
+    select case when pg_catalog.current_setting('role') = 'none' then session_user::text
+                else pg_catalog.current_setting('role') end);
+end
 $$;
 comment on function inventory.acting_db_role() is 'Role set by SET ROLE (PostgREST request role), else the login.';
 
@@ -81,10 +88,12 @@ $$;
 comment on function inventory.current_grants() is 'Business roles of the caller with their location scope (null = all locations).';
 
 create function inventory.role_rank(role text) returns integer
-language sql immutable parallel safe
+language plpgsql immutable
 set search_path = ''
 as $$
-  select case role_rank.role when 'viewer' then 1 when 'operator' then 2 when 'admin' then 3 else 0 end
+begin
+  return case role_rank.role when 'viewer' then 1 when 'operator' then 2 when 'admin' then 3 else 0 end;
+end
 $$;
 comment on function inventory.role_rank(text) is 'viewer 1 < operator 2 < admin 3; scheduler 0 (it ranks beside, not above).';
 
@@ -145,22 +154,28 @@ comment on function inventory.authorize_locations(text, bigint[]) is 'authorize(
 -- Locations whose rows the caller may read (for RLS policies, called once per statement as
 -- (select inventory.visible_location_ids())).
 create function inventory.visible_location_ids() returns bigint[]
-language sql stable security definer
+language plpgsql stable security definer
 set search_path = ''
 as $$
-  select coalesce(pg_catalog.array_agg(l.location_id), '{}')
-    from inventory.locations l
-   where exists (select from inventory.current_grants() g
-                  where (g.location_id is null or g.location_id = l.location_id)
-                    and inventory.role_rank(g.role) >= 1)
+begin
+  return (
+    select coalesce(pg_catalog.array_agg(l.location_id), '{}')
+      from inventory.locations l
+     where exists (select from inventory.current_grants() g
+                    where (g.location_id is null or g.location_id = l.location_id)
+                      and inventory.role_rank(g.role) >= 1));
+end
 $$;
 comment on function inventory.visible_location_ids() is 'Ids of the locations the caller may read; used by row level security policies.';
 
 create function inventory.has_any_role() returns boolean
-language sql stable security definer
+language plpgsql stable security definer
 set search_path = ''
 as $$
-  select exists (select from inventory.current_grants() g where inventory.role_rank(g.role) >= 1)
+begin
+  return (
+    select exists (select from inventory.current_grants() g where inventory.role_rank(g.role) >= 1));
+end
 $$;
 comment on function inventory.has_any_role() is 'Whether the caller holds any business role; used by row level security policies.';
 

@@ -121,10 +121,12 @@ comment on function inventory.claim_idempotency_key(text, text, jsonb, jsonb) is
 
 create function inventory.complete_idempotency_key(idempotency_key text, response jsonb)
 returns void
-language sql volatile
+language plpgsql volatile
 set search_path = ''
 as $$
+begin
   update inventory.idempotency_keys k set response = complete_idempotency_key.response
    where k.idempotency_key = complete_idempotency_key.idempotency_key;
+end
 $$;
 comment on function inventory.complete_idempotency_key(text, jsonb) is 'Stores the response of a call that claimed the key, for later replays.';

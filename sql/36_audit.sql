@@ -58,22 +58,25 @@ comment on column inventory.audit_chain.sealed_at is 'When the link was sealed.'
 -- Canonical bytes of an audit row: independent of TimeZone and DateStyle (times as epoch numbers,
 -- jsonb rendered by its own canonical output).
 create function inventory.audit_row_bytes(entry inventory.audit_log) returns bytea
-language sql immutable parallel safe
+language plpgsql immutable
 set search_path = ''
 as $$
-  select pg_catalog.convert_to(pg_catalog.jsonb_build_object(
-           'audit_id', (audit_row_bytes.entry).audit_id,
-           'table', (audit_row_bytes.entry).table_name,
-           'op', (audit_row_bytes.entry).operation,
-           'old', (audit_row_bytes.entry).old_row,
-           'new', (audit_row_bytes.entry).new_row,
-           'actor', (audit_row_bytes.entry).actor,
-           'db_role', (audit_row_bytes.entry).db_role,
-           'login', (audit_row_bytes.entry).login,
-           'request_path', (audit_row_bytes.entry).request_path,
-           'request_id', (audit_row_bytes.entry).request_id,
-           'txid', (audit_row_bytes.entry).transaction_id::text,
-           'at', extract(epoch from (audit_row_bytes.entry).created_at))::text, 'UTF8')
+begin
+  return (
+    select pg_catalog.convert_to(pg_catalog.jsonb_build_object(
+             'audit_id', (audit_row_bytes.entry).audit_id,
+             'table', (audit_row_bytes.entry).table_name,
+             'op', (audit_row_bytes.entry).operation,
+             'old', (audit_row_bytes.entry).old_row,
+             'new', (audit_row_bytes.entry).new_row,
+             'actor', (audit_row_bytes.entry).actor,
+             'db_role', (audit_row_bytes.entry).db_role,
+             'login', (audit_row_bytes.entry).login,
+             'request_path', (audit_row_bytes.entry).request_path,
+             'request_id', (audit_row_bytes.entry).request_id,
+             'txid', (audit_row_bytes.entry).transaction_id::text,
+             'at', extract(epoch from (audit_row_bytes.entry).created_at))::text, 'UTF8'));
+end
 $$;
 comment on function inventory.audit_row_bytes(inventory.audit_log) is 'Canonical, session-independent bytes of an audit row, hashed by the chain.';
 

@@ -89,10 +89,11 @@ comment on function inventory.apply_hold_moves(inventory.hold_move[], text, text
 -- moves of their whole open quantity: EXPIRE for overdue holds, movement_type null for live ones.
 create function inventory.lock_order_holds(order_ref text, item_id bigint)
 returns inventory.hold_move[]
-language sql volatile
+language plpgsql volatile
 set search_path = ''
 as $$
-  select pg_catalog.array_agg(row(h.reservation_id, h.item_id, h.location_id,
+begin
+  return (select pg_catalog.array_agg(row(h.reservation_id, h.item_id, h.location_id,
                                   case when h.expires_at <= pg_catalog.now() then 'EXPIRE' end,
                                   h.quantity - h.quantity_fulfilled)::inventory.hold_move
                               order by h.reservation_id)
@@ -101,7 +102,8 @@ as $$
            where r.order_ref = lock_order_holds.order_ref and r.status = 'ACTIVE'
              and (lock_order_holds.item_id is null or r.item_id = lock_order_holds.item_id)
            order by r.reservation_id
-             for update) h
+             for update) h);
+end
 $$;
 comment on function inventory.lock_order_holds(text, bigint) is 'Locks an order''s active holds and returns them as moves (EXPIRE for overdue ones).';
 
@@ -130,15 +132,17 @@ comment on function inventory.expire_holds(bigint[]) is 'Expires locked overdue 
 -- Lazy expiry for one level: called when a hold does not fit, so overdue holds never cause
 -- INSUFFICIENT_STOCK even before the sweeper has run.
 create function inventory.expire_overdue_at_level(item_id bigint, location_id bigint) returns integer
-language sql volatile
+language plpgsql volatile
 set search_path = ''
 as $$
-  select inventory.expire_holds(pg_catalog.array_agg(d.reservation_id))
+begin
+  return (select inventory.expire_holds(pg_catalog.array_agg(d.reservation_id))
     from (select r.reservation_id from inventory.reservations r
            where r.item_id = expire_overdue_at_level.item_id
              and r.location_id = expire_overdue_at_level.location_id
              and r.status = 'ACTIVE' and r.expires_at <= pg_catalog.now()
-             for update skip locked) d
+             for update skip locked) d);
+end
 $$;
 comment on function inventory.expire_overdue_at_level(bigint, bigint) is 'Expires the overdue holds of one stock level; returns how many.';
 

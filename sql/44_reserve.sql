@@ -6,15 +6,18 @@
 
 -- Available units at a level, counting overdue holds as released (they are, lazily).
 create function inventory.effective_available(item_id bigint, location_id bigint) returns numeric
-language sql stable
+language plpgsql stable
 set search_path = ''
 as $$
-  select s.available + coalesce((
-           select pg_catalog.sum(r.quantity - r.quantity_fulfilled) from inventory.reservations r
-            where r.item_id = s.item_id and r.location_id = s.location_id
-              and r.status = 'ACTIVE' and r.expires_at <= pg_catalog.now()), 0)
-    from inventory.stock_levels s
-   where s.item_id = effective_available.item_id and s.location_id = effective_available.location_id
+begin
+  return (
+    select s.available + coalesce((
+             select pg_catalog.sum(r.quantity - r.quantity_fulfilled) from inventory.reservations r
+              where r.item_id = s.item_id and r.location_id = s.location_id
+                and r.status = 'ACTIVE' and r.expires_at <= pg_catalog.now()), 0)
+      from inventory.stock_levels s
+     where s.item_id = effective_available.item_id and s.location_id = effective_available.location_id);
+end
 $$;
 comment on function inventory.effective_available(bigint, bigint) is 'on_hand - reserved + units of overdue holds not yet swept; null when the level does not exist.';
 
