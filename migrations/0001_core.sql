@@ -111,23 +111,21 @@ comment on function inventory.raise_error(text, text, jsonb) is 'Raises a catalo
 
 -- Largest quantity accepted in one call; far below numeric(19,4)'s limit so sums cannot overflow.
 create function inventory.max_quantity() returns numeric
-language plpgsql immutable
-set search_path = ''
-as $$ begin return 1000000000000::numeric; end $$;
+language sql immutable parallel safe
+begin atomic
+  select 1000000000000::numeric;
+end;
 comment on function inventory.max_quantity() is 'Largest quantity accepted by one call (1e12).';
 
+-- Inlined into callers (SQL-standard body, no SET clause): on every call's path.
 create function inventory.quantity_is_valid(quantity numeric) returns boolean
-language plpgsql immutable
-set search_path = ''
-as $$
-begin
-  return quantity_is_valid.quantity is not null
-     and quantity_is_valid.quantity <> 'NaN'::numeric
-     and quantity_is_valid.quantity > 0
-     and quantity_is_valid.quantity <= inventory.max_quantity()
-     and quantity_is_valid.quantity = pg_catalog.round(quantity_is_valid.quantity, 4);
-end
-$$;
+language sql immutable parallel safe
+begin atomic
+  -- NaN and Infinity sort above every number, so the upper bound excludes them; null stays null.
+  select coalesce(quantity_is_valid.quantity > 0
+                  and quantity_is_valid.quantity <= inventory.max_quantity()
+                  and quantity_is_valid.quantity = pg_catalog.round(quantity_is_valid.quantity, 4), false);
+end;
 comment on function inventory.quantity_is_valid(numeric) is 'Whether a quantity is finite, > 0, <= 1e12 and has at most 4 decimals.';
 
 -- Validates a quantity argument; returns it unchanged so it can be used inline.
@@ -221,15 +219,18 @@ create function inventory.current_actor() returns text
 language plpgsql stable security definer
 set search_path = ''
 as $$
+declare
+  v_claims text := nullif(pg_catalog.current_setting('request.jwt.claims', true), '');
+  v_gateways text[];
 begin
-  return (
-    select case
-      when nullif(pg_catalog.current_setting('request.jwt.claims', true), '') is null then session_user::text
-      when session_user::text = any ((select s.gateway_roles from inventory.settings s)::text[])
-        then coalesce(nullif(pg_catalog.current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub',
-                      session_user::text)
-      else session_user::text
-    end);
+  if v_claims is null then
+    return session_user::text;
+  end if;
+  select s.gateway_roles into v_gateways from inventory.settings s;
+  if session_user::text = any (v_gateways) then
+    return coalesce(v_claims::jsonb ->> 'sub', session_user::text);
+  end if;
+  return session_user::text;
 end
 $$;
 comment on function inventory.current_actor() is 'Acting user: JWT sub under a trusted gateway login, otherwise session_user.';
@@ -358,10 +359,14 @@ create function inventory.is_gateway_session() returns boolean
 language plpgsql stable security definer
 set search_path = ''
 as $$
+declare
+  v_gateways text[];
 begin
-  return (
-    select nullif(pg_catalog.current_setting('request.jwt.claims', true), '') is not null
-       and session_user::text = any ((select s.gateway_roles from inventory.settings s)::text[]));
+  if nullif(pg_catalog.current_setting('request.jwt.claims', true), '') is null then
+    return false;
+  end if;
+  select s.gateway_roles into v_gateways from inventory.settings s;
+  return session_user::text = any (v_gateways);
 end
 $$;
 comment on function inventory.is_gateway_session() is 'Whether the login is a trusted gateway (PostgREST authenticator) and sent JWT claims, which then identify the user.';
@@ -369,15 +374,11 @@ comment on function inventory.is_gateway_session() is 'Whether the login is a tr
 -- The database role the caller acts as: the role set with SET ROLE (PostgREST's per-request role),
 -- else the login. Inside SECURITY DEFINER code current_user is the owner, so it is not used.
 create function inventory.acting_db_role() returns text
-language plpgsql stable
-set search_path = ''
-as $$
-begin
-  return (
-    select case when pg_catalog.current_setting('role') = 'none' then session_user::text
-                else pg_catalog.current_setting('role') end);
-end
-$$;
+language sql stable
+begin atomic
+  select case when pg_catalog.current_setting('role') = 'none' then session_user::text
+              else pg_catalog.current_setting('role') end;
+end;
 comment on function inventory.acting_db_role() is 'Role set by SET ROLE (PostgREST request role), else the login.';
 
 -- Every (role, location_id) the caller holds; location_id null means every location.
@@ -414,13 +415,10 @@ $$;
 comment on function inventory.current_grants() is 'Business roles of the caller with their location scope (null = all locations).';
 
 create function inventory.role_rank(role text) returns integer
-language plpgsql immutable
-set search_path = ''
-as $$
-begin
-  return case role_rank.role when 'viewer' then 1 when 'operator' then 2 when 'admin' then 3 else 0 end;
-end
-$$;
+language sql immutable parallel safe
+begin atomic
+  select case role_rank.role when 'viewer' then 1 when 'operator' then 2 when 'admin' then 3 else 0 end;
+end;
 comment on function inventory.role_rank(text) is 'viewer 1 < operator 2 < admin 3; scheduler 0 (it ranks beside, not above).';
 
 -- Whether the caller holds `required` (or a higher role) for the location (null = for every location,
@@ -596,9 +594,15 @@ comment on column inventory.stock_levels.updated_at is 'Time of the last movemen
 comment on column inventory.stock_levels.ledger_hash is 'Hash of the level''s latest ledger movement: the head of its hash chain.';
 comment on column inventory.stock_levels.pending_movement is 'Transient description of the movement being written (type, reason, reference...); consumed and cleared by the ledger trigger, never stored.';
 
+-- Enums, not CHECK constraints: PostgreSQL re-reads and re-plans every CHECK expression of a table
+-- for each INSERT or UPDATE statement, and the ledger is written on every movement.
+create type inventory.movement_type as enum
+  ('RECEIVE', 'RESERVE', 'RELEASE', 'EXPIRE', 'SHIP', 'RETURN', 'ADJUST', 'TRANSFER_OUT', 'TRANSFER_IN');
+comment on type inventory.movement_type is 'Kinds of stock movement recorded in the ledger.';
+
 create table inventory.ledger (
   movement_id bigint generated always as identity primary key,
-  movement_type text not null,
+  movement_type inventory.movement_type not null,
   item_id bigint not null,
   location_id bigint not null,
   on_hand_delta numeric(19, 4) not null,
@@ -618,11 +622,9 @@ create table inventory.ledger (
   transaction_id xid8 not null default pg_catalog.pg_current_xact_id(),
   prev_hash bytea,
   hash bytea not null,
-  constraint ledger_movement_type_check check (movement_type in
-    ('RECEIVE', 'RESERVE', 'RELEASE', 'EXPIRE', 'SHIP', 'RETURN', 'ADJUST', 'TRANSFER_OUT', 'TRANSFER_IN')),
   constraint ledger_arithmetic_check check (on_hand_after = on_hand_before + on_hand_delta
-                                            and reserved_after = reserved_before + reserved_delta),
-  constraint ledger_moves_something_check check (on_hand_delta <> 0 or reserved_delta <> 0)
+                                            and reserved_after = reserved_before + reserved_delta
+                                            and (on_hand_delta <> 0 or reserved_delta <> 0))
 );
 create index ledger_level_idx on inventory.ledger (item_id, location_id, movement_id);
 comment on table inventory.ledger is 'Append-only record of every stock movement; stock_levels equal the sum of its deltas.';
@@ -705,7 +707,7 @@ begin
   new.updated_at := pg_catalog.now();
   v_entry := row(
     pg_catalog.nextval('inventory.ledger_movement_id_seq'::regclass),
-    coalesce(v_movement ->> 'type', 'ADJUST'),
+    coalesce(v_movement ->> 'type', 'ADJUST')::inventory.movement_type,
     new.item_id, new.location_id,
     new.on_hand - old.on_hand, new.reserved - old.reserved,
     old.on_hand, new.on_hand, old.reserved, new.reserved,
@@ -921,10 +923,13 @@ comment on function inventory.complete_idempotency_key(text, jsonb) is 'Stores t
 -- before the sealed end of the chain, and it orders them by (transaction_id, audit_id). The stock
 -- ledger is chained inline instead, per stock level, whose row the movement already locks.
 
+create type inventory.audit_operation as enum ('INSERT', 'UPDATE', 'DELETE');
+comment on type inventory.audit_operation is 'Row operations recorded in the audit log.';
+
 create table inventory.audit_log (
   audit_id bigint generated always as identity primary key,
   table_name text not null,
-  operation text not null,
+  operation inventory.audit_operation not null,
   old_row jsonb,
   new_row jsonb,
   actor text not null,
@@ -933,15 +938,14 @@ create table inventory.audit_log (
   request_path text,
   request_id text,
   transaction_id xid8 not null default pg_catalog.pg_current_xact_id(),
-  created_at timestamptz not null default pg_catalog.now(),
-  constraint audit_log_operation_check check (operation in ('INSERT', 'UPDATE', 'DELETE'))
+  created_at timestamptz not null default pg_catalog.now()
 );
 create index audit_log_seal_order_idx on inventory.audit_log (transaction_id, audit_id);
 comment on table inventory.audit_log is 'Append-only record of every row change in every pyinv table.';
 comment on column inventory.audit_log.audit_id is 'Insertion order (not commit order).';
 comment on column inventory.audit_log.table_name is 'Table changed.';
 comment on column inventory.audit_log.operation is 'INSERT, UPDATE or DELETE.';
-comment on column inventory.audit_log.old_row is 'Row before the change (UPDATE, DELETE).';
+comment on column inventory.audit_log.old_row is 'Before the change: the whole row for DELETE, the changed columns'' old values for UPDATE.';
 comment on column inventory.audit_log.new_row is 'Row after the change (INSERT, UPDATE).';
 comment on column inventory.audit_log.actor is 'Acting user: JWT sub under the gateway, else the login.';
 comment on column inventory.audit_log.db_role is 'Database role in effect (SET ROLE / PostgREST request role).';
@@ -998,12 +1002,25 @@ create function inventory.record_audit() returns trigger
 language plpgsql security definer
 set search_path = ''
 as $$
+declare
+  v_old jsonb;
+  v_new jsonb;
 begin
+  if tg_op <> 'DELETE' then
+    v_new := pg_catalog.to_jsonb(new);
+  end if;
+  if tg_op = 'UPDATE' then
+    -- Only the columns that changed, with their old values: the full old row is the previous
+    -- audit row of the same key, and half the bytes keep the write (and its WAL) small.
+    select pg_catalog.jsonb_object_agg(o.key, o.value) into v_old
+      from pg_catalog.jsonb_each(pg_catalog.to_jsonb(old)) o
+     where v_new -> o.key is distinct from o.value;
+  elsif tg_op = 'DELETE' then
+    v_old := pg_catalog.to_jsonb(old);
+  end if;
   insert into inventory.audit_log (table_name, operation, old_row, new_row, actor, db_role, login,
                                    request_path, request_id)
-  values (tg_table_name, tg_op,
-          case when tg_op <> 'INSERT' then pg_catalog.to_jsonb(old) end,
-          case when tg_op <> 'DELETE' then pg_catalog.to_jsonb(new) end,
+  values (tg_table_name, tg_op::inventory.audit_operation, v_old, v_new,
           inventory.current_actor(), inventory.acting_db_role(), session_user,
           nullif(pg_catalog.current_setting('request.path', true), ''),
           case when inventory.is_gateway_session()
@@ -2352,7 +2369,7 @@ create view inventory_api.reservations with (security_invoker = true) as
 comment on view inventory_api.reservations is 'Holds of stock for orders. is_overdue: still ACTIVE but past expires_at, so it no longer counts and cannot be fulfilled.';
 
 create view inventory_api.stock_movements with (security_invoker = true) as
-  select g.movement_id, g.movement_type, i.sku, l.code as location, g.on_hand_delta, g.reserved_delta,
+  select g.movement_id, g.movement_type::text as movement_type, i.sku, l.code as location, g.on_hand_delta, g.reserved_delta,
          g.on_hand_before, g.on_hand_after, g.reserved_before, g.reserved_after, g.actor, g.reason,
          g.reference, g.idempotency_key, g.related_movement_id, g.reservation_id, g.metadata, g.created_at
     from inventory.ledger g
@@ -2576,7 +2593,8 @@ comment on function inventory_api.verify_audit_chain() is
 revoke all on all functions in schema inventory, inventory_api from public;
 revoke all on all tables in schema inventory, inventory_api from public;
 revoke all on all sequences in schema inventory, inventory_api from public;
-revoke all on type inventory.hold_move, inventory.order_line from public;
+revoke all on type inventory.hold_move, inventory.order_line, inventory.movement_type, inventory.audit_operation
+  from public;
 
 grant usage on schema inventory, inventory_api to inventory_viewer, inventory_scheduler;
 

@@ -52,23 +52,21 @@ comment on function inventory.raise_error(text, text, jsonb) is 'Raises a catalo
 
 -- Largest quantity accepted in one call; far below numeric(19,4)'s limit so sums cannot overflow.
 create function inventory.max_quantity() returns numeric
-language plpgsql immutable
-set search_path = ''
-as $$ begin return 1000000000000::numeric; end $$;
+language sql immutable parallel safe
+begin atomic
+  select 1000000000000::numeric;
+end;
 comment on function inventory.max_quantity() is 'Largest quantity accepted by one call (1e12).';
 
+-- Inlined into callers (SQL-standard body, no SET clause): on every call's path.
 create function inventory.quantity_is_valid(quantity numeric) returns boolean
-language plpgsql immutable
-set search_path = ''
-as $$
-begin
-  return quantity_is_valid.quantity is not null
-     and quantity_is_valid.quantity <> 'NaN'::numeric
-     and quantity_is_valid.quantity > 0
-     and quantity_is_valid.quantity <= inventory.max_quantity()
-     and quantity_is_valid.quantity = pg_catalog.round(quantity_is_valid.quantity, 4);
-end
-$$;
+language sql immutable parallel safe
+begin atomic
+  -- NaN and Infinity sort above every number, so the upper bound excludes them; null stays null.
+  select coalesce(quantity_is_valid.quantity > 0
+                  and quantity_is_valid.quantity <= inventory.max_quantity()
+                  and quantity_is_valid.quantity = pg_catalog.round(quantity_is_valid.quantity, 4), false);
+end;
 comment on function inventory.quantity_is_valid(numeric) is 'Whether a quantity is finite, > 0, <= 1e12 and has at most 4 decimals.';
 
 -- Validates a quantity argument; returns it unchanged so it can be used inline.

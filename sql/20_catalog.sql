@@ -21,15 +21,18 @@ create function inventory.current_actor() returns text
 language plpgsql stable security definer
 set search_path = ''
 as $$
+declare
+  v_claims text := nullif(pg_catalog.current_setting('request.jwt.claims', true), '');
+  v_gateways text[];
 begin
-  return (
-    select case
-      when nullif(pg_catalog.current_setting('request.jwt.claims', true), '') is null then session_user::text
-      when session_user::text = any ((select s.gateway_roles from inventory.settings s)::text[])
-        then coalesce(nullif(pg_catalog.current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub',
-                      session_user::text)
-      else session_user::text
-    end);
+  if v_claims is null then
+    return session_user::text;
+  end if;
+  select s.gateway_roles into v_gateways from inventory.settings s;
+  if session_user::text = any (v_gateways) then
+    return coalesce(v_claims::jsonb ->> 'sub', session_user::text);
+  end if;
+  return session_user::text;
 end
 $$;
 comment on function inventory.current_actor() is 'Acting user: JWT sub under a trusted gateway login, otherwise session_user.';

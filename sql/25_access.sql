@@ -32,10 +32,14 @@ create function inventory.is_gateway_session() returns boolean
 language plpgsql stable security definer
 set search_path = ''
 as $$
+declare
+  v_gateways text[];
 begin
-  return (
-    select nullif(pg_catalog.current_setting('request.jwt.claims', true), '') is not null
-       and session_user::text = any ((select s.gateway_roles from inventory.settings s)::text[]));
+  if nullif(pg_catalog.current_setting('request.jwt.claims', true), '') is null then
+    return false;
+  end if;
+  select s.gateway_roles into v_gateways from inventory.settings s;
+  return session_user::text = any (v_gateways);
 end
 $$;
 comment on function inventory.is_gateway_session() is 'Whether the login is a trusted gateway (PostgREST authenticator) and sent JWT claims, which then identify the user.';
@@ -43,15 +47,11 @@ comment on function inventory.is_gateway_session() is 'Whether the login is a tr
 -- The database role the caller acts as: the role set with SET ROLE (PostgREST's per-request role),
 -- else the login. Inside SECURITY DEFINER code current_user is the owner, so it is not used.
 create function inventory.acting_db_role() returns text
-language plpgsql stable
-set search_path = ''
-as $$
-begin
-  return (
-    select case when pg_catalog.current_setting('role') = 'none' then session_user::text
-                else pg_catalog.current_setting('role') end);
-end
-$$;
+language sql stable
+begin atomic
+  select case when pg_catalog.current_setting('role') = 'none' then session_user::text
+              else pg_catalog.current_setting('role') end;
+end;
 comment on function inventory.acting_db_role() is 'Role set by SET ROLE (PostgREST request role), else the login.';
 
 -- Every (role, location_id) the caller holds; location_id null means every location.
@@ -88,13 +88,10 @@ $$;
 comment on function inventory.current_grants() is 'Business roles of the caller with their location scope (null = all locations).';
 
 create function inventory.role_rank(role text) returns integer
-language plpgsql immutable
-set search_path = ''
-as $$
-begin
-  return case role_rank.role when 'viewer' then 1 when 'operator' then 2 when 'admin' then 3 else 0 end;
-end
-$$;
+language sql immutable parallel safe
+begin atomic
+  select case role_rank.role when 'viewer' then 1 when 'operator' then 2 when 'admin' then 3 else 0 end;
+end;
 comment on function inventory.role_rank(text) is 'viewer 1 < operator 2 < admin 3; scheduler 0 (it ranks beside, not above).';
 
 -- Whether the caller holds `required` (or a higher role) for the location (null = for every location,

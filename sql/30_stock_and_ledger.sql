@@ -34,9 +34,15 @@ comment on column inventory.stock_levels.updated_at is 'Time of the last movemen
 comment on column inventory.stock_levels.ledger_hash is 'Hash of the level''s latest ledger movement: the head of its hash chain.';
 comment on column inventory.stock_levels.pending_movement is 'Transient description of the movement being written (type, reason, reference...); consumed and cleared by the ledger trigger, never stored.';
 
+-- Enums, not CHECK constraints: PostgreSQL re-reads and re-plans every CHECK expression of a table
+-- for each INSERT or UPDATE statement, and the ledger is written on every movement.
+create type inventory.movement_type as enum
+  ('RECEIVE', 'RESERVE', 'RELEASE', 'EXPIRE', 'SHIP', 'RETURN', 'ADJUST', 'TRANSFER_OUT', 'TRANSFER_IN');
+comment on type inventory.movement_type is 'Kinds of stock movement recorded in the ledger.';
+
 create table inventory.ledger (
   movement_id bigint generated always as identity primary key,
-  movement_type text not null,
+  movement_type inventory.movement_type not null,
   item_id bigint not null,
   location_id bigint not null,
   on_hand_delta numeric(19, 4) not null,
@@ -56,11 +62,9 @@ create table inventory.ledger (
   transaction_id xid8 not null default pg_catalog.pg_current_xact_id(),
   prev_hash bytea,
   hash bytea not null,
-  constraint ledger_movement_type_check check (movement_type in
-    ('RECEIVE', 'RESERVE', 'RELEASE', 'EXPIRE', 'SHIP', 'RETURN', 'ADJUST', 'TRANSFER_OUT', 'TRANSFER_IN')),
   constraint ledger_arithmetic_check check (on_hand_after = on_hand_before + on_hand_delta
-                                            and reserved_after = reserved_before + reserved_delta),
-  constraint ledger_moves_something_check check (on_hand_delta <> 0 or reserved_delta <> 0)
+                                            and reserved_after = reserved_before + reserved_delta
+                                            and (on_hand_delta <> 0 or reserved_delta <> 0))
 );
 create index ledger_level_idx on inventory.ledger (item_id, location_id, movement_id);
 comment on table inventory.ledger is 'Append-only record of every stock movement; stock_levels equal the sum of its deltas.';
@@ -143,7 +147,7 @@ begin
   new.updated_at := pg_catalog.now();
   v_entry := row(
     pg_catalog.nextval('inventory.ledger_movement_id_seq'::regclass),
-    coalesce(v_movement ->> 'type', 'ADJUST'),
+    coalesce(v_movement ->> 'type', 'ADJUST')::inventory.movement_type,
     new.item_id, new.location_id,
     new.on_hand - old.on_hand, new.reserved - old.reserved,
     old.on_hand, new.on_hand, old.reserved, new.reserved,

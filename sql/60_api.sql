@@ -40,7 +40,7 @@ create view inventory_api.reservations with (security_invoker = true) as
 comment on view inventory_api.reservations is 'Holds of stock for orders. is_overdue: still ACTIVE but past expires_at, so it no longer counts and cannot be fulfilled.';
 
 create view inventory_api.stock_movements with (security_invoker = true) as
-  select g.movement_id, g.movement_type, i.sku, l.code as location, g.on_hand_delta, g.reserved_delta,
+  select g.movement_id, g.movement_type::text as movement_type, i.sku, l.code as location, g.on_hand_delta, g.reserved_delta,
          g.on_hand_before, g.on_hand_after, g.reserved_before, g.reserved_after, g.actor, g.reason,
          g.reference, g.idempotency_key, g.related_movement_id, g.reservation_id, g.metadata, g.created_at
     from inventory.ledger g

@@ -7,7 +7,8 @@
 revoke all on all functions in schema inventory, inventory_api from public;
 revoke all on all tables in schema inventory, inventory_api from public;
 revoke all on all sequences in schema inventory, inventory_api from public;
-revoke all on type inventory.hold_move, inventory.order_line from public;
+revoke all on type inventory.hold_move, inventory.order_line, inventory.movement_type, inventory.audit_operation
+  from public;
 
 grant usage on schema inventory, inventory_api to inventory_viewer, inventory_scheduler;
 
