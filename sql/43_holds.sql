@@ -85,27 +85,39 @@ end
 $$;
 comment on function inventory.apply_hold_moves(inventory.hold_move[], text, text, text) is 'Ships, releases or expires holds set-wise and records one ledger movement per level and type.';
 
--- Locks the active holds of an order (optionally of one item) in id order and describes them as
--- moves of their whole open quantity: EXPIRE for overdue holds, movement_type null for live ones.
-create function inventory.lock_order_holds(order_ref text, item_id bigint)
+-- Locks the active holds of an order (optionally of one item) in id order, checks that the caller
+-- may act at their locations, and describes them as moves of their whole open quantity: EXPIRE for
+-- overdue holds, movement_type null for live ones. Raises NO_RESERVATION when there are none.
+create function inventory.lock_order_holds(order_ref text, item_id bigint, sku text)
 returns inventory.hold_move[]
 language plpgsql volatile
 set search_path = ''
 as $$
+declare
+  v_moves inventory.hold_move[];
 begin
-  return (select pg_catalog.array_agg(row(h.reservation_id, h.item_id, h.location_id,
+  select pg_catalog.array_agg(row(h.reservation_id, h.item_id, h.location_id,
                                   case when h.expires_at <= pg_catalog.now() then 'EXPIRE' end,
                                   h.quantity - h.quantity_fulfilled)::inventory.hold_move
                               order by h.reservation_id)
+    into v_moves
     from (select r.reservation_id, r.item_id, r.location_id, r.expires_at, r.quantity, r.quantity_fulfilled
             from inventory.reservations r
            where r.order_ref = lock_order_holds.order_ref and r.status = 'ACTIVE'
              and (lock_order_holds.item_id is null or r.item_id = lock_order_holds.item_id)
            order by r.reservation_id
-             for update) h);
+             for update) h;
+  perform inventory.authorize_locations('operator', array(select m.location_id from pg_catalog.unnest(v_moves) m));
+  if v_moves is null then
+    perform inventory.raise_error('NO_RESERVATION',
+      pg_catalog.format('order %s has no active reservation%s', lock_order_holds.order_ref,
+                        coalesce(' for ' || lock_order_holds.sku, '')),
+      pg_catalog.jsonb_build_object('order_ref', lock_order_holds.order_ref, 'sku', lock_order_holds.sku));
+  end if;
+  return v_moves;
 end
 $$;
-comment on function inventory.lock_order_holds(text, bigint) is 'Locks an order''s active holds and returns them as moves (EXPIRE for overdue ones).';
+comment on function inventory.lock_order_holds(text, bigint, text) is 'Locks an order''s active holds, authorises their locations and returns them as moves (EXPIRE for overdue ones); raises NO_RESERVATION when none.';
 
 -- Expires the given overdue holds (already locked by the caller). Returns how many.
 create function inventory.expire_holds(reservation_ids bigint[]) returns integer

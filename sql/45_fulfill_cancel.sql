@@ -67,14 +67,7 @@ begin
     end if;
   end if;
 
-  v_moves := inventory.lock_order_holds(fulfill_order.order_ref, v_item_id);
-  perform inventory.authorize_locations('operator', array(select m.location_id from pg_catalog.unnest(v_moves) m));
-  if v_moves is null then
-    perform inventory.raise_error('NO_RESERVATION',
-      pg_catalog.format('order %s has no active reservation%s', fulfill_order.order_ref,
-                        coalesce(' for ' || fulfill_order.sku, '')),
-      pg_catalog.jsonb_build_object('order_ref', fulfill_order.order_ref, 'sku', fulfill_order.sku));
-  end if;
+  v_moves := inventory.lock_order_holds(fulfill_order.order_ref, v_item_id, fulfill_order.sku);
   select coalesce(pg_catalog.sum(m.quantity) filter (where m.movement_type is null), 0) into v_live
     from pg_catalog.unnest(v_moves) m;
   -- An overdue hold is never shipped: ship-all fails if any targeted hold lapsed; a partial
@@ -132,14 +125,7 @@ begin
       return;
     end if;
   end if;
-  v_moves := inventory.lock_order_holds(cancel_reservation.order_ref, v_item_id);
-  perform inventory.authorize_locations('operator', array(select m.location_id from pg_catalog.unnest(v_moves) m));
-  if v_moves is null then
-    perform inventory.raise_error('NO_RESERVATION',
-      pg_catalog.format('order %s has no active reservation%s', cancel_reservation.order_ref,
-                        coalesce(' for ' || cancel_reservation.sku, '')),
-      pg_catalog.jsonb_build_object('order_ref', cancel_reservation.order_ref, 'sku', cancel_reservation.sku));
-  end if;
+  v_moves := inventory.lock_order_holds(cancel_reservation.order_ref, v_item_id, cancel_reservation.sku);
   -- Live holds are released; holds that already lapsed are recorded as expired, as the sweeper would.
   select pg_catalog.array_agg(row(m.reservation_id, m.item_id, m.location_id,
                                   coalesce(m.movement_type, 'RELEASE'), m.quantity)::inventory.hold_move)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Callable
 from contextlib import contextmanager
 from typing import Any
 
@@ -49,3 +51,24 @@ def raises_inventory_error(db: psycopg.Connection[Any], exception: type[Exceptio
     assert error.actual_sqlstate == error.sqlstate  # type: ignore[attr-defined]
     assert error.hint == error.code  # type: ignore[attr-defined]
     assert snapshot(db) == before
+
+
+def run_together(workers: int, work: Callable[[int], Any]) -> list[Any]:
+    """Runs work(n) for n in range(workers) on threads released at the same instant (a barrier);
+    returns each result, or the exception it raised, in order."""
+    barrier = threading.Barrier(workers)
+    outcomes: list[Any] = [None] * workers
+
+    def run(n: int) -> None:
+        barrier.wait()
+        try:
+            outcomes[n] = work(n)
+        except Exception as error:
+            outcomes[n] = error
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcomes

@@ -3,10 +3,11 @@ fulfilment racing cancellation."""
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
+
+from helpers import run_together
 
 import pyinv
 from pyinv import Inventory
@@ -15,24 +16,11 @@ from pyinv import Inventory
 def race(dsn: str, workers: int, work: Callable[[Inventory, int], Any]) -> list[Any]:
     """Runs work(client, n) on `workers` connections released together; returns results or exceptions."""
     clients = [Inventory.connect(dsn) for _ in range(workers)]
-    barrier = threading.Barrier(workers)
-    outcomes: list[Any] = [None] * workers
-
-    def run(n: int) -> None:
-        barrier.wait()
-        try:
-            outcomes[n] = work(clients[n], n)
-        except Exception as error:
-            outcomes[n] = error
-
-    threads = [threading.Thread(target=run, args=(n,)) for n in range(workers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    for client in clients:
-        client.close()
-    return outcomes
+    try:
+        return run_together(workers, lambda n: work(clients[n], n))
+    finally:
+        for client in clients:
+            client.close()
 
 
 def kinds(outcomes: list[Any]) -> Counter[str]:

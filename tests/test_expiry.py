@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
-from helpers import raises_inventory_error
+from helpers import raises_inventory_error, run_together
 
 import pyinv
 from pyinv import Inventory
@@ -95,22 +94,14 @@ def test_concurrent_sweepers_release_each_hold_exactly_once(catalogue: Inventory
         select inventory_api.reserve_stock(sku => 'A1', quantity => 1, order_ref => 'SO-' || n)
           from generate_series(1, 600) n""")
     db.execute("update inventory.reservations set expires_at = now() - interval '1 second'")
-    counts: list[int] = []
-    barrier = threading.Barrier(4)
-
-    def sweep() -> None:
+    def sweep(n: int) -> int:
         with Inventory.connect(dsn) as client:
-            barrier.wait()
             total = 0
             while (expired := client.expire_reservations(batch_size=50)) > 0:
                 total += expired
-            counts.append(total)
+            return total
 
-    threads = [threading.Thread(target=sweep) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    counts = run_together(4, sweep)
     assert sum(counts) == 600
     expired_in_ledger = db.execute(
         "select coalesce(sum(jsonb_array_length(metadata -> 'reservation_ids')), 0), -sum(reserved_delta)"

@@ -3,9 +3,7 @@ arguments differ, not burned by a rejected call."""
 
 from __future__ import annotations
 
-import threading
-
-from helpers import raises_inventory_error
+from helpers import raises_inventory_error, run_together
 
 import pyinv
 from pyinv import Inventory
@@ -53,24 +51,12 @@ def test_a_rejected_call_does_not_burn_its_key(catalogue: Inventory, db) -> None
 
 
 def test_concurrent_retries_of_one_key_take_effect_once(catalogue: Inventory, dsn: str, db) -> None:
-    results: list[object] = []
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(12)
-
-    def attempt() -> None:
+    def attempt(n: int) -> object:
         with Inventory.connect(dsn) as client:
-            barrier.wait()
-            try:
-                results.append(client.reserve_stock("A1", 2, "SO-1", idempotency_key="same"))
-            except BaseException as error:
-                errors.append(error)
+            return client.reserve_stock("A1", 2, "SO-1", idempotency_key="same")
 
-    threads = [threading.Thread(target=attempt) for _ in range(12)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    results = run_together(12, attempt)
+    assert not [result for result in results if isinstance(result, Exception)]
     assert len({result.reservation_id for result in results}) == 1  # type: ignore[attr-defined]
     assert db.execute("select count(*) from inventory.reservations").fetchone()[0] == 1
     assert catalogue.stock_levels("A1")[0].reserved == 2

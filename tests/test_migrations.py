@@ -6,11 +6,11 @@ from __future__ import annotations
 import hashlib
 import re
 import subprocess
-import threading
 from pathlib import Path
 
 import psycopg
 import pytest
+from helpers import run_together
 
 from pyinv import migrate, server
 from pyinv.resources import migrations_dir, schema_sql
@@ -63,21 +63,7 @@ def test_rollback_and_reapply(empty_database) -> None:
 
 def test_concurrent_migrate_runs_are_safe(empty_database) -> None:
     dsn = empty_database()
-    results: list[object] = []
-    barrier = threading.Barrier(4)
-
-    def run() -> None:
-        barrier.wait()
-        try:
-            results.append(migrate.apply(dsn))
-        except Exception as error:
-            results.append(error)
-
-    threads = [threading.Thread(target=run) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results = run_together(4, lambda n: migrate.apply(dsn))
     assert sorted(map(str, results)) == ["['0001_core']", "[]", "[]", "[]"]
 
 
