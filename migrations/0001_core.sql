@@ -164,9 +164,12 @@ begin
     end if;
     return null;
   end if;
+  -- Surrounding blanks include Unicode spaces and invisible format characters, so that no two
+  -- references differ only by something a person cannot see.
   if pg_catalog.length(check_text.value) not between 1 and check_text.max_length
-     or check_text.value <> pg_catalog.btrim(check_text.value)
-     or check_text.value ~ '[[:cntrl:]]' then
+     or check_text.value ~ '^[\s\u00a0\u1680\u2000-\u200f\u2028-\u202f\u205f-\u2064\u3000\ufeff]'
+     or check_text.value ~ '[\s\u00a0\u1680\u2000-\u200f\u2028-\u202f\u205f-\u2064\u3000\ufeff]$'
+     or check_text.value ~ '[[:cntrl:]\u200b-\u200f\u2028\u2029\ufeff]' then
     perform inventory.raise_error('INVALID_ARGUMENT',
       pg_catalog.format('%s must be 1 to %s printable characters without surrounding spaces',
                         check_text.argument, check_text.max_length),
@@ -1334,6 +1337,15 @@ as $$
 declare
   v_level inventory.stock_levels;
 begin
+  -- on_hand is numeric(19, 4): refuse, with a catalogued error, a receipt that would not fit.
+  if exists (select from inventory.stock_levels s
+              where s.item_id = add_on_hand.item_id and s.location_id = add_on_hand.location_id
+                and s.on_hand + add_on_hand.quantity >= 1000000000000000) then
+    perform inventory.raise_error('INVALID_QUANTITY',
+      'on hand would exceed the largest quantity a stock level holds (1e15)',
+      pg_catalog.jsonb_build_object('argument', 'quantity', 'value', add_on_hand.quantity::text,
+                                    'problem', 'on_hand would overflow'));
+  end if;
   update inventory.stock_levels s
      set on_hand = s.on_hand + add_on_hand.quantity, pending_movement = add_on_hand.movement
    where s.item_id = add_on_hand.item_id and s.location_id = add_on_hand.location_id

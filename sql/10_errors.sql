@@ -105,9 +105,12 @@ begin
     end if;
     return null;
   end if;
+  -- Surrounding blanks include Unicode spaces and invisible format characters, so that no two
+  -- references differ only by something a person cannot see.
   if pg_catalog.length(check_text.value) not between 1 and check_text.max_length
-     or check_text.value <> pg_catalog.btrim(check_text.value)
-     or check_text.value ~ '[[:cntrl:]]' then
+     or check_text.value ~ '^[\s\u00a0\u1680\u2000-\u200f\u2028-\u202f\u205f-\u2064\u3000\ufeff]'
+     or check_text.value ~ '[\s\u00a0\u1680\u2000-\u200f\u2028-\u202f\u205f-\u2064\u3000\ufeff]$'
+     or check_text.value ~ '[[:cntrl:]\u200b-\u200f\u2028\u2029\ufeff]' then
     perform inventory.raise_error('INVALID_ARGUMENT',
       pg_catalog.format('%s must be 1 to %s printable characters without surrounding spaces',
                         check_text.argument, check_text.max_length),

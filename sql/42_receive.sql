@@ -10,6 +10,15 @@ as $$
 declare
   v_level inventory.stock_levels;
 begin
+  -- on_hand is numeric(19, 4): refuse, with a catalogued error, a receipt that would not fit.
+  if exists (select from inventory.stock_levels s
+              where s.item_id = add_on_hand.item_id and s.location_id = add_on_hand.location_id
+                and s.on_hand + add_on_hand.quantity >= 1000000000000000) then
+    perform inventory.raise_error('INVALID_QUANTITY',
+      'on hand would exceed the largest quantity a stock level holds (1e15)',
+      pg_catalog.jsonb_build_object('argument', 'quantity', 'value', add_on_hand.quantity::text,
+                                    'problem', 'on_hand would overflow'));
+  end if;
   update inventory.stock_levels s
      set on_hand = s.on_hand + add_on_hand.quantity, pending_movement = add_on_hand.movement
    where s.item_id = add_on_hand.item_id and s.location_id = add_on_hand.location_id
