@@ -4,6 +4,7 @@ PYINV_TEST_DSN (its database is used only to create and drop test databases)."""
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from helpers import make_catalogue
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pytest_postgresql import factories
 
@@ -143,11 +145,7 @@ def ledger_rows(db: psycopg.Connection[Any]) -> Callable[[], int]:
 @pytest.fixture
 def catalogue(inv: Inventory) -> Inventory:
     """Two items (A1 with 10 on hand at main, B2 with 5) and a second location, east."""
-    inv.create_item("A1", "Widget")
-    inv.create_item("B2", "Gadget")
-    inv.create_location("east", "East store")
-    inv.receive_stock("A1", 10)
-    inv.receive_stock("B2", 5)
+    make_catalogue(inv)
     return inv
 
 
@@ -170,3 +168,20 @@ def empty_database() -> Iterator[Callable[[], str]]:
     with psycopg.connect(maintenance, autocommit=True) as connection:
         for name in created:
             connection.execute(f'drop database if exists "{name}" with (force)')
+
+
+@pytest.fixture(scope="module")
+def module_dsn(postgresql_template: Any) -> Iterator[str]:
+    """A database cloned from the migrated template, shared by one test module: for tests that prove
+    they change nothing (every failed call), so they need not pay for a fresh database each."""
+    maintenance = make_conninfo(host=SERVER["host"], port=SERVER["port"], user=SERVER["user"],
+                                password=SERVER["password"] or None, dbname=SERVER["maintenance_dbname"])
+    name = f"pyinv_module_{os.getpid()}_{next(_module_databases)}"
+    with psycopg.connect(maintenance, autocommit=True) as connection:
+        connection.execute(f'create database "{name}" template "{postgresql_template.template_dbname}"')
+    yield make_conninfo(maintenance, dbname=name)
+    with psycopg.connect(maintenance, autocommit=True) as connection:
+        connection.execute(f'drop database if exists "{name}" with (force)')
+
+
+_module_databases = itertools.count()

@@ -72,3 +72,12 @@ def run_together(workers: int, work: Callable[[int], Any]) -> list[Any]:
     for thread in threads:
         thread.join()
     return outcomes
+
+
+def make_catalogue(inv: Any) -> None:
+    """Two items (A1 with 10 on hand at main, B2 with 5) and a second location, east."""
+    inv.create_item("A1", "Widget")
+    inv.create_item("B2", "Gadget")
+    inv.create_location("east", "East store")
+    inv.receive_stock("A1", 10)
+    inv.receive_stock("B2", 5)
