@@ -78,6 +78,10 @@ def gateway(login_dsn, catalogue: Inventory, connect) -> Callable[[str, str | No
     """PostgREST clients; the catalogue has stock at main and east and USERS' roles are granted."""
     catalogue.receive_stock("A1", 5, location="east")
     catalogue.create_item("C3", "Status toy")
+    catalogue.reserve_stock("B2", 1, "M-FULFIL")
+    catalogue.reserve_stock("B2", 1, "M-CANCEL")
+    catalogue.reserve_stock("B2", 1, "M-RETURN")
+    catalogue.fulfill_order("M-RETURN")
     for user, (role, location) in USERS.items():
         catalogue.connection.execute(
             "select inventory_api.grant_user_role(user_id => %s, role => %s, location => %s)", (user, role, location))
@@ -105,10 +109,14 @@ CALLS: dict[str, tuple[str, dict[str, Any]]] = {
     "reserve_main": ("reserve_stock", {"sku": "A1", "quantity": 1, "order_ref": "W-1"}),
     "reserve_east": ("reserve_stock", {"sku": "A1", "quantity": 1, "order_ref": "W-2", "location": "east"}),
     "reserve_order_main": ("reserve_order", {"order_ref": "W-3", "lines": json.dumps([{"sku": "B2", "quantity": 1}])}),
+    "fulfill_main": ("fulfill_order", {"order_ref": "M-FULFIL"}),
+    "cancel_main": ("cancel_reservation", {"order_ref": "M-CANCEL"}),
+    "return_main": ("process_return", {"order_ref": "M-RETURN", "sku": "B2", "quantity": 1, "reason": "unused"}),
     "validate_main": ("validate_stock", {"sku": "A1", "quantity": 1}),
     "validate_east": ("validate_stock", {"sku": "A1", "quantity": 1, "location": "east"}),
     "verify_inventory": ("verify_inventory", {}),
     "grant_user_role": ("grant_user_role", {"user_id": "u-new", "role": "viewer"}),
+    "revoke_user_role": ("revoke_user_role", {"user_id": "u-new", "role": "viewer"}),
     "verify_audit_chain": ("verify_audit_chain", {}),
     "expire_reservations": ("expire_reservations", {}),
     "seal_audit_log": ("seal_audit_log", {}),
@@ -116,7 +124,8 @@ CALLS: dict[str, tuple[str, dict[str, Any]]] = {
 ALLOWED = {
     # (db role, sub): calls that succeed; every other call fails with 42501
     ("authenticated", "u-admin"): set(CALLS) - {"expire_reservations", "seal_audit_log"},
-    ("authenticated", "u-clerk-main"): {"receive_main", "reserve_main", "reserve_order_main", "validate_main"},
+    ("authenticated", "u-clerk-main"): {"receive_main", "reserve_main", "reserve_order_main", "fulfill_main",
+                                        "cancel_main", "return_main", "validate_main"},
     ("authenticated", "u-clerk-east"): {"receive_east", "reserve_east", "validate_east"},
     ("authenticated", "u-reader"): {"validate_main", "validate_east", "verify_inventory"},
     ("authenticated", "u-nobody"): set(),
@@ -126,7 +135,10 @@ ALLOWED = {
 
 
 @pytest.mark.parametrize(("role", "sub"), list(ALLOWED))
-def test_role_by_function_matrix(gateway, role: str, sub: str | None) -> None:
+def test_role_by_function_matrix(gateway, role: str, sub: str | None, db) -> None:
+    api_functions = {name for (name,) in db.execute(
+        "select proname from pg_proc where pronamespace = 'inventory_api'::regnamespace")}
+    assert api_functions == {function for function, _ in CALLS.values()}, "every API function is in the matrix"
     client = gateway(role, sub)
     for name, (function, arguments) in CALLS.items():
         read_only = function in ("validate_stock", "verify_inventory", "verify_audit_chain")
