@@ -50,7 +50,7 @@ end
 $$;
 comment on function inventory.raise_error(text, text, jsonb) is 'Raises a catalogued pyinv error: SQLSTATE from inventory.error_codes, HINT = code, DETAIL = JSON specifics.';
 
--- Largest quantity accepted in one call; far below numeric(19,4)'s limit so sums cannot overflow.
+-- Largest quantity accepted in one call (numeric(19,4) holds 1e15; add_on_hand refuses totals past it).
 create function inventory.max_quantity() returns numeric
 language sql immutable parallel safe
 begin atomic
