@@ -8,6 +8,7 @@ from pyinv.resources import sql_dir
 
 steps = [
     step((sql_dir() / "70_grants.sql").read_text()),
+    step((sql_dir() / "72_stock_control_grants.sql").read_text()),
     step((sql_dir() / "80_supabase.sql").read_text()),
     step("notify pgrst, 'reload schema'"),
 ]

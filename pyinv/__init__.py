@@ -3,6 +3,8 @@ migrations, calls the functions, runs maintenance and offers the ``pyinv`` comma
 
 from .client import Inventory
 from .errors import (
+    AdjustmentNotFound,
+    AlertNotFound,
     AlreadyExists,
     AppendOnly,
     Conflict,
@@ -11,6 +13,7 @@ from .errors import (
     InvalidArgument,
     InvalidInput,
     InvalidQuantity,
+    InvalidState,
     InventoryError,
     LocationNotFound,
     NoReservation,
@@ -21,11 +24,14 @@ from .errors import (
     QuantityMismatch,
     ReservationExpired,
     Retryable,
+    SelfApprovalForbidden,
 )
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AdjustmentNotFound",
+    "AlertNotFound",
     "AlreadyExists",
     "AppendOnly",
     "Conflict",
@@ -34,6 +40,7 @@ __all__ = [
     "InvalidArgument",
     "InvalidInput",
     "InvalidQuantity",
+    "InvalidState",
     "Inventory",
     "InventoryError",
     "LocationNotFound",
@@ -45,5 +52,6 @@ __all__ = [
     "QuantityMismatch",
     "ReservationExpired",
     "Retryable",
+    "SelfApprovalForbidden",
     "__version__",
 ]

@@ -694,6 +694,227 @@ def demo(workers: int, orders: int, seed: int | None) -> None:
         click.get_current_context().exit(EXIT_VIOLATIONS)
 
 
+
+@cli.command("bench", context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+             add_help_option=False)
+@click.pass_context
+def bench_command(ctx: click.Context) -> None:
+    """Run the benchmark suite in its own database (see `pyinv bench --help`)."""
+    from .bench.command import bench
+
+    args = list(ctx.args)
+    if state().dsn_option and "--dsn" not in args:
+        args = ["--dsn", state().dsn_option, *args]
+    bench.main(args=args, prog_name="pyinv bench", standalone_mode=True)
+
+# -- stock control: adjustments, counts, transfers, policies, alerts, bulk import -----------------------
+
+ADJUSTMENT_COLUMNS = ("adjustment_id", "sku", "location", "quantity_delta", "adjustment_type", "reason_code",
+                      "status", "requested_by", "decided_by", "movement_id")
+COUNT_COLUMNS = ("count_id", "sku", "location", "counted_quantity", "on_hand_at_count", "difference",
+                 "adjustment_id", "adjustment_status")
+TRANSFER_COLUMNS = ("sku", "quantity", "from_location", "to_location", "out_movement_id", "in_movement_id",
+                    "from_available", "to_available")
+POLICY_COLUMNS = ("sku", "location", "reorder_point", "safety_stock", "reorder_quantity", "max_stock_level",
+                  "lead_time_days")
+ALERT_COLUMNS = ("alert_id", "sku", "location", "severity", "status", "available", "reorder_point", "safety_stock",
+                 "opened_at")
+ADJUSTMENT_TYPES = ("physical_count", "damage", "correction", "write_off", "found")
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.argument("sku")
+@click.argument("quantity_delta", type=DECIMAL)
+@click.option("--type", "adjustment_type", type=click.Choice(ADJUSTMENT_TYPES), default="correction",
+              show_default=True)
+@click.option("--reason", "reason_code", required=True,
+              help="Reason code: received, correction, cycle_count, damaged, shrinkage, theft, expired, promotion, "
+                   "restock, quality_control, other.")
+@click.option("--location", default="main", show_default=True)
+@click.option("--description", help="Free text for the approver.")
+@key_option
+@json_option
+def adjust(sku: str, quantity_delta: Decimal, adjustment_type: str, reason_code: str, location: str,
+           description: str | None, key: str | None) -> None:
+    """Request a change of on_hand by QUANTITY_DELTA (negative removes units).
+
+    Applied at once when the reason needs no approval at this size, else PENDING for an admin."""
+    emit(state().inventory().create_adjustment(sku, quantity_delta, adjustment_type, reason_code, location=location,
+                                               description=description, idempotency_key=key), ADJUSTMENT_COLUMNS)
+
+
+@cli.command()
+@click.argument("adjustment_id", type=int)
+@click.option("--reject", is_flag=True, help="Reject instead of approving.")
+@click.option("--note", help="Note recorded with the decision.")
+@json_option
+def approve(adjustment_id: int, reject: bool, note: str | None) -> None:
+    """Approve (or --reject) a PENDING adjustment; admins only, never your own."""
+    emit(state().inventory().approve_adjustment(adjustment_id, "rejected" if reject else "approved", note=note),
+         ADJUSTMENT_COLUMNS)
+
+
+@cli.command()
+@click.option("--status", type=click.Choice(["PENDING", "APPLIED", "APPROVED", "REJECTED", "SUPERSEDED"],
+                                            case_sensitive=False))
+@click.option("--sku")
+@click.option("--location")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1))
+@json_option
+def adjustments(status: str | None, sku: str | None, location: str | None, limit: int) -> None:
+    """History of stock adjustments (the latest --limit of them)."""
+    emit(state().inventory().adjustments(status=status.upper() if status else None, sku=sku, location=location,
+                                         limit=limit), ADJUSTMENT_COLUMNS, empty="no adjustments")
+
+
+@cli.command()
+@click.argument("sku")
+@click.argument("counted_quantity", type=DECIMAL)
+@click.option("--location", default="main", show_default=True)
+@json_option
+def count(sku: str, counted_quantity: Decimal, location: str) -> None:
+    """Record a physical count of SKU; a difference becomes a physical_count adjustment."""
+    emit(state().inventory().record_count(sku, counted_quantity, location=location), COUNT_COLUMNS)
+
+
+@cli.command()
+@click.argument("sku")
+@click.argument("quantity", type=DECIMAL)
+@click.option("--from", "from_location", required=True, help="Location the units leave.")
+@click.option("--to", "to_location", required=True, help="Location the units arrive at.")
+@click.option("--reference", help="Transfer order or note.")
+@key_option
+@json_option
+def transfer(sku: str, quantity: Decimal, from_location: str, to_location: str, reference: str | None,
+             key: str | None) -> None:
+    """Move QUANTITY available units of SKU between locations, atomically."""
+    emit(state().inventory().transfer_stock(sku, quantity, from_location, to_location, reference=reference,
+                                            idempotency_key=key), TRANSFER_COLUMNS)
+
+
+@cli.group()
+def policy() -> None:
+    """Stock policies: reorder point, safety stock, order quantity."""
+
+
+@policy.command("set")
+@click.argument("sku")
+@click.option("--location", default="main", show_default=True)
+@click.option("--reorder-point", type=DECIMAL, required=True, help="Reorder when available falls to this.")
+@click.option("--safety-stock", type=DECIMAL, required=True, help="Critical when available falls to this.")
+@click.option("--reorder-quantity", type=DECIMAL, help="Fixed quantity to order.")
+@click.option("--max-stock", "max_stock_level", type=DECIMAL, help="Order up to this level.")
+@click.option("--lead-time-days", type=click.IntRange(min=0))
+@json_option
+def policy_set(sku: str, location: str, reorder_point: Decimal, safety_stock: Decimal,
+               reorder_quantity: Decimal | None, max_stock_level: Decimal | None,
+               lead_time_days: int | None) -> None:
+    """Set the stock policy of SKU at a location (admins)."""
+    emit(state().inventory().set_stock_policy(sku, location, reorder_point, safety_stock,
+                                              reorder_quantity=reorder_quantity, max_stock_level=max_stock_level,
+                                              lead_time_days=lead_time_days), POLICY_COLUMNS)
+
+
+@policy.command("list")
+@click.option("--sku")
+@click.option("--location")
+@json_option
+def policy_list(sku: str | None, location: str | None) -> None:
+    """List stock policies."""
+    emit(state().inventory().stock_policies(sku=sku, location=location), POLICY_COLUMNS, empty="no policies")
+
+
+@cli.group(invoke_without_command=True)
+@click.option("--all", "show_all", is_flag=True, help="Include resolved and dismissed alerts.")
+@json_option
+@click.pass_context
+def alerts(ctx: click.Context, show_all: bool) -> None:
+    """Reorder alerts: a table of the open ones (ack | resolve | dismiss ALERT_ID to handle them)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    rows = state().inventory().reorder_alerts()
+    if not show_all:
+        rows = [row for row in rows if row.status in ("OPEN", "ACKNOWLEDGED")]
+    emit(rows, ALERT_COLUMNS, empty="no open alerts")
+
+
+def _alert_command(name: str, status: str, help_text: str) -> None:
+    @alerts.command(name, help=help_text)
+    @click.argument("alert_id", type=int)
+    @click.option("--note", help="Note recorded with the change.")
+    @json_option
+    def command(alert_id: int, note: str | None) -> None:
+        emit(state().inventory().update_reorder_alert(alert_id, status, note=note), ALERT_COLUMNS)
+
+
+_alert_command("ack", "ACKNOWLEDGED", "Acknowledge an open alert (e.g. a purchase order is placed).")
+_alert_command("resolve", "RESOLVED", "Resolve an alert by hand.")
+_alert_command("dismiss", "DISMISSED", "Dismiss an alert; it is not reopened until stock has recovered once.")
+
+
+@alerts.command("check")
+@json_option
+def alerts_check() -> None:
+    """Re-evaluate every level with a policy in one pass (open, raise, resolve alerts)."""
+    emit(state().inventory().check_reorder_points(), ("levels_checked", "opened", "escalated", "resolved"))
+
+
+@alerts.command("recommendations")
+@click.option("--all", "show_all", is_flag=True, help="Include levels in NORMAL state.")
+@json_option
+def alerts_recommendations(show_all: bool) -> None:
+    """What to reorder: CRITICAL / REORDER levels with a suggested order quantity."""
+    rows = state().inventory().reorder_recommendations()
+    if not show_all:
+        rows = [row for row in rows if row.status != "NORMAL"]
+    emit(rows, ("sku", "location", "available", "reorder_point", "safety_stock", "status",
+                "suggested_order_quantity", "alert_id"), empty="nothing to reorder")
+
+
+@cli.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--kind", type=click.Choice(["items", "policies"]),
+              help="What the file holds (default: guessed from the header).")
+@click.option("--batch-size", default=5000, show_default=True, type=click.IntRange(1, 10000),
+              help="Rows per transaction.")
+@json_option
+def import_command(path: Path, kind: str | None, batch_size: int) -> None:
+    """Bulk import items or stock policies from a CSV file.
+
+    Items: sku,name[,unit_of_measure,unit_cost,track_lots,status]. Policies:
+    sku,location,reorder_point,safety_stock[,reorder_quantity,max_stock_level,lead_time_days].
+    One transaction per batch: its valid rows are applied, the rest reported with the reason.
+    Exit code 1 when rows were rejected."""
+    import sys
+
+    inv = state().inventory()
+    if state().json:
+        report = inv.import_csv(path, kind=kind, batch_size=batch_size)
+    else:
+        with path.open("rb") as handle:
+            total = max(sum(1 for _ in handle) - 1, 0)
+        with click.progressbar(length=total, label=f"importing {path.name}", file=sys.stderr,
+                               show_pos=True) as bar:
+            done = 0
+
+            def advance(rows_done: int) -> None:
+                nonlocal done
+                bar.update(rows_done - done)
+                done = rows_done
+
+            report = inv.import_csv(path, kind=kind, batch_size=batch_size, progress=advance)
+    if state().json:
+        click.echo(to_json(plain(report)))
+    else:
+        click.echo(f"{report.kind}: {report.received} rows in {report.batches} batch"
+                   f"{'es' if report.batches != 1 else ''}, {report.applied} applied, {report.unchanged} unchanged, "
+                   f"{len(report.rejected)} rejected ({report.seconds:.1f}s)")
+        if report.rejected:
+            click.echo(table(list(report.rejected), ("row", "key", "code", "reason")))
+    if report.rejected:
+        click.get_current_context().exit(EXIT_VIOLATIONS)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the `pyinv` command."""
     cli.main(args=list(argv) if argv is not None else None, prog_name="pyinv")

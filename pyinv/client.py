@@ -196,6 +196,137 @@ class Inventory:
         return self._view("stock_movements", Movement, ("movement_id",), limit=limit, sku=sku,
                           reference=reference)
 
+    # -- stock control: adjustments, counts, transfers, policies, alerts, bulk import ------------------
+
+    def create_adjustment(self, sku: str, quantity_delta: Number, adjustment_type: str, reason_code: str,
+                          location: str = "main", description: str | None = None,
+                          idempotency_key: str | None = None) -> Any:
+        from .models import Adjustment
+
+        return self._call_one("create_adjustment", Adjustment, sku=sku, quantity_delta=_quantity(quantity_delta),
+                              adjustment_type=adjustment_type, reason_code=reason_code, location=location,
+                              description=description, idempotency_key=idempotency_key)
+
+    def approve_adjustment(self, adjustment_id: int, decision: str = "approved", note: str | None = None) -> Any:
+        from .models import Adjustment
+
+        return self._call_one("approve_adjustment", Adjustment, adjustment_id=adjustment_id, decision=decision,
+                              note=note)
+
+    def adjustments(self, status: str | None = None, sku: str | None = None, location: str | None = None,
+                    limit: int | None = None) -> list[Any]:
+        from .models import Adjustment
+
+        return self._view("adjustments", Adjustment, ("adjustment_id",), limit=limit, status=status, sku=sku,
+                          location=location)
+
+    def record_count(self, sku: str, counted_quantity: Number, location: str = "main") -> Any:
+        from .models import StockCount
+
+        return self._call_one("record_count", StockCount, sku=sku, counted_quantity=_quantity(counted_quantity),
+                              location=location)
+
+    def transfer_stock(self, sku: str, quantity: Number, from_location: str, to_location: str,
+                       reference: str | None = None, idempotency_key: str | None = None) -> Any:
+        from .models import StockTransfer
+
+        return self._call_one("transfer_stock", StockTransfer, sku=sku, quantity=_quantity(quantity),
+                              from_location=from_location, to_location=to_location, reference=reference,
+                              idempotency_key=idempotency_key)
+
+    def set_stock_policy(self, sku: str, location: str, reorder_point: Number, safety_stock: Number,
+                         reorder_quantity: Number | None = None, max_stock_level: Number | None = None,
+                         lead_time_days: int | None = None) -> Any:
+        from .models import StockPolicy
+
+        return self._call_one("set_stock_policy", StockPolicy, sku=sku, location=location,
+                              reorder_point=_quantity(reorder_point), safety_stock=_quantity(safety_stock),
+                              reorder_quantity=_quantity(reorder_quantity),
+                              max_stock_level=_quantity(max_stock_level), lead_time_days=lead_time_days)
+
+    def stock_policies(self, sku: str | None = None, location: str | None = None) -> list[Any]:
+        from .models import StockPolicy
+
+        return self._view("stock_policies", StockPolicy, ("sku", "location"), sku=sku, location=location)
+
+    def reorder_alerts(self, status: str | None = None, sku: str | None = None,
+                       location: str | None = None) -> list[Any]:
+        from .models import ReorderAlert
+
+        return self._view("reorder_alerts", ReorderAlert, ("alert_id",), status=status, sku=sku, location=location)
+
+    def update_reorder_alert(self, alert_id: int, status: str, note: str | None = None) -> Any:
+        from .models import ReorderAlert
+
+        return self._call_one("update_reorder_alert", ReorderAlert, alert_id=alert_id, status=status, note=note)
+
+    def check_reorder_points(self) -> Any:
+        from .models import ReorderCheck
+
+        return self._call_one("check_reorder_points", ReorderCheck)
+
+    def reorder_recommendations(self, sku: str | None = None, location: str | None = None,
+                                status: str | None = None) -> list[Any]:
+        from .models import ReorderRecommendation
+
+        return self._view("reorder_recommendations", ReorderRecommendation, ("sku", "location"), sku=sku,
+                          location=location, status=status)
+
+    def import_batch(self, kind: str, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        """One batch (at most 10000 rows) of `kind` items or policies: one call, one transaction."""
+        function = {"items": "import_items", "policies": "import_stock_policies"}[kind]
+        return dict(self._scalar(function, rows=Jsonb(list(rows), dumps=_dumps_decimal)))
+
+    def import_csv(self, path: str | Any, kind: str | None = None, batch_size: int = 5000,
+                   progress: Any = None) -> Any:
+        """Imports a CSV file of items (sku,name[,unit_of_measure,unit_cost,track_lots,status]) or stock
+        policies (sku,location,reorder_point,safety_stock[,reorder_quantity,max_stock_level,lead_time_days])
+        in batches of `batch_size` rows, each applied in its own transaction (valid rows applied, the
+        rest reported; nothing half-applied). `kind` is guessed from the header when not given.
+        `progress(rows_done)` is called after every batch."""
+        import csv
+        import time
+
+        from .models import ImportReport
+
+        if not 1 <= batch_size <= 10000:
+            raise ValueError("batch_size must be between 1 and 10000")
+        started = time.perf_counter()
+        received = applied = unchanged = batches = 0
+        rejected: list[dict[str, Any]] = []
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            header = [name.strip() for name in reader.fieldnames or []]
+            reader.fieldnames = header
+            if kind is None:
+                kind = "policies" if "reorder_point" in header else "items"
+            if kind not in ("items", "policies"):
+                raise ValueError("kind must be items or policies")
+            batch: list[dict[str, Any]] = []
+
+            def flush() -> None:
+                nonlocal received, applied, unchanged, batches
+                result = self.import_batch(kind, batch)
+                batches += 1
+                received += int(result.get("received", 0))
+                applied += int(result.get("inserted", result.get("applied", 0)))
+                unchanged += int(result.get("unchanged", 0))
+                rejected.extend(result.get("rejected", []))
+                batch.clear()
+                if progress is not None:
+                    progress(received)
+
+            for record in reader:
+                row: dict[str, Any] = {key: value for key, value in record.items() if key}
+                row["row"] = reader.line_num
+                batch.append(row)
+                if len(batch) >= batch_size:
+                    flush()
+            if batch:
+                flush()
+        return ImportReport(kind=kind, received=received, applied=applied, unchanged=unchanged, batches=batches,
+                            seconds=round(time.perf_counter() - started, 3), rejected=tuple(rejected))
+
 
 def _dumps_decimal(value: Any) -> str:
     def default(obj: Any) -> Any:

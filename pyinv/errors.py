@@ -140,6 +140,31 @@ CATALOGUE: dict[str, type[InventoryError]] = {
 }
 """Hint token -> exception, mirroring inventory.error_codes (a test checks they agree)."""
 
+# -- stock control (issue 5) ---------------------------------------------------------------------------
+
+
+class SelfApprovalForbidden(Conflict):
+    code = "SELF_APPROVAL_FORBIDDEN"
+    advice = "An adjustment must be approved by an admin other than the one who requested it."
+
+
+class InvalidState(Conflict):
+    code = "INVALID_STATE"
+    advice = "The adjustment or alert was already decided or closed: check its current status."
+
+
+class AdjustmentNotFound(NotFound):
+    code = "ADJUSTMENT_NOT_FOUND"
+    advice = "Check the adjustment id (pyinv adjustments, or the inventory_api.adjustments view)."
+
+
+class AlertNotFound(NotFound):
+    code = "ALERT_NOT_FOUND"
+    advice = "Check the alert id (pyinv alerts)."
+
+
+CATALOGUE.update({cls.code: cls for cls in (SelfApprovalForbidden, InvalidState, AdjustmentNotFound, AlertNotFound)})
+
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01", "55P03", "57014"})
 
 

@@ -146,3 +146,134 @@ class Movement(Row):
     reservation_id: int | None
     metadata: dict[str, Any]
     created_at: datetime
+
+
+# -- stock control (issue 5) ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Adjustment(Row):
+    """A stock adjustment (result of create_adjustment / approve_adjustment, row of the adjustments view)."""
+
+    adjustment_id: int
+    sku: str
+    location: str
+    quantity_delta: Decimal
+    adjustment_type: str
+    reason_code: str
+    description: str | None
+    status: str
+    requires_approval: bool
+    on_hand_at_request: Decimal
+    count_id: int | None
+    requested_by: str
+    requested_at: datetime
+    decided_by: str | None
+    decided_at: datetime | None
+    decision_note: str | None
+    on_hand_at_apply: Decimal | None
+    movement_id: int | None
+
+
+@dataclass(frozen=True)
+class StockCount(Row):
+    count_id: int
+    sku: str
+    location: str
+    counted_quantity: Decimal
+    on_hand_at_count: Decimal
+    reserved_at_count: Decimal
+    difference: Decimal
+    adjustment_id: int | None
+    adjustment_status: str | None
+    counted_by: str
+    counted_at: datetime
+
+
+@dataclass(frozen=True)
+class StockTransfer(Row):
+    sku: str
+    quantity: Decimal
+    from_location: str
+    to_location: str
+    reference: str | None
+    out_movement_id: int
+    in_movement_id: int
+    from_on_hand: Decimal
+    from_available: Decimal
+    to_on_hand: Decimal
+    to_available: Decimal
+
+
+@dataclass(frozen=True)
+class StockPolicy(Row):
+    sku: str
+    location: str
+    reorder_point: Decimal
+    safety_stock: Decimal
+    reorder_quantity: Decimal | None
+    max_stock_level: Decimal | None
+    lead_time_days: int | None
+    updated_by: str
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class ReorderAlert(Row):
+    alert_id: int
+    sku: str
+    location: str
+    severity: str
+    status: str
+    available: Decimal | None
+    available_at_open: Decimal
+    reorder_point: Decimal
+    safety_stock: Decimal
+    opened_at: datetime
+    escalated_at: datetime | None
+    acknowledged_by: str | None
+    acknowledged_at: datetime | None
+    closed_by: str | None
+    closed_at: datetime | None
+    note: str | None
+
+
+@dataclass(frozen=True)
+class ReorderCheck(Row):
+    levels_checked: int
+    opened: int
+    escalated: int
+    resolved: int
+
+
+@dataclass(frozen=True)
+class ReorderRecommendation(Row):
+    sku: str
+    location: str
+    on_hand: Decimal
+    reserved: Decimal
+    available: Decimal
+    reorder_point: Decimal
+    safety_stock: Decimal
+    reorder_quantity: Decimal | None
+    max_stock_level: Decimal | None
+    lead_time_days: int | None
+    status: str
+    suggested_order_quantity: Decimal | None
+    alert_id: int | None
+    alert_status: str | None
+    last_counted_at: datetime | None
+    last_counted_by: str | None
+
+
+@dataclass(frozen=True)
+class ImportReport(Row):
+    """Outcome of a bulk import: counts, and every rejected row with its reason."""
+
+    kind: str
+    received: int = 0
+    applied: int = 0
+    unchanged: int = 0
+    batches: int = 0
+    seconds: float = 0.0
+    rejected: tuple[dict[str, Any], ...] = ()

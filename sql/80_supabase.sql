@@ -20,10 +20,14 @@ begin
   if exists (select from pg_catalog.pg_roles r where r.rolname = 'authenticated') then
     grant usage on schema inventory, inventory_api to authenticated;
     grant select on inventory.error_codes, inventory.items, inventory.locations, inventory.stock_levels,
-                    inventory.reservations, inventory.ledger, inventory.returns to authenticated;
+                    inventory.reservations, inventory.ledger, inventory.returns, inventory.reason_codes,
+                    inventory.adjustments, inventory.cycle_counts, inventory.stock_policies,
+                    inventory.reorder_alerts to authenticated;
     grant select on inventory_api.error_codes, inventory_api.items, inventory_api.locations,
                     inventory_api.stock_levels, inventory_api.reservations, inventory_api.stock_movements,
-                    inventory_api.returns to authenticated;
+                    inventory_api.returns, inventory_api.reason_codes, inventory_api.adjustments,
+                    inventory_api.cycle_counts, inventory_api.stock_policies, inventory_api.reorder_alerts,
+                    inventory_api.reorder_recommendations to authenticated;
     -- The same functions as the business roles, minus maintenance.
     for v_function in
       select p.oid::regprocedure from pg_catalog.pg_proc p

@@ -78,6 +78,8 @@ def gateway(login_dsn, catalogue: Inventory, connect) -> Callable[[str, str | No
     """PostgREST clients; the catalogue has stock at main and east and USERS' roles are granted."""
     catalogue.receive_stock("A1", 5, location="east")
     catalogue.create_item("C3", "Status toy")
+    catalogue.create_adjustment("B2", -1, "write_off", "theft")  # pending adjustment 1, requested by the DBA
+    catalogue.set_stock_policy("B2", "main", reorder_point=10, safety_stock=1)  # opens reorder alert 1
     catalogue.reserve_stock("B2", 1, "M-FULFIL")
     catalogue.reserve_stock("B2", 1, "M-CANCEL")
     catalogue.reserve_stock("B2", 1, "M-RETURN")
@@ -120,13 +122,30 @@ CALLS: dict[str, tuple[str, dict[str, Any]]] = {
     "verify_audit_chain": ("verify_audit_chain", {}),
     "expire_reservations": ("expire_reservations", {}),
     "seal_audit_log": ("seal_audit_log", {}),
+    # stock control (issue 5); the gateway fixture adds pending adjustment 1 and reorder alert 1 at main
+    "adjust_main": ("create_adjustment", {"sku": "A1", "quantity_delta": -1, "adjustment_type": "correction",
+                                          "reason_code": "correction"}),
+    "adjust_east": ("create_adjustment", {"sku": "A1", "quantity_delta": -1, "adjustment_type": "correction",
+                                          "reason_code": "correction", "location": "east"}),
+    "approve_adjustment": ("approve_adjustment", {"adjustment_id": 1, "decision": "approved"}),
+    "count_main": ("record_count", {"sku": "A1", "counted_quantity": 9}),
+    "transfer_main_east": ("transfer_stock", {"sku": "A1", "quantity": 1, "from_location": "main",
+                                              "to_location": "east"}),
+    "set_stock_policy": ("set_stock_policy", {"sku": "A1", "location": "main", "reorder_point": 1,
+                                              "safety_stock": 0}),
+    "alert_main": ("update_reorder_alert", {"alert_id": 1, "status": "ACKNOWLEDGED"}),
+    "check_reorder_points": ("check_reorder_points", {}),
+    "import_items": ("import_items", {"rows": json.dumps([{"sku": "IMP-1", "name": "Imported"}])}),
+    "import_policies": ("import_stock_policies", {"rows": json.dumps(
+        [{"sku": "A1", "location": "main", "reorder_point": "2", "safety_stock": "0"}])}),
 }
 ALLOWED = {
     # (db role, sub): calls that succeed; every other call fails with 42501
     ("authenticated", "u-admin"): set(CALLS) - {"expire_reservations", "seal_audit_log"},
     ("authenticated", "u-clerk-main"): {"receive_main", "reserve_main", "reserve_order_main", "fulfill_main",
-                                        "cancel_main", "return_main", "validate_main"},
-    ("authenticated", "u-clerk-east"): {"receive_east", "reserve_east", "validate_east"},
+                                        "cancel_main", "return_main", "validate_main",
+                                        "adjust_main", "count_main", "alert_main"},
+    ("authenticated", "u-clerk-east"): {"receive_east", "reserve_east", "validate_east", "adjust_east"},
     ("authenticated", "u-reader"): {"validate_main", "validate_east", "verify_inventory"},
     ("authenticated", "u-nobody"): set(),
     ("anon", None): set(),
@@ -302,7 +321,7 @@ def test_every_table_has_rls_and_views_are_security_invoker(db) -> None:
                         where a.grantee in (select oid from pg_roles where rolname in
                           ('inventory_viewer', 'inventory_operator', 'inventory_admin', 'authenticated', 'anon')))
           from pg_class c where c.relnamespace = 'inventory'::regnamespace and c.relkind = 'r'""").fetchall()
-    assert len(tables) == 12
+    assert len(tables) == 17
     for name, rls, forced, policies, granted in tables:
         assert rls and not forced, name
         assert policies > 0 or not granted, f"{name}: granted to an API role without a policy"
@@ -388,3 +407,12 @@ def test_plpgsql_check_finds_nothing(db) -> None:
                          " where l.lanname = 'plpgsql' and p.pronamespace = 'inventory'::regnamespace").fetchone()[0]
     assert checked > 25
     assert findings == []
+
+
+@pytest.mark.parametrize("view", ["reason_codes", "adjustments", "cycle_counts", "stock_policies", "reorder_alerts",
+                                  "reorder_recommendations"])
+def test_gateway_users_read_the_stock_control_views(gateway, view: str) -> None:
+    admin, nobody = gateway("authenticated", "u-admin"), gateway("authenticated", "u-nobody")
+    assert isinstance(admin.select(view), list)
+    if view != "reason_codes":
+        assert nobody.select(view) == []
