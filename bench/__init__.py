@@ -1,0 +1,1 @@
+"""Checkout shim: `python -m bench` runs pyinv's benchmark suite (pyinv.bench)."""

@@ -1,0 +1,595 @@
+"""The benchmark suite: its own database, interleaved cells, invariant checks, the JSON result.
+
+A cell is (workload, variant, clients) run for a fixed duration. After every cell the books are
+checked (`verify_inventory()` must return no rows, and the floor table must not be oversold); a cell
+that fails the check is kept in the results and marked invalid.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+import statistics
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from .. import __version__, migrate, server
+from .drivers import FLOOR, PGBENCH_SCRIPTS, DriverResult, PythonLoad, run_pgbench
+
+ALL_WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7", "SCALE")
+THROUGHPUT_WORKLOADS = ("W1", "W2", "W3")
+VARIANTS = ("B0", "B1", "B2", "B3")
+KEY_KINDS = {"W1": ("hot", 1), "W2": ("uniform", 10_000), "W3": ("zipf", 100_000)}
+FLASH_UNITS = 1000
+FLASH_CLIENTS = 64
+W6_FOREGROUND_CLIENTS = 4
+W6_WORKERS = (1, 2, 4)
+W7_SKUS = 50
+STOCK_PER_SKU = 1_000_000_000
+
+
+@dataclass
+class BenchConfig:
+    dsn: str | None = None
+    database: str = "pyinv_bench"
+    workloads: tuple[str, ...] = ALL_WORKLOADS
+    clients: tuple[int, ...] = (1, 8, 32, 64)
+    duration: float = 10.0
+    repetitions: int = 3
+    w6_backlog: int = 1_000_000
+    w6_repetitions: int | None = None
+    scale_ledger_rows: int = 10_000_000
+    flash_clients: int = FLASH_CLIENTS
+    uniform_skus: int = 10_000  # W2, W5, W6 (smaller only in the test's minimal mode)
+    quick: bool = False
+    seed: int | None = None
+    keep_database: bool = False
+    progress: Callable[[str], None] = field(default=lambda message: print(message, file=sys.stderr, flush=True))
+
+    @classmethod
+    def quick_config(cls, **overrides: Any) -> BenchConfig:
+        values: dict[str, Any] = {"workloads": ("W1", "W2", "W4", "W6"), "clients": (32,), "duration": 2.0,
+                                  "repetitions": 3, "w6_backlog": 3000, "w6_repetitions": 1,
+                                  "scale_ledger_rows": 100_000, "quick": True}
+        values.update({key: value for key, value in overrides.items() if value is not None})
+        return cls(**values)
+
+
+# -- statistics ------------------------------------------------------------------------------------------
+
+
+def percentile(values: list[float], fraction: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def summary(values: list[float | None]) -> dict[str, float | None]:
+    present = [value for value in values if value is not None]
+    if not present:
+        return {"median": None, "min": None, "max": None}
+    return {"median": statistics.median(present), "min": min(present), "max": max(present)}
+
+
+# -- the bench database ---------------------------------------------------------------------------------
+
+
+def _database_dsn(base: str, name: str) -> str:
+    return make_conninfo(base, dbname=name)
+
+
+def _maintenance_dsn(base: str) -> str:
+    return make_conninfo(base, dbname="postgres")
+
+
+def recreate_database(base_dsn: str, name: str) -> str:
+    if not name.startswith("pyinv_bench"):
+        raise ValueError("the bench database name must start with pyinv_bench (it is dropped and recreated)")
+    with psycopg.connect(_maintenance_dsn(base_dsn), autocommit=True) as connection:
+        connection.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+        connection.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+    dsn = _database_dsn(base_dsn, name)
+    migrate.apply(dsn)
+    return dsn
+
+
+def drop_database(base_dsn: str, name: str) -> None:
+    with psycopg.connect(_maintenance_dsn(base_dsn), autocommit=True) as connection:
+        connection.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+
+
+def seed(dsn: str, skus: int, floor: bool = True) -> None:
+    """SKUs S1..Sn at location main with effectively unlimited stock, and the same rows in the floor table."""
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        # Items first, then statistics, then stock in 2,000-SKU transactions: receive_stock slows down per
+        # call in big transactions and on unanalysed tables (measured at HEAD 495ed3c).
+        for low in range(1, skus + 1, 20_000):
+            connection.execute("select count(inventory_api.create_item(sku => 'S' || g, name => 'bench item'))"
+                               " from generate_series(%s::int, %s::int) g", (low, min(skus, low + 19_999)))
+        connection.execute("analyze")
+        for low in range(1, skus + 1, 2_000):
+            connection.execute("select count(inventory_api.receive_stock(sku => 'S' || g, quantity => %s, "
+                               "reference => 'bench seed')) from generate_series(%s::int, %s::int) g",
+                               (STOCK_PER_SKU, low, min(skus, low + 1_999)))
+        if floor:
+            connection.execute(f"""
+                create schema {FLOOR};
+                create table {FLOOR}.stock (
+                  id integer primary key, on_hand numeric(19, 4) not null, reserved numeric(19, 4) not null default 0,
+                  version bigint not null default 1) with (fillfactor = 70);
+                create table {FLOOR}.holds (
+                  hold_id bigint generated always as identity primary key, stock_id integer not null,
+                  quantity numeric(19, 4) not null, order_ref text not null,
+                  created_at timestamptz not null default now());
+                create sequence {FLOOR}.flash_id start 100000000;""")
+            connection.execute(f"insert into {FLOOR}.stock (id, on_hand) select g, %s from generate_series(1, %s) g",
+                               (STOCK_PER_SKU, skus))
+        connection.execute("vacuum analyze")
+
+
+def verify(connection: psycopg.Connection[Any]) -> tuple[int, int]:
+    """(violations from verify_inventory(), oversold floor rows)."""
+    violations = connection.execute("select count(*) from inventory_api.verify_inventory()").fetchone()[0]
+    floor_bad = connection.execute(
+        f"select count(*) from {FLOOR}.stock where reserved > on_hand or reserved < 0").fetchone()[0]
+    return int(violations), int(floor_bad)
+
+
+def wal_lsn(connection: psycopg.Connection[Any]) -> str:
+    return connection.execute("select pg_current_wal_lsn()::text").fetchone()[0]
+
+
+def wal_bytes(connection: psycopg.Connection[Any], start: str) -> int:
+    return int(connection.execute("select pg_wal_lsn_diff(pg_current_wal_lsn(), %s::pg_lsn)", (start,)).fetchone()[0])
+
+
+# -- cells -----------------------------------------------------------------------------------------------------
+
+
+def cell_record(workload: str, variant: str, clients: int, repetition: int, result: DriverResult,
+                wal: int, checks: tuple[int, int], verify_s: float, driver: str) -> dict[str, Any]:
+    cores = os.cpu_count() or 1
+    seconds = result.duration or 1.0
+    latencies = result.latencies_ms
+    violations, floor_bad = checks
+    extra = {key: value for key, value in result.extra.items() if key != "last_success"}
+    return {
+        "workload": workload, "variant": variant, "clients": clients, "repetition": repetition, "driver": driver,
+        "duration_s": round(seconds, 3), "successes": result.successes, "attempts": result.attempts,
+        "ops_per_s": result.successes / seconds, "attempts_per_s": result.attempts / seconds,
+        "p50_ms": percentile(latencies, 0.50), "p95_ms": percentile(latencies, 0.95),
+        "p99_ms": percentile(latencies, 0.99), "errors": dict(result.errors),
+        "generator_cpu_share": result.generator_cpu_s / (seconds * cores),
+        "wal_bytes": wal, "wal_bytes_per_op": wal / result.successes if result.successes else None,
+        "verify_violations": violations, "floor_violations": floor_bad, "verify_s": round(verify_s, 3),
+        "valid": violations == 0 and floor_bad == 0, "extra": extra,
+    }
+
+
+class Suite:
+    def __init__(self, config: BenchConfig) -> None:
+        self.config = config
+        self.rng = random.Random(config.seed)
+        self.base_dsn = server.resolve_dsn(config.dsn)
+        self.dsn = ""
+        self.cells: list[dict[str, Any]] = []
+        self.special: dict[str, Any] = {}
+        self.log = config.progress
+
+    def keys_of(self, workload: str) -> tuple[str, int]:
+        kind, n = KEY_KINDS[workload]
+        return (kind, self.config.uniform_skus) if workload == "W2" else (kind, n)
+
+    # The W1-W3 throughput cells, W4 sell-out, W5 lifecycle and W7 orders, interleaved per repetition.
+    def cell_specs(self) -> list[tuple[str, str, int]]:
+        specs: list[tuple[str, str, int]] = []
+        for workload in self.config.workloads:
+            if workload in THROUGHPUT_WORKLOADS:
+                specs += [(workload, variant, c) for variant in VARIANTS for c in self.config.clients]
+            elif workload == "W4":
+                specs += [("W4", variant, self.config.flash_clients) for variant in VARIANTS]
+            elif workload in ("W5", "W7"):
+                specs += [(workload, "B3", c) for c in self.config.clients if c > 1 or len(self.config.clients) == 1]
+        return specs
+
+    def run_cell(self, admin: psycopg.Connection[Any], workload: str, variant: str, clients: int,
+                 repetition: int) -> dict[str, Any]:
+        duration = self.config.duration
+        tag = f"{workload}-{variant}-{repetition}-{uuid.uuid4().hex[:6]}"
+        flash: dict[str, Any] = {}
+        if workload == "W4":
+            flash = self.prepare_flash(admin, variant, tag)
+        start = wal_lsn(admin)
+        if workload in THROUGHPUT_WORKLOADS and variant in ("B0", "B3"):
+            kind, n = self.keys_of(workload)
+            key = {"hot": "1", "uniform": f"random(1, {n})", "zipf": f"random_zipfian(1, {n}, 1.01)"}[kind]
+            script = PGBENCH_SCRIPTS[variant].format(key=key, tag=tag)
+            result, driver = run_pgbench(self.dsn, script, clients, duration), "pgbench"
+        elif workload in THROUGHPUT_WORKLOADS:
+            kind, n = self.keys_of(workload)
+            result = PythonLoad(variant, self.dsn, clients, {"key_kind": kind, "nskus": n, "tag": tag}, duration,
+                                seed=self.rng.randrange(1 << 30)).run()
+            driver = "python"
+        elif workload == "W7":
+            script = PGBENCH_SCRIPTS["W7"].format(nskus=W7_SKUS, tag=tag)
+            result, driver = run_pgbench(self.dsn, script, clients, duration), "pgbench"
+        elif workload == "W5":
+            result, driver = self.run_lifecycle(clients, duration, tag), "python"
+        else:
+            result, driver = self.run_flash(admin, variant, flash), "python"
+        wal = wal_bytes(admin, start)
+        checked = time.monotonic()
+        checks = verify(admin)
+        record = cell_record(workload, variant, clients, repetition, result, wal, checks,
+                             time.monotonic() - checked, driver)
+        if workload == "W4":
+            record.update(self.flash_outcome(admin, variant, flash, result))
+            record["valid"] = record["valid"] and record["oversold"] == 0
+        return record
+
+    # -- W4 ---------------------------------------------------------------------------------------------------
+
+    def prepare_flash(self, admin: psycopg.Connection[Any], variant: str, tag: str) -> dict[str, Any]:
+        if variant == "B3":
+            sku = f"FLASH-{tag}"
+            admin.execute("select inventory_api.create_item(sku => %s, name => 'flash sale')", (sku,))
+            admin.execute("select inventory_api.receive_stock(sku => %s, quantity => %s)", (sku, FLASH_UNITS))
+            return {"sku": sku, "stock_id": 0, "tag": tag}
+        stock_id = admin.execute(f"insert into {FLOOR}.stock (id, on_hand) values (nextval('{FLOOR}.flash_id'), %s)"
+                                 " returning id", (FLASH_UNITS,)).fetchone()[0]
+        return {"sku": "", "stock_id": stock_id, "tag": tag}
+
+    def run_flash(self, admin: psycopg.Connection[Any], variant: str, flash: dict[str, Any]) -> DriverResult:
+        load = PythonLoad("W4", self.dsn, self.config.flash_clients, {"variant": variant, **flash}, duration=120.0,
+                          seed=self.rng.randrange(1 << 30))
+        load.start()
+        result = load.join()
+        result.extra["sell_out_s"] = max(0.0, result.extra.get("last_success", 0) - load.started)
+        return result
+
+    def flash_outcome(self, admin: psycopg.Connection[Any], variant: str, flash: dict[str, Any],
+                      result: DriverResult) -> dict[str, Any]:
+        if variant == "B3":
+            on_hand, reserved = admin.execute("select on_hand, reserved from inventory_api.stock_levels where sku = %s",
+                                              (flash["sku"],)).fetchone()
+            holds = admin.execute("select coalesce(sum(quantity), 0) from inventory_api.reservations where sku = %s"
+                                  " and status = 'ACTIVE'", (flash["sku"],)).fetchone()[0]
+        else:
+            on_hand, reserved = admin.execute(f"select on_hand, reserved from {FLOOR}.stock where id = %s",
+                                              (flash["stock_id"],)).fetchone()
+            holds = reserved
+        granted = int(result.extra.get("granted", 0))
+        sold = int(reserved)
+        return {"units": FLASH_UNITS, "granted_to_clients": granted, "sold_in_db": sold, "holds_in_db": int(holds),
+                "oversold": max(0, sold - int(on_hand), granted - FLASH_UNITS, granted - sold, int(holds) - sold),
+                "undersold": max(0, FLASH_UNITS - sold), "sell_out_s": result.extra.get("sell_out_s")}
+
+    # -- W5 -------------------------------------------------------------------------------------------------------
+
+    def run_lifecycle(self, clients: int, duration: float, tag: str) -> DriverResult:
+        params = {"key_kind": "uniform", "nskus": self.config.uniform_skus, "ttl": "2 seconds", "tag": tag}
+        load = PythonLoad("W5", self.dsn, clients, params, duration, seed=self.rng.randrange(1 << 30))
+        load.start()
+        expired = 0
+        sweeps = 0
+        with psycopg.connect(self.dsn, autocommit=True) as sweeper:
+            deadline = time.monotonic() + duration
+            while time.monotonic() < deadline:
+                count = sweeper.execute("select inventory_api.expire_reservations(1000)").fetchone()[0]
+                expired += count
+                sweeps += 1
+                if count < 1000:
+                    time.sleep(0.5)
+        result = load.join()
+        result.extra["expired_by_sweeper"] = expired
+        result.extra["sweeps"] = sweeps
+        return result
+
+    # -- W6 --------------------------------------------------------------------------------------------------------
+
+    def build_backlog(self, holds: int, tag: str) -> float:
+        """Active holds on S1..S10000, made by reserve_stock in a few big transactions, two sessions at once."""
+        started = time.monotonic()
+        chunk = 50_000
+        ranges = [(low, min(holds, low + chunk - 1)) for low in range(1, holds + 1, chunk)]
+
+        def build(part: list[tuple[int, int]]) -> None:
+            with psycopg.connect(self.dsn, autocommit=True) as connection:
+                for low, high in part:
+                    with connection.transaction():
+                        connection.execute(
+                            "select count(inventory_api.reserve_stock(sku => 'S' || (1 + mod(g, %s)),"
+                            " quantity => 1, order_ref => %s || g)) from generate_series(%s::int, %s::int) g",
+                            (self.config.uniform_skus, tag, low, high))
+
+        import threading
+
+        threads = [threading.Thread(target=build, args=(ranges[i::2],)) for i in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return time.monotonic() - started
+
+    def foreground(self, duration: float, tag: str) -> PythonLoad:
+        return PythonLoad("B3py", self.dsn, W6_FOREGROUND_CLIENTS,
+                          {"key_kind": "uniform", "nskus": self.config.uniform_skus, "tag": tag}, duration,
+                          seed=self.rng.randrange(1 << 30))
+
+    def run_backlog(self, admin: psycopg.Connection[Any], workers: int, repetition: int) -> dict[str, Any]:
+        holds = self.config.w6_backlog
+        tag = f"W6-{workers}-{repetition}-"
+        build_s = self.build_backlog(holds, tag)
+        admin.execute("vacuum analyze inventory.reservations")
+        baseline_duration = max(2.0, min(self.config.duration, 5.0))
+        baseline = self.foreground(baseline_duration, f"W6fg-{workers}-{repetition}-0").run()
+        admin.execute("update inventory.reservations set expires_at = now() - interval '1 second' "
+                      "where status = 'ACTIVE' and order_ref like %s", (tag + "%",))
+        start = wal_lsn(admin)
+        load = self.foreground(3600.0, f"W6fg-{workers}-{repetition}-1")
+        load.start()
+        drained = Counter()
+        sweep_start = time.monotonic()
+
+        def sweep(index: int) -> None:
+            with psycopg.connect(self.dsn, autocommit=True) as connection:
+                while True:
+                    count = connection.execute("select inventory_api.expire_reservations(1000)").fetchone()[0]
+                    drained[index] += count
+                    if count == 0:
+                        break
+
+        import threading
+
+        threads = [threading.Thread(target=sweep, args=(i,)) for i in range(workers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        sweep_s = time.monotonic() - sweep_start
+        load.stop()
+        during = load.join()
+        wal = wal_bytes(admin, start)
+        left = admin.execute("select count(*) from inventory.reservations where status = 'ACTIVE' and "
+                             "expires_at <= now() and order_ref like %s", (tag + "%",)).fetchone()[0]
+        checked = time.monotonic()
+        violations, floor_bad = verify(admin)
+        base_p99, during_p99 = percentile(baseline.latencies_ms, 0.99), percentile(during.latencies_ms, 0.99)
+        return {
+            "workload": "W6", "variant": "B3", "workers": workers, "repetition": repetition, "backlog": holds,
+            "build_s": round(build_s, 2), "expired": sum(drained.values()), "left_overdue": left,
+            "sweep_s": round(sweep_s, 3), "expired_per_s": sum(drained.values()) / sweep_s if sweep_s else None,
+            "wal_bytes_per_hold": wal / max(1, sum(drained.values())),
+            "foreground_clients": W6_FOREGROUND_CLIENTS,
+            "p99_without_ms": base_p99, "p99_during_ms": during_p99,
+            "p50_without_ms": percentile(baseline.latencies_ms, 0.5),
+            "p50_during_ms": percentile(during.latencies_ms, 0.5),
+            "foreground_ops_per_s_without": baseline.successes / baseline.duration,
+            "foreground_ops_per_s_during": during.successes / during.duration,
+            "foreground_errors": dict(during.errors + baseline.errors),
+            "p99_ratio": during_p99 / base_p99 if base_p99 and during_p99 else None,
+            "verify_violations": violations, "verify_s": round(time.monotonic() - checked, 3),
+            "valid": violations == 0 and floor_bad == 0 and left == 0,
+        }
+
+    # -- scale check --------------------------------------------------------------------------------------------------
+
+    def run_scale(self) -> dict[str, Any]:
+        name = self.config.database + "_scale"
+        dsn = recreate_database(self.base_dsn, name)
+        seed(dsn, 10_000, floor=False)
+        script = PGBENCH_SCRIPTS["B3"].format(key="random(1, 10000)", tag="SCALE")
+        duration = self.config.duration
+        result: dict[str, Any] = {"workload": "SCALE", "variant": "B3", "clients": 1, "target_ledger_rows": None}
+        try:
+            with psycopg.connect(dsn, autocommit=True) as admin:
+                rows_small = admin.execute("select count(*) from inventory.ledger").fetchone()[0]
+                small = [run_pgbench(dsn, script, 1, duration) for _ in range(self.config.repetitions)]
+                self.log(f"  scale: small ledger ({rows_small} rows) p50 "
+                         f"{[round(percentile(r.latencies_ms, 0.5) or 0, 3) for r in small]} ms")
+                target = self.config.scale_ledger_rows
+                result["target_ledger_rows"] = target
+                started = time.monotonic()
+                current = admin.execute("select count(*) from inventory.ledger").fetchone()[0]
+                passes = 0
+                while current < target:
+                    # One ledger row (and one audit row) per stock level and pass, written by the trigger.
+                    admin.execute("update inventory.stock_levels set on_hand = on_hand + 1")
+                    current += 10_000
+                    passes += 1
+                    if passes % 50 == 0:
+                        self.log(f"  scale: ledger {current:,} / {target:,} rows "
+                                 f"({time.monotonic() - started:.0f} s)")
+                grow_s = time.monotonic() - started
+                admin.execute("vacuum analyze")
+                rows_large = admin.execute("select count(*) from inventory.ledger").fetchone()[0]
+                large = [run_pgbench(dsn, script, 1, duration) for _ in range(self.config.repetitions)]
+                violations = admin.execute("select count(*) from inventory_api.verify_inventory()").fetchone()[0]
+        finally:
+            if not self.config.keep_database:
+                drop_database(self.base_dsn, name)
+        p50_small = summary([percentile(r.latencies_ms, 0.5) for r in small])
+        p50_large = summary([percentile(r.latencies_ms, 0.5) for r in large])
+        result.update({
+            "ledger_rows_small": rows_small, "ledger_rows_large": rows_large, "grow_s": round(grow_s, 1),
+            "ledger_rows_per_s_grow": (rows_large - rows_small) / grow_s if grow_s else None,
+            "p50_small_ms": p50_small, "p50_large_ms": p50_large,
+            "p99_small_ms": summary([percentile(r.latencies_ms, 0.99) for r in small]),
+            "p99_large_ms": summary([percentile(r.latencies_ms, 0.99) for r in large]),
+            "ops_per_s_small": summary([r.successes / r.duration for r in small]),
+            "ops_per_s_large": summary([r.successes / r.duration for r in large]),
+            "p50_ratio": (p50_large["median"] / p50_small["median"]) if p50_small["median"] else None,
+            "verify_violations": int(violations), "valid": int(violations) == 0,
+        })
+        return result
+
+    # -- the whole run --------------------------------------------------------------------------------------------
+
+    def environment(self, admin: psycopg.Connection[Any]) -> dict[str, Any]:
+        settings = admin.execute("select name, current_setting(name), source from pg_settings "
+                                 "where source not in ('default', 'override') order by name").fetchall()
+        params = conninfo_to_dict(self.dsn)
+        params.pop("password", None)
+        return {
+            "server_version": admin.execute("select version()").fetchone()[0],
+            "settings": {name: value for name, value, _ in settings},
+            "synchronous_commit": admin.execute("show synchronous_commit").fetchone()[0],
+            "fsync": admin.execute("show fsync").fetchone()[0],
+            "cores": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+            "pyinv_version": __version__, "psycopg_version": psycopg.__version__,
+            "load_generator_shares_machine": _same_machine(params),
+            "connection": {key: value for key, value in params.items() if key in ("host", "port", "dbname", "user")},
+            "wal_flush_us_fdatasync_8k": fsync_time(admin),
+            "mem_gib": _memory_gib(),
+            "git_head": _git_head(),
+        }
+
+    def run(self) -> dict[str, Any]:
+        config = self.config
+        started = time.monotonic()
+        started_at = datetime.now(timezone.utc)
+        skus = max(KEY_KINDS["W3"][1] if "W3" in config.workloads else 0, config.uniform_skus)
+        self.log(f"bench: creating database {config.database} ({skus:,} SKUs)")
+        self.dsn = recreate_database(self.base_dsn, config.database)
+        seed(self.dsn, skus)
+        self.log(f"bench: seeded in {time.monotonic() - started:.1f} s")
+        results: dict[str, Any] = {"started_at": started_at.isoformat(), "config": _config_dict(config)}
+        try:
+            with psycopg.connect(self.dsn, autocommit=True) as admin:
+                results["environment"] = self.environment(admin)
+                specs = self.cell_specs()
+                total = len(specs) * config.repetitions
+                done = 0
+                for repetition in range(1, config.repetitions + 1):
+                    order = specs[:]
+                    self.rng.shuffle(order)
+                    for workload, variant, clients in order:
+                        record = self.run_cell(admin, workload, variant, clients, repetition)
+                        self.cells.append(record)
+                        done += 1
+                        self.log(_progress_line(done, total, record, time.monotonic() - started))
+                if "W6" in config.workloads:
+                    reps = config.w6_repetitions or config.repetitions
+                    w6 = []
+                    for repetition in range(1, reps + 1):
+                        for workers in self.rng.sample(W6_WORKERS, len(W6_WORKERS)):
+                            record = self.run_backlog(admin, workers, repetition)
+                            w6.append(record)
+                            self.log(f"  W6 workers={workers} rep {repetition}: {record['expired']:,} holds in "
+                                     f"{record['sweep_s']:.1f} s = {record['expired_per_s']:,.0f}/s, p99 "
+                                     f"{_fmt(record['p99_without_ms'])} -> {_fmt(record['p99_during_ms'])} ms "
+                                     f"(build {record['build_s']:.0f} s){'' if record['valid'] else ' INVALID'}")
+                    self.special["W6"] = w6
+                results["database_size_bytes"] = admin.execute(
+                    "select pg_database_size(current_database())").fetchone()[0]
+                results["ledger_rows"] = admin.execute("select count(*) from inventory.ledger").fetchone()[0]
+            if "SCALE" in config.workloads:
+                self.log("bench: scale check (reserve latency, c=1, small vs large ledger)")
+                self.special["SCALE"] = self.run_scale()
+        finally:
+            if not config.keep_database:
+                drop_database(self.base_dsn, config.database)
+        results["cells"] = self.cells
+        results.update(self.special)
+        from .report import aggregate, targets
+
+        results["summary"] = aggregate(self.cells)
+        results["targets"] = targets(results)
+        results["wall_s"] = round(time.monotonic() - started, 1)
+        return results
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _progress_line(done: int, total: int, record: dict[str, Any], elapsed: float) -> str:
+    text = (f"[{done}/{total} {elapsed:5.0f}s] {record['workload']} {record['variant']} c={record['clients']} "
+            f"rep {record['repetition']}: {record['ops_per_s']:,.0f} ops/s, p99 {_fmt(record['p99_ms'])} ms")
+    if record["workload"] == "W4":
+        text += (f", oversold {record['oversold']}, undersold {record['undersold']}, "
+                 f"sell-out {record['sell_out_s']:.2f} s")
+    if record["errors"]:
+        text += f", errors {record['errors']}"
+    return text + ("" if record["valid"] else "  INVALID")
+
+
+def _config_dict(config: BenchConfig) -> dict[str, Any]:
+    return {"database": config.database, "workloads": list(config.workloads), "clients": list(config.clients),
+            "duration_s": config.duration, "repetitions": config.repetitions, "w6_backlog": config.w6_backlog,
+            "w6_repetitions": config.w6_repetitions or config.repetitions,
+            "scale_ledger_rows": config.scale_ledger_rows, "quick": config.quick, "seed": config.seed,
+            "flash_units": FLASH_UNITS, "flash_clients": config.flash_clients,
+            "w6_foreground_clients": W6_FOREGROUND_CLIENTS,
+            "w7_skus": W7_SKUS, "uniform_skus": config.uniform_skus, "zipf_s": 1.01}
+
+
+def _same_machine(params: dict[str, Any]) -> bool:
+    host = params.get("host") or ""
+    return host == "" or host.startswith("/") or host in ("localhost", "127.0.0.1", "::1", platform.node())
+
+
+def _git_head() -> str | None:
+    """The checkout's commit (and whether it has local changes) when run from a git work tree."""
+    import subprocess
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    try:
+        head = subprocess.run(["git", "-C", root, "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", root, "status", "--porcelain", "--", "sql", "migrations"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{head}{' + local SQL changes' if dirty else ''}" if head else None
+
+
+def _memory_gib() -> float | None:
+    try:
+        return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def fsync_time(admin: psycopg.Connection[Any], seconds: float = 0.5) -> float | None:
+    """Microseconds for one 8 kB write + fdatasync (pg_test_fsync's single-flush figure), measured in the
+    server's data directory when it is on this machine; None when it is not reachable."""
+    try:
+        directory = admin.execute("show data_directory").fetchone()[0]
+    except psycopg.Error:
+        return None
+    if not directory or not os.access(directory, os.W_OK) or not hasattr(os, "fdatasync"):
+        return None
+    path = os.path.join(directory, f"pyinv_bench_fsync.{os.getpid()}")
+    block = os.urandom(8192)
+    count = 0
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            started = time.perf_counter()
+            while time.perf_counter() - started < seconds:
+                os.pwrite(descriptor, block, 0)
+                os.fdatasync(descriptor)
+                count += 1
+            elapsed = time.perf_counter() - started
+        finally:
+            os.close(descriptor)
+    except OSError:
+        return None
+    finally:
+        if os.path.exists(path):
+            os.unlink(path)
+    return round(elapsed / count * 1e6, 1) if count else None

@@ -1,0 +1,35 @@
+"""The benchmark harness in a minimal mode: it runs, checks the books after every cell and reports.
+
+No timing assertions: tests do not time anything, the benchmark does."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from pyinv.bench import BenchConfig, format_table, run
+from pyinv.bench.harness import VARIANTS
+
+
+def test_bench_minimal_run_reports_valid_cells(dsn: str) -> None:
+    config = BenchConfig(dsn=dsn, database=f"pyinv_bench_test_{os.getpid()}", workloads=("W2", "W4"),
+                         clients=(2,), duration=1.0, repetitions=1, flash_clients=4, uniform_skus=1000,
+                         seed=1,
+                         progress=lambda _message: None)
+    results = run(config)
+
+    document = json.loads(json.dumps(results, default=str))  # what the JSON result file holds
+    cells = {(cell["workload"], cell["variant"]): cell for cell in document["cells"]}
+    assert set(cells) == {("W2", variant) for variant in VARIANTS} | {("W4", variant) for variant in VARIANTS}
+    for cell in cells.values():
+        assert cell["successes"] > 0, cell
+        assert cell["verify_violations"] == 0, cell
+        assert cell["valid"], cell
+    for variant in VARIANTS:
+        flash = cells[("W4", variant)]
+        assert flash["oversold"] == 0, flash
+        assert flash["undersold"] == 0, flash
+        assert flash["granted_to_clients"] == flash["sold_in_db"] == flash["units"]
+    assert document["environment"]["server_version"].startswith("PostgreSQL")
+    assert {target["target"] for target in document["targets"]} >= {"W2@32 B3/B0 ops/s"}
+    assert "W2" in format_table(results)
