@@ -114,19 +114,25 @@ end
 $$;
 comment on function inventory.record_audit() is 'Trigger: appends the row change to the audit log.';
 
-do $audited$
-declare
-  v_table text;
+-- Puts a table under audit: every row change appended to the audit log, also in replica mode.
+create function inventory.audit_table(table_name text) returns void
+language plpgsql volatile
+set search_path = ''
+as $$
 begin
-  foreach v_table in array array['settings', 'items', 'locations', 'user_roles', 'stock_levels',
-                                 'reservations', 'returns', 'idempotency_keys'] loop
-    execute pg_catalog.format(
-      'create trigger %I after insert or update or delete on inventory.%I
-         for each row execute function inventory.record_audit()', v_table || '_audit', v_table);
-    execute pg_catalog.format('alter table inventory.%I enable always trigger %I', v_table, v_table || '_audit');
-  end loop;
+  execute pg_catalog.format(
+    'create trigger %I after insert or update or delete on inventory.%I
+       for each row execute function inventory.record_audit()', audit_table.table_name || '_audit',
+    audit_table.table_name);
+  execute pg_catalog.format('alter table inventory.%I enable always trigger %I', audit_table.table_name,
+                            audit_table.table_name || '_audit');
 end
-$audited$;
+$$;
+comment on function inventory.audit_table(text) is 'Installs the audit trigger (ENABLE ALWAYS) on a table of the inventory schema (used by the schema scripts).';
+
+select inventory.audit_table(t)
+  from pg_catalog.unnest(array['settings', 'items', 'locations', 'user_roles', 'stock_levels', 'reservations',
+                               'returns', 'idempotency_keys']) as t;
 
 create trigger audit_log_forbid_change
   before update or delete on inventory.audit_log

@@ -1016,10 +1016,7 @@ begin
   foreach v_table in array array['reason_codes', 'cycle_counts', 'adjustments', 'stock_policies',
                                  'reorder_alerts'] loop
     execute pg_catalog.format('alter table inventory.%I enable row level security', v_table);
-    execute pg_catalog.format(
-      'create trigger %I after insert or update or delete on inventory.%I
-         for each row execute function inventory.record_audit()', v_table || '_audit', v_table);
-    execute pg_catalog.format('alter table inventory.%I enable always trigger %I', v_table, v_table || '_audit');
+    perform inventory.audit_table(v_table);
   end loop;
 end
 $stock_control$;

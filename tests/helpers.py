@@ -10,6 +10,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg import sql
 
 
 def snapshot(db: psycopg.Connection[Any]) -> dict[str, Any]:
@@ -81,3 +82,49 @@ def make_catalogue(inv: Any) -> None:
     inv.create_location("east", "East store")
     inv.receive_stock("A1", 10)
     inv.receive_stock("B2", 5)
+
+
+class PostgREST:
+    """Calls functions the way PostgREST does, for one database role and JWT subject."""
+
+    def __init__(self, connection: psycopg.Connection[Any], role: str, sub: str | None) -> None:
+        self.connection = connection
+        self.role = role
+        self.sub = sub
+
+    def _begin(self, path: str, read_only: bool) -> None:
+        claims = {"role": self.role} | ({"sub": self.sub} if self.sub else {})
+        self.connection.execute("start transaction read only" if read_only else "start transaction read write")
+        self.connection.execute(
+            "select set_config('search_path', 'inventory_api', true), set_config('role', %s, true),"
+            " set_config('request.jwt.claims', %s, true), set_config('request.method', 'POST', true),"
+            " set_config('request.path', %s, true), set_config('request.headers', %s, true)",
+            (self.role, json.dumps(claims), path, json.dumps({"x-request-id": f"req-{path}"})))
+
+    def rpc(self, function: str, read_only: bool = False, **arguments: Any) -> list[tuple[Any, ...]]:
+        self._begin(f"/rpc/{function}", read_only)
+        query = sql.SQL("select * from inventory_api.{}({})").format(
+            sql.Identifier(function),
+            sql.SQL(", ").join(sql.SQL("{} => {}").format(sql.Identifier(k), sql.Placeholder(k)) for k in arguments))
+        try:
+            rows = self.connection.execute(query, arguments).fetchall()
+        except psycopg.Error:
+            self.connection.execute("rollback")
+            raise
+        self.connection.execute("commit")
+        return rows
+
+    def select(self, view: str) -> list[tuple[Any, ...]]:
+        self._begin(f"/{view}", read_only=True)
+        try:
+            return self.connection.execute(
+                sql.SQL("select * from inventory_api.{}").format(sql.Identifier(view))).fetchall()
+        finally:
+            self.connection.execute("rollback")
+
+    def execute(self, statement: str) -> None:
+        self._begin("/raw", read_only=False)
+        try:
+            self.connection.execute(statement)
+        finally:
+            self.connection.execute("rollback")

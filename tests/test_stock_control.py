@@ -13,8 +13,7 @@ from typing import Any
 import psycopg
 import pytest
 from click.testing import CliRunner
-from helpers import raises_db_error, raises_inventory_error, run_together
-from psycopg import sql
+from helpers import PostgREST, raises_db_error, raises_inventory_error, run_together
 
 from pyinv import Inventory
 from pyinv.cli import cli
@@ -438,31 +437,6 @@ USERS = {
     "u-admin-2": ("admin", None),
     "u-admin-east": ("admin", "east"),
 }
-
-
-class PostgREST:
-    """Calls functions the way PostgREST does (see tests/test_security.py)."""
-
-    def __init__(self, connection: psycopg.Connection[Any], role: str, sub: str | None) -> None:
-        self.connection, self.role, self.sub = connection, role, sub
-
-    def rpc(self, function: str, **arguments: Any) -> list[tuple[Any, ...]]:
-        claims = {"role": self.role} | ({"sub": self.sub} if self.sub else {})
-        self.connection.execute("start transaction read write")
-        self.connection.execute(
-            "select set_config('search_path', 'inventory_api', true), set_config('role', %s, true),"
-            " set_config('request.jwt.claims', %s, true), set_config('request.path', %s, true)",
-            (self.role, json.dumps(claims), f"/rpc/{function}"))
-        query = sql.SQL("select * from inventory_api.{}({})").format(
-            sql.Identifier(function),
-            sql.SQL(", ").join(sql.SQL("{} => {}").format(sql.Identifier(k), sql.Placeholder(k)) for k in arguments))
-        try:
-            rows = self.connection.execute(query, arguments).fetchall()
-        except psycopg.Error:
-            self.connection.execute("rollback")
-            raise
-        self.connection.execute("commit")
-        return rows
 
 
 @pytest.fixture
