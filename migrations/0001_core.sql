@@ -922,8 +922,9 @@ comment on function inventory.complete_idempotency_key(text, jsonb) is 'Stores t
 --
 -- The chain is sealed after commit by seal_audit_log(), not inline: a chain head locked by every
 -- writing transaction would serialise the whole system on one row. The sealer takes only rows of
--- transactions older than every running one (xid < snapshot xmin), so no row can later appear
--- before the sealed end of the chain, and it orders them by (transaction_id, audit_id). The stock
+-- transactions older than every transaction that may still write here (see audit_horizon()), so no
+-- row can later appear before the sealed end of the chain, and it orders them by
+-- (transaction_id, audit_id). The stock
 -- ledger is chained inline instead, per stock level, whose row the movement already locks.
 
 create type inventory.audit_operation as enum ('INSERT', 'UPDATE', 'DELETE');
@@ -1070,6 +1071,32 @@ alter table inventory.audit_log enable always trigger audit_log_forbid_truncate;
 alter table inventory.audit_chain enable always trigger audit_chain_forbid_change;
 alter table inventory.audit_chain enable always trigger audit_chain_forbid_truncate;
 
+-- The oldest transaction id that may still add audit rows: the smallest id running at snapshot time,
+-- leaving out transactions seen running in other databases (they cannot write this audit log; a
+-- long one there would otherwise hold sealing back), or the snapshot's xmax when none. Transactions
+-- that end between the snapshot and the lock read stay counted, which only makes the horizon earlier.
+create function inventory.audit_horizon() returns xid8
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  v_snapshot pg_catalog.pg_snapshot := pg_catalog.pg_current_snapshot();
+  v_horizon xid8;
+begin
+  select min(x) into v_horizon
+    from pg_catalog.pg_snapshot_xip(v_snapshot) as x
+   where pg_catalog.xid(x) not in (
+           select l.transactionid
+             from pg_catalog.pg_locks l
+             join pg_catalog.pg_stat_activity a on a.pid = l.pid
+            where l.locktype = 'transactionid' and l.granted and l.transactionid is not null
+              and a.datid is distinct from (select d.oid from pg_catalog.pg_database d
+                                             where d.datname = pg_catalog.current_database()));
+  return coalesce(v_horizon, pg_catalog.pg_snapshot_xmax(v_snapshot));
+end
+$$;
+comment on function inventory.audit_horizon() is 'Transaction id below which no audit row can still appear in this database.';
+
 -- Seals up to batch_size audit rows onto the chain; returns how many. Self-locking: a second
 -- concurrent call returns 0 at once.
 create function inventory.seal_audit_log(batch_size integer) returns integer
@@ -1078,7 +1105,7 @@ set search_path = ''
 as $$
 declare
   v_last inventory.audit_chain;
-  v_horizon xid8 := pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot());
+  v_horizon xid8 := inventory.audit_horizon();
   v_entry inventory.audit_log;
   v_seq bigint;
   v_prev bytea;

@@ -169,3 +169,28 @@ def test_audit_hashes_do_not_depend_on_the_session_time_zone(catalogue: Inventor
         db.execute(f"set timezone = '{zone}'")
         db.execute(f"set datestyle = '{style}'")
         assert db.execute("select * from inventory_api.verify_audit_chain()").fetchall() == []
+
+
+def test_a_long_transaction_in_another_database_does_not_hold_sealing_back(catalogue: Inventory, db,
+                                                                           empty_database) -> None:
+    elsewhere = psycopg.connect(empty_database())
+    try:
+        elsewhere.execute("select pg_current_xact_id()")  # holds a transaction id, open
+        catalogue.reserve_stock("A1", 1, "SO-1")
+        assert seal_all(db) == db.execute("select count(*) from inventory.audit_log").fetchone()[0]
+    finally:
+        elsewhere.close()
+
+
+def test_an_open_writer_here_delays_sealing_until_it_ends(catalogue: Inventory, db, connect) -> None:
+    seal_all(db)
+    writer = connect(autocommit=False)
+    writer.execute("select inventory_api.receive_stock(sku => 'B2', quantity => 1)")
+    catalogue.reserve_stock("A1", 1, "SO-LATER")
+    assert seal_all(db) == 0  # the writer's rows could still come before the later ones
+    writer.commit()
+    assert seal_all(db) > 0
+    assert db.execute("select * from inventory_api.verify_audit_chain()").fetchall() == []
+    unsealed = db.execute("select count(*) from inventory.audit_log a"
+                          " where not exists (select from inventory.audit_chain c where c.audit_id = a.audit_id)")
+    assert unsealed.fetchone() == (0,)
