@@ -1050,9 +1050,13 @@ end
 $$;
 comment on function inventory.audit_table(text) is 'Installs the audit trigger (ENABLE ALWAYS) on a table of the inventory schema (used by the schema scripts).';
 
-select inventory.audit_table(t)
-  from pg_catalog.unnest(array['settings', 'items', 'locations', 'user_roles', 'stock_levels', 'reservations',
-                               'returns', 'idempotency_keys']) as t;
+do $audited$
+begin
+  perform inventory.audit_table(t)
+     from pg_catalog.unnest(array['settings', 'items', 'locations', 'user_roles', 'stock_levels', 'reservations',
+                                  'returns', 'idempotency_keys']) as t;
+end
+$audited$;
 
 create trigger audit_log_forbid_change
   before update or delete on inventory.audit_log
