@@ -407,6 +407,8 @@ for _name, _size in (("zero", 0), ("negative", -1), ("null", None), ("1000000", 
 def test_bad_input_is_refused(shared_world: tuple[Inventory, psycopg.Connection[Any]], fn: str,
                               overrides: dict[str, Any], expected: tuple[str, str]) -> None:
     _, db = shared_world
+    if "infinity" in str(overrides.get("expires_in", "")) and db.info.server_version < 170000:
+        pytest.skip("interval 'infinity' exists only from PostgreSQL 17: older servers refuse the cast itself")
     arguments = arguments_for(fn, overrides)
     expect_error(db, call_sql(fn, arguments), arguments, expected)
 
