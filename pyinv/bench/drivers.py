@@ -8,6 +8,7 @@ CPU time, so a reader can see whether the load generator or the server was the l
 
 from __future__ import annotations
 
+import abc
 import bisect
 import multiprocessing as mp
 import os
@@ -154,7 +155,7 @@ def sqlstate_key(error: psycopg.Error) -> str:
     return f"{error.sqlstate or 'client'}{'/' + hint if hint else ''}"
 
 
-class Worker:
+class Worker(abc.ABC):
     """One connection's loop. Subclasses implement op(); it returns True on success."""
 
     def __init__(self, dsn: str, params: dict[str, Any], seed: int) -> None:
@@ -169,8 +170,9 @@ class Worker:
         self.tag = params.get("tag", "py")
         self.done = False
 
+    @abc.abstractmethod
     def op(self) -> bool:
-        raise NotImplementedError
+        """One attempt of the variant's reservation; True when it reserved."""
 
     def loop(self, deadline: float, stop: Any) -> None:
         while not self.done and time.monotonic() < deadline and not stop.is_set():
