@@ -27,7 +27,7 @@ from .errors import (
     SelfApprovalForbidden,
 )
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "AdjustmentNotFound",

@@ -88,6 +88,19 @@ end
 $$;
 comment on function inventory.check_quantity(numeric, text) is 'Raises INVALID_QUANTITY unless the quantity is finite, > 0, <= 1e12 and has at most 4 decimals.';
 
+-- Whether a free-text argument is 1..max_length printable characters without surrounding blanks.
+-- Blanks include Unicode spaces and invisible format characters, so that no two references differ
+-- only by something a person cannot see. A SQL-standard body, so callers on hot paths inline it.
+create function inventory.text_is_valid(value text, max_length integer) returns boolean
+language sql immutable parallel safe
+begin atomic
+  select coalesce(pg_catalog.length(text_is_valid.value) between 1 and text_is_valid.max_length
+                  and text_is_valid.value !~ '^[\s\u00a0\u1680\u2000-\u200f\u2028-\u202f\u205f-\u2064\u3000\ufeff]'
+                  and text_is_valid.value !~ '[\s\u00a0\u1680\u2000-\u200f\u2028-\u202f\u205f-\u2064\u3000\ufeff]$'
+                  and text_is_valid.value !~ '[[:cntrl:]\u200b-\u200f\u2028\u2029\ufeff]', false);
+end;
+comment on function inventory.text_is_valid(text, integer) is 'Whether a text is 1..max_length printable characters without surrounding (Unicode) blanks.';
+
 -- Validates a free-text argument (references, order numbers, reasons): present, trimmed, bounded,
 -- printable. Returns it unchanged.
 create function inventory.check_text(value text, argument text, max_length integer default 200,
@@ -105,12 +118,7 @@ begin
     end if;
     return null;
   end if;
-  -- Surrounding blanks include Unicode spaces and invisible format characters, so that no two
-  -- references differ only by something a person cannot see.
-  if pg_catalog.length(check_text.value) not between 1 and check_text.max_length
-     or check_text.value ~ '^[\s\u00a0\u1680\u2000-\u200f\u2028-\u202f\u205f-\u2064\u3000\ufeff]'
-     or check_text.value ~ '[\s\u00a0\u1680\u2000-\u200f\u2028-\u202f\u205f-\u2064\u3000\ufeff]$'
-     or check_text.value ~ '[[:cntrl:]\u200b-\u200f\u2028\u2029\ufeff]' then
+  if not inventory.text_is_valid(check_text.value, check_text.max_length) then
     perform inventory.raise_error('INVALID_ARGUMENT',
       pg_catalog.format('%s must be 1 to %s printable characters without surrounding spaces',
                         check_text.argument, check_text.max_length),

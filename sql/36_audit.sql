@@ -1,5 +1,7 @@
 -- The audit log: every INSERT, UPDATE and DELETE on every table, by whom, as which role, in which
 -- transaction, with the row before and after. Append-only (also in replica mode), and hash-chained.
+-- One exception: a change of a stock level's quantities is recorded by its ledger movement (actor,
+-- transaction, before and after, chained per level), not a second time here.
 --
 -- The chain is sealed after commit by seal_audit_log(), not inline: a chain head locked by every
 -- writing transaction would serialise the whole system on one row. The sealer takes only rows of
@@ -83,61 +85,154 @@ end
 $$;
 comment on function inventory.audit_row_bytes(inventory.audit_log) is 'Canonical, session-independent bytes of an audit row, hashed by the chain.';
 
+-- Who is changing rows, once per statement: the acting user, the database role, and under
+-- PostgREST the request path and x-request-id.
+create function inventory.audit_context(out actor text, out db_role text, out request_path text,
+                                        out request_id text)
+language plpgsql stable security definer
+set search_path = ''
+as $$
+begin
+  audit_context.actor := inventory.current_actor();
+  audit_context.db_role := inventory.acting_db_role();
+  audit_context.request_path := nullif(pg_catalog.current_setting('request.path', true), '');
+  if inventory.is_gateway_session() then
+    audit_context.request_id :=
+      nullif(pg_catalog.current_setting('request.headers', true), '')::jsonb ->> 'x-request-id';
+  end if;
+end
+$$;
+comment on function inventory.audit_context() is 'Acting user, database role, PostgREST request path and x-request-id of the current statement.';
+
+-- The audit triggers are statement-level and set-based: one INSERT ... SELECT over the statement's
+-- transition table, so that a sweep expiring a thousand holds writes its thousand audit rows in
+-- one statement instead of a thousand trigger calls.
+create function inventory.record_audit_inserts() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+begin
+  insert into inventory.audit_log (table_name, operation, new_row, actor, db_role, login, request_path,
+                                   request_id)
+  select tg_table_name, 'INSERT', pg_catalog.to_jsonb(n), c.actor, c.db_role, session_user, c.request_path,
+         c.request_id
+    from inventory.audit_context() c, new_rows n;
+  return null;
+end
+$$;
+comment on function inventory.record_audit_inserts() is 'Statement trigger: appends the inserted rows (transition table new_rows) to the audit log.';
+
+create function inventory.record_audit_deletes() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+begin
+  insert into inventory.audit_log (table_name, operation, old_row, actor, db_role, login, request_path,
+                                   request_id)
+  select tg_table_name, 'DELETE', pg_catalog.to_jsonb(o), c.actor, c.db_role, session_user, c.request_path,
+         c.request_id
+    from inventory.audit_context() c, old_rows o;
+  return null;
+end
+$$;
+comment on function inventory.record_audit_deletes() is 'Statement trigger: appends the deleted rows (transition table old_rows) to the audit log.';
+
+-- Old and new versions are paired by the primary key, whose column names are the trigger's
+-- argument (a text[] literal); a full join keeps a row whose key was changed (as two half-rows) rather than lose it.
+-- old_row holds only the changed columns' old values: the full old row is the previous audit row
+-- of the same key, and half the bytes keep the write (and its WAL) small.
+create function inventory.record_audit_updates() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+begin
+  insert into inventory.audit_log (table_name, operation, old_row, new_row, actor, db_role, login, request_path,
+                                   request_id)
+  select tg_table_name, 'UPDATE',
+         (select pg_catalog.jsonb_object_agg(e.key, e.value) from pg_catalog.jsonb_each(o.j) e
+           where n.j -> e.key is distinct from e.value),
+         n.j, c.actor, c.db_role, session_user, c.request_path, c.request_id
+    from inventory.audit_context() c,
+         -- offset 0 computes each row's jsonb once, not once per reference
+         (select pg_catalog.to_jsonb(o) as j from old_rows o offset 0) o
+         full join (select pg_catalog.to_jsonb(n) as j from new_rows n offset 0) n
+           on (select pg_catalog.array_agg(o.j -> k) from pg_catalog.unnest(tg_argv[0]::text[]) k)
+            = (select pg_catalog.array_agg(n.j -> k) from pg_catalog.unnest(tg_argv[0]::text[]) k);
+  return null;
+end
+$$;
+comment on function inventory.record_audit_updates() is 'Statement trigger: appends the updated rows (transition tables old_rows, new_rows, paired by the key columns given as arguments) to the audit log.';
+
+-- Row-level variant, for tables whose UPDATEs are audited only under a WHEN condition.
 create function inventory.record_audit() returns trigger
 language plpgsql security definer
 set search_path = ''
 as $$
 declare
-  v_old jsonb;
-  v_new jsonb;
+  v_new jsonb := pg_catalog.to_jsonb(new);
 begin
-  if tg_op <> 'DELETE' then
-    v_new := pg_catalog.to_jsonb(new);
-  end if;
-  if tg_op = 'UPDATE' then
-    -- Only the columns that changed, with their old values: the full old row is the previous
-    -- audit row of the same key, and half the bytes keep the write (and its WAL) small.
-    select pg_catalog.jsonb_object_agg(o.key, o.value) into v_old
-      from pg_catalog.jsonb_each(pg_catalog.to_jsonb(old)) o
-     where v_new -> o.key is distinct from o.value;
-  elsif tg_op = 'DELETE' then
-    v_old := pg_catalog.to_jsonb(old);
-  end if;
-  insert into inventory.audit_log (table_name, operation, old_row, new_row, actor, db_role, login,
-                                   request_path, request_id)
-  values (tg_table_name, tg_op::inventory.audit_operation, v_old, v_new,
-          inventory.current_actor(), inventory.acting_db_role(), session_user,
-          nullif(pg_catalog.current_setting('request.path', true), ''),
-          case when inventory.is_gateway_session()
-               then nullif(pg_catalog.current_setting('request.headers', true), '')::jsonb ->> 'x-request-id' end);
+  insert into inventory.audit_log (table_name, operation, old_row, new_row, actor, db_role, login, request_path,
+                                   request_id)
+  select tg_table_name, 'UPDATE',
+         (select pg_catalog.jsonb_object_agg(e.key, e.value) from pg_catalog.jsonb_each(pg_catalog.to_jsonb(old)) e
+           where v_new -> e.key is distinct from e.value),
+         v_new, c.actor, c.db_role, session_user, c.request_path, c.request_id
+    from inventory.audit_context() c;
   return null;
 end
 $$;
-comment on function inventory.record_audit() is 'Trigger: appends the row change to the audit log.';
+comment on function inventory.record_audit() is 'Row trigger: appends one updated row to the audit log (used where UPDATEs are audited under a WHEN condition).';
 
--- Puts a table under audit: every row change appended to the audit log, also in replica mode.
-create function inventory.audit_table(table_name text) returns void
+-- Puts a table under audit: every INSERT, UPDATE and DELETE appended to the audit log, also in
+-- replica mode. With audit_updates false the caller installs its own UPDATE trigger (stock levels,
+-- whose quantity changes are recorded, hash-chained, by the ledger and not twice).
+create function inventory.audit_table(table_name text, audit_updates boolean default true) returns void
 language plpgsql volatile
 set search_path = ''
 as $$
+declare
+  v_key text[];
 begin
+  select pg_catalog.array_agg(a.attname::text order by k.n) into v_key
+    from pg_catalog.pg_index i
+    cross join pg_catalog.unnest(i.indkey) with ordinality as k (attnum, n)
+    join pg_catalog.pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
+   where i.indrelid = pg_catalog.format('inventory.%I', audit_table.table_name)::regclass and i.indisprimary;
   execute pg_catalog.format(
-    'create trigger %I after insert or update or delete on inventory.%I
-       for each row execute function inventory.record_audit()', audit_table.table_name || '_audit',
-    audit_table.table_name);
-  execute pg_catalog.format('alter table inventory.%I enable always trigger %I', audit_table.table_name,
-                            audit_table.table_name || '_audit');
+    'create trigger %I after insert on inventory.%I referencing new table as new_rows
+       for each statement execute function inventory.record_audit_inserts()',
+    audit_table.table_name || '_audit_insert', audit_table.table_name);
+  execute pg_catalog.format(
+    'create trigger %I after delete on inventory.%I referencing old table as old_rows
+       for each statement execute function inventory.record_audit_deletes()',
+    audit_table.table_name || '_audit_delete', audit_table.table_name);
+  execute pg_catalog.format('alter table inventory.%I enable always trigger %I, enable always trigger %I',
+                            audit_table.table_name, audit_table.table_name || '_audit_insert',
+                            audit_table.table_name || '_audit_delete');
+  if audit_table.audit_updates then
+    execute pg_catalog.format(
+      'create trigger %I after update on inventory.%I referencing old table as old_rows new table as new_rows
+         for each statement execute function inventory.record_audit_updates(%L)',
+      audit_table.table_name || '_audit_update', audit_table.table_name, v_key);
+    execute pg_catalog.format('alter table inventory.%I enable always trigger %I', audit_table.table_name,
+                              audit_table.table_name || '_audit_update');
+  end if;
 end
 $$;
-comment on function inventory.audit_table(text) is 'Installs the audit trigger (ENABLE ALWAYS) on a table of the inventory schema (used by the schema scripts).';
+comment on function inventory.audit_table(text, boolean) is 'Installs the audit triggers (ENABLE ALWAYS) on a table of the inventory schema; audit_updates false leaves UPDATEs to the caller (used by the schema scripts).';
 
 do $audited$
 begin
   perform inventory.audit_table(t)
-     from pg_catalog.unnest(array['settings', 'items', 'locations', 'user_roles', 'stock_levels', 'reservations',
-                                  'returns', 'idempotency_keys']) as t;
+     from pg_catalog.unnest(array['settings', 'items', 'locations', 'user_roles', 'reservations', 'returns',
+                                  'idempotency_keys']) as t;
+  perform inventory.audit_table('stock_levels', audit_updates => false);
 end
 $audited$;
+create trigger stock_levels_audit_update after update on inventory.stock_levels
+  for each row when (old.on_hand = new.on_hand and old.reserved = new.reserved)
+  execute function inventory.record_audit();
+alter table inventory.stock_levels enable always trigger stock_levels_audit_update;
 
 create trigger audit_log_forbid_change
   before update or delete on inventory.audit_log

@@ -168,13 +168,28 @@ begin
     perform inventory.raise_error('INVALID_ARGUMENT', 'batch_size must be between 1 and 100000',
       pg_catalog.jsonb_build_object('argument', 'batch_size', 'problem', 'out of range'));
   end if;
+  -- A batch takes overdue holds level by level: the levels of the oldest overdue holds first, each
+  -- with all its overdue holds in expiry order. So a batch locks, updates and writes a ledger row
+  -- for a few stock levels, not one per hold, and holds a concurrent reservation waits on are few.
+  -- Holds another sweeper has locked are skipped, not waited for.
   return (
     select inventory.expire_holds(pg_catalog.array_agg(d.reservation_id))
-      from (select r.reservation_id from inventory.reservations r
-             where r.status = 'ACTIVE' and r.expires_at <= pg_catalog.now()
-             order by r.expires_at
-             limit expire_reservations.batch_size
-               for update skip locked) d);
+      from (select h.reservation_id
+              from (select o.item_id, o.location_id, pg_catalog.min(o.expires_at) as first_due
+                      from (select r.item_id, r.location_id, r.expires_at from inventory.reservations r
+                             where r.status = 'ACTIVE' and r.expires_at <= pg_catalog.now()
+                             order by r.expires_at
+                             limit expire_reservations.batch_size) o
+                     group by o.item_id, o.location_id
+                     order by first_due) l
+             cross join lateral (
+                   select r.reservation_id from inventory.reservations r
+                    where r.item_id = l.item_id and r.location_id = l.location_id and r.status = 'ACTIVE'
+                      and r.expires_at <= pg_catalog.now()
+                    order by r.expires_at
+                    limit expire_reservations.batch_size
+                      for update of r skip locked) h
+             limit expire_reservations.batch_size) d);
 end
 $$;
 comment on function inventory.expire_reservations(integer) is 'Implements inventory_api.expire_reservations.';

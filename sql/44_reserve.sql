@@ -88,12 +88,19 @@ begin
   if v_found.item_id is null then
     perform inventory.item_for_sku(reserve_stock.sku);
   end if;
-  perform inventory.check_quantity(reserve_stock.quantity);
-  perform inventory.check_text(reserve_stock.order_ref, 'order_ref', 200);
+  -- The inlinable predicates run first; the raising helpers only when they fail.
+  if not inventory.quantity_is_valid(reserve_stock.quantity) then
+    perform inventory.check_quantity(reserve_stock.quantity);
+  end if;
+  if not inventory.text_is_valid(reserve_stock.order_ref, 200) then
+    perform inventory.check_text(reserve_stock.order_ref, 'order_ref', 200);
+  end if;
   if v_found.location_id is null then
     perform inventory.location_for_code(reserve_stock.location);
   end if;
-  perform inventory.authorize('operator', v_found.location_id);
+  if not inventory.is_allowed('operator', v_found.location_id) then
+    perform inventory.authorize('operator', v_found.location_id);
+  end if;
   -- A retry with the key replays the original result even if stock or status changed since.
   v_reservation_id := pg_catalog.nextval('inventory.reservations_reservation_id_seq'::regclass);
   v_result := row(v_reservation_id, reserve_stock.order_ref, reserve_stock.sku, reserve_stock.location,

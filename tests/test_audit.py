@@ -30,10 +30,48 @@ def test_every_change_leaves_one_audit_row(catalogue: Inventory, db) -> None:
     before = len(audit_rows(db))
     catalogue.reserve_stock("A1", 2, "SO-1", idempotency_key="k-1")
     rows = audit_rows(db)[before:]
-    assert sorted((table, op) for table, op, *_ in rows) == [
-        ("idempotency_keys", "INSERT"), ("reservations", "INSERT"), ("stock_levels", "UPDATE")]
+    assert sorted((table, op) for table, op, *_ in rows) == [("idempotency_keys", "INSERT"), ("reservations", "INSERT")]
     user = db.info.user
     assert {(actor, role, login) for _, _, actor, role, login, *_ in rows} == {(user, user, user)}
+    # The stock level's change is recorded once, by its ledger movement, in the same transaction.
+    [movement] = db.execute(
+        "select l.movement_type::text, l.actor, l.reserved_before, l.reserved_after from inventory.ledger l"
+        " where l.reference = 'SO-1' and l.transaction_id = (select a.transaction_id from inventory.audit_log a"
+        " where a.table_name = 'reservations' order by a.audit_id desc limit 1)").fetchall()
+    assert movement == ("RESERVE", user, 0, 2)
+
+
+def test_stock_level_changes_outside_the_ledger_are_audited(catalogue: Inventory, db) -> None:
+    before = len(audit_rows(db))
+    db.execute("update inventory.stock_levels set updated_at = updated_at - interval '1 day'")
+    db.execute("update inventory.stock_levels set on_hand = on_hand + 1")
+    rows = audit_rows(db)[before:]
+    levels = db.execute("select count(*) from inventory.stock_levels").fetchone()[0]
+    assert levels > 1
+    assert [(table, op) for table, op, *_ in rows] == [("stock_levels", "UPDATE")] * levels
+    assert db.execute("select count(*) from inventory.ledger where reason = 'direct change of inventory.stock_levels'"
+                      ).fetchone()[0] == levels
+
+
+def test_a_multi_row_statement_pairs_each_old_row_with_its_new_row(catalogue: Inventory, db) -> None:
+    items = db.execute("select item_id, name from inventory.items order by item_id").fetchall()
+    assert len(items) > 1
+    before = db.execute("select coalesce(max(audit_id), 0) from inventory.audit_log").fetchone()[0]
+    db.execute("update inventory.items set name = name || ' #' || item_id")
+    rows = db.execute("select old_row, new_row from inventory.audit_log where audit_id > %s and table_name = 'items'"
+                      " order by audit_id", (before,)).fetchall()
+    assert len(rows) == len(items)
+    names = dict(items)
+    for old_row, new_row in rows:
+        assert set(old_row) == {"name", "updated_at"} or set(old_row) == {"name"}
+        assert old_row["name"] == names[new_row["item_id"]]
+        assert new_row["name"] == f"{names[new_row['item_id']]} #{new_row['item_id']}"
+    db.execute("delete from inventory.user_roles")
+    db.execute("select inventory_api.grant_user_role(user_id => 'u-1', role => 'viewer')")
+    db.execute("select inventory_api.revoke_user_role(user_id => 'u-1', role => 'viewer')")
+    [deleted] = db.execute("select old_row ->> 'user_id', new_row from inventory.audit_log"
+                           " where table_name = 'user_roles' and operation = 'DELETE'").fetchall()
+    assert deleted == ("u-1", None)
 
 
 def test_a_manual_update_in_psql_is_audited_with_before_and_after(catalogue: Inventory, db) -> None:
@@ -87,14 +125,15 @@ def test_audit_tables_are_append_only_even_in_replica_mode(catalogue: Inventory,
 def test_concurrent_writers_give_one_linear_chain(catalogue: Inventory, db, dsn: str) -> None:
     for n in range(8):
         catalogue.create_item(f"W{n}", f"Writer {n}")
+        catalogue.receive_stock(f"W{n}", 200)
     barrier = threading.Barrier(9)
     sealed: list[int] = []
 
     def write(n: int) -> None:
         with Inventory.connect(dsn) as client:
             barrier.wait()
-            for _ in range(200):
-                client.receive_stock(f"W{n}", 1)
+            for i in range(200):
+                client.reserve_stock(f"W{n}", 1, f"SO-{n}-{i}")
 
     def seal_while_writing() -> None:
         with psycopg.connect(dsn, autocommit=True) as connection:

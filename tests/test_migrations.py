@@ -36,7 +36,7 @@ def install_from_sql(dsn: str) -> None:
 def test_migrated_database_equals_the_authoritative_schema(empty_database) -> None:
     from_sql, from_migrations = empty_database(), empty_database()
     install_from_sql(from_sql)
-    assert migrate.apply(from_migrations) == ["0001_core"]
+    assert migrate.apply(from_migrations) == ["0001_core", "0002_hot_path"]
     assert schema_dump(from_migrations) == schema_dump(from_sql)
     assert "create function inventory.reserve_stock" in schema_dump(from_sql).lower()
 
@@ -54,17 +54,21 @@ def test_rollback_and_reapply(empty_database) -> None:
     dsn = empty_database()
     migrate.apply(dsn)
     before = schema_dump(dsn)
-    assert migrate.rollback(dsn) == ["0001_core"]
+    assert migrate.rollback(dsn) == ["0002_hot_path"]
+    assert "record_audit_updates" not in schema_dump(dsn)
+    assert migrate.apply(dsn) == ["0002_hot_path"]
+    assert schema_dump(dsn) == before
+    assert migrate.rollback(dsn, count=2) == ["0002_hot_path", "0001_core"]
     with psycopg.connect(dsn) as connection:
         assert connection.execute("select to_regnamespace('inventory')").fetchone() == (None,)
-    assert migrate.apply(dsn) == ["0001_core"]
+    assert migrate.apply(dsn) == ["0001_core", "0002_hot_path"]
     assert schema_dump(dsn) == before
 
 
 def test_concurrent_migrate_runs_are_safe(empty_database) -> None:
     dsn = empty_database()
     results = run_together(4, lambda n: migrate.apply(dsn))
-    assert sorted(map(str, results)) == ["['0001_core']", "[]", "[]", "[]"]
+    assert sorted(map(str, results)) == ["['0001_core', '0002_hot_path']", "[]", "[]", "[]"]
 
 
 def test_bookkeeping_lives_in_inventory_meta_and_nothing_in_public(empty_database) -> None:

@@ -350,7 +350,8 @@ def test_plpgsql_check_finds_nothing(db) -> None:
     findings = db.execute("""
         select (pcf).functionid::regprocedure::text, (pcf).lineno, (pcf).sqlstate, (pcf).message, (pcf).level
           from (select plpgsql_check_function_tb(p.oid, coalesce(t.tgrelid, 0), fatal_errors => false,
-                                                 extra_warnings => true, security_warnings => true) as pcf
+                                                 extra_warnings => true, security_warnings => true,
+                                                 oldtable => t.tgoldtable, newtable => t.tgnewtable) as pcf
                   from pg_proc p
                   join pg_language l on l.oid = p.prolang and l.lanname = 'plpgsql'
                   left join pg_trigger t on t.tgfoid = p.oid

@@ -519,9 +519,9 @@ def test_new_tables_have_rls_audit_and_comments(db) -> None:
         rls, = db.execute("select relrowsecurity from pg_class where oid = %s::regclass", (f"inventory.{table}",)
                           ).fetchone()
         assert rls, table
-        triggers = db.execute("select tgenabled from pg_trigger where tgrelid = %s::regclass and tgname = %s",
-                              (f"inventory.{table}", f"{table}_audit")).fetchall()
-        assert triggers == [("A",)], table
+        triggers = db.execute("select tgname, tgenabled from pg_trigger where tgrelid = %s::regclass"
+                              " and tgname like '%%audit%%' order by tgname", (f"inventory.{table}",)).fetchall()
+        assert triggers == [(f"{table}_audit_{op}", "A") for op in ("delete", "insert", "update")], table
     uncommented = db.execute("""
         select c.oid::regclass::text from pg_class c
          where c.relnamespace in ('inventory'::regnamespace, 'inventory_api'::regnamespace)
