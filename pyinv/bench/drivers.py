@@ -87,6 +87,11 @@ PGBENCH_SCRIPTS = {
     "B3": "\\set id {key}\n"
           "select * from inventory_api.reserve_stock(sku => 'S' || :id, quantity => 1, "
           "order_ref => '{tag}-' || :client_id);\n",
+    "B3a": "\\set id {key}\n"
+           "select * from inventory_api.reserve_stock(sku => 'S' || :id, quantity => 1, "
+           "order_ref => '{tag}-' || :client_id);\n",
+    "Bfn": "\\set id {key}\n"
+           "select bench_floor.reserve(:id, 1, '{tag}-' || :client_id);\n",
     # W7: 3-5 lines over a small overlapping set of SKUs, in random line order (duplicates are merged).
     "W7": "\\set n random(3, 5)\n"
           "select count(*) from inventory_api.reserve_order(order_ref => '{tag}-' || :client_id, lines => ("
@@ -95,8 +100,8 @@ PGBENCH_SCRIPTS = {
 }
 
 
-def run_pgbench(dsn: str, script: str, clients: int, duration: float, extra_args: list[str] | None = None
-                ) -> DriverResult:
+def run_pgbench(dsn: str, script: str, clients: int, duration: float, extra_args: list[str] | None = None,
+                options: str | None = None) -> DriverResult:
     """Closed-loop pgbench (-M prepared, -j 2, --no-vacuum, -T) with a per-transaction log for percentiles."""
     with tempfile.TemporaryDirectory(prefix="pyinv-bench-") as tmp:
         script_file = Path(tmp) / "script.sql"
@@ -108,7 +113,8 @@ def run_pgbench(dsn: str, script: str, clients: int, duration: float, extra_args
         out_file, err_file = Path(tmp) / "out.txt", Path(tmp) / "err.txt"
         started = time.monotonic()
         with out_file.open("w") as out, err_file.open("w") as err:
-            process = subprocess.Popen(args, stdout=out, stderr=err, cwd=tmp)
+            env = {**os.environ, "PGOPTIONS": options} if options else None
+            process = subprocess.Popen(args, stdout=out, stderr=err, cwd=tmp, env=env)
             _, status, usage = os.wait4(process.pid, 0)
             process.returncode = os.waitstatus_to_exitcode(status)
         wall = time.monotonic() - started

@@ -30,6 +30,12 @@ from .drivers import FLOOR, PGBENCH_SCRIPTS, DriverResult, PythonLoad, run_pgben
 ALL_WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7", "SCALE")
 THROUGHPUT_WORKLOADS = ("W1", "W2", "W3")
 VARIANTS = ("B0", "B1", "B2", "B3")
+# Reference variants run on the throughput workloads only: B3 with asynchronous commit (what the
+# flush inside the hot row's lock costs), and Bfn, a bare PL/pgSQL function making the same three
+# writes as reserve_stock (hold row, conditional UPDATE, ledger row) with none of its checks, audit,
+# authorisation or hash chain (what the design costs before pyinv's guarantees).
+REFERENCE_VARIANTS = ("B3a", "Bfn")
+PGBENCH_VARIANTS = ("B0", "B3", "B3a", "Bfn")
 KEY_KINDS = {"W1": ("hot", 1), "W2": ("uniform", 10_000), "W3": ("zipf", 100_000)}
 FLASH_UNITS = 1000
 FLASH_CLIENTS = 64
@@ -134,7 +140,34 @@ def seed(dsn: str, skus: int, floor: bool = True) -> None:
                   hold_id bigint generated always as identity primary key, stock_id integer not null,
                   quantity numeric(19, 4) not null, order_ref text not null,
                   created_at timestamptz not null default now());
-                create sequence {FLOOR}.flash_id start 100000000;""")
+                create sequence {FLOOR}.flash_id start 100000000;
+                create table {FLOOR}.ledger (
+                  movement_id bigint generated always as identity primary key, stock_id integer not null,
+                  reserved_delta numeric(19, 4) not null, reserved_before numeric(19, 4) not null,
+                  reserved_after numeric(19, 4) not null, reference text, hold_id bigint,
+                  created_at timestamptz not null default now());
+                create index on {FLOOR}.ledger (stock_id, movement_id);
+                create function {FLOOR}.reserve(stock_id integer, quantity numeric, order_ref text)
+                returns bigint language plpgsql set search_path = '' as $$
+                declare
+                  v_hold bigint;
+                  v_reserved numeric;
+                begin
+                  insert into {FLOOR}.holds (stock_id, quantity, order_ref)
+                  values (reserve.stock_id, reserve.quantity, reserve.order_ref) returning hold_id into v_hold;
+                  update {FLOOR}.stock s set reserved = s.reserved + reserve.quantity
+                   where s.id = reserve.stock_id and s.on_hand - s.reserved >= reserve.quantity
+                  returning s.reserved into v_reserved;
+                  if not found then
+                    raise exception 'insufficient stock' using errcode = 'P0001';
+                  end if;
+                  insert into {FLOOR}.ledger (stock_id, reserved_delta, reserved_before, reserved_after, reference,
+                                             hold_id)
+                  values (reserve.stock_id, reserve.quantity, v_reserved - reserve.quantity, v_reserved,
+                          reserve.order_ref, v_hold);
+                  return v_hold;
+                end
+                $$;""")
             connection.execute(f"insert into {FLOOR}.stock (id, on_hand) select g, %s from generate_series(1, %s) g",
                                (STOCK_PER_SKU, skus))
         connection.execute("vacuum analyze")
@@ -198,7 +231,8 @@ class Suite:
         specs: list[tuple[str, str, int]] = []
         for workload in self.config.workloads:
             if workload in THROUGHPUT_WORKLOADS:
-                specs += [(workload, variant, c) for variant in VARIANTS for c in self.config.clients]
+                specs += [(workload, variant, c) for variant in VARIANTS + REFERENCE_VARIANTS
+                          for c in self.config.clients]
             elif workload == "W4":
                 specs += [("W4", variant, self.config.flash_clients) for variant in VARIANTS]
             elif workload in ("W5", "W7"):
@@ -213,11 +247,12 @@ class Suite:
         if workload == "W4":
             flash = self.prepare_flash(admin, variant, tag)
         start = wal_lsn(admin)
-        if workload in THROUGHPUT_WORKLOADS and variant in ("B0", "B3"):
+        if workload in THROUGHPUT_WORKLOADS and variant in PGBENCH_VARIANTS:
             kind, n = self.keys_of(workload)
             key = {"hot": "1", "uniform": f"random(1, {n})", "zipf": f"random_zipfian(1, {n}, 1.01)"}[kind]
             script = PGBENCH_SCRIPTS[variant].format(key=key, tag=tag)
-            result, driver = run_pgbench(self.dsn, script, clients, duration), "pgbench"
+            options = "-c synchronous_commit=off" if variant == "B3a" else None
+            result, driver = run_pgbench(self.dsn, script, clients, duration, options=options), "pgbench"
         elif workload in THROUGHPUT_WORKLOADS:
             kind, n = self.keys_of(workload)
             result = PythonLoad(variant, self.dsn, clients, {"key_kind": kind, "nskus": n, "tag": tag}, duration,

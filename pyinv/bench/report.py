@@ -196,7 +196,8 @@ def _render(headers: list[str], body: list[list[str]], markdown: bool) -> str:
     return "\n".join(out)
 
 
-VARIANT_COLORS = {"B0": "tab:blue", "B1": "tab:orange", "B2": "tab:green", "B3": "tab:red"}
+VARIANT_COLORS = {"B0": "tab:blue", "B1": "tab:orange", "B2": "tab:green", "B3": "tab:red", "B3a": "tab:pink",
+                  "Bfn": "tab:gray"}
 PLOT_HINT = "plotting needs matplotlib: pip install 'pyinv[bench]'"
 
 
@@ -215,7 +216,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
         raise RuntimeError("nothing to plot: no throughput cells in the results")
     figure, axes = plt.subplots(1, len(workloads), figsize=(4.2 * len(workloads), 3.8), squeeze=False)
     for axis, workload in zip(axes[0], workloads, strict=True):
-        for variant in ("B0", "B1", "B2", "B3"):
+        for variant in VARIANT_COLORS:
             points = sorted((row["clients"], row["ops_per_s"]) for row in rows
                             if row["workload"] == workload and row["variant"] == variant)
             if not points:
