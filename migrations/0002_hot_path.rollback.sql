@@ -251,6 +251,31 @@ end
 $$;
 comment on function inventory.expire_reservations(integer) is 'Implements inventory_api.expire_reservations.';
 
+-- Canonical bytes of an audit row: independent of TimeZone and DateStyle (times as epoch numbers,
+-- jsonb rendered by its own canonical output).
+create or replace function inventory.audit_row_bytes(entry inventory.audit_log) returns bytea
+language plpgsql immutable
+set search_path = ''
+as $$
+begin
+  return (
+    select pg_catalog.convert_to(pg_catalog.jsonb_build_object(
+             'audit_id', (audit_row_bytes.entry).audit_id,
+             'table', (audit_row_bytes.entry).table_name,
+             'op', (audit_row_bytes.entry).operation,
+             'old', (audit_row_bytes.entry).old_row,
+             'new', (audit_row_bytes.entry).new_row,
+             'actor', (audit_row_bytes.entry).actor,
+             'db_role', (audit_row_bytes.entry).db_role,
+             'login', (audit_row_bytes.entry).login,
+             'request_path', (audit_row_bytes.entry).request_path,
+             'request_id', (audit_row_bytes.entry).request_id,
+             'txid', (audit_row_bytes.entry).transaction_id::text,
+             'at', extract(epoch from (audit_row_bytes.entry).created_at))::text, 'UTF8'));
+end
+$$;
+comment on function inventory.audit_row_bytes(inventory.audit_log) is 'Canonical, session-independent bytes of an audit row, hashed by the chain.';
+
 -- Puts a table under audit: every row change appended to the audit log, also in replica mode.
 create function inventory.audit_table(table_name text) returns void
 language plpgsql volatile

@@ -49,30 +49,27 @@ comment on function inventory.check_text(text, text, integer, boolean) is 'Raise
 
 -- Canonical bytes of a movement: independent of TimeZone and DateStyle.
 create or replace function inventory.ledger_entry_bytes(entry inventory.ledger) returns bytea
-language plpgsql immutable
-set search_path = ''
-as $$
-  -- Fields in a fixed order, separated by a unit separator; texts of numbers, ids and jsonb are
-  -- canonical, and the time is an epoch number, so the bytes do not depend on session settings.
-  -- One expression, not a query: it runs under the stock level's row lock on every movement.
-begin
-  return pg_catalog.convert_to(pg_catalog.concat_ws(pg_catalog.chr(31),
-           ledger_entry_bytes.entry.movement_id, ledger_entry_bytes.entry.movement_type,
-           ledger_entry_bytes.entry.item_id, ledger_entry_bytes.entry.location_id,
-           ledger_entry_bytes.entry.on_hand_before, ledger_entry_bytes.entry.on_hand_delta,
-           ledger_entry_bytes.entry.on_hand_after, ledger_entry_bytes.entry.reserved_before,
-           ledger_entry_bytes.entry.reserved_delta, ledger_entry_bytes.entry.reserved_after,
-           pg_catalog.quote_nullable(ledger_entry_bytes.entry.actor),
-           pg_catalog.quote_nullable(ledger_entry_bytes.entry.reason),
-           pg_catalog.quote_nullable(ledger_entry_bytes.entry.reference),
-           pg_catalog.quote_nullable(ledger_entry_bytes.entry.idempotency_key),
-           coalesce(ledger_entry_bytes.entry.related_movement_id::text, 'null'),
-           coalesce(ledger_entry_bytes.entry.reservation_id::text, 'null'),
-           ledger_entry_bytes.entry.metadata,
-           extract(epoch from ledger_entry_bytes.entry.created_at),
-           ledger_entry_bytes.entry.transaction_id), 'UTF8');
-end
-$$;
+language sql stable parallel safe
+-- Fields in a fixed order, separated by a unit separator; texts of numbers, ids and jsonb are
+-- canonical, and the time is an epoch number, so the bytes do not depend on session settings.
+-- A SQL-standard body: the ledger trigger inlines it under the stock level's row lock.
+begin atomic
+  select pg_catalog.convert_to(pg_catalog.concat_ws(pg_catalog.chr(31),
+           (ledger_entry_bytes.entry).movement_id, (ledger_entry_bytes.entry).movement_type,
+           (ledger_entry_bytes.entry).item_id, (ledger_entry_bytes.entry).location_id,
+           (ledger_entry_bytes.entry).on_hand_before, (ledger_entry_bytes.entry).on_hand_delta,
+           (ledger_entry_bytes.entry).on_hand_after, (ledger_entry_bytes.entry).reserved_before,
+           (ledger_entry_bytes.entry).reserved_delta, (ledger_entry_bytes.entry).reserved_after,
+           pg_catalog.quote_nullable((ledger_entry_bytes.entry).actor),
+           pg_catalog.quote_nullable((ledger_entry_bytes.entry).reason),
+           pg_catalog.quote_nullable((ledger_entry_bytes.entry).reference),
+           pg_catalog.quote_nullable((ledger_entry_bytes.entry).idempotency_key),
+           coalesce((ledger_entry_bytes.entry).related_movement_id::text, 'null'),
+           coalesce((ledger_entry_bytes.entry).reservation_id::text, 'null'),
+           (ledger_entry_bytes.entry).metadata,
+           extract(epoch from (ledger_entry_bytes.entry).created_at),
+           (ledger_entry_bytes.entry).transaction_id), 'UTF8');
+end;
 comment on function inventory.ledger_entry_bytes(inventory.ledger) is 'Canonical, session-independent bytes of a movement, hashed by the per-level chain.';
 
 -- Who is changing rows, once per statement: the acting user, the database role, and under
@@ -127,8 +124,8 @@ end
 $$;
 comment on function inventory.record_audit_deletes() is 'Statement trigger: appends the deleted rows (transition table old_rows) to the audit log.';
 
--- Old and new versions are paired by the primary key, whose column names are the trigger's
--- argument (a text[] literal); a full join keeps a row whose key was changed (as two half-rows) rather than lose it.
+-- Old and new versions are paired by the primary key, whose (up to three) column names are the
+-- trigger's arguments, padded with '' (no such key); a full join keeps a row whose key was changed (as two half-rows) rather than lose it.
 -- old_row holds only the changed columns' old values: the full old row is the previous audit row
 -- of the same key, and half the bytes keep the write (and its WAL) small.
 create or replace function inventory.record_audit_updates() returns trigger
@@ -146,8 +143,8 @@ begin
          -- offset 0 computes each row's jsonb once, not once per reference
          (select pg_catalog.to_jsonb(o) as j from old_rows o offset 0) o
          full join (select pg_catalog.to_jsonb(n) as j from new_rows n offset 0) n
-           on (select pg_catalog.array_agg(o.j -> k) from pg_catalog.unnest(tg_argv[0]::text[]) k)
-            = (select pg_catalog.array_agg(n.j -> k) from pg_catalog.unnest(tg_argv[0]::text[]) k);
+           on pg_catalog.jsonb_build_array(o.j -> tg_argv[0], o.j -> tg_argv[1], o.j -> tg_argv[2])
+            = pg_catalog.jsonb_build_array(n.j -> tg_argv[0], n.j -> tg_argv[1], n.j -> tg_argv[2]);
   return null;
 end
 $$;
@@ -273,6 +270,8 @@ create or replace function inventory.expire_reservations(batch_size integer) ret
 language plpgsql volatile security definer
 set search_path = ''
 as $$
+declare
+  v_expired integer;
 begin
   perform inventory.authorize('scheduler');
   if expire_reservations.batch_size is null or expire_reservations.batch_size not between 1 and 100000 then
@@ -281,10 +280,12 @@ begin
   end if;
   -- A batch takes overdue holds level by level: the levels of the oldest overdue holds first, each
   -- with all its overdue holds in expiry order. So a batch locks, updates and writes a ledger row
-  -- for a few stock levels, not one per hold, and holds a concurrent reservation waits on are few.
-  -- Holds another sweeper has locked are skipped, not waited for.
-  return (
-    select inventory.expire_holds(pg_catalog.array_agg(d.reservation_id))
+  -- for a few stock levels, not one per hold, and few reservations wait on it. Levels are claimed
+  -- with SKIP LOCKED, so concurrent sweepers share the work level by level instead of queueing on
+  -- the same rows. This pass never waits for a lock; when it expires nothing, a rolled-back
+  -- subtransaction releases what it claimed before the fallback below waits for levels in key order.
+  begin
+    select inventory.expire_holds(pg_catalog.array_agg(d.reservation_id)) into v_expired
       from (select h.reservation_id
               from (select o.item_id, o.location_id, pg_catalog.min(o.expires_at) as first_due
                       from (select r.item_id, r.location_id, r.expires_at from inventory.reservations r
@@ -292,18 +293,61 @@ begin
                              order by r.expires_at
                              limit expire_reservations.batch_size) o
                      group by o.item_id, o.location_id
-                     order by first_due) l
+                     order by first_due, o.item_id, o.location_id) l
+             cross join lateral (
+                   select s.item_id, s.location_id from inventory.stock_levels s
+                    where s.item_id = l.item_id and s.location_id = l.location_id
+                      for update of s skip locked) lv
              cross join lateral (
                    select r.reservation_id from inventory.reservations r
-                    where r.item_id = l.item_id and r.location_id = l.location_id and r.status = 'ACTIVE'
+                    where r.item_id = lv.item_id and r.location_id = lv.location_id and r.status = 'ACTIVE'
                       and r.expires_at <= pg_catalog.now()
                     order by r.expires_at
                     limit expire_reservations.batch_size
                       for update of r skip locked) h
-             limit expire_reservations.batch_size) d);
+             limit expire_reservations.batch_size) d;
+    if v_expired = 0 then
+      raise sqlstate 'P0002';
+    end if;
+  exception when no_data_found then
+    v_expired := 0;
+  end;
+  if v_expired = 0 then
+    -- Nothing is overdue, or every level with overdue holds was locked just now (by reservations or
+    -- other sweepers): take the oldest overdue holds anyway and wait for their levels, so that 0
+    -- keeps meaning that nothing is overdue (apart from holds other sweepers are expiring).
+    select inventory.expire_holds(pg_catalog.array_agg(d.reservation_id)) into v_expired
+      from (select r.reservation_id from inventory.reservations r
+             where r.status = 'ACTIVE' and r.expires_at <= pg_catalog.now()
+             order by r.expires_at
+             limit expire_reservations.batch_size
+               for update skip locked) d;
+  end if;
+  return v_expired;
 end
 $$;
 comment on function inventory.expire_reservations(integer) is 'Implements inventory_api.expire_reservations.';
+
+-- Canonical bytes of an audit row: independent of TimeZone and DateStyle (times as epoch numbers,
+-- jsonb rendered by its own canonical output).
+create or replace function inventory.audit_row_bytes(entry inventory.audit_log) returns bytea
+language sql stable parallel safe
+begin atomic
+  select pg_catalog.convert_to(pg_catalog.jsonb_build_object(
+           'audit_id', (audit_row_bytes.entry).audit_id,
+           'table', (audit_row_bytes.entry).table_name,
+           'op', (audit_row_bytes.entry).operation,
+           'old', (audit_row_bytes.entry).old_row,
+           'new', (audit_row_bytes.entry).new_row,
+           'actor', (audit_row_bytes.entry).actor,
+           'db_role', (audit_row_bytes.entry).db_role,
+           'login', (audit_row_bytes.entry).login,
+           'request_path', (audit_row_bytes.entry).request_path,
+           'request_id', (audit_row_bytes.entry).request_id,
+           'txid', (audit_row_bytes.entry).transaction_id::text,
+           'at', extract(epoch from (audit_row_bytes.entry).created_at))::text, 'UTF8');
+end;
+comment on function inventory.audit_row_bytes(inventory.audit_log) is 'Canonical, session-independent bytes of an audit row, hashed by the chain.';
 
 drop function inventory.audit_table(text);
 
@@ -322,6 +366,10 @@ begin
     cross join pg_catalog.unnest(i.indkey) with ordinality as k (attnum, n)
     join pg_catalog.pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
    where i.indrelid = pg_catalog.format('inventory.%I', audit_table.table_name)::regclass and i.indisprimary;
+  if coalesce(pg_catalog.cardinality(v_key), 0) not between 1 and 3 then
+    perform inventory.raise_error('INVALID_ARGUMENT', 'audited tables need a primary key of 1 to 3 columns',
+      pg_catalog.jsonb_build_object('argument', 'table_name', 'value', audit_table.table_name));
+  end if;
   execute pg_catalog.format(
     'create trigger %I after insert on inventory.%I referencing new table as new_rows
        for each statement execute function inventory.record_audit_inserts()',
@@ -336,8 +384,9 @@ begin
   if audit_table.audit_updates then
     execute pg_catalog.format(
       'create trigger %I after update on inventory.%I referencing old table as old_rows new table as new_rows
-         for each statement execute function inventory.record_audit_updates(%L)',
-      audit_table.table_name || '_audit_update', audit_table.table_name, v_key);
+         for each statement execute function inventory.record_audit_updates(%L, %L, %L)',
+      audit_table.table_name || '_audit_update', audit_table.table_name,
+      v_key[1], coalesce(v_key[2], ''), coalesce(v_key[3], ''));
     execute pg_catalog.format('alter table inventory.%I enable always trigger %I', audit_table.table_name,
                               audit_table.table_name || '_audit_update');
   end if;

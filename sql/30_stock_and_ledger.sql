@@ -92,30 +92,27 @@ comment on column inventory.ledger.hash is 'sha256(prev_hash || canonical bytes 
 
 -- Canonical bytes of a movement: independent of TimeZone and DateStyle.
 create function inventory.ledger_entry_bytes(entry inventory.ledger) returns bytea
-language plpgsql immutable
-set search_path = ''
-as $$
-  -- Fields in a fixed order, separated by a unit separator; texts of numbers, ids and jsonb are
-  -- canonical, and the time is an epoch number, so the bytes do not depend on session settings.
-  -- One expression, not a query: it runs under the stock level's row lock on every movement.
-begin
-  return pg_catalog.convert_to(pg_catalog.concat_ws(pg_catalog.chr(31),
-           ledger_entry_bytes.entry.movement_id, ledger_entry_bytes.entry.movement_type,
-           ledger_entry_bytes.entry.item_id, ledger_entry_bytes.entry.location_id,
-           ledger_entry_bytes.entry.on_hand_before, ledger_entry_bytes.entry.on_hand_delta,
-           ledger_entry_bytes.entry.on_hand_after, ledger_entry_bytes.entry.reserved_before,
-           ledger_entry_bytes.entry.reserved_delta, ledger_entry_bytes.entry.reserved_after,
-           pg_catalog.quote_nullable(ledger_entry_bytes.entry.actor),
-           pg_catalog.quote_nullable(ledger_entry_bytes.entry.reason),
-           pg_catalog.quote_nullable(ledger_entry_bytes.entry.reference),
-           pg_catalog.quote_nullable(ledger_entry_bytes.entry.idempotency_key),
-           coalesce(ledger_entry_bytes.entry.related_movement_id::text, 'null'),
-           coalesce(ledger_entry_bytes.entry.reservation_id::text, 'null'),
-           ledger_entry_bytes.entry.metadata,
-           extract(epoch from ledger_entry_bytes.entry.created_at),
-           ledger_entry_bytes.entry.transaction_id), 'UTF8');
-end
-$$;
+language sql stable parallel safe
+-- Fields in a fixed order, separated by a unit separator; texts of numbers, ids and jsonb are
+-- canonical, and the time is an epoch number, so the bytes do not depend on session settings.
+-- A SQL-standard body: the ledger trigger inlines it under the stock level's row lock.
+begin atomic
+  select pg_catalog.convert_to(pg_catalog.concat_ws(pg_catalog.chr(31),
+           (ledger_entry_bytes.entry).movement_id, (ledger_entry_bytes.entry).movement_type,
+           (ledger_entry_bytes.entry).item_id, (ledger_entry_bytes.entry).location_id,
+           (ledger_entry_bytes.entry).on_hand_before, (ledger_entry_bytes.entry).on_hand_delta,
+           (ledger_entry_bytes.entry).on_hand_after, (ledger_entry_bytes.entry).reserved_before,
+           (ledger_entry_bytes.entry).reserved_delta, (ledger_entry_bytes.entry).reserved_after,
+           pg_catalog.quote_nullable((ledger_entry_bytes.entry).actor),
+           pg_catalog.quote_nullable((ledger_entry_bytes.entry).reason),
+           pg_catalog.quote_nullable((ledger_entry_bytes.entry).reference),
+           pg_catalog.quote_nullable((ledger_entry_bytes.entry).idempotency_key),
+           coalesce((ledger_entry_bytes.entry).related_movement_id::text, 'null'),
+           coalesce((ledger_entry_bytes.entry).reservation_id::text, 'null'),
+           (ledger_entry_bytes.entry).metadata,
+           extract(epoch from (ledger_entry_bytes.entry).created_at),
+           (ledger_entry_bytes.entry).transaction_id), 'UTF8');
+end;
 comment on function inventory.ledger_entry_bytes(inventory.ledger) is 'Canonical, session-independent bytes of a movement, hashed by the per-level chain.';
 
 create function inventory.record_stock_movement() returns trigger

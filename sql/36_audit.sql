@@ -63,26 +63,22 @@ comment on column inventory.audit_chain.sealed_at is 'When the link was sealed.'
 -- Canonical bytes of an audit row: independent of TimeZone and DateStyle (times as epoch numbers,
 -- jsonb rendered by its own canonical output).
 create function inventory.audit_row_bytes(entry inventory.audit_log) returns bytea
-language plpgsql immutable
-set search_path = ''
-as $$
-begin
-  return (
-    select pg_catalog.convert_to(pg_catalog.jsonb_build_object(
-             'audit_id', (audit_row_bytes.entry).audit_id,
-             'table', (audit_row_bytes.entry).table_name,
-             'op', (audit_row_bytes.entry).operation,
-             'old', (audit_row_bytes.entry).old_row,
-             'new', (audit_row_bytes.entry).new_row,
-             'actor', (audit_row_bytes.entry).actor,
-             'db_role', (audit_row_bytes.entry).db_role,
-             'login', (audit_row_bytes.entry).login,
-             'request_path', (audit_row_bytes.entry).request_path,
-             'request_id', (audit_row_bytes.entry).request_id,
-             'txid', (audit_row_bytes.entry).transaction_id::text,
-             'at', extract(epoch from (audit_row_bytes.entry).created_at))::text, 'UTF8'));
-end
-$$;
+language sql stable parallel safe
+begin atomic
+  select pg_catalog.convert_to(pg_catalog.jsonb_build_object(
+           'audit_id', (audit_row_bytes.entry).audit_id,
+           'table', (audit_row_bytes.entry).table_name,
+           'op', (audit_row_bytes.entry).operation,
+           'old', (audit_row_bytes.entry).old_row,
+           'new', (audit_row_bytes.entry).new_row,
+           'actor', (audit_row_bytes.entry).actor,
+           'db_role', (audit_row_bytes.entry).db_role,
+           'login', (audit_row_bytes.entry).login,
+           'request_path', (audit_row_bytes.entry).request_path,
+           'request_id', (audit_row_bytes.entry).request_id,
+           'txid', (audit_row_bytes.entry).transaction_id::text,
+           'at', extract(epoch from (audit_row_bytes.entry).created_at))::text, 'UTF8');
+end;
 comment on function inventory.audit_row_bytes(inventory.audit_log) is 'Canonical, session-independent bytes of an audit row, hashed by the chain.';
 
 -- Who is changing rows, once per statement: the acting user, the database role, and under
@@ -137,8 +133,8 @@ end
 $$;
 comment on function inventory.record_audit_deletes() is 'Statement trigger: appends the deleted rows (transition table old_rows) to the audit log.';
 
--- Old and new versions are paired by the primary key, whose column names are the trigger's
--- argument (a text[] literal); a full join keeps a row whose key was changed (as two half-rows) rather than lose it.
+-- Old and new versions are paired by the primary key, whose (up to three) column names are the
+-- trigger's arguments, padded with '' (no such key); a full join keeps a row whose key was changed (as two half-rows) rather than lose it.
 -- old_row holds only the changed columns' old values: the full old row is the previous audit row
 -- of the same key, and half the bytes keep the write (and its WAL) small.
 create function inventory.record_audit_updates() returns trigger
@@ -156,8 +152,8 @@ begin
          -- offset 0 computes each row's jsonb once, not once per reference
          (select pg_catalog.to_jsonb(o) as j from old_rows o offset 0) o
          full join (select pg_catalog.to_jsonb(n) as j from new_rows n offset 0) n
-           on (select pg_catalog.array_agg(o.j -> k) from pg_catalog.unnest(tg_argv[0]::text[]) k)
-            = (select pg_catalog.array_agg(n.j -> k) from pg_catalog.unnest(tg_argv[0]::text[]) k);
+           on pg_catalog.jsonb_build_array(o.j -> tg_argv[0], o.j -> tg_argv[1], o.j -> tg_argv[2])
+            = pg_catalog.jsonb_build_array(n.j -> tg_argv[0], n.j -> tg_argv[1], n.j -> tg_argv[2]);
   return null;
 end
 $$;
@@ -198,6 +194,10 @@ begin
     cross join pg_catalog.unnest(i.indkey) with ordinality as k (attnum, n)
     join pg_catalog.pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
    where i.indrelid = pg_catalog.format('inventory.%I', audit_table.table_name)::regclass and i.indisprimary;
+  if coalesce(pg_catalog.cardinality(v_key), 0) not between 1 and 3 then
+    perform inventory.raise_error('INVALID_ARGUMENT', 'audited tables need a primary key of 1 to 3 columns',
+      pg_catalog.jsonb_build_object('argument', 'table_name', 'value', audit_table.table_name));
+  end if;
   execute pg_catalog.format(
     'create trigger %I after insert on inventory.%I referencing new table as new_rows
        for each statement execute function inventory.record_audit_inserts()',
@@ -212,8 +212,9 @@ begin
   if audit_table.audit_updates then
     execute pg_catalog.format(
       'create trigger %I after update on inventory.%I referencing old table as old_rows new table as new_rows
-         for each statement execute function inventory.record_audit_updates(%L)',
-      audit_table.table_name || '_audit_update', audit_table.table_name, v_key);
+         for each statement execute function inventory.record_audit_updates(%L, %L, %L)',
+      audit_table.table_name || '_audit_update', audit_table.table_name,
+      v_key[1], coalesce(v_key[2], ''), coalesce(v_key[3], ''));
     execute pg_catalog.format('alter table inventory.%I enable always trigger %I', audit_table.table_name,
                               audit_table.table_name || '_audit_update');
   end if;

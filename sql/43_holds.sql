@@ -162,6 +162,8 @@ create function inventory.expire_reservations(batch_size integer) returns intege
 language plpgsql volatile security definer
 set search_path = ''
 as $$
+declare
+  v_expired integer;
 begin
   perform inventory.authorize('scheduler');
   if expire_reservations.batch_size is null or expire_reservations.batch_size not between 1 and 100000 then
@@ -170,10 +172,12 @@ begin
   end if;
   -- A batch takes overdue holds level by level: the levels of the oldest overdue holds first, each
   -- with all its overdue holds in expiry order. So a batch locks, updates and writes a ledger row
-  -- for a few stock levels, not one per hold, and holds a concurrent reservation waits on are few.
-  -- Holds another sweeper has locked are skipped, not waited for.
-  return (
-    select inventory.expire_holds(pg_catalog.array_agg(d.reservation_id))
+  -- for a few stock levels, not one per hold, and few reservations wait on it. Levels are claimed
+  -- with SKIP LOCKED, so concurrent sweepers share the work level by level instead of queueing on
+  -- the same rows. This pass never waits for a lock; when it expires nothing, a rolled-back
+  -- subtransaction releases what it claimed before the fallback below waits for levels in key order.
+  begin
+    select inventory.expire_holds(pg_catalog.array_agg(d.reservation_id)) into v_expired
       from (select h.reservation_id
               from (select o.item_id, o.location_id, pg_catalog.min(o.expires_at) as first_due
                       from (select r.item_id, r.location_id, r.expires_at from inventory.reservations r
@@ -181,15 +185,37 @@ begin
                              order by r.expires_at
                              limit expire_reservations.batch_size) o
                      group by o.item_id, o.location_id
-                     order by first_due) l
+                     order by first_due, o.item_id, o.location_id) l
+             cross join lateral (
+                   select s.item_id, s.location_id from inventory.stock_levels s
+                    where s.item_id = l.item_id and s.location_id = l.location_id
+                      for update of s skip locked) lv
              cross join lateral (
                    select r.reservation_id from inventory.reservations r
-                    where r.item_id = l.item_id and r.location_id = l.location_id and r.status = 'ACTIVE'
+                    where r.item_id = lv.item_id and r.location_id = lv.location_id and r.status = 'ACTIVE'
                       and r.expires_at <= pg_catalog.now()
                     order by r.expires_at
                     limit expire_reservations.batch_size
                       for update of r skip locked) h
-             limit expire_reservations.batch_size) d);
+             limit expire_reservations.batch_size) d;
+    if v_expired = 0 then
+      raise sqlstate 'P0002';
+    end if;
+  exception when no_data_found then
+    v_expired := 0;
+  end;
+  if v_expired = 0 then
+    -- Nothing is overdue, or every level with overdue holds was locked just now (by reservations or
+    -- other sweepers): take the oldest overdue holds anyway and wait for their levels, so that 0
+    -- keeps meaning that nothing is overdue (apart from holds other sweepers are expiring).
+    select inventory.expire_holds(pg_catalog.array_agg(d.reservation_id)) into v_expired
+      from (select r.reservation_id from inventory.reservations r
+             where r.status = 'ACTIVE' and r.expires_at <= pg_catalog.now()
+             order by r.expires_at
+             limit expire_reservations.batch_size
+               for update skip locked) d;
+  end if;
+  return v_expired;
 end
 $$;
 comment on function inventory.expire_reservations(integer) is 'Implements inventory_api.expire_reservations.';
