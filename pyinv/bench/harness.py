@@ -59,6 +59,7 @@ class BenchConfig:
     flash_clients: int = FLASH_CLIENTS
     uniform_skus: int = 10_000  # W2, W5, W6 (smaller only in the test's minimal mode)
     quick: bool = False
+    reference_variants: bool = True  # B3a and Bfn on W1-W3 (--quick leaves them out to stay under 2 minutes)
     seed: int | None = None
     keep_database: bool = False
     progress: Callable[[str], None] = field(default=lambda message: print(message, file=sys.stderr, flush=True))
@@ -67,7 +68,7 @@ class BenchConfig:
     def quick_config(cls, **overrides: Any) -> BenchConfig:
         values: dict[str, Any] = {"workloads": ("W1", "W2", "W4", "W6"), "clients": (32,), "duration": 2.0,
                                   "repetitions": 3, "w6_backlog": 3000, "w6_repetitions": 1,
-                                  "scale_ledger_rows": 100_000, "quick": True}
+                                  "scale_ledger_rows": 100_000, "quick": True, "reference_variants": False}
         values.update({key: value for key, value in overrides.items() if value is not None})
         return cls(**values)
 
@@ -231,8 +232,8 @@ class Suite:
         specs: list[tuple[str, str, int]] = []
         for workload in self.config.workloads:
             if workload in THROUGHPUT_WORKLOADS:
-                specs += [(workload, variant, c) for variant in VARIANTS + REFERENCE_VARIANTS
-                          for c in self.config.clients]
+                variants = VARIANTS + (REFERENCE_VARIANTS if self.config.reference_variants else ())
+                specs += [(workload, variant, c) for variant in variants for c in self.config.clients]
             elif workload == "W4":
                 specs += [("W4", variant, self.config.flash_clients) for variant in VARIANTS]
             elif workload in ("W5", "W7"):
@@ -566,7 +567,8 @@ def _config_dict(config: BenchConfig) -> dict[str, Any]:
     return {"database": config.database, "workloads": list(config.workloads), "clients": list(config.clients),
             "duration_s": config.duration, "repetitions": config.repetitions, "w6_backlog": config.w6_backlog,
             "w6_repetitions": config.w6_repetitions or config.repetitions,
-            "scale_ledger_rows": config.scale_ledger_rows, "quick": config.quick, "seed": config.seed,
+            "scale_ledger_rows": config.scale_ledger_rows, "quick": config.quick,
+            "reference_variants": config.reference_variants, "seed": config.seed,
             "flash_units": FLASH_UNITS, "flash_clients": config.flash_clients,
             "w6_foreground_clients": W6_FOREGROUND_CLIENTS,
             "w7_skus": W7_SKUS, "uniform_skus": config.uniform_skus, "zipf_s": 1.01}
