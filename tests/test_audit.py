@@ -9,6 +9,8 @@ import threading
 import psycopg
 import pytest
 
+from helpers import raises_db_error
+
 from pyinv import Inventory
 
 
@@ -233,3 +235,10 @@ def test_an_open_writer_here_delays_sealing_until_it_ends(catalogue: Inventory, 
     unsealed = db.execute("select count(*) from inventory.audit_log a"
                           " where not exists (select from inventory.audit_chain c where c.audit_id = a.audit_id)")
     assert unsealed.fetchone() == (0,)
+
+
+def test_audit_table_refuses_a_key_it_cannot_pair_rows_by(db) -> None:
+    db.execute("create table inventory.wide_key (a int, b int, c int, d int, primary key (a, b, c, d))")
+    with raises_db_error(db, "22023", "INVALID_ARGUMENT"):
+        db.execute("select inventory.audit_table('wide_key')")
+    assert db.execute("select count(*) from pg_trigger where tgrelid = 'inventory.wide_key'::regclass").fetchone() == (0,)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 from helpers import raises_inventory_error, run_together
@@ -108,3 +109,66 @@ def test_concurrent_sweepers_release_each_hold_exactly_once(catalogue: Inventory
         " from inventory.ledger where movement_type = 'EXPIRE'").fetchone()
     assert expired_in_ledger == (600, 600)
     assert catalogue.stock_levels("A1")[0].reserved == 0
+
+
+def overdue_holds(db, catalogue: Inventory, holds: dict[str, list[int]]) -> dict[str, list[int]]:
+    """One 1-unit hold per entry, overdue by the given seconds; returns reservation ids per SKU."""
+    ids: dict[str, list[int]] = {}
+    for sku, ages in holds.items():
+        for age in ages:
+            hold = catalogue.reserve_stock(sku, 1, f"SO-{sku}-{age}")
+            db.execute("update inventory.reservations set expires_at = now() - make_interval(secs => %s)"
+                       " where reservation_id = %s", (age, hold.reservation_id))
+            ids.setdefault(sku, []).append(hold.reservation_id)
+    return ids
+
+
+def expired_ids(db) -> set[int]:
+    return {row[0] for row in db.execute("select reservation_id from inventory.reservations where status = 'EXPIRED'")}
+
+
+def test_a_sweep_batch_takes_whole_levels_in_order_of_their_oldest_hold(catalogue: Inventory, db) -> None:
+    ids = overdue_holds(db, catalogue, {"A1": [10, 8, 6], "B2": [9, 7]})
+    assert catalogue.expire_reservations(batch_size=3) == 3
+    # Not the three oldest holds (A1, B2, A1): all of A1's, whose hold is the oldest, in one movement.
+    assert expired_ids(db) == set(ids["A1"])
+    [movement] = [m for m in catalogue.movements(sku="A1") if m.movement_type == "EXPIRE"]
+    assert sorted(movement.metadata["reservation_ids"]) == sorted(ids["A1"])
+    assert catalogue.expire_reservations(batch_size=3) == 2
+    assert expired_ids(db) == set(ids["A1"]) | set(ids["B2"])
+
+
+def test_a_second_sweeper_skips_a_claimed_level_instead_of_waiting(catalogue: Inventory, db, connect) -> None:
+    ids = overdue_holds(db, catalogue, {"A1": [10, 8, 6, 4], "B2": [9, 7]})
+    first = connect(autocommit=False)
+    assert first.execute("select inventory_api.expire_reservations(batch_size => 3)").fetchone() == (3,)
+    second = connect(autocommit=True)
+    second.execute("set lock_timeout = '2s'")  # waiting for A1 would fail with 55P03
+    assert second.execute("select inventory_api.expire_reservations(batch_size => 3)").fetchone() == (2,)
+    first.commit()
+    assert expired_ids(db) == set(ids["A1"][:3]) | set(ids["B2"])
+    assert catalogue.expire_reservations(batch_size=3) == 1
+
+
+def test_a_sweeper_waits_for_a_busy_level_rather_than_report_nothing_overdue(catalogue: Inventory, db,
+                                                                            connect) -> None:
+    ids = overdue_holds(db, catalogue, {"A1": [10, 8]})
+    reserving = connect(autocommit=False)
+    reserving.execute("select inventory_api.reserve_stock(sku => 'A1', quantity => 1, order_ref => 'SO-BUSY')")
+    sweeping = connect(autocommit=True)
+    pid = sweeping.info.backend_pid
+    results: list[tuple] = []
+    sweeper = threading.Thread(target=lambda: results.append(
+        sweeping.execute("select inventory_api.expire_reservations(batch_size => 10)").fetchone()))
+    sweeper.start()
+    waiting = False
+    for _ in range(200):  # until the sweeper is queued behind the reservation's lock on A1
+        row = db.execute("select wait_event_type from pg_stat_activity where pid = %s", (pid,)).fetchone()
+        if waiting := (row is not None and row[0] == "Lock"):
+            break
+        sweeper.join(0.05)
+    reserving.commit()
+    sweeper.join()
+    assert waiting, results
+    assert results == [(2,)]
+    assert expired_ids(db) == set(ids["A1"])
