@@ -8,7 +8,6 @@ import threading
 
 import psycopg
 import pytest
-
 from helpers import raises_db_error
 
 from pyinv import Inventory
@@ -241,4 +240,5 @@ def test_audit_table_refuses_a_key_it_cannot_pair_rows_by(db) -> None:
     db.execute("create table inventory.wide_key (a int, b int, c int, d int, primary key (a, b, c, d))")
     with raises_db_error(db, "22023", "INVALID_ARGUMENT"):
         db.execute("select inventory.audit_table('wide_key')")
-    assert db.execute("select count(*) from pg_trigger where tgrelid = 'inventory.wide_key'::regclass").fetchone() == (0,)
+    triggers = db.execute("select count(*) from pg_trigger where tgrelid = 'inventory.wide_key'::regclass")
+    assert triggers.fetchone() == (0,)
