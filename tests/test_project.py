@@ -38,7 +38,7 @@ def test_the_installed_package_carries_sql_and_migrations() -> None:
 
 
 def test_python_code_passes_ruff() -> None:
-    folders = [name for name in ("pyinv", "tests", "bench") if (ROOT / name).is_dir()]
+    folders = [name for name in ("pyinv", "tests", "bench", "tools") if (ROOT / name).is_dir()]
     result = subprocess.run([sys.executable, "-m", "ruff", "check", *folders],
                             cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
