@@ -1,13 +1,16 @@
 """pyinv.Inventory: the one place in Python that calls the SQL API.
 
-Every method is one call of an inventory_api function (one round trip, its own transaction when the
-connection is in autocommit mode) with named arguments, exactly as psql or PostgREST would call it.
+Every method is one call of an inventory_api function with named arguments, exactly as psql or
+PostgREST would call it, in a transaction of its own: the statement itself on an autocommit
+connection; otherwise a transaction the call opens and ends (or a savepoint, when the caller has a
+transaction open), so that a refused call never leaves the connection in a failed transaction.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -19,10 +22,12 @@ from psycopg.types.json import Jsonb
 
 from .errors import translated
 from .models import (
+    ChainBreak,
     InvariantViolation,
     Item,
     Location,
     Movement,
+    ReasonCode,
     Reservation,
     ReservationChange,
     ReservationRow,
@@ -65,14 +70,28 @@ class Inventory:
 
     # -- the one place that talks to the database -------------------------------------------------
 
-    def _call(self, function: str, row_type: type[T], **arguments: Any) -> list[T]:
-        query = sql.SQL("select * from inventory_api.{}({})").format(
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """Translated errors, and the call's own transaction unless the connection autocommits."""
+        with translated():
+            if self.connection.autocommit:
+                yield
+            else:
+                with self.connection.transaction():
+                    yield
+
+    @staticmethod
+    def _call_sql(function: str, arguments: dict[str, Any], template: str) -> sql.Composed:
+        return sql.SQL(template).format(
             sql.Identifier(function),
             sql.SQL(", ").join(
                 sql.SQL("{} => {}").format(sql.Identifier(name), sql.Placeholder(name)) for name in arguments
             ),
         )
-        with translated(), self.connection.cursor(row_factory=class_row(row_type)) as cursor:
+
+    def _call(self, function: str, row_type: type[T], **arguments: Any) -> list[T]:
+        query = self._call_sql(function, arguments, "select * from inventory_api.{}({})")
+        with self._transaction(), self.connection.cursor(row_factory=class_row(row_type)) as cursor:
             cursor.execute(query, arguments)
             return cursor.fetchall()
 
@@ -80,13 +99,8 @@ class Inventory:
         return self._call(function, row_type, **arguments)[0]
 
     def _scalar(self, function: str, **arguments: Any) -> Any:
-        query = sql.SQL("select inventory_api.{}({})").format(
-            sql.Identifier(function),
-            sql.SQL(", ").join(
-                sql.SQL("{} => {}").format(sql.Identifier(name), sql.Placeholder(name)) for name in arguments
-            ),
-        )
-        with translated(), self.connection.cursor() as cursor:
+        query = self._call_sql(function, arguments, "select inventory_api.{}({})")
+        with self._transaction(), self.connection.cursor() as cursor:
             row = cursor.execute(query, arguments).fetchone()
             return row[0] if row else None
 
@@ -107,7 +121,7 @@ class Inventory:
                 query, descending, sql.Literal(limit), ascending)
         else:
             query += sql.SQL(" order by ") + ascending
-        with translated(), self.connection.cursor(row_factory=class_row(row_type)) as cursor:
+        with self._transaction(), self.connection.cursor(row_factory=class_row(row_type)) as cursor:
             cursor.execute(query, present)
             return cursor.fetchall()
 
@@ -145,7 +159,7 @@ class Inventory:
             for line in lines
         ]
         return self._call("reserve_order", Reservation, order_ref=order_ref,
-                          lines=Jsonb(payload, dumps=_dumps_decimal), expires_in=expires_in,
+                          lines=Jsonb(payload, dumps=exact_json), expires_in=expires_in,
                           idempotency_key=idempotency_key)
 
     def fulfill_order(self, order_ref: str, sku: str | None = None, quantity: Number | None = None,
@@ -173,8 +187,24 @@ class Inventory:
     def expire_reservations(self, batch_size: int = 1000) -> int:
         return int(self._scalar("expire_reservations", batch_size=batch_size))
 
-    def verify_inventory(self) -> list[InvariantViolation]:
-        return self._call("verify_inventory", InvariantViolation)
+    def verify_inventory(self, anchor: dict[str, Any] | None = None) -> list[InvariantViolation]:
+        """Every broken invariant (none: the books balance); with an anchor from audit_anchor(), also
+        every ledger rewrite or deletion the anchor covers."""
+        return self._call("verify_inventory", InvariantViolation, anchor=_jsonb(anchor))
+
+    def verify_audit_chain(self, anchor: dict[str, Any] | None = None) -> list[ChainBreak]:
+        """Problems of the audit chain (none: intact); with an anchor, also truncation or rewriting since."""
+        return self._call("verify_audit_chain", ChainBreak, anchor=_jsonb(anchor))
+
+    def seal_audit_log(self, batch_size: int = 10000) -> int | None:
+        """Seal up to batch_size audit rows; the number sealed, or None when another sealer is running."""
+        sealed = self._scalar("seal_audit_log", batch_size=batch_size)
+        return None if sealed is None else int(sealed)
+
+    def audit_anchor(self, wait_seconds: Number = 10) -> dict[str, Any]:
+        """The heads of the audit and ledger chains, to keep where the database cannot write. Needs a
+        READ COMMITTED transaction of its own (an autocommit connection, or the default level)."""
+        return dict(self._scalar("audit_anchor", wait_seconds=_quantity(wait_seconds)))
 
     # -- readers --------------------------------------------------------------------------------------
 
@@ -197,6 +227,16 @@ class Inventory:
                           reference=reference)
 
     # -- stock control: adjustments, counts, transfers, policies, alerts, bulk import ------------------
+
+    def reason_codes(self) -> list[ReasonCode]:
+        return self._view("reason_codes", ReasonCode, ("reason_code",))
+
+    def set_reason_code(self, code: str, requires_approval: bool, approval_threshold: Number,
+                        direction: str | None = None, description: str | None = None) -> ReasonCode:
+        """Create or change an adjustment reason (unscoped admins; audited)."""
+        return self._call_one("set_reason_code", ReasonCode, code=code, requires_approval=requires_approval,
+                              approval_threshold=_quantity(approval_threshold), direction=direction,
+                              description=description)
 
     def create_adjustment(self, sku: str, quantity_delta: Number, adjustment_type: str, reason_code: str,
                           location: str = "main", description: str | None = None,
@@ -275,7 +315,7 @@ class Inventory:
     def import_batch(self, kind: str, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         """One batch (at most 10000 rows) of `kind` items or policies: one call, one transaction."""
         function = {"items": "import_items", "policies": "import_stock_policies"}[kind]
-        return dict(self._scalar(function, rows=Jsonb(list(rows), dumps=_dumps_decimal)))
+        return dict(self._scalar(function, rows=Jsonb(list(rows), dumps=exact_json)))
 
     def import_csv(self, path: str | Any, kind: str | None = None, batch_size: int = 5000,
                    progress: Any = None) -> Any:
@@ -328,12 +368,18 @@ class Inventory:
                             seconds=round(time.perf_counter() - started, 3), rejected=tuple(rejected))
 
 
-def _dumps_decimal(value: Any) -> str:
-    def default(obj: Any) -> Any:
-        if isinstance(obj, Decimal):
-            if not obj.is_finite():
-                return str(obj)  # not a JSON number: the server answers INVALID_QUANTITY
-            return int(obj) if obj == obj.to_integral_value() else float(obj)
-        raise TypeError(f"cannot encode {type(obj).__name__} as JSON")
+def _jsonb(value: Any) -> Jsonb | None:
+    return None if value is None else Jsonb(value, dumps=exact_json)
 
-    return json.dumps(value, default=default)
+
+def exact_json(value: Any) -> str:
+    """JSON with Decimals written as the exact numbers they are (the json module would go through
+    float: Decimal('862478641446.5169') would arrive as 862478641446.5168). A non-finite Decimal is
+    written as a string, which the server refuses as INVALID_QUANTITY."""
+    if isinstance(value, Decimal):
+        return format(value, "f") if value.is_finite() else json.dumps(str(value))
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(str(key))}: {exact_json(item)}" for key, item in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(exact_json(item) for item in value) + "]"
+    return json.dumps(value)

@@ -165,6 +165,16 @@ class AlertNotFound(NotFound):
 
 CATALOGUE.update({cls.code: cls for cls in (SelfApprovalForbidden, InvalidState, AdjustmentNotFound, AlertNotFound)})
 
+class Busy(Retryable):
+    """Other transactions kept what the call needs busy for longer than it may wait (BUSY, 55P03)."""
+
+    code = "BUSY"
+    sqlstate = "55P03"
+    advice = "Other transactions are still running: retry in a moment."
+
+
+CATALOGUE[Busy.code] = Busy
+
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01", "55P03", "57014"})
 
 

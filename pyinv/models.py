@@ -81,6 +81,7 @@ class ReservationRow(Reservation):
 
     is_overdue: bool
     closed_at: datetime | None
+    quantity_returned: Decimal
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,29 @@ class InvariantViolation(Row):
     expected: Decimal | None
     actual: Decimal | None
     detail: str
+
+
+@dataclass(frozen=True)
+class ChainBreak(Row):
+    """A problem verify_audit_chain found: a broken link (seq set), a row left unsealed, or a
+    difference from an anchor."""
+
+    seq: int | None
+    audit_id: int | None
+    problem: str
+
+
+@dataclass(frozen=True)
+class ReasonCode(Row):
+    """A row of inventory_api.reason_codes."""
+
+    reason_code: str
+    description: str
+    requires_approval: bool
+    approval_threshold: Decimal
+    direction: str
+    updated_by: str
+    updated_at: datetime
 
 
 @dataclass(frozen=True)

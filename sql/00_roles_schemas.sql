@@ -7,7 +7,7 @@ declare
   v_role text;
 begin
   foreach v_role in array array['inventory_owner', 'inventory_viewer', 'inventory_operator',
-                                'inventory_admin', 'inventory_scheduler'] loop
+                                'inventory_admin', 'inventory_scheduler', 'inventory_user'] loop
     if not exists (select from pg_catalog.pg_roles r where r.rolname = v_role) then
       execute pg_catalog.format('create role %I nologin', v_role);
     end if;
@@ -41,6 +41,7 @@ comment on role inventory_viewer is 'pyinv: reads stock levels, reservations and
 comment on role inventory_operator is 'pyinv: runs the order lifecycle and receives stock.';
 comment on role inventory_admin is 'pyinv: manages the catalogue, locations and maintenance.';
 comment on role inventory_scheduler is 'pyinv: runs maintenance functions such as expire_reservations.';
+comment on role inventory_user is 'pyinv: may call the API and read its views, with only the business roles its user_roles rows give it (a login limited to some locations).';
 
 create schema inventory authorization inventory_owner;
 create schema inventory_api authorization inventory_owner;

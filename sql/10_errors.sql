@@ -26,7 +26,8 @@ insert into inventory.error_codes (code, sqlstate, description) values
   ('INVALID_QUANTITY', '22023', 'Quantities must be finite, greater than zero, at most 1e12, with at most 4 decimals.'),
   ('INVALID_ARGUMENT', '22023', 'An argument is missing, malformed or out of range; DETAIL names it.'),
   ('APPEND_ONLY', '42501', 'The ledger and audit log are append-only: rows cannot be updated, deleted or truncated.'),
-  ('PERMISSION_DENIED', '42501', 'The acting user lacks the business role (or location scope) this needs.');
+  ('PERMISSION_DENIED', '42501', 'The acting user lacks the business role (or location scope) this needs.'),
+  ('BUSY', '55P03', 'Other transactions kept what this needs busy for longer than it may wait; retry later.');
 
 -- Raises the catalogued error `code`. DETAIL is a JSON object of specifics for programs.
 create function inventory.raise_error(code text, message text, detail jsonb default null)
@@ -88,46 +89,61 @@ end
 $$;
 comment on function inventory.check_quantity(numeric, text) is 'Raises INVALID_QUANTITY unless the quantity is finite, > 0, <= 1e12 and has at most 4 decimals.';
 
--- Whether a free-text argument is 1..max_length printable characters without surrounding blanks.
--- Blanks include Unicode spaces and invisible format characters, so that no two references differ
--- only by something a person cannot see. A SQL-standard body, so callers on hot paths inline it.
+-- What is wrong with a free-text argument, or null when nothing is: it must be 1..max_length
+-- characters, in Unicode NFC, without control or invisible characters anywhere and without blanks
+-- around it, so that no two references (or names) differ only by something a person cannot see.
+-- Invisible: the format category (Cf: soft hyphen, zero-width and bidi controls, word joiner and
+-- invisible operators, tags...), the Hangul fillers and the other default-ignorable code points
+-- (combining grapheme joiner, variation selectors). A SQL-standard body, so callers inline it.
+create function inventory.text_problem(value text, max_length integer) returns text
+language sql immutable parallel safe
+begin atomic
+  select case
+    when text_problem.value is null then 'missing'
+    when pg_catalog.length(text_problem.value) not between 1 and text_problem.max_length then 'length'
+    when text_problem.value ~ '[[:cntrl:]\u00ad\u034f\u061c\u0600-\u0605\u06dd\u070f\u0890\u0891\u08e2\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u2028-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufffb\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e0fff]'
+      then 'invisible characters'
+    when text_problem.value ~ '^[\s\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]'
+      or text_problem.value ~ '[\s\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]$' then 'surrounding blanks'
+    when not (text_problem.value is nfc normalized) then 'not NFC'
+  end;
+end;
+comment on function inventory.text_problem(text, integer) is 'Why a free-text value is refused (missing, length, invisible characters, surrounding blanks, not NFC), or null.';
+
 create function inventory.text_is_valid(value text, max_length integer) returns boolean
 language sql immutable parallel safe
 begin atomic
-  select coalesce(pg_catalog.length(text_is_valid.value) between 1 and text_is_valid.max_length
-                  and text_is_valid.value !~ '^[\s\u00a0\u1680\u2000-\u200f\u2028-\u202f\u205f-\u2064\u3000\ufeff]'
-                  and text_is_valid.value !~ '[\s\u00a0\u1680\u2000-\u200f\u2028-\u202f\u205f-\u2064\u3000\ufeff]$'
-                  and text_is_valid.value !~ '[[:cntrl:]\u200b-\u200f\u2028\u2029\ufeff]', false);
+  select inventory.text_problem(text_is_valid.value, text_is_valid.max_length) is null;
 end;
-comment on function inventory.text_is_valid(text, integer) is 'Whether a text is 1..max_length printable characters without surrounding (Unicode) blanks.';
+comment on function inventory.text_is_valid(text, integer) is 'Whether a text is 1..max_length characters in NFC, with no control or invisible characters and no surrounding blanks.';
 
--- Validates a free-text argument (references, order numbers, reasons): present, trimmed, bounded,
--- printable. Returns it unchanged.
+-- Validates a free-text argument (references, order numbers, reasons): present (when required),
+-- bounded, visible, NFC. Returns it unchanged.
 create function inventory.check_text(value text, argument text, max_length integer default 200,
                                      required boolean default true)
 returns text
 language plpgsql stable
 set search_path = ''
 as $$
+declare
+  v_problem text := inventory.text_problem(check_text.value, check_text.max_length);
 begin
-  if check_text.value is null then
-    if check_text.required then
-      perform inventory.raise_error('INVALID_ARGUMENT',
-        pg_catalog.format('%s is required', check_text.argument),
-        pg_catalog.jsonb_build_object('argument', check_text.argument, 'problem', 'missing'));
-    end if;
-    return null;
+  if v_problem is null or (v_problem = 'missing' and not check_text.required) then
+    return check_text.value;
   end if;
-  if not inventory.text_is_valid(check_text.value, check_text.max_length) then
-    perform inventory.raise_error('INVALID_ARGUMENT',
-      pg_catalog.format('%s must be 1 to %s printable characters without surrounding spaces',
-                        check_text.argument, check_text.max_length),
-      pg_catalog.jsonb_build_object('argument', check_text.argument, 'problem', 'malformed'));
-  end if;
-  return check_text.value;
+  perform inventory.raise_error('INVALID_ARGUMENT',
+    case v_problem
+      when 'missing' then pg_catalog.format('%s is required', check_text.argument)
+      when 'not NFC' then pg_catalog.format('%s must be in Unicode normalization form NFC', check_text.argument)
+      else pg_catalog.format('%s must be 1 to %s visible characters without surrounding spaces',
+                             check_text.argument, check_text.max_length) end,
+    pg_catalog.jsonb_build_object('argument', check_text.argument,
+                                  'problem', case v_problem when 'missing' then 'missing' else 'malformed' end,
+                                  'reason', v_problem));
+  return null;
 end
 $$;
-comment on function inventory.check_text(text, text, integer, boolean) is 'Raises INVALID_ARGUMENT unless the text is present (when required), 1..max_length printable characters, trimmed.';
+comment on function inventory.check_text(text, text, integer, boolean) is 'Raises INVALID_ARGUMENT unless the text is present (when required), 1..max_length visible characters in NFC, trimmed.';
 
 create function inventory.check_unit_cost(unit_cost numeric) returns numeric
 language plpgsql stable

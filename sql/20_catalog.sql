@@ -4,14 +4,23 @@ create table inventory.settings (
   singleton boolean primary key default true,
   default_reservation_ttl interval default interval '24 hours',
   gateway_roles text[] not null default array['authenticator'],
+  audit_seal_max_lag interval not null default interval '1 hour',
   constraint settings_singleton_check check (singleton),
+  constraint settings_audit_seal_max_lag_check check (audit_seal_max_lag > interval '0'),
+  -- Days and time only, both positive: then now() + ttl lies after now and at most 366 days later,
+  -- whatever the month, and reserve_stock need not check it on every call.
   constraint settings_default_reservation_ttl_check
     check (default_reservation_ttl is null
-           or (default_reservation_ttl > interval '0' and default_reservation_ttl <= interval '366 days'))
+           or (default_reservation_ttl > interval '0' and default_reservation_ttl <= interval '366 days'
+               and extract(year from default_reservation_ttl) = 0 and extract(month from default_reservation_ttl) = 0
+               and extract(day from default_reservation_ttl) >= 0
+               and default_reservation_ttl - pg_catalog.make_interval(days => extract(day from default_reservation_ttl)::integer)
+                   >= interval '0'))
 );
 comment on table inventory.settings is 'Engine settings (one row).';
 comment on column inventory.settings.singleton is 'Always true: the table holds exactly one row.';
 comment on column inventory.settings.default_reservation_ttl is 'Lifetime of a hold when reserve_* is called without expires_in; null means holds do not expire by default.';
+comment on column inventory.settings.audit_seal_max_lag is 'verify_audit_chain reports committed audit rows older than this that are not sealed yet (a sealer that is not running).';
 comment on column inventory.settings.gateway_roles is 'Login roles (PostgREST''s authenticator) whose request.jwt.claims are trusted for the acting user.';
 insert into inventory.settings default values;
 
@@ -50,8 +59,7 @@ create table inventory.items (
   updated_at timestamptz not null default pg_catalog.now(),
   deleted_at timestamptz,
   constraint items_sku_format_check check (sku ~ '^[A-Za-z0-9][A-Za-z0-9._:/#+-]{0,63}$'),
-  constraint items_name_check
-    check (pg_catalog.length(name) between 1 and 200 and name = pg_catalog.btrim(name) and name !~ '[[:cntrl:]]'),
+  constraint items_name_check check (inventory.text_is_valid(name, 200)),
   constraint items_unit_of_measure_check check (unit_of_measure ~ '^[a-z][a-z0-9_]{0,19}$'),
   constraint items_unit_cost_check check (unit_cost >= 0 and unit_cost <> 'NaN'::numeric),
   constraint items_status_check check (status in ('active', 'on_hold', 'discontinued'))
@@ -76,8 +84,7 @@ create table inventory.locations (
   created_by text not null,
   created_at timestamptz not null default pg_catalog.now(),
   constraint locations_code_format_check check (code ~ '^[A-Za-z0-9][A-Za-z0-9._:/#+-]{0,63}$'),
-  constraint locations_name_check
-    check (pg_catalog.length(name) between 1 and 200 and name = pg_catalog.btrim(name) and name !~ '[[:cntrl:]]')
+  constraint locations_name_check check (inventory.text_is_valid(name, 200))
 );
 comment on table inventory.locations is 'Places stock is kept (warehouses, stores, bins).';
 comment on column inventory.locations.location_id is 'Surrogate key.';

@@ -3,9 +3,14 @@
 -- Identity: under PostgREST (the login is a trusted gateway role, `authenticator` by default) the
 -- acting user is the JWT subject from request.jwt.claims; any other login acts as itself, and
 -- claims it sets are ignored. Business roles: viewer < operator < admin, plus scheduler for
--- maintenance. A gateway user's roles come from user_roles; a direct login's roles come from its
--- membership in the inventory_* group roles, narrowed to the locations listed for it in user_roles
--- when it has rows there. service_role (Supabase) acts as an unscoped admin.
+-- maintenance. A user's grants are the union of two explicit sources, so that adding a grant can
+-- only add access and removing one can only remove it:
+--   * membership of a group role inventory_viewer / _operator / _admin / _scheduler: that role at
+--     every location (direct logins; service_role under PostgREST acts as an unscoped admin);
+--   * rows in user_roles (keyed by the JWT sub, or by the login name): that role at one location,
+--     or at every location when location_id is null.
+-- A login meant to act only where user_roles says is made a member of inventory_user, which carries
+-- the privileges to call the API and read its views but no business role of its own.
 
 create table inventory.user_roles (
   user_role_id bigint generated always as identity primary key,
@@ -62,30 +67,24 @@ set search_path = ''
 as $$
 declare
   v_db_role text := inventory.acting_db_role();
-  v_user text := inventory.current_actor();
 begin
   if inventory.is_gateway_session() then
     if v_db_role = 'service_role' then
       return query select 'admin'::text, null::bigint;
-    elsif v_db_role <> 'anon' and pg_catalog.current_setting('request.jwt.claims', true) <> '' then
-      return query select u.role, u.location_id from inventory.user_roles u where u.user_id = v_user;
+    elsif v_db_role <> 'anon' then
+      return query select u.role, u.location_id from inventory.user_roles u where u.user_id = inventory.current_actor();
     end if;
-    return;
-  end if;
-  if exists (select from inventory.user_roles u where u.user_id = v_user) then
-    return query
-      select u.role, u.location_id from inventory.user_roles u
-       where u.user_id = v_user
-         and pg_catalog.pg_has_role(v_db_role, 'inventory_' || u.role, 'USAGE');
     return;
   end if;
   return query
     select g.role, null::bigint
       from pg_catalog.unnest(array['viewer', 'operator', 'admin', 'scheduler']) as g (role)
-     where pg_catalog.pg_has_role(v_db_role, 'inventory_' || g.role, 'USAGE');
+     where pg_catalog.pg_has_role(v_db_role, 'inventory_' || g.role, 'USAGE')
+    union all
+    select u.role, u.location_id from inventory.user_roles u where u.user_id = session_user::text;
 end
 $$;
-comment on function inventory.current_grants() is 'Business roles of the caller with their location scope (null = all locations).';
+comment on function inventory.current_grants() is 'Business roles of the caller with their location scope (null = all locations): group memberships (unscoped) plus user_roles rows.';
 
 create function inventory.role_rank(role text) returns integer
 language sql immutable parallel safe
@@ -96,19 +95,21 @@ comment on function inventory.role_rank(text) is 'viewer 1 < operator 2 < admin 
 
 -- Whether the caller holds `required` (or a higher role) for the location (null = for every location,
 -- which only an unscoped grant satisfies). scheduler work is also allowed to unscoped admins.
--- This is on every call's path, so the common case (a direct login without user_roles rows) is one
--- index probe and one pg_has_role(): admin is a member of operator, operator of viewer.
+-- This is on every call's path, so the common case (a direct login that is a member of the group
+-- role) is answered by pg_has_role() alone: admin is a member of operator, operator of viewer.
 create function inventory.is_allowed(required text, location_id bigint default null) returns boolean
 language plpgsql stable security definer
 set search_path = ''
 as $$
 declare
-  v_db_role text := inventory.acting_db_role();
+  v_db_role text;
 begin
-  if not inventory.is_gateway_session()
-     and not exists (select from inventory.user_roles u where u.user_id = session_user::text) then
-    return pg_catalog.pg_has_role(v_db_role, 'inventory_' || is_allowed.required, 'USAGE')
-        or (is_allowed.required = 'scheduler' and pg_catalog.pg_has_role(v_db_role, 'inventory_admin', 'USAGE'));
+  if not inventory.is_gateway_session() then
+    v_db_role := inventory.acting_db_role();
+    if pg_catalog.pg_has_role(v_db_role, 'inventory_' || is_allowed.required, 'USAGE')
+       or (is_allowed.required = 'scheduler' and pg_catalog.pg_has_role(v_db_role, 'inventory_admin', 'USAGE')) then
+      return true;
+    end if;
   end if;
   return exists (
     select from inventory.current_grants() g
@@ -229,3 +230,58 @@ begin
 end
 $$;
 comment on function inventory.revoke_user_role(text, text, text) is 'Implements inventory_api.revoke_user_role.';
+
+-- Gives a database role the privileges to use the API without giving it a business role: USAGE on
+-- both schemas, SELECT on what viewers may read (the tables under row level security and the API
+-- views), EXECUTE on every function an admin may execute (maintenance too, when asked), and a place
+-- in every read policy. What the role's users may then do comes from inventory.current_grants().
+-- Run by the schema scripts as the owner, for inventory_user and, where they exist, PostgREST's roles
+-- (directly, since Supabase creates them NOINHERIT); re-run after every migration.
+create function inventory.grant_api_access(grantee text, maintenance boolean default false) returns void
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  v_object text;
+  v_policy record;
+begin
+  execute pg_catalog.format('grant usage on schema inventory, inventory_api to %I', grant_api_access.grantee);
+  for v_object in
+    select pg_catalog.format('%I.%I', n.nspname, c.relname)
+      from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+     where n.nspname in ('inventory', 'inventory_api') and c.relkind in ('r', 'v', 'm', 'p')
+       and pg_catalog.has_table_privilege('inventory_viewer', c.oid, 'SELECT')
+  loop
+    execute pg_catalog.format('grant select on %s to %I', v_object, grant_api_access.grantee);
+  end loop;
+  for v_object in
+    select p.oid::regprocedure::text from pg_catalog.pg_proc p
+     where p.pronamespace in ('inventory'::regnamespace, 'inventory_api'::regnamespace)
+       and (pg_catalog.has_function_privilege('inventory_admin', p.oid, 'EXECUTE')
+            or pg_catalog.has_function_privilege('inventory_viewer', p.oid, 'EXECUTE'))
+       and (grant_api_access.maintenance
+            or not pg_catalog.has_function_privilege('inventory_scheduler', p.oid, 'EXECUTE'))
+  loop
+    execute pg_catalog.format('grant execute on function %s to %I', v_object, grant_api_access.grantee);
+  end loop;
+  if grant_api_access.maintenance then
+    for v_object in
+      select p.oid::regprocedure::text from pg_catalog.pg_proc p
+       where p.pronamespace in ('inventory'::regnamespace, 'inventory_api'::regnamespace)
+         and pg_catalog.has_function_privilege('inventory_scheduler', p.oid, 'EXECUTE')
+    loop
+      execute pg_catalog.format('grant execute on function %s to %I', v_object, grant_api_access.grantee);
+    end loop;
+  end if;
+  for v_policy in
+    select p.policyname, p.tablename, p.roles from pg_catalog.pg_policies p
+     where p.schemaname = 'inventory' and 'inventory_viewer' = any (p.roles)
+       and not grant_api_access.grantee = any (p.roles::text[])
+  loop
+    execute pg_catalog.format('alter policy %I on inventory.%I to %s', v_policy.policyname, v_policy.tablename,
+      (select pg_catalog.string_agg(pg_catalog.quote_ident(r), ', ')
+         from pg_catalog.unnest(v_policy.roles::text[] || grant_api_access.grantee) r));
+  end loop;
+end
+$$;
+comment on function inventory.grant_api_access(text, boolean) is 'Grants a role the privileges to use the API (schemas, readable tables and views, API functions, read policies) without a business role; used by the schema scripts.';

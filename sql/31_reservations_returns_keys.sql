@@ -16,8 +16,11 @@ create table inventory.reservations (
   created_by text not null,
   created_at timestamptz not null default pg_catalog.now(),
   closed_at timestamptz,
+  quantity_returned numeric(19, 4) not null default 0,
   constraint reservations_quantity_check check (quantity > 0 and quantity <> 'NaN'::numeric),
   constraint reservations_quantity_fulfilled_check check (quantity_fulfilled >= 0 and quantity_fulfilled <= quantity),
+  constraint reservations_quantity_returned_check
+    check (quantity_returned >= 0 and quantity_returned <= quantity_fulfilled),
   constraint reservations_status_check check (status in ('ACTIVE', 'FULFILLED', 'CANCELLED', 'EXPIRED')),
   constraint reservations_closed_at_check check ((status = 'ACTIVE') = (closed_at is null)),
   constraint reservations_fulfilled_check check (status <> 'FULFILLED' or quantity_fulfilled = quantity)
@@ -33,6 +36,7 @@ comment on column inventory.reservations.item_id is 'The item held.';
 comment on column inventory.reservations.location_id is 'Where it is held.';
 comment on column inventory.reservations.quantity is 'Units held when the hold was made.';
 comment on column inventory.reservations.quantity_fulfilled is 'Units shipped from this hold so far.';
+comment on column inventory.reservations.quantity_returned is 'Units of this hold''s shipment that came back (process_return). Kept on the hold, which every return updates, so two concurrent returns of one shipment conflict at any isolation level.';
 comment on column inventory.reservations.status is 'ACTIVE, FULFILLED, CANCELLED or EXPIRED.';
 comment on column inventory.reservations.expires_at is 'When the hold lapses; null = never. An overdue hold stops counting at once, before the sweeper runs.';
 comment on column inventory.reservations.created_by is 'Acting user who made the hold.';

@@ -1,7 +1,8 @@
 -- Receiving stock.
 
 -- Adds to on_hand of one level, creating the level (empty) on first use; the ledger trigger records
--- the movement described by `movement`.
+-- the movement described by `movement`. on_hand is numeric(19, 4): the bound is part of the
+-- conditional UPDATE, so concurrent receipts cannot together overflow it between a check and the write.
 create function inventory.add_on_hand(item_id bigint, location_id bigint, quantity numeric, movement jsonb)
 returns inventory.stock_levels
 language plpgsql volatile
@@ -10,32 +11,29 @@ as $$
 declare
   v_level inventory.stock_levels;
 begin
-  -- on_hand is numeric(19, 4): refuse, with a catalogued error, a receipt that would not fit.
-  if exists (select from inventory.stock_levels s
-              where s.item_id = add_on_hand.item_id and s.location_id = add_on_hand.location_id
-                and s.on_hand + add_on_hand.quantity >= 1000000000000000) then
-    perform inventory.raise_error('INVALID_QUANTITY',
-      'on hand would exceed the largest quantity a stock level holds (1e15)',
-      pg_catalog.jsonb_build_object('argument', 'quantity', 'value', add_on_hand.quantity::text,
-                                    'problem', 'on_hand would overflow'));
-  end if;
-  update inventory.stock_levels s
-     set on_hand = s.on_hand + add_on_hand.quantity, pending_movement = add_on_hand.movement
-   where s.item_id = add_on_hand.item_id and s.location_id = add_on_hand.location_id
-  returning * into v_level;
-  if not found then
-    insert into inventory.stock_levels (item_id, location_id)
-    values (add_on_hand.item_id, add_on_hand.location_id)
-    on conflict do nothing;
+  for attempt in 1 .. 2 loop
     update inventory.stock_levels s
        set on_hand = s.on_hand + add_on_hand.quantity, pending_movement = add_on_hand.movement
      where s.item_id = add_on_hand.item_id and s.location_id = add_on_hand.location_id
+       and s.on_hand + add_on_hand.quantity < 1000000000000000
     returning * into v_level;
-  end if;
-  return v_level;
+    if found then
+      return v_level;
+    end if;
+    exit when attempt = 2 or exists (select from inventory.stock_levels s
+                                      where s.item_id = add_on_hand.item_id and s.location_id = add_on_hand.location_id);
+    insert into inventory.stock_levels (item_id, location_id)
+    values (add_on_hand.item_id, add_on_hand.location_id)
+    on conflict do nothing;
+  end loop;
+  perform inventory.raise_error('INVALID_QUANTITY',
+    'on hand would exceed the largest quantity a stock level holds (1e15)',
+    pg_catalog.jsonb_build_object('argument', 'quantity', 'value', add_on_hand.quantity::text,
+                                  'problem', 'on_hand would overflow'));
+  return null;
 end
 $$;
-comment on function inventory.add_on_hand(bigint, bigint, numeric, jsonb) is 'Adds units on hand at one level (created empty on first use), recording the described movement.';
+comment on function inventory.add_on_hand(bigint, bigint, numeric, jsonb) is 'Adds units on hand at one level (created empty on first use), recording the described movement; INVALID_QUANTITY when on_hand would pass 1e15.';
 
 create function inventory.receive_stock(sku text, quantity numeric, location text, reference text,
                                         unit_cost numeric, idempotency_key text)

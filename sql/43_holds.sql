@@ -1,31 +1,56 @@
 -- Resolving holds: shipping, releasing and expiring them, shared by fulfil, cancel and the sweeper.
 --
 -- Lock order, everywhere: holds first (one statement), then stock levels by (item_id, location_id).
--- Reservations of new holds need no lock. Following this order, no two pyinv calls can deadlock.
+-- A function may wait for a hold's lock only while it holds no stock level; once it holds one, it
+-- takes holds only with SKIP LOCKED (lazy expiry), which never waits, and further levels only in
+-- key order. New holds need no lock. Following this order, no two pyinv calls can deadlock
+-- (tests/test_lock_order.py steps every pair through its interleavings).
 
 create type inventory.hold_move as (
   reservation_id bigint, item_id bigint, location_id bigint, movement_type text, quantity numeric);
 comment on type inventory.hold_move is 'One change to one hold: SHIP, RELEASE or EXPIRE of quantity units.';
 
--- When a hold made now with `expires_in` lapses (the configured default when null).
+-- When a hold made now with `expires_in` lapses (the configured default when null). The limits apply
+-- to the resulting time, not to the interval: '1 mon -29 days -23 hours' compares as positive but
+-- lands in the past in February, and '12 mons 6 days' compares as 366 days but is 371.
 create function inventory.hold_expiry(expires_in interval) returns timestamptz
 language plpgsql stable
 set search_path = ''
 as $$
+declare
+  v_expires_at timestamptz;
 begin
   if hold_expiry.expires_in is null then
     return pg_catalog.now() + (select s.default_reservation_ttl from inventory.settings s);
   end if;
-  if hold_expiry.expires_in <= interval '0' or hold_expiry.expires_in > interval '366 days' then
+  -- A nominal bound first, so that the addition below cannot overflow.
+  if hold_expiry.expires_in between interval '-400 days' and interval '400 days' then
+    v_expires_at := pg_catalog.now() + hold_expiry.expires_in;
+  end if;
+  if v_expires_at is null or v_expires_at <= pg_catalog.now()
+     or v_expires_at > pg_catalog.now() + interval '366 days' then
     perform inventory.raise_error('INVALID_ARGUMENT',
-      'expires_in must be greater than 0 and at most 366 days',
+      'expires_in must make the hold lapse after now and at most 366 days from now',
       pg_catalog.jsonb_build_object('argument', 'expires_in', 'problem', 'out of range',
                                     'value', hold_expiry.expires_in::text));
   end if;
-  return pg_catalog.now() + hold_expiry.expires_in;
+  return v_expires_at;
 end
 $$;
-comment on function inventory.hold_expiry(interval) is 'Expiry time of a hold made now; the configured default TTL when expires_in is null.';
+comment on function inventory.hold_expiry(interval) is 'Expiry time of a hold made now: after now and at most 366 days later (INVALID_ARGUMENT otherwise); the configured default TTL when expires_in is null.';
+
+-- The same interval in the same words whatever the session's IntervalStyle: idempotency keys compare
+-- the arguments of a retry with these, so a retry from a differently configured connection matches.
+create function inventory.interval_key(value interval) returns text
+language sql immutable parallel safe
+begin atomic
+  select pg_catalog.format('%s months %s days %s seconds',
+           extract(year from interval_key.value) * 12 + extract(month from interval_key.value),
+           extract(day from interval_key.value),
+           extract(hour from interval_key.value) * 3600 + extract(minute from interval_key.value) * 60
+             + extract(second from interval_key.value));
+end;
+comment on function inventory.interval_key(interval) is 'Canonical text of an interval (months, days, seconds), independent of IntervalStyle.';
 
 -- Applies hold moves set-wise: updates the holds, then every affected stock level once per
 -- movement type, locking the levels in the global order first. The ledger gets one row per level

@@ -112,7 +112,7 @@ begin
     v_replay := inventory.claim_idempotency_key(reserve_stock.idempotency_key, 'reserve_stock',
       pg_catalog.jsonb_build_object('sku', reserve_stock.sku, 'quantity', reserve_stock.quantity,
         'order_ref', reserve_stock.order_ref, 'location', reserve_stock.location,
-        'expires_in', reserve_stock.expires_in::text),
+        'expires_in', inventory.interval_key(reserve_stock.expires_in)),
       pg_catalog.to_jsonb(v_result));
     if v_replay is not null then
       return pg_catalog.jsonb_populate_record(null::inventory_api.reservation, v_replay);
@@ -187,13 +187,15 @@ begin
    where case when pg_catalog.jsonb_typeof(e.line) <> 'object' then true
               else pg_catalog.jsonb_typeof(e.line -> 'sku') is distinct from 'string'
                 or pg_catalog.jsonb_typeof(e.line -> 'location') not in ('string', 'null')
+                or inventory.text_problem(e.line ->> 'sku', 64) is not null
+                or inventory.text_problem(coalesce(e.line ->> 'location', 'main'), 64) is not null
                 or exists (select from pg_catalog.jsonb_object_keys(e.line) k
                             where k not in ('sku', 'quantity', 'location'))
          end
    order by e.n limit 1;
   if found then
     perform inventory.raise_error('INVALID_ARGUMENT',
-      pg_catalog.format('lines[%s] must be an object with a string "sku", a "quantity" and an optional string "location"',
+      pg_catalog.format('lines[%s] must be an object with a string "sku", a "quantity" and an optional string "location" (visible characters, NFC)',
                         v_bad.n - 1),
       pg_catalog.jsonb_build_object('argument', pg_catalog.format('lines[%s]', v_bad.n - 1), 'problem', 'malformed'));
   end if;
@@ -273,7 +275,7 @@ begin
   if reserve_order.idempotency_key is not null then
     v_replay := inventory.claim_idempotency_key(reserve_order.idempotency_key, 'reserve_order',
       pg_catalog.jsonb_build_object('order_ref', reserve_order.order_ref, 'lines', reserve_order.lines,
-                                    'expires_in', reserve_order.expires_in::text),
+                                    'expires_in', inventory.interval_key(reserve_order.expires_in)),
       pg_catalog.to_jsonb(v_result));
     if v_replay is not null then
       return query select * from pg_catalog.jsonb_populate_recordset(null::inventory_api.reservation, v_replay);

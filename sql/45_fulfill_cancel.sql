@@ -1,14 +1,24 @@
 -- Shipping and cancelling the holds of an order.
 
+-- Rebuilds the stored result of a fulfil or cancel call for an idempotent replay, after checking that
+-- the caller may act at every location the original call touched: a replay must not hand another
+-- location's result to a user scoped elsewhere.
 create function inventory.replay_reservation_changes(response jsonb)
 returns setof inventory_api.reservation_change
-language sql stable
+language plpgsql stable
 set search_path = ''
 as $$
-  select * from pg_catalog.jsonb_populate_recordset(null::inventory_api.reservation_change,
-                                                    replay_reservation_changes.response)
+begin
+  perform inventory.authorize_locations('operator', array(
+    select l.location_id
+      from pg_catalog.jsonb_populate_recordset(null::inventory_api.reservation_change,
+                                               replay_reservation_changes.response) c
+      join inventory.locations l on l.code = c.location));
+  return query select * from pg_catalog.jsonb_populate_recordset(null::inventory_api.reservation_change,
+                                                                 replay_reservation_changes.response);
+end
 $$;
-comment on function inventory.replay_reservation_changes(jsonb) is 'Rebuilds the stored result of a fulfil or cancel call for an idempotent replay.';
+comment on function inventory.replay_reservation_changes(jsonb) is 'Authorises the caller at the locations of a stored fulfil or cancel result, then rebuilds it for an idempotent replay.';
 
 -- Finishes a fulfil or cancel call: applies the moves, stores the response under the key, returns it.
 create function inventory.finish_hold_moves(moves inventory.hold_move[], order_ref text, idempotency_key text)

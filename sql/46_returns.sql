@@ -9,7 +9,8 @@ as $$
 declare
   v_item_id bigint;
   v_location_id bigint;
-  v_holds bigint;
+  v_holds bigint[];
+  v_shipped_from bigint[];
   v_shipped numeric;
   v_returned numeric;
   v_movement_id bigint;
@@ -37,18 +38,25 @@ begin
     end if;
   end if;
 
-  -- Locking the order's holds of this item serialises concurrent returns against one shipped total.
-  select pg_catalog.count(*), coalesce(pg_catalog.sum(h.quantity_fulfilled), 0) into v_holds, v_shipped
-    from (select r.quantity_fulfilled from inventory.reservations r
-           where r.order_ref = process_return.order_ref and r.item_id = v_item_id
-             for update) h;
-  if v_holds = 0 then
+  -- The return is counted on the order's holds of this item, which it locks and updates: under
+  -- READ COMMITTED a concurrent return of the same shipment is re-read after it commits, under
+  -- REPEATABLE READ and SERIALIZABLE it is a serialization failure (40001, retry). The caller must
+  -- operate where the units were shipped from as well: a return consumes that shipment.
+  select pg_catalog.array_agg(r.reservation_id order by r.reservation_id),
+         pg_catalog.array_agg(distinct r.location_id),
+         coalesce(pg_catalog.sum(r.quantity_fulfilled), 0), coalesce(pg_catalog.sum(r.quantity_returned), 0)
+    into v_holds, v_shipped_from, v_shipped, v_returned
+    from (select h.reservation_id, h.location_id, h.quantity_fulfilled, h.quantity_returned
+            from inventory.reservations h
+           where h.order_ref = process_return.order_ref and h.item_id = v_item_id
+           order by h.reservation_id
+             for update) r;
+  if v_holds is null then
     perform inventory.raise_error('NO_RESERVATION',
       pg_catalog.format('order %s never held %s', process_return.order_ref, process_return.sku),
       pg_catalog.jsonb_build_object('order_ref', process_return.order_ref, 'sku', process_return.sku));
   end if;
-  select coalesce(pg_catalog.sum(t.quantity), 0) into v_returned
-    from inventory.returns t where t.order_ref = process_return.order_ref and t.item_id = v_item_id;
+  perform inventory.authorize_locations('operator', v_shipped_from);
   if process_return.quantity > v_shipped - v_returned then
     perform inventory.raise_error('QUANTITY_MISMATCH',
       pg_catalog.format('order %s shipped %s and returned %s of %s; cannot return %s more',
@@ -56,6 +64,17 @@ begin
       pg_catalog.jsonb_build_object('order_ref', process_return.order_ref, 'sku', process_return.sku,
         'requested', process_return.quantity, 'shipped', v_shipped, 'returned', v_returned));
   end if;
+  -- First shipped, first returned.
+  update inventory.reservations r
+     set quantity_returned = r.quantity_returned + t.take
+    from (select h.reservation_id,
+                 least(h.quantity_fulfilled - h.quantity_returned,
+                       greatest(process_return.quantity - coalesce(pg_catalog.sum(h.quantity_fulfilled - h.quantity_returned)
+                                  over (order by h.reservation_id rows between unbounded preceding and 1 preceding), 0),
+                                0)) as take
+            from inventory.reservations h
+           where h.reservation_id = any (v_holds)) t
+   where r.reservation_id = t.reservation_id and t.take > 0;
 
   if process_return.restock then
     perform inventory.add_on_hand(v_item_id, v_location_id, process_return.quantity,

@@ -63,8 +63,8 @@ as $$
            pg_catalog.row_number() over (partition by g.item_id, g.location_id order by g.movement_id desc) as from_end
       from inventory.ledger g
     window w as (partition by g.item_id, g.location_id order by g.movement_id)
-  ), shipped as (
-    select r.order_ref, r.item_id, pg_catalog.sum(r.quantity_fulfilled) as quantity
+  ), counted_returns as (
+    select r.order_ref, r.item_id, pg_catalog.sum(r.quantity_returned) as quantity
       from inventory.reservations r group by r.order_ref, r.item_id
   ), returned as (
     select t.order_ref, t.item_id, pg_catalog.sum(t.quantity) as quantity
@@ -121,23 +121,28 @@ as $$
     left join chain c on c.item_id = v.item_id and c.location_id = v.location_id and c.from_end = 1
    where v.ledger_hash is distinct from c.hash
   union all
-  select 'returns_within_shipped', i.sku, null, s.quantity, t.quantity,
-         pg_catalog.format('order %s returned more than it shipped', t.order_ref)
+  select 'returns_equal_holds', i.sku, null, coalesce(c.quantity, 0), coalesce(t.quantity, 0),
+         pg_catalog.format('returns recorded for order %s differ from the returned quantity of its holds',
+                           coalesce(t.order_ref, c.order_ref))
     from returned t
-    left join shipped s using (order_ref, item_id)
-    join inventory.items i on i.item_id = t.item_id
-   where t.quantity > coalesce(s.quantity, 0)
+    full join counted_returns c using (order_ref, item_id)
+    join inventory.items i on i.item_id = coalesce(t.item_id, c.item_id)
+   where coalesce(t.quantity, 0) <> coalesce(c.quantity, 0)
 $$;
 comment on function inventory.inventory_violations() is 'Every broken invariant of the stock books (internal, unfiltered).';
 
-create function inventory.verify_inventory()
+create function inventory.verify_inventory(anchor jsonb)
 returns setof inventory_api.invariant_violation
 language plpgsql stable security definer
 set search_path = ''
 as $$
 begin
   perform inventory.authorize('viewer');
-  return query select * from inventory.inventory_violations();
+  return query
+    select * from inventory.inventory_violations()
+    union all
+    select 'ledger_matches_anchor', null::text, p.location, null::numeric, null::numeric, p.problem
+      from inventory.anchor_problems(verify_inventory.anchor, 'ledger') p;
 end
 $$;
-comment on function inventory.verify_inventory() is 'Implements inventory_api.verify_inventory.';
+comment on function inventory.verify_inventory(jsonb) is 'Implements inventory_api.verify_inventory.';

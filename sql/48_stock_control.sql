@@ -1,9 +1,10 @@
 -- Stock control: reason codes, adjustments with approval, cycle counts, transfers between
 -- locations, stock policies and real-time reorder alerts.
 --
--- Lock order (extends the rule of 43_holds.sql): adjustment rows first, then holds, then stock levels
--- by (item_id, location_id), then reorder alerts. Every function below follows it, so none of them
--- can deadlock with each other or with the order lifecycle.
+-- Lock order (extends the rule of 43_holds.sql): holds, then stock levels by (item_id, location_id),
+-- then adjustment rows, then reorder alerts; holds are never waited for while a level is held (lazy
+-- expiry skips locked holds). Every function below follows it, so none of them can deadlock
+-- with each other or with the order lifecycle.
 --
 -- Cycle counts racing with stock movement: a count is compared with on_hand while the level's row
 -- is locked, so the difference is exact for that instant. A difference that needs approval is
@@ -26,28 +27,47 @@ create table inventory.reason_codes (
   description text not null,
   requires_approval boolean not null,
   approval_threshold numeric(19, 4) not null default 0,
+  direction text not null,
+  updated_by text not null default 'pyinv',
+  updated_at timestamptz not null default pg_catalog.now(),
   constraint reason_codes_code_format_check check (reason_code ~ '^[a-z][a-z0-9_]{0,39}$'),
+  constraint reason_codes_direction_check check (direction in ('add', 'remove', 'both')),
   constraint reason_codes_approval_threshold_check
-    check (approval_threshold >= 0 and approval_threshold <> 'NaN'::numeric)
+    check (approval_threshold >= 0 and approval_threshold <= 1000000000000 and approval_threshold <> 'NaN'::numeric)
 );
-comment on table inventory.reason_codes is 'Why stock is adjusted, and whether (above which absolute quantity) an adjustment with this reason needs an admin''s approval.';
+comment on table inventory.reason_codes is 'Why stock is adjusted, which way a reason may move it, and above which absolute quantity an adjustment with it needs an admin''s approval.';
 comment on column inventory.reason_codes.reason_code is 'Machine-readable reason (received, damaged, theft, ...).';
 comment on column inventory.reason_codes.description is 'What the reason means.';
-comment on column inventory.reason_codes.requires_approval is 'Whether adjustments with this reason may need approval at all.';
-comment on column inventory.reason_codes.approval_threshold is 'Approval is needed when requires_approval and |quantity_delta| > approval_threshold (0: always).';
+comment on column inventory.reason_codes.direction is 'add (only increases on_hand), remove (only decreases it) or both.';
+comment on column inventory.reason_codes.requires_approval is 'Whether additions with this reason above the threshold need approval; removals above the threshold always do.';
+comment on column inventory.reason_codes.approval_threshold is 'Approval is needed when |quantity_delta| > approval_threshold and the adjustment removes stock or requires_approval is set (0: always).';
+comment on column inventory.reason_codes.updated_by is 'Admin who last set the reason (set_reason_code), or pyinv for the seeded ones.';
+comment on column inventory.reason_codes.updated_at is 'When the reason was last set.';
 
-insert into inventory.reason_codes (reason_code, description, requires_approval, approval_threshold) values
-  ('received', 'Stock received outside a purchase order', false, 0),
-  ('correction', 'Correction of a booking error', true, 10),
-  ('cycle_count', 'Difference found by a cycle count', true, 10),
-  ('damaged', 'Damaged goods', true, 5),
-  ('shrinkage', 'Unexplained loss', true, 0),
-  ('theft', 'Stolen goods', true, 0),
-  ('expired', 'Past its expiry date', true, 20),
-  ('promotion', 'Given away in a promotion', true, 10),
-  ('restock', 'Put back on the shelf', false, 0),
-  ('quality_control', 'Removed or returned by quality control', true, 10),
-  ('other', 'Anything else (describe it)', true, 0);
+insert into inventory.reason_codes (reason_code, description, direction, requires_approval, approval_threshold) values
+  ('received', 'Stock received outside a purchase order', 'add', false, 0),
+  ('restock', 'Put back on the shelf', 'add', false, 0),
+  ('found', 'Units found that the books did not know of', 'add', true, 10),
+  ('correction', 'Correction of a booking error', 'both', true, 10),
+  ('cycle_count', 'Difference found by a cycle count', 'both', true, 10),
+  ('damaged', 'Damaged goods', 'remove', true, 5),
+  ('shrinkage', 'Unexplained loss', 'remove', true, 0),
+  ('theft', 'Stolen goods', 'remove', true, 0),
+  ('expired', 'Past its expiry date', 'remove', true, 20),
+  ('promotion', 'Given away in a promotion', 'remove', true, 10),
+  ('quality_control', 'Removed or returned by quality control', 'both', true, 10),
+  ('other', 'Anything else (describe it)', 'both', true, 0);
+
+-- The approval rule, in one place: an adjustment needs an admin's approval when it moves more than
+-- the reason's threshold and it removes stock (whatever the reason) or the reason asks for approval.
+create function inventory.adjustment_needs_approval(reason inventory.reason_codes, quantity_delta numeric)
+returns boolean
+language sql immutable parallel safe
+begin atomic
+  select pg_catalog.abs(adjustment_needs_approval.quantity_delta) > (adjustment_needs_approval.reason).approval_threshold
+         and (adjustment_needs_approval.quantity_delta < 0 or (adjustment_needs_approval.reason).requires_approval);
+end;
+comment on function inventory.adjustment_needs_approval(inventory.reason_codes, numeric) is 'Whether an adjustment of quantity_delta with this reason needs approval: above the threshold, every removal and additions of reasons that require approval.';
 
 -- Who last counted a level, and when (set by record_count).
 alter table inventory.stock_levels
@@ -340,6 +360,71 @@ comment on function inventory.apply_on_hand_delta(bigint, bigint, numeric, jsonb
 
 -- -- adjustments -------------------------------------------------------------------------------------
 
+-- Creates or changes a reason code (unscoped admins). Every change is audited (reason_codes is an
+-- audited table). Returns the code.
+create function inventory.set_reason_code(code text, requires_approval boolean, approval_threshold numeric,
+                                          direction text, description text)
+returns text
+language plpgsql volatile security definer
+set search_path = ''
+as $$
+declare
+  v_existing inventory.reason_codes;
+begin
+  perform inventory.authorize('admin');
+  if set_reason_code.code is null or set_reason_code.code !~ '^[a-z][a-z0-9_]{0,39}$' then
+    perform inventory.raise_error('INVALID_ARGUMENT',
+      'code must be 1-40 lower-case letters, digits or _, starting with a letter',
+      pg_catalog.jsonb_build_object('argument', 'code', 'problem', 'malformed'));
+  end if;
+  if set_reason_code.requires_approval is null then
+    perform inventory.raise_error('INVALID_ARGUMENT', 'requires_approval must be true or false',
+      pg_catalog.jsonb_build_object('argument', 'requires_approval', 'problem', 'missing'));
+  end if;
+  if set_reason_code.approval_threshold is null then
+    perform inventory.raise_error('INVALID_QUANTITY', 'approval_threshold is required',
+      pg_catalog.jsonb_build_object('argument', 'approval_threshold', 'value', null));
+  end if;
+  perform inventory.check_level_quantity(set_reason_code.approval_threshold, 'approval_threshold');
+  if set_reason_code.direction is not null and set_reason_code.direction not in ('add', 'remove', 'both') then
+    perform inventory.raise_error('INVALID_ARGUMENT', 'direction must be add, remove or both',
+      pg_catalog.jsonb_build_object('argument', 'direction', 'problem', 'not a direction'));
+  end if;
+  perform inventory.check_text(set_reason_code.description, 'description', 200, required => false);
+  select * into v_existing from inventory.reason_codes r where r.reason_code = set_reason_code.code for update;
+  if not found then
+    if set_reason_code.direction is null or set_reason_code.description is null then
+      perform inventory.raise_error('INVALID_ARGUMENT', 'a new reason code needs a direction and a description',
+        pg_catalog.jsonb_build_object('argument', case when set_reason_code.direction is null then 'direction'
+                                                       else 'description' end, 'problem', 'missing'));
+    end if;
+    insert into inventory.reason_codes (reason_code, description, direction, requires_approval, approval_threshold,
+                                        updated_by)
+    values (set_reason_code.code, set_reason_code.description, set_reason_code.direction,
+            set_reason_code.requires_approval, set_reason_code.approval_threshold, inventory.current_actor())
+    on conflict do nothing;
+    if not found then
+      perform inventory.raise_error('ALREADY_EXISTS', pg_catalog.format('reason code %s was created concurrently',
+                                                                        set_reason_code.code),
+        pg_catalog.jsonb_build_object('code', set_reason_code.code));
+    end if;
+  elsif (v_existing.requires_approval, v_existing.approval_threshold, v_existing.direction, v_existing.description)
+        is distinct from (set_reason_code.requires_approval, set_reason_code.approval_threshold,
+                          coalesce(set_reason_code.direction, v_existing.direction),
+                          coalesce(set_reason_code.description, v_existing.description)) then
+    update inventory.reason_codes r
+       set requires_approval = set_reason_code.requires_approval,
+           approval_threshold = set_reason_code.approval_threshold,
+           direction = coalesce(set_reason_code.direction, r.direction),
+           description = coalesce(set_reason_code.description, r.description),
+           updated_by = inventory.current_actor(), updated_at = pg_catalog.now()
+     where r.reason_code = set_reason_code.code;
+  end if;
+  return set_reason_code.code;
+end
+$$;
+comment on function inventory.set_reason_code(text, boolean, numeric, text, text) is 'Implements inventory_api.set_reason_code.';
+
 create function inventory.create_adjustment(sku text, quantity_delta numeric, adjustment_type text,
                                             reason_code text, location text, description text,
                                             idempotency_key text)
@@ -387,6 +472,13 @@ begin
       pg_catalog.format('unknown reason_code %L (see inventory_api.reason_codes)', create_adjustment.reason_code),
       pg_catalog.jsonb_build_object('argument', 'reason_code', 'problem', 'unknown'));
   end if;
+  if (v_reason.direction = 'add' and create_adjustment.quantity_delta < 0)
+     or (v_reason.direction = 'remove' and create_adjustment.quantity_delta > 0) then
+    perform inventory.raise_error('INVALID_ARGUMENT',
+      pg_catalog.format('reason %s can only %s stock', v_reason.reason_code, v_reason.direction),
+      pg_catalog.jsonb_build_object('argument', 'quantity_delta', 'problem', 'wrong direction for the reason',
+                                    'reason_code', v_reason.reason_code, 'direction', v_reason.direction));
+  end if;
   perform inventory.check_text(create_adjustment.description, 'description', 500, required => false);
   if create_adjustment.idempotency_key is not null then
     v_replay := inventory.claim_idempotency_key(create_adjustment.idempotency_key, 'create_adjustment',
@@ -398,8 +490,7 @@ begin
     end if;
   end if;
 
-  v_needs_approval := v_reason.requires_approval
-                      and pg_catalog.abs(create_adjustment.quantity_delta) > v_reason.approval_threshold;
+  v_needs_approval := inventory.adjustment_needs_approval(v_reason, create_adjustment.quantity_delta);
   v_adjustment_id := pg_catalog.nextval('inventory.adjustments_adjustment_id_seq'::regclass);
   select s.on_hand into v_on_hand from inventory.stock_levels s
    where s.item_id = v_item.item_id and s.location_id = v_location_id;
@@ -450,11 +541,22 @@ begin
       pg_catalog.jsonb_build_object('argument', 'decision', 'problem', 'not a decision'));
   end if;
   perform inventory.check_text(approve_adjustment.note, 'note', 500, required => false);
-  -- Adjustment rows are locked before stock levels (the global lock order).
-  select * into v_adjustment from inventory.adjustments a
-   where a.adjustment_id = approve_adjustment.adjustment_id
-     for update;
-  if not found then
+  -- The level first, then the adjustment row (the global lock order): a count at the same level,
+  -- which locks the level and then supersedes pending count adjustments, cannot deadlock with this.
+  select * into v_adjustment from inventory.adjustments a where a.adjustment_id = approve_adjustment.adjustment_id;
+  if found then
+    perform inventory.authorize('admin', v_adjustment.location_id);
+    insert into inventory.stock_levels (item_id, location_id)
+    values (v_adjustment.item_id, v_adjustment.location_id)
+    on conflict do nothing;
+    perform from inventory.stock_levels s
+     where s.item_id = v_adjustment.item_id and s.location_id = v_adjustment.location_id
+       for update;
+    select * into v_adjustment from inventory.adjustments a
+     where a.adjustment_id = approve_adjustment.adjustment_id
+       for update;
+  end if;
+  if v_adjustment.adjustment_id is null then
     if not inventory.holds_role_somewhere('admin') then
       perform inventory.authorize('admin');
     end if;
@@ -462,7 +564,6 @@ begin
       pg_catalog.format('no adjustment with id %s', approve_adjustment.adjustment_id),
       pg_catalog.jsonb_build_object('adjustment_id', approve_adjustment.adjustment_id));
   end if;
-  perform inventory.authorize('admin', v_adjustment.location_id);
   if v_adjustment.status <> 'PENDING' then
     perform inventory.raise_error('INVALID_STATE',
       pg_catalog.format('adjustment %s is %s, not PENDING', v_adjustment.adjustment_id, v_adjustment.status),
@@ -527,15 +628,16 @@ begin
 
   insert into inventory.stock_levels (item_id, location_id) values (v_item.item_id, v_location_id)
   on conflict do nothing;
-  -- Lock order: pending adjustments of the level, then the level. Under the level's lock on_hand
-  -- cannot move, so the difference is exact for this instant.
+  -- Lock order: the level, then its pending count adjustments. Under the level's lock on_hand cannot
+  -- move, so the difference is exact for this instant; and every pending count of the level was
+  -- committed by a count that held this lock before, so the next statement sees them all.
+  select * into v_level from inventory.stock_levels s
+   where s.item_id = v_item.item_id and s.location_id = v_location_id
+     for update;
   perform from inventory.adjustments a
    where a.item_id = v_item.item_id and a.location_id = v_location_id and a.status = 'PENDING'
      and a.adjustment_type = 'physical_count'
    order by a.adjustment_id
-     for update;
-  select * into v_level from inventory.stock_levels s
-   where s.item_id = v_item.item_id and s.location_id = v_location_id
      for update;
   v_difference := record_count.counted_quantity - v_level.on_hand;
   v_count_id := pg_catalog.nextval('inventory.cycle_counts_count_id_seq'::regclass);
@@ -556,7 +658,7 @@ begin
   else
     select * into v_reason from inventory.reason_codes r where r.reason_code = 'cycle_count';
     -- Applied at once when small enough and it keeps reserved <= on_hand; else left for an admin.
-    v_apply := not (v_reason.requires_approval and pg_catalog.abs(v_difference) > v_reason.approval_threshold)
+    v_apply := not inventory.adjustment_needs_approval(v_reason, v_difference)
                and record_count.counted_quantity >= v_level.reserved;
     v_adjustment_id := pg_catalog.nextval('inventory.adjustments_adjustment_id_seq'::regclass);
     update inventory.stock_levels s
@@ -633,20 +735,22 @@ begin
     end if;
   end if;
 
-  -- Overdue holds in the way are expired before any level is locked (holds before levels).
-  select s.available into v_available from inventory.stock_levels s
+  insert into inventory.stock_levels (item_id, location_id) values (v_item.item_id, v_to_id)
+  on conflict do nothing;
+  -- Both levels in (item_id, location_id) order, before anything else at them: opposite transfers
+  -- cannot deadlock. Overdue holds in the way are expired only then; expiry skips holds that are
+  -- locked, so it never waits while these levels are held.
+  perform from inventory.stock_levels s
+   where s.item_id = v_item.item_id and s.location_id in (v_from_id, v_to_id)
+   order by s.item_id, s.location_id
+     for update;
+  select s.on_hand - s.reserved into v_available
+    from inventory.stock_levels s
    where s.item_id = v_item.item_id and s.location_id = v_from_id;
   if coalesce(v_available, 0) < transfer_stock.quantity
      and coalesce(inventory.effective_available(v_item.item_id, v_from_id), 0) >= transfer_stock.quantity then
     perform inventory.expire_overdue_at_level(v_item.item_id, v_from_id);
   end if;
-  insert into inventory.stock_levels (item_id, location_id) values (v_item.item_id, v_to_id)
-  on conflict do nothing;
-  -- Both levels in (item_id, location_id) order: opposite transfers cannot deadlock.
-  perform from inventory.stock_levels s
-   where s.item_id = v_item.item_id and s.location_id in (v_from_id, v_to_id)
-   order by s.item_id, s.location_id
-     for update;
   update inventory.stock_levels s
      set on_hand = s.on_hand - transfer_stock.quantity,
          pending_movement = pg_catalog.jsonb_build_object('type', 'TRANSFER_OUT', 'reason', 'transfer',
@@ -684,6 +788,19 @@ $$;
 comment on function inventory.transfer_stock(text, numeric, text, text, text, text) is 'Implements inventory_api.transfer_stock.';
 
 -- -- reorder alerts ----------------------------------------------------------------------------------
+
+-- Announces an alert change on the inventory_alerts channel. Any login may LISTEN to (or NOTIFY)
+-- any channel, so the payload carries only the event and the alert id: a consumer re-reads the
+-- alert through inventory_api.reorder_alerts, where row level security decides what it may see,
+-- and a forged notification makes it re-read nothing it could not read anyway.
+create function inventory.notify_alert(event text, alert_id bigint) returns void
+language sql volatile
+set search_path = ''
+as $$
+  select pg_catalog.pg_notify('inventory_alerts', pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+           'event', notify_alert.event, 'alert_id', notify_alert.alert_id))::text)
+$$;
+comment on function inventory.notify_alert(text, bigint) is 'NOTIFY inventory_alerts with the event and alert id only (consumers re-read under row level security).';
 
 -- Re-evaluates the alert of one level whose available quantity is `available`. The caller holds the
 -- level's row lock (the UPDATE that fired the trigger, or an explicit lock), so evaluations of one
@@ -730,11 +847,7 @@ begin
     on conflict do nothing
     returning alert_id into v_alert_id;
     if v_alert_id is not null then
-      perform pg_catalog.pg_notify('inventory_alerts', pg_catalog.jsonb_build_object(
-        'event', 'opened', 'alert_id', v_alert_id, 'severity', v_severity,
-        'sku', (select i.sku from inventory.items i where i.item_id = evaluate_reorder_alert.item_id),
-        'location', (select l.code from inventory.locations l where l.location_id = evaluate_reorder_alert.location_id),
-        'available', evaluate_reorder_alert.available)::text);
+      perform inventory.notify_alert('opened', v_alert_id);
       return 'OPENED';
     end if;
     return null;
@@ -742,9 +855,7 @@ begin
   if v_severity = 'CRITICAL' and v_alert.severity = 'REORDER' and v_alert.status in ('OPEN', 'ACKNOWLEDGED') then
     update inventory.reorder_alerts a set severity = 'CRITICAL', escalated_at = pg_catalog.now()
      where a.alert_id = v_alert.alert_id;
-    perform pg_catalog.pg_notify('inventory_alerts', pg_catalog.jsonb_build_object(
-      'event', 'escalated', 'alert_id', v_alert.alert_id, 'severity', 'CRITICAL',
-      'available', evaluate_reorder_alert.available)::text);
+    perform inventory.notify_alert('escalated', v_alert.alert_id);
     return 'ESCALATED';
   end if;
   return null;
@@ -893,8 +1004,7 @@ begin
          (select pg_catalog.count(*) from escalated)::integer, (select pg_catalog.count(*) from resolved)::integer
     into v_result.levels_checked, v_result.opened, v_result.escalated, v_result.resolved;
   if v_result.opened > 0 or v_result.escalated > 0 then
-    perform pg_catalog.pg_notify('inventory_alerts', pg_catalog.jsonb_build_object(
-      'event', 'refreshed', 'opened', v_result.opened, 'escalated', v_result.escalated)::text);
+    perform inventory.notify_alert('refreshed', null);
   end if;
   return v_result;
 end
@@ -905,16 +1015,20 @@ create function inventory.check_reorder_points() returns inventory_api.reorder_c
 language plpgsql volatile security definer
 set search_path = ''
 as $$
+declare
+  v_result inventory_api.reorder_check;
 begin
   perform inventory.authorize('scheduler');
-  -- One pass at a time; levels with a policy are share-locked in the global order so no movement
-  -- changes them while their alerts are re-evaluated.
-  perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('inventory.check_reorder_points'));
+  -- One pass at a time (a second waits for the first: both re-evaluate from scratch); levels with a
+  -- policy are share-locked in the global order so no movement changes them meanwhile.
+  perform inventory.lock_job('check_reorder_points', wait => true);
   perform from inventory.stock_levels s
    where s.has_stock_policy
    order by s.item_id, s.location_id
      for share;
-  return inventory.refresh_reorder_alerts(null, null);
+  v_result := inventory.refresh_reorder_alerts(null, null);
+  perform inventory.finish_job('check_reorder_points', v_result.levels_checked);
+  return v_result;
 end
 $$;
 comment on function inventory.check_reorder_points() is 'Implements inventory_api.check_reorder_points.';

@@ -23,6 +23,31 @@ begin atomic
 end;
 comment on function inventory.import_quantity_is_valid(text, boolean) is 'Whether an import field is a quantity: 0 (when allowed) or > 0, at most 1e12, at most 4 decimals.';
 
+-- The source line of an import row: its "row" field when that is a whole number (1 to 15 digits),
+-- else its position in the batch. import_row_problem says when "row" is present but unusable.
+create function inventory.import_row_number(value jsonb, ordinal bigint) returns bigint
+language sql immutable parallel safe
+begin atomic
+  select case when pg_catalog.jsonb_typeof(import_row_number.value -> 'row') = 'number'
+                   and (import_row_number.value ->> 'row') ~ '^[0-9]{1,15}$'
+              then (import_row_number.value ->> 'row')::bigint
+              else import_row_number.ordinal end;
+end;
+comment on function inventory.import_row_number(jsonb, bigint) is 'Source line of an import row ("row" when a whole number), else its position.';
+
+create function inventory.import_row_problem(value jsonb) returns text
+language sql immutable parallel safe
+begin atomic
+  select case
+    when pg_catalog.jsonb_typeof(import_row_problem.value) <> 'object' then 'row is not an object'
+    when import_row_problem.value -> 'row' <> 'null'::jsonb
+         and not (pg_catalog.jsonb_typeof(import_row_problem.value -> 'row') = 'number'
+                  and (import_row_problem.value ->> 'row') ~ '^[0-9]{1,15}$')
+      then 'row must be a whole number of at most 15 digits'
+  end;
+end;
+comment on function inventory.import_row_problem(jsonb) is 'Why an import row is refused before its fields are read (not an object, unusable "row"), or null.';
+
 create function inventory.check_import_batch(rows jsonb) returns void
 language plpgsql immutable
 set search_path = ''
@@ -48,9 +73,7 @@ begin
   perform inventory.authorize('admin');
   perform inventory.check_import_batch(import_items.rows);
   with input as (
-    select e.n, e.v,
-           coalesce(case when pg_catalog.jsonb_typeof(e.v -> 'row') = 'number' then (e.v ->> 'row')::numeric::bigint end,
-                    e.n) as row_number,
+    select e.n, e.v, inventory.import_row_number(e.v, e.n) as row_number,
            case when pg_catalog.jsonb_typeof(e.v) = 'object' then inventory.import_field(e.v, 'sku') end as sku,
            case when pg_catalog.jsonb_typeof(e.v) = 'object' then inventory.import_field(e.v, 'name') end as name,
            case when pg_catalog.jsonb_typeof(e.v) = 'object'
@@ -64,13 +87,13 @@ begin
   ), checked as (
     select i.*,
            case
-             when pg_catalog.jsonb_typeof(i.v) <> 'object' then 'row is not an object'
+             when inventory.import_row_problem(i.v) is not null then inventory.import_row_problem(i.v)
              when i.sku is null then 'sku is required'
              when i.sku !~ '^[A-Za-z0-9][A-Za-z0-9._:/#+-]{0,63}$'
                then 'sku must be 1-64 letters, digits or . _ : / # + - (starting with a letter or digit)'
              when i.name is null then 'name is required'
-             when pg_catalog.length(i.name) > 200 or i.name ~ '[[:cntrl:]]'
-               then 'name must be 1 to 200 printable characters'
+             when inventory.text_problem(i.name, 200) is not null
+               then 'name must be 1 to 200 visible characters in Unicode NFC (' || inventory.text_problem(i.name, 200) || ')'
              when i.uom !~ '^[a-z][a-z0-9_]{0,19}$' then 'unit_of_measure must be lower-case letters, digits or _'
              when i.cost is not null and not inventory.import_quantity_is_valid(i.cost, true)
                then 'unit_cost must be a number between 0 and 1e12 with at most 4 decimals'
@@ -150,13 +173,12 @@ begin
   perform inventory.check_import_batch(import_stock_policies.rows);
 
   with input as (
-    select e.n, e.v,
-           coalesce(case when pg_catalog.jsonb_typeof(e.v -> 'row') = 'number' then (e.v ->> 'row')::numeric::bigint end,
-                    e.n) as row_number,
+    select e.n, e.v, inventory.import_row_number(e.v, e.n) as row_number,
+           inventory.import_row_problem(e.v) as row_problem,
            pg_catalog.jsonb_typeof(e.v) = 'object' as is_object
       from pg_catalog.jsonb_array_elements(import_stock_policies.rows) with ordinality as e (v, n)
   ), fields as (
-    select i.n, i.row_number, i.is_object,
+    select i.n, i.row_number, i.is_object, i.row_problem,
            case when i.is_object then inventory.import_field(i.v, 'sku') end as sku,
            case when i.is_object then coalesce(inventory.import_field(i.v, 'location'), 'main') end as location,
            case when i.is_object then inventory.import_field(i.v, 'reorder_point') end as reorder_point,
@@ -176,7 +198,7 @@ begin
   ), checked as (
     select r.*,
            case
-             when not r.is_object then 'row is not an object'
+             when r.row_problem is not null then r.row_problem
              when r.sku is null then 'sku is required'
              when r.item_id is null then 'no item with this sku'
              when r.location_id is null then 'no location with this code'
@@ -193,9 +215,9 @@ begin
                then 'lead_time_days must be a whole number between 0 and 3650'
            end as problem,
            case
-             when r.is_object and r.sku is not null and r.item_id is null then 'PRODUCT_NOT_FOUND'
-             when r.is_object and r.sku is not null and r.location_id is null then 'LOCATION_NOT_FOUND'
-             when r.is_object and r.sku is not null and not a.allowed then 'PERMISSION_DENIED'
+             when r.row_problem is null and r.sku is not null and r.item_id is null then 'PRODUCT_NOT_FOUND'
+             when r.row_problem is null and r.sku is not null and r.location_id is null then 'LOCATION_NOT_FOUND'
+             when r.row_problem is null and r.sku is not null and not a.allowed then 'PERMISSION_DENIED'
            end as code
       from resolved r left join allowed a on a.location_id = r.location_id
   ), typed as (

@@ -2,7 +2,8 @@
 -- through the SECURITY DEFINER functions, which authorise the caller themselves and run as the
 -- table owner), so the only policies are for reading: the catalogue for anyone with a business
 -- role, stock rows for the locations the caller may see. Tables without a policy have no grants
--- to API roles at all (settings, user_roles, idempotency_keys, audit_log, audit_chain).
+-- to API roles at all (settings, user_roles, idempotency_keys, audit_log, audit_chain, the sealer's
+-- state and the maintenance jobs).
 -- Identity functions are called as (select ...) so they run once per statement, not per row.
 -- RLS is not FORCEd: the owner (the definer functions) must see every row to check invariants.
 
@@ -12,7 +13,7 @@ declare
 begin
   foreach v_table in array array['error_codes', 'settings', 'items', 'locations', 'user_roles', 'stock_levels',
                                  'ledger', 'reservations', 'returns', 'idempotency_keys', 'audit_log',
-                                 'audit_chain'] loop
+                                 'audit_chain', 'audit_seal_state', 'audit_seal_cuts', 'maintenance_jobs'] loop
     execute pg_catalog.format('alter table inventory.%I enable row level security', v_table);
   end loop;
 end

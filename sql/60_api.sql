@@ -33,11 +33,11 @@ create view inventory_api.reservations with (security_invoker = true) as
   select r.reservation_id, r.order_ref, i.sku, l.code as location, r.quantity, r.quantity_fulfilled,
          case when r.status = 'ACTIVE' then r.quantity - r.quantity_fulfilled else 0 end as quantity_open,
          r.status, r.status = 'ACTIVE' and r.expires_at <= pg_catalog.now() as is_overdue,
-         r.expires_at, r.created_by, r.created_at, r.closed_at
+         r.expires_at, r.created_by, r.created_at, r.closed_at, r.quantity_returned
     from inventory.reservations r
     join inventory.items i on i.item_id = r.item_id
     join inventory.locations l on l.location_id = r.location_id;
-comment on view inventory_api.reservations is 'Holds of stock for orders. is_overdue: still ACTIVE but past expires_at, so it no longer counts and cannot be fulfilled.';
+comment on view inventory_api.reservations is 'Holds of stock for orders. is_overdue: still ACTIVE but past expires_at, so it no longer counts and cannot be fulfilled. quantity_returned: units of its shipment that came back.';
 
 create view inventory_api.stock_movements with (security_invoker = true) as
   select g.movement_id, g.movement_type::text as movement_type, i.sku, l.code as location, g.on_hand_delta, g.reserved_delta,
@@ -201,16 +201,16 @@ comment on function inventory_api.expire_reservations(integer) is
 'Release up to batch_size overdue holds, writing EXPIRE movements; returns how many.
 Uses SKIP LOCKED, so several sessions may run it at once. Call it until it returns less than batch_size.';
 
-create function inventory_api.verify_inventory()
+create function inventory_api.verify_inventory(anchor jsonb default null)
 returns setof inventory_api.invariant_violation
 language sql stable
 set search_path = ''
 begin atomic
-  select * from inventory.verify_inventory();
+  select * from inventory.verify_inventory(verify_inventory.anchor);
 end;
-comment on function inventory_api.verify_inventory() is
+comment on function inventory_api.verify_inventory(jsonb) is
 'List every broken invariant; no rows means the books balance.
-Checks: stock levels equal their ledger sums, the ledger is continuous, reserved equals active holds, nothing negative or oversold, returns within shipped.';
+Checks: stock levels equal their ledger sums, the ledger is continuous and its hash chains intact, reserved equals active holds, nothing negative or oversold, returns equal what the holds record as returned. With an anchor (from audit_anchor), also that no ledger movement it covers was rewritten or deleted.';
 
 create function inventory_api.grant_user_role(user_id text, role text, location text default null)
 returns inventory_api.user_role
@@ -241,15 +241,27 @@ begin atomic
   select inventory.seal_audit_log(seal_audit_log.batch_size);
 end;
 comment on function inventory_api.seal_audit_log(integer) is
-'Append up to batch_size committed audit rows to the hash chain; returns how many.
-Self-locking: a concurrent call returns 0 at once. Call it until it returns less than batch_size.';
+'Append up to batch_size committed audit rows to the hash chain; returns how many (0: nothing to seal), or null when another sealer is running.
+Self-locking through a lock only pyinv can take. Call it until it returns less than batch_size. Rows of transactions still running are sealed by a later call.';
 
-create function inventory_api.verify_audit_chain()
+create function inventory_api.verify_audit_chain(anchor jsonb default null)
 returns setof inventory_api.chain_break
 language sql stable
 set search_path = ''
 begin atomic
-  select * from inventory.verify_audit_chain();
+  select * from inventory.verify_audit_chain(verify_audit_chain.anchor);
 end;
-comment on function inventory_api.verify_audit_chain() is
-'Report the first broken link of the audit hash chain; no rows means the chain is intact.';
+comment on function inventory_api.verify_audit_chain(jsonb) is
+'Report the first broken link of the audit hash chain, rows sealing skipped, and committed rows left unsealed longer than settings.audit_seal_max_lag; no rows means the chain is intact.
+With an anchor (from audit_anchor), also report a chain truncated or rewritten since it was taken.';
+
+create function inventory_api.audit_anchor(wait_seconds numeric default 10)
+returns jsonb
+language sql volatile
+set search_path = ''
+begin atomic
+  select inventory.take_anchor(audit_anchor.wait_seconds);
+end;
+comment on function inventory_api.audit_anchor(numeric) is
+'Export the heads of the audit chain and of every stock level''s ledger chain, to keep where the database cannot write (maintenance: admins and the scheduler).
+Pass the result to verify_audit_chain(anchor) and verify_inventory(anchor) later. Must run at READ COMMITTED; waits up to wait_seconds for transactions that could still write below its ledger cut (BUSY when they do not end).';

@@ -2,8 +2,10 @@
 -- of 48_stock_control.sql and 49_stock_control_import.sql.
 
 create view inventory_api.reason_codes with (security_invoker = true) as
-  select r.reason_code, r.description, r.requires_approval, r.approval_threshold from inventory.reason_codes r;
-comment on view inventory_api.reason_codes is 'Adjustment reasons: an adjustment needs approval when requires_approval and |quantity_delta| > approval_threshold.';
+  select r.reason_code, r.description, r.requires_approval, r.approval_threshold, r.direction, r.updated_by,
+         r.updated_at
+    from inventory.reason_codes r;
+comment on view inventory_api.reason_codes is 'Adjustment reasons: direction (add, remove, both) says which way a reason may move stock; an adjustment needs approval when |quantity_delta| > approval_threshold and it removes stock or requires_approval is set.';
 
 create view inventory_api.adjustments with (security_invoker = true) as
   select a.adjustment_id, i.sku, l.code as location, a.quantity_delta, a.adjustment_type, a.reason_code,
@@ -87,6 +89,21 @@ begin atomic
 end;
 comment on function inventory_api.approve_adjustment(bigint, text, text) is
 'Decide a PENDING adjustment: decision approved (applies its delta through the ledger as ADJUST) or rejected. Admins only, never the requester (SELF_APPROVAL_FORBIDDEN, PT409); a decided adjustment raises INVALID_STATE (PT409); INSUFFICIENT_STOCK when on_hand would fall below reserved.';
+
+create function inventory_api.set_reason_code(code text, requires_approval boolean, approval_threshold numeric,
+                                              direction text default null, description text default null)
+returns setof inventory_api.reason_codes
+language sql volatile
+set search_path = ''
+begin atomic
+  select inventory.set_reason_code(set_reason_code.code, set_reason_code.requires_approval,
+                                   set_reason_code.approval_threshold, set_reason_code.direction,
+                                   set_reason_code.description);
+  select * from inventory_api.reason_codes r where r.reason_code = set_reason_code.code;
+end;
+comment on function inventory_api.set_reason_code(text, boolean, numeric, text, text) is
+'Create or change an adjustment reason (unscoped admins; audited).
+direction (add, remove or both) and description are required for a new code and kept when omitted. Removals above approval_threshold always need approval; additions only when requires_approval.';
 
 create function inventory_api.record_count(sku text, counted_quantity numeric, location text default 'main')
 returns inventory_api.stock_count

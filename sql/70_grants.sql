@@ -24,7 +24,7 @@ grant select on inventory_api.error_codes, inventory_api.items, inventory_api.lo
   to inventory_viewer;
 grant execute on function
   inventory_api.validate_stock(text, numeric, text), inventory.validate_stock(text, numeric, text),
-  inventory_api.verify_inventory(), inventory.verify_inventory()
+  inventory_api.verify_inventory(jsonb), inventory.verify_inventory(jsonb)
   to inventory_viewer;
 
 -- Order lifecycle and receiving.
@@ -47,11 +47,12 @@ grant execute on function
   inventory_api.create_location(text, text), inventory.create_location(text, text),
   inventory_api.grant_user_role(text, text, text), inventory.grant_user_role(text, text, text),
   inventory_api.revoke_user_role(text, text, text), inventory.revoke_user_role(text, text, text),
-  inventory_api.verify_audit_chain(), inventory.verify_audit_chain()
+  inventory_api.verify_audit_chain(jsonb), inventory.verify_audit_chain(jsonb)
   to inventory_admin;
 
 -- Maintenance: long-running, so never exposed to PostgREST's anon/authenticated.
 grant execute on function
   inventory_api.expire_reservations(integer), inventory.expire_reservations(integer),
-  inventory_api.seal_audit_log(integer), inventory.seal_audit_log(integer)
+  inventory_api.seal_audit_log(integer), inventory.seal_audit_log(integer),
+  inventory_api.audit_anchor(numeric), inventory.take_anchor(numeric)
   to inventory_admin, inventory_scheduler;

@@ -27,8 +27,10 @@ grant execute on function
   inventory_api.update_reorder_alert(bigint, text, text), inventory.update_reorder_alert(bigint, text, text)
   to inventory_operator;
 
--- Admins: approvals, policies, bulk imports.
+-- Admins: approvals, policies, reason codes, bulk imports.
 grant execute on function
+  inventory_api.set_reason_code(text, boolean, numeric, text, text),
+  inventory.set_reason_code(text, boolean, numeric, text, text),
   inventory_api.approve_adjustment(bigint, text, text), inventory.approve_adjustment(bigint, text, text),
   inventory_api.set_stock_policy(text, text, numeric, numeric, numeric, numeric, integer),
   inventory.set_stock_policy(text, text, numeric, numeric, numeric, numeric, integer),

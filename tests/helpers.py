@@ -12,6 +12,12 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from pyinv.resources import migrations_dir
+
+MIGRATIONS = sorted(path.name.removesuffix(".sql") for path in migrations_dir().glob("[0-9]*.sql")
+                    if not path.name.endswith(".rollback.sql"))
+"""Ids of the shipped migrations, in order."""
+
 
 def snapshot(db: psycopg.Connection[Any]) -> dict[str, Any]:
     """Everything a failed call must leave untouched."""

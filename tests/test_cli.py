@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from helpers import MIGRATIONS
 
 from pyinv import Inventory
 from pyinv.cli import DURATION, cli, format_decimal, table
@@ -298,7 +299,7 @@ def test_a_database_without_the_schema_asks_for_migrate(empty_database: Callable
     for args in (("stock",), ("item", "add", "A1", "Widget"), ("verify",)):
         result = run(*args, exit_code=2, dsn_=dsn)
         assert "run `pyinv migrate` first" in result.stderr, result.stderr
-    assert run("migrate", dsn_=dsn).stdout.strip() == "applied 0001_core, 0002_hot_path"
+    assert run("migrate", dsn_=dsn).stdout.strip() == "applied " + ", ".join(MIGRATIONS)
     assert run("stock", dsn_=dsn).stdout.strip() == "no stock levels"
     assert run("migrate", dsn_=dsn).stdout.strip() == "up to date"
 
@@ -316,20 +317,19 @@ def test_an_unreachable_database_is_reported_without_traceback(run: Run) -> None
 
 
 def test_migrate_status_and_rollback(run: Run) -> None:
-    both = [["0001_core", "yes"], ["0002_hot_path", "yes"]]
-    assert cells(run("migrate", "--status").stdout) == both
-    assert run_json(run, "migrate", "--status") == [{"id": "0001_core", "applied": True},
-                                                    {"id": "0002_hot_path", "applied": True}]
+    latest = MIGRATIONS[-1]
+    applied = [[name, "yes"] for name in MIGRATIONS]
+    assert cells(run("migrate", "--status").stdout) == applied
+    assert run_json(run, "migrate", "--status") == [{"id": name, "applied": True} for name in MIGRATIONS]
     assert run("migrate").stdout.strip() == "up to date"
     declined = run("migrate", "--rollback", input="n\n", exit_code=1)
-    assert "Roll back migration 0002_hot_path" in declined.stderr
-    assert cells(run("migrate", "--status").stdout) == both
-    assert run_json(run, "migrate", "--rollback", "--yes") == {"rolled_back": ["0002_hot_path"]}
-    assert run_json(run, "migrate", "--rollback", "--yes") == {"rolled_back": ["0001_core"]}
-    assert run_json(run, "migrate", "--status") == [{"id": "0001_core", "applied": False},
-                                                    {"id": "0002_hot_path", "applied": False}]
+    assert f"Roll back migration {latest}" in declined.stderr
+    assert cells(run("migrate", "--status").stdout) == applied
+    for name in MIGRATIONS[::-1]:
+        assert run_json(run, "migrate", "--rollback", "--yes") == {"rolled_back": [name]}
+    assert run_json(run, "migrate", "--status") == [{"id": name, "applied": False} for name in MIGRATIONS]
     assert "run `pyinv migrate` first" in run("stock", exit_code=2).stderr
-    assert run_json(run, "migrate") == {"applied": ["0001_core", "0002_hot_path"]}
+    assert run_json(run, "migrate") == {"applied": MIGRATIONS}
     assert run("verify").stdout.strip() == "books balance"
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from helpers import run_together
+from helpers import MIGRATIONS, run_together
+from psycopg.conninfo import make_conninfo
 
 from pyinv import migrate, server
 from pyinv.resources import migrations_dir, schema_sql
@@ -36,7 +37,7 @@ def install_from_sql(dsn: str) -> None:
 def test_migrated_database_equals_the_authoritative_schema(empty_database) -> None:
     from_sql, from_migrations = empty_database(), empty_database()
     install_from_sql(from_sql)
-    assert migrate.apply(from_migrations) == ["0001_core", "0002_hot_path"]
+    assert migrate.apply(from_migrations) == MIGRATIONS
     assert schema_dump(from_migrations) == schema_dump(from_sql)
     assert "create function inventory.reserve_stock" in schema_dump(from_sql).lower()
 
@@ -54,21 +55,20 @@ def test_rollback_and_reapply(empty_database) -> None:
     dsn = empty_database()
     migrate.apply(dsn)
     before = schema_dump(dsn)
-    assert migrate.rollback(dsn) == ["0002_hot_path"]
-    assert "record_audit_updates" not in schema_dump(dsn)
-    assert migrate.apply(dsn) == ["0002_hot_path"]
+    assert migrate.rollback(dsn) == [MIGRATIONS[-1]]
+    assert migrate.apply(dsn) == [MIGRATIONS[-1]]
     assert schema_dump(dsn) == before
-    assert migrate.rollback(dsn, count=2) == ["0002_hot_path", "0001_core"]
+    assert migrate.rollback(dsn, count=len(MIGRATIONS)) == MIGRATIONS[::-1]
     with psycopg.connect(dsn) as connection:
         assert connection.execute("select to_regnamespace('inventory')").fetchone() == (None,)
-    assert migrate.apply(dsn) == ["0001_core", "0002_hot_path"]
+    assert migrate.apply(dsn) == MIGRATIONS
     assert schema_dump(dsn) == before
 
 
 def test_concurrent_migrate_runs_are_safe(empty_database) -> None:
     dsn = empty_database()
     results = run_together(4, lambda n: migrate.apply(dsn))
-    assert sorted(map(str, results)) == ["['0001_core', '0002_hot_path']", "[]", "[]", "[]"]
+    assert sorted(map(str, results)) == sorted([str(MIGRATIONS), "[]", "[]", "[]"])
 
 
 def test_bookkeeping_lives_in_inventory_meta_and_nothing_in_public(empty_database) -> None:
@@ -103,3 +103,49 @@ def test_released_migrations_are_unchanged(line: str) -> None:
     digest, name = line.split()
     assert hashlib.sha256((migrations_dir() / name).read_bytes()).hexdigest() == digest, (
         f"{name} was released and must not change: add a new migration instead")
+
+
+def test_upgrading_keeps_each_login_s_access_each_return_and_the_chain(empty_database) -> None:
+    """A 0.2.0 database with a login narrowed by a user_roles row, returns and a partly sealed audit
+    chain, upgraded: the login keeps exactly its access, returns move onto the holds, sealing resumes."""
+    dsn = empty_database()
+    assert migrate.apply(dsn, up_to="0002_hot_path") == ["0001_core", "0002_hot_path"]
+    with psycopg.connect(dsn, autocommit=True) as db:
+        db.execute("drop role if exists pyinv_narrowed")
+        db.execute("create role pyinv_narrowed login password 'pyinv-test' in role inventory_operator")
+        try:
+            db.execute("""
+                select inventory_api.create_item(sku => 'A1', name => 'Widget');
+                select inventory_api.create_location(code => 'east', name => 'East');
+                select inventory_api.receive_stock(sku => 'A1', quantity => 10, location => l)
+                  from unnest(array['main', 'east']) l;
+                select inventory_api.grant_user_role(user_id => 'pyinv_narrowed', role => 'operator',
+                                                     location => 'east');
+                select inventory_api.reserve_stock(sku => 'A1', quantity => 3, order_ref => 'SO-1');
+                select inventory_api.reserve_stock(sku => 'A1', quantity => 2, order_ref => 'SO-1');
+                select inventory_api.fulfill_order(order_ref => 'SO-1');
+                select inventory_api.process_return(order_ref => 'SO-1', sku => 'A1', quantity => 4, reason => 'x');
+                select inventory_api.seal_audit_log();
+                select inventory_api.receive_stock(sku => 'A1', quantity => 1);""")
+            assert migrate.apply(dsn) == MIGRATIONS[2:]
+            member = db.execute("select pg_has_role('pyinv_narrowed', r, 'MEMBER') from unnest(array["
+                                "'inventory_operator', 'inventory_user']) r").fetchall()
+            assert member == [(False,), (True,)]
+            narrowed = psycopg.connect(make_conninfo(dsn, user="pyinv_narrowed", password="pyinv-test"),
+                                       autocommit=True)
+            with narrowed:
+                narrowed.execute("select inventory_api.reserve_stock(sku => 'A1', quantity => 1, order_ref => 'E',"
+                                 " location => 'east')")
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    narrowed.execute("select inventory_api.reserve_stock(sku => 'A1', quantity => 1,"
+                                     " order_ref => 'M')")
+            assert db.execute("select quantity_fulfilled, quantity_returned from inventory.reservations"
+                              " where order_ref = 'SO-1' order by reservation_id").fetchall() == [(3, 3), (2, 1)]
+            assert db.execute("select * from inventory_api.verify_inventory()").fetchall() == []
+            while db.execute("select inventory_api.seal_audit_log()").fetchone()[0]:
+                pass
+            assert db.execute("select count(*) from inventory.audit_log a where not exists"
+                              " (select from inventory.audit_chain c where c.audit_id = a.audit_id)").fetchone() == (0,)
+            assert db.execute("select * from inventory_api.verify_audit_chain()").fetchall() == []
+        finally:
+            db.execute("drop role pyinv_narrowed")

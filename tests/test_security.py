@@ -17,7 +17,7 @@ import pytest
 from helpers import PostgREST
 from psycopg import sql
 
-from pyinv import Inventory
+from pyinv import Inventory, PermissionDenied
 
 USERS = {
     # user id (JWT sub): (role, location or None for all)
@@ -93,10 +93,14 @@ CALLS: dict[str, tuple[str, dict[str, Any]]] = {
     "import_items": ("import_items", {"rows": json.dumps([{"sku": "IMP-1", "name": "Imported"}])}),
     "import_policies": ("import_stock_policies", {"rows": json.dumps(
         [{"sku": "A1", "location": "main", "reorder_point": "2", "safety_stock": "0"}])}),
+    "set_reason_code": ("set_reason_code", {"code": "damaged", "requires_approval": True, "approval_threshold": 3}),
+    "audit_anchor": ("audit_anchor", {"wait_seconds": 1}),
 }
+# Maintenance (what inventory_scheduler may run) is never exposed to PostgREST's users.
+MAINTENANCE = {"expire_reservations", "seal_audit_log", "check_reorder_points", "audit_anchor"}
 ALLOWED = {
     # (db role, sub): calls that succeed; every other call fails with 42501
-    ("authenticated", "u-admin"): set(CALLS) - {"expire_reservations", "seal_audit_log"},
+    ("authenticated", "u-admin"): set(CALLS) - MAINTENANCE,
     ("authenticated", "u-clerk-main"): {"receive_main", "reserve_main", "reserve_order_main", "fulfill_main",
                                         "cancel_main", "return_main", "validate_main",
                                         "adjust_main", "count_main", "alert_main"},
@@ -120,8 +124,7 @@ def test_role_by_function_matrix(gateway, role: str, sub: str | None, db) -> Non
             client.rpc(function, read_only=read_only, **arguments)
         else:
             # Without an EXECUTE grant PostgreSQL itself refuses (no hint); with one, our check does.
-            hint = None if role in ("anon",) or function in ("expire_reservations", "seal_audit_log") else (
-                "PERMISSION_DENIED")
+            hint = None if role in ("anon",) or name in MAINTENANCE else "PERMISSION_DENIED"
             denied(lambda f=function, a=arguments, r=read_only: client.rpc(f, read_only=r, **a), hint)
 
 
@@ -189,17 +192,56 @@ def test_a_clerk_login_acts_through_functions_only(login_dsn, catalogue: Invento
             clerk.execute(statement)
 
 
-def test_user_roles_can_narrow_a_login_to_one_location(login_dsn, catalogue: Inventory, connect) -> None:
-    catalogue.connection.execute(
-        "select inventory_api.grant_user_role(user_id => 'pyinv_clerk', role => 'operator', location => 'east')")
-    clerk = connect(conninfo=login_dsn("pyinv_clerk"))
-    with pytest.raises(psycopg.Error) as caught:
-        clerk.execute("select * from inventory_api.reserve_stock(sku => 'A1', quantity => 1, order_ref => 'X')")
-    assert caught.value.diag.message_hint == "PERMISSION_DENIED"
+def test_user_roles_limit_an_inventory_user_login_to_one_location(login_dsn, catalogue: Inventory, connect,
+                                                                  db) -> None:
+    db.execute("create role pyinv_store login password 'pyinv-test' in role inventory_user")
+    try:
+        catalogue.connection.execute(
+            "select inventory_api.grant_user_role(user_id => 'pyinv_store', role => 'operator', location => 'east')")
+        store = connect(conninfo=login_dsn("pyinv_store"))
+        with pytest.raises(psycopg.Error) as caught:
+            store.execute("select * from inventory_api.reserve_stock(sku => 'A1', quantity => 1, order_ref => 'X')")
+        assert caught.value.diag.message_hint == "PERMISSION_DENIED"
+        catalogue.receive_stock("A1", 3, location="east")
+        store.execute("select * from inventory_api.reserve_stock(sku => 'A1', quantity => 1, order_ref => 'X',"
+                      " location => 'east')")
+        assert {row[0] for row in store.execute("select location from inventory_api.stock_levels")} == {"east"}
+        # Revoking the row removes the access; it never falls back to anything wider.
+        catalogue.connection.execute(
+            "select inventory_api.revoke_user_role(user_id => 'pyinv_store', role => 'operator', location => 'east')")
+        for location in ("east", "main"):
+            with pytest.raises(psycopg.Error) as caught:
+                store.execute("select * from inventory_api.reserve_stock(sku => 'A1', quantity => 1,"
+                              " order_ref => 'Y', location => %s)", (location,))
+            assert caught.value.diag.message_hint == "PERMISSION_DENIED"
+        assert store.execute("select * from inventory_api.stock_levels").fetchall() == []
+    finally:
+        db.execute("drop owned by pyinv_store; drop role pyinv_store")
+
+
+def test_granting_a_row_never_narrows_a_group_member(login_dsn, catalogue: Inventory, connect) -> None:
+    clerk = connect(conninfo=login_dsn("pyinv_clerk"))  # a member of inventory_operator: everywhere
     catalogue.receive_stock("A1", 3, location="east")
-    clerk.execute("select * from inventory_api.reserve_stock(sku => 'A1', quantity => 1, order_ref => 'X',"
+    catalogue.connection.execute(
+        "select inventory_api.grant_user_role(user_id => 'pyinv_clerk', role => 'viewer', location => 'east')")
+    for location in ("main", "east"):
+        clerk.execute("select * from inventory_api.reserve_stock(sku => 'A1', quantity => 1, order_ref => 'G',"
+                      " location => %s)", (location,))
+    catalogue.connection.execute(
+        "select inventory_api.revoke_user_role(user_id => 'pyinv_clerk', role => 'viewer', location => 'east')")
+    clerk.execute("select * from inventory_api.reserve_stock(sku => 'A1', quantity => 1, order_ref => 'H',"
                   " location => 'east')")
-    assert {row[0] for row in clerk.execute("select location from inventory_api.stock_levels")} == {"east"}
+
+
+def test_a_row_never_gives_a_login_privileges_it_lacks(login_dsn, catalogue: Inventory, connect) -> None:
+    clerk = Inventory(connect(conninfo=login_dsn("pyinv_clerk")))
+    with pytest.raises(PermissionDenied):
+        clerk.create_location("north", "North")
+    catalogue.connection.execute("select inventory_api.grant_user_role(user_id => 'pyinv_clerk', role => 'admin')")
+    with pytest.raises(PermissionDenied):  # no EXECUTE: an operator's login cannot run admin functions
+        clerk.create_location("north", "North")
+    catalogue.connection.execute("select inventory_api.revoke_user_role(user_id => 'pyinv_clerk', role => 'admin')")
+    clerk.reserve_stock("A1", 1, "SO-STILL")  # its group membership is untouched
 
 
 # -- identity: claims are trusted only from the gateway -------------------------------------------
@@ -276,7 +318,7 @@ def test_every_table_has_rls_and_views_are_security_invoker(db) -> None:
                         where a.grantee in (select oid from pg_roles where rolname in
                           ('inventory_viewer', 'inventory_operator', 'inventory_admin', 'authenticated', 'anon')))
           from pg_class c where c.relnamespace = 'inventory'::regnamespace and c.relkind = 'r'""").fetchall()
-    assert len(tables) == 17
+    assert len(tables) == 20
     for name, rls, forced, policies, granted in tables:
         assert rls and not forced, name
         assert policies > 0 or not granted, f"{name}: granted to an API role without a policy"
