@@ -12,9 +12,9 @@ alter table inventory.locations
   add constraint locations_name_check
     check (pg_catalog.length(name) between 1 and 200 and name = pg_catalog.btrim(name) and name !~ '[[:cntrl:]]');
 
-drop function inventory_api.audit_anchor(wait_seconds numeric);
-
 drop function inventory_api.set_reason_code(code text, requires_approval boolean, approval_threshold numeric, direction text, description text);
+
+drop function inventory_api.audit_anchor(wait_seconds numeric);
 
 drop function inventory_api.verify_audit_chain(anchor jsonb);
 
@@ -479,6 +479,90 @@ $function$
 
 comment on function inventory.evaluate_reorder_alert(bigint,bigint,numeric) is 'Opens, raises or resolves the reorder alert of one level for its available quantity (caller holds the level lock).';
 
+CREATE OR REPLACE FUNCTION inventory.expire_overdue_at_level(item_id bigint, location_id bigint)
+ RETURNS integer
+ LANGUAGE plpgsql
+ SET search_path TO ''
+AS $function$
+begin
+  return (select inventory.expire_holds(pg_catalog.array_agg(d.reservation_id))
+    from (select r.reservation_id from inventory.reservations r
+           where r.item_id = expire_overdue_at_level.item_id
+             and r.location_id = expire_overdue_at_level.location_id
+             and r.status = 'ACTIVE' and r.expires_at <= pg_catalog.now()
+             for update skip locked) d);
+end
+$function$
+;
+
+comment on function inventory.expire_overdue_at_level(bigint,bigint) is 'Expires the overdue holds of one stock level; returns how many.';
+
+CREATE OR REPLACE FUNCTION inventory.expire_reservations(batch_size integer)
+ RETURNS integer
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO ''
+AS $function$
+declare
+  v_expired integer;
+begin
+  perform inventory.authorize('scheduler');
+  if expire_reservations.batch_size is null or expire_reservations.batch_size not between 1 and 100000 then
+    perform inventory.raise_error('INVALID_ARGUMENT', 'batch_size must be between 1 and 100000',
+      pg_catalog.jsonb_build_object('argument', 'batch_size', 'problem', 'out of range'));
+  end if;
+  -- A batch takes overdue holds level by level: the levels of the oldest overdue holds first, each
+  -- with all its overdue holds in expiry order. So a batch locks, updates and writes a ledger row
+  -- for a few stock levels, not one per hold, and few reservations wait on it. Levels are claimed
+  -- with SKIP LOCKED, so concurrent sweepers share the work level by level instead of queueing on
+  -- the same rows. This pass never waits for a lock; when it expires nothing, a rolled-back
+  -- subtransaction releases what it claimed before the fallback below waits for levels in key order.
+  begin
+    select inventory.expire_holds(pg_catalog.array_agg(d.reservation_id)) into v_expired
+      from (select h.reservation_id
+              from (select o.item_id, o.location_id, pg_catalog.min(o.expires_at) as first_due
+                      from (select r.item_id, r.location_id, r.expires_at from inventory.reservations r
+                             where r.status = 'ACTIVE' and r.expires_at <= pg_catalog.now()
+                             order by r.expires_at
+                             limit expire_reservations.batch_size) o
+                     group by o.item_id, o.location_id
+                     order by first_due, o.item_id, o.location_id) l
+             cross join lateral (
+                   select s.item_id, s.location_id from inventory.stock_levels s
+                    where s.item_id = l.item_id and s.location_id = l.location_id
+                      for update of s skip locked) lv
+             cross join lateral (
+                   select r.reservation_id from inventory.reservations r
+                    where r.item_id = lv.item_id and r.location_id = lv.location_id and r.status = 'ACTIVE'
+                      and r.expires_at <= pg_catalog.now()
+                    order by r.expires_at
+                    limit expire_reservations.batch_size
+                      for update of r skip locked) h
+             limit expire_reservations.batch_size) d;
+    if v_expired = 0 then
+      raise sqlstate 'P0002';
+    end if;
+  exception when no_data_found then
+    v_expired := 0;
+  end;
+  if v_expired = 0 then
+    -- Nothing is overdue, or every level with overdue holds was locked just now (by reservations or
+    -- other sweepers): take the oldest overdue holds anyway and wait for their levels, so that 0
+    -- keeps meaning that nothing is overdue (apart from holds other sweepers are expiring).
+    select inventory.expire_holds(pg_catalog.array_agg(d.reservation_id)) into v_expired
+      from (select r.reservation_id from inventory.reservations r
+             where r.status = 'ACTIVE' and r.expires_at <= pg_catalog.now()
+             order by r.expires_at
+             limit expire_reservations.batch_size
+               for update skip locked) d;
+  end if;
+  return v_expired;
+end
+$function$
+;
+
+comment on function inventory.expire_reservations(integer) is 'Implements inventory_api.expire_reservations.';
+
 CREATE OR REPLACE FUNCTION inventory.hold_expiry(expires_in interval)
  RETURNS timestamp with time zone
  LANGUAGE plpgsql
@@ -501,6 +585,33 @@ $function$
 ;
 
 comment on function inventory.hold_expiry(interval) is 'Expiry time of a hold made now; the configured default TTL when expires_in is null.';
+
+CREATE OR REPLACE FUNCTION inventory.hold_units(item_id bigint, location_id bigint, quantity numeric, movement jsonb)
+ RETURNS boolean
+ LANGUAGE plpgsql
+ SET search_path TO ''
+AS $function$
+begin
+  update inventory.stock_levels s
+     set reserved = s.reserved + hold_units.quantity, pending_movement = hold_units.movement
+   where s.item_id = hold_units.item_id and s.location_id = hold_units.location_id
+     and s.on_hand - s.reserved >= hold_units.quantity;
+  if found then
+    return true;
+  end if;
+  if inventory.expire_overdue_at_level(hold_units.item_id, hold_units.location_id) = 0 then
+    return false;
+  end if;
+  update inventory.stock_levels s
+     set reserved = s.reserved + hold_units.quantity, pending_movement = hold_units.movement
+   where s.item_id = hold_units.item_id and s.location_id = hold_units.location_id
+     and s.on_hand - s.reserved >= hold_units.quantity;
+  return found;
+end
+$function$
+;
+
+comment on function inventory.hold_units(bigint,bigint,numeric,jsonb) is 'Conditionally adds units to reserved at one level (expiring overdue holds there if needed); true when they fit.';
 
 CREATE OR REPLACE FUNCTION inventory.import_items(rows jsonb)
  RETURNS jsonb
@@ -861,6 +972,39 @@ $function$
 ;
 
 comment on function inventory.is_allowed(text,bigint) is 'Whether the caller holds the role (or a higher one) for the location; null location needs an unscoped grant.';
+
+CREATE OR REPLACE FUNCTION inventory.lock_order_holds(order_ref text, item_id bigint, sku text)
+ RETURNS inventory.hold_move[]
+ LANGUAGE plpgsql
+ SET search_path TO ''
+AS $function$
+declare
+  v_moves inventory.hold_move[];
+begin
+  select pg_catalog.array_agg(row(h.reservation_id, h.item_id, h.location_id,
+                                  case when h.expires_at <= pg_catalog.now() then 'EXPIRE' end,
+                                  h.quantity - h.quantity_fulfilled)::inventory.hold_move
+                              order by h.reservation_id)
+    into v_moves
+    from (select r.reservation_id, r.item_id, r.location_id, r.expires_at, r.quantity, r.quantity_fulfilled
+            from inventory.reservations r
+           where r.order_ref = lock_order_holds.order_ref and r.status = 'ACTIVE'
+             and (lock_order_holds.item_id is null or r.item_id = lock_order_holds.item_id)
+           order by r.reservation_id
+             for update) h;
+  perform inventory.authorize_locations('operator', array(select m.location_id from pg_catalog.unnest(v_moves) m));
+  if v_moves is null then
+    perform inventory.raise_error('NO_RESERVATION',
+      pg_catalog.format('order %s has no active reservation%s', lock_order_holds.order_ref,
+                        coalesce(' for ' || lock_order_holds.sku, '')),
+      pg_catalog.jsonb_build_object('order_ref', lock_order_holds.order_ref, 'sku', lock_order_holds.sku));
+  end if;
+  return v_moves;
+end
+$function$
+;
+
+comment on function inventory.lock_order_holds(text,bigint,text) is 'Locks an order''s active holds, authorises their locations and returns them as moves (EXPIRE for overdue ones); raises NO_RESERVATION when none.';
 
 CREATE OR REPLACE FUNCTION inventory.parse_order_lines(lines jsonb)
  RETURNS inventory.order_line[]
@@ -1597,35 +1741,35 @@ END
 comment on function inventory_api.verify_inventory() is 'List every broken invariant; no rows means the books balance.
 Checks: stock levels equal their ledger sums, the ledger is continuous, reserved equals active holds, nothing negative or oversold, returns within shipped.';
 
-drop function inventory.interval_key(value interval);
-
-drop function inventory.adjustment_needs_approval(reason inventory.reason_codes, quantity_delta numeric);
-
-drop function inventory.lock_job(job text, wait boolean);
-
-drop function inventory.import_row_number(value jsonb, ordinal bigint);
+drop function inventory.ledger_digests(through_movement bigint);
 
 drop function inventory.finish_job(job text, rows_touched bigint);
 
-drop function inventory.text_problem(value text, max_length integer);
-
 drop function inventory.cut_is_clean(waiting_for xid8[]);
-
-drop function inventory.take_anchor(wait_seconds numeric);
-
-drop function inventory.ledger_digests(through_movement bigint);
-
-drop function inventory.anchor_problems(anchor jsonb, part text);
-
-drop function inventory.set_reason_code(code text, requires_approval boolean, approval_threshold numeric, direction text, description text);
 
 drop function inventory.running_transactions();
 
+drop function inventory.set_reason_code(code text, requires_approval boolean, approval_threshold numeric, direction text, description text);
+
+drop function inventory.import_row_number(value jsonb, ordinal bigint);
+
 drop function inventory.import_row_problem(value jsonb);
+
+drop function inventory.lock_job(job text, wait boolean);
+
+drop function inventory.text_problem(value text, max_length integer);
+
+drop function inventory.grant_api_access(grantee text, maintenance boolean);
 
 drop function inventory.notify_alert(event text, alert_id bigint);
 
-drop function inventory.grant_api_access(grantee text, maintenance boolean);
+drop function inventory.anchor_problems(anchor jsonb, part text);
+
+drop function inventory.take_anchor(wait_seconds numeric);
+
+drop function inventory.adjustment_needs_approval(reason inventory.reason_codes, quantity_delta numeric);
+
+drop function inventory.interval_key(value interval);
 
 drop table inventory.maintenance_jobs, inventory.audit_seal_state, inventory.audit_seal_cuts;
 create index audit_log_seal_order_idx on inventory.audit_log (transaction_id, audit_id);

@@ -1040,6 +1040,111 @@ $$;
 
 comment on function inventory.evaluate_reorder_alert(bigint, bigint, numeric) is 'Opens, raises or resolves the reorder alert of one level for its available quantity (caller holds the level lock).';
 
+-- Lazy expiry for one level: called when a hold does not fit, so overdue holds never cause
+-- INSUFFICIENT_STOCK even before the sweeper has run. The level is locked first (in key order, like
+-- every level): a second caller expiring the same level waits here and then finds the first one's
+-- result, instead of skipping the holds the first has locked and wrongly reporting the units
+-- unavailable. Holds are then taken with SKIP LOCKED: never wait for a hold while holding a level.
+create or replace function inventory.expire_overdue_at_level(item_id bigint, location_id bigint) returns integer
+language plpgsql volatile
+set search_path = ''
+as $$
+begin
+  perform from inventory.stock_levels s
+   where s.item_id = expire_overdue_at_level.item_id and s.location_id = expire_overdue_at_level.location_id
+     for update;
+  return (select inventory.expire_holds(pg_catalog.array_agg(d.reservation_id))
+    from (select r.reservation_id from inventory.reservations r
+           where r.item_id = expire_overdue_at_level.item_id
+             and r.location_id = expire_overdue_at_level.location_id
+             and r.status = 'ACTIVE' and r.expires_at <= pg_catalog.now()
+             for update skip locked) d);
+end
+$$;
+
+comment on function inventory.expire_overdue_at_level(bigint, bigint) is 'Locks one stock level, then expires its overdue holds that no other call has locked; returns how many.';
+
+create or replace function inventory.expire_reservations(batch_size integer) returns integer
+language plpgsql volatile security definer
+set search_path = ''
+as $$
+declare
+  v_expired integer;
+  v_items bigint[];
+  v_locations bigint[];
+begin
+  perform inventory.authorize('scheduler');
+  if expire_reservations.batch_size is null or expire_reservations.batch_size not between 1 and 100000 then
+    perform inventory.raise_error('INVALID_ARGUMENT', 'batch_size must be between 1 and 100000',
+      pg_catalog.jsonb_build_object('argument', 'batch_size', 'problem', 'out of range'));
+  end if;
+  -- A batch takes overdue holds level by level: the levels of the oldest overdue holds first, each
+  -- with all its overdue holds in expiry order. So a batch locks, updates and writes a ledger row
+  -- for a few stock levels, not one per hold, and few reservations wait on it. Levels are claimed
+  -- with SKIP LOCKED, so concurrent sweepers share the work level by level instead of queueing on
+  -- the same rows. This pass never waits for a lock; when it expires nothing, a rolled-back
+  -- subtransaction releases what it claimed before the fallback below waits for levels in key order.
+  begin
+    select inventory.expire_holds(pg_catalog.array_agg(d.reservation_id)) into v_expired
+      from (select h.reservation_id
+              from (select o.item_id, o.location_id, pg_catalog.min(o.expires_at) as first_due
+                      from (select r.item_id, r.location_id, r.expires_at from inventory.reservations r
+                             where r.status = 'ACTIVE' and r.expires_at <= pg_catalog.now()
+                             order by r.expires_at
+                             limit expire_reservations.batch_size) o
+                     group by o.item_id, o.location_id
+                     order by first_due, o.item_id, o.location_id) l
+             cross join lateral (
+                   select s.item_id, s.location_id from inventory.stock_levels s
+                    where s.item_id = l.item_id and s.location_id = l.location_id
+                      for update of s skip locked) lv
+             cross join lateral (
+                   select r.reservation_id from inventory.reservations r
+                    where r.item_id = lv.item_id and r.location_id = lv.location_id and r.status = 'ACTIVE'
+                      and r.expires_at <= pg_catalog.now()
+                    order by r.expires_at
+                    limit expire_reservations.batch_size
+                      for update of r skip locked) h
+             limit expire_reservations.batch_size) d;
+    if v_expired = 0 then
+      raise sqlstate 'P0002';
+    end if;
+  exception when no_data_found then
+    v_expired := 0;
+  end;
+  if v_expired = 0 then
+    -- Nothing is overdue, or every level with overdue holds was locked just now (by reservations or
+    -- other sweepers): wait for the levels of the oldest overdue holds (in key order, like every
+    -- level), then take their holds, so that 0 keeps meaning that nothing is overdue (apart from
+    -- holds other sweepers are expiring).
+    select pg_catalog.array_agg(o.item_id), pg_catalog.array_agg(o.location_id) into v_items, v_locations
+      from (select distinct r.item_id, r.location_id
+              from (select h.item_id, h.location_id from inventory.reservations h
+                     where h.status = 'ACTIVE' and h.expires_at <= pg_catalog.now()
+                     order by h.expires_at
+                     limit expire_reservations.batch_size) r) o;
+    perform from inventory.stock_levels s
+     where (s.item_id, s.location_id) in (
+             select l.item_id, l.location_id
+               from rows from (pg_catalog.unnest(v_items), pg_catalog.unnest(v_locations)) as l (item_id, location_id))
+     order by s.item_id, s.location_id
+       for update;
+    select inventory.expire_holds(pg_catalog.array_agg(d.reservation_id)) into v_expired
+      from (select r.reservation_id from inventory.reservations r
+             where r.status = 'ACTIVE' and r.expires_at <= pg_catalog.now()
+               and (r.item_id, r.location_id) in (
+                     select l.item_id, l.location_id
+                       from rows from (pg_catalog.unnest(v_items), pg_catalog.unnest(v_locations)) as l (item_id, location_id))
+             order by r.expires_at
+             limit expire_reservations.batch_size
+               for update skip locked) d;
+  end if;
+  return v_expired;
+end
+$$;
+
+comment on function inventory.expire_reservations(integer) is 'Implements inventory_api.expire_reservations.';
+
 -- When a hold made now with `expires_in` lapses (the configured default when null). The limits apply
 -- to the resulting time, not to the interval: '1 mon -29 days -23 hours' compares as positive but
 -- lands in the past in February, and '12 mons 6 days' compares as 366 days but is 371.
@@ -1069,6 +1174,34 @@ end
 $$;
 
 comment on function inventory.hold_expiry(interval) is 'Expiry time of a hold made now: after now and at most 366 days later (INVALID_ARGUMENT otherwise); the configured default TTL when expires_in is null.';
+
+-- Takes `quantity` more units of one level into holds, if they fit. Overdue holds at the level are
+-- expired first when they are what stands in the way; the second try runs under the level's lock,
+-- after any other call that was expiring or moving units there has ended. Returns whether the units
+-- were held.
+create or replace function inventory.hold_units(item_id bigint, location_id bigint, quantity numeric, movement jsonb)
+returns boolean
+language plpgsql volatile
+set search_path = ''
+as $$
+begin
+  update inventory.stock_levels s
+     set reserved = s.reserved + hold_units.quantity, pending_movement = hold_units.movement
+   where s.item_id = hold_units.item_id and s.location_id = hold_units.location_id
+     and s.on_hand - s.reserved >= hold_units.quantity;
+  if found then
+    return true;
+  end if;
+  perform inventory.expire_overdue_at_level(hold_units.item_id, hold_units.location_id);
+  update inventory.stock_levels s
+     set reserved = s.reserved + hold_units.quantity, pending_movement = hold_units.movement
+   where s.item_id = hold_units.item_id and s.location_id = hold_units.location_id
+     and s.on_hand - s.reserved >= hold_units.quantity;
+  return found;
+end
+$$;
+
+comment on function inventory.hold_units(bigint, bigint, numeric, jsonb) is 'Conditionally adds units to reserved at one level (expiring overdue holds there if needed); true when they fit.';
 
 create or replace function inventory.import_items(rows jsonb) returns jsonb
 language plpgsql volatile security definer
@@ -1424,6 +1557,55 @@ $$;
 
 comment on function inventory.is_allowed(text, bigint) is 'Whether the caller holds the role (or a higher one) for the location; null location needs an unscoped grant.';
 
+-- Locks the active holds of an order (optionally of one item), after their stock levels (the global
+-- lock order), checks that the caller may act at their locations, and describes them as moves of
+-- their whole open quantity: EXPIRE for overdue holds, movement_type null for live ones. Raises
+-- NO_RESERVATION when there are none.
+create or replace function inventory.lock_order_holds(order_ref text, item_id bigint, sku text)
+returns inventory.hold_move[]
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  v_moves inventory.hold_move[];
+begin
+  -- Which levels (a hold never changes level), and may the caller act there; then lock them.
+  perform inventory.authorize_locations('operator', array(
+    select distinct r.location_id from inventory.reservations r
+     where r.order_ref = lock_order_holds.order_ref and r.status = 'ACTIVE'
+       and (lock_order_holds.item_id is null or r.item_id = lock_order_holds.item_id)));
+  perform from inventory.stock_levels s
+   where (s.item_id, s.location_id) in (
+           select r.item_id, r.location_id from inventory.reservations r
+            where r.order_ref = lock_order_holds.order_ref and r.status = 'ACTIVE'
+              and (lock_order_holds.item_id is null or r.item_id = lock_order_holds.item_id))
+   order by s.item_id, s.location_id
+     for update;
+  select pg_catalog.array_agg(row(h.reservation_id, h.item_id, h.location_id,
+                                  case when h.expires_at <= pg_catalog.now() then 'EXPIRE' end,
+                                  h.quantity - h.quantity_fulfilled)::inventory.hold_move
+                              order by h.reservation_id)
+    into v_moves
+    from (select r.reservation_id, r.item_id, r.location_id, r.expires_at, r.quantity, r.quantity_fulfilled
+            from inventory.reservations r
+           where r.order_ref = lock_order_holds.order_ref and r.status = 'ACTIVE'
+             and (lock_order_holds.item_id is null or r.item_id = lock_order_holds.item_id)
+           order by r.reservation_id
+             for update) h;
+  -- Holds made after the check above, at other locations, are authorised too.
+  perform inventory.authorize_locations('operator', array(select m.location_id from pg_catalog.unnest(v_moves) m));
+  if v_moves is null then
+    perform inventory.raise_error('NO_RESERVATION',
+      pg_catalog.format('order %s has no active reservation%s', lock_order_holds.order_ref,
+                        coalesce(' for ' || lock_order_holds.sku, '')),
+      pg_catalog.jsonb_build_object('order_ref', lock_order_holds.order_ref, 'sku', lock_order_holds.sku));
+  end if;
+  return v_moves;
+end
+$$;
+
+comment on function inventory.lock_order_holds(text, bigint, text) is 'Locks the stock levels of an order''s active holds, then the holds; authorises their locations and returns them as moves (EXPIRE for overdue ones); raises NO_RESERVATION when none.';
+
 -- Parses and checks the lines of reserve_order; returns them merged per (item, location), in lock
 -- order, with a reservation id each. Raises on the first malformed line, and lists every unknown SKU.
 create or replace function inventory.parse_order_lines(lines jsonb) returns inventory.order_line[]
@@ -1549,22 +1731,32 @@ begin
   -- The return is counted on the order's holds of this item, which it locks and updates: under
   -- READ COMMITTED a concurrent return of the same shipment is re-read after it commits, under
   -- REPEATABLE READ and SERIALIZABLE it is a serialization failure (40001, retry). The caller must
-  -- operate where the units were shipped from as well: a return consumes that shipment.
-  select pg_catalog.array_agg(r.reservation_id order by r.reservation_id),
-         pg_catalog.array_agg(distinct r.location_id),
-         coalesce(pg_catalog.sum(r.quantity_fulfilled), 0), coalesce(pg_catalog.sum(r.quantity_returned), 0)
-    into v_holds, v_shipped_from, v_shipped, v_returned
-    from (select h.reservation_id, h.location_id, h.quantity_fulfilled, h.quantity_returned
-            from inventory.reservations h
-           where h.order_ref = process_return.order_ref and h.item_id = v_item_id
-           order by h.reservation_id
-             for update) r;
-  if v_holds is null then
+  -- operate where the units were shipped from as well: a return consumes that shipment. Locks in the
+  -- global order: the levels the units were shipped from and the one they come back to, then the holds.
+  select pg_catalog.array_agg(distinct r.location_id) into v_shipped_from
+    from inventory.reservations r where r.order_ref = process_return.order_ref and r.item_id = v_item_id;
+  if v_shipped_from is null then
     perform inventory.raise_error('NO_RESERVATION',
       pg_catalog.format('order %s never held %s', process_return.order_ref, process_return.sku),
       pg_catalog.jsonb_build_object('order_ref', process_return.order_ref, 'sku', process_return.sku));
   end if;
   perform inventory.authorize_locations('operator', v_shipped_from);
+  if process_return.restock then
+    insert into inventory.stock_levels (item_id, location_id) values (v_item_id, v_location_id)
+    on conflict do nothing;
+  end if;
+  perform from inventory.stock_levels s
+   where s.item_id = v_item_id and s.location_id = any (v_shipped_from || v_location_id)
+   order by s.item_id, s.location_id
+     for update;
+  select pg_catalog.array_agg(r.reservation_id order by r.reservation_id),
+         coalesce(pg_catalog.sum(r.quantity_fulfilled), 0), coalesce(pg_catalog.sum(r.quantity_returned), 0)
+    into v_holds, v_shipped, v_returned
+    from (select h.reservation_id, h.quantity_fulfilled, h.quantity_returned
+            from inventory.reservations h
+           where h.order_ref = process_return.order_ref and h.item_id = v_item_id
+           order by h.reservation_id
+             for update) r;
   if process_return.quantity > v_shipped - v_returned then
     perform inventory.raise_error('QUANTITY_MISMATCH',
       pg_catalog.format('order %s shipped %s and returned %s of %s; cannot return %s more',

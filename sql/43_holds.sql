@@ -1,10 +1,12 @@
 -- Resolving holds: shipping, releasing and expiring them, shared by fulfil, cancel and the sweeper.
 --
--- Lock order, everywhere: holds first (one statement), then stock levels by (item_id, location_id).
--- A function may wait for a hold's lock only while it holds no stock level; once it holds one, it
--- takes holds only with SKIP LOCKED (lazy expiry), which never waits, and further levels only in
--- key order. New holds need no lock. Following this order, no two pyinv calls can deadlock
--- (tests/test_lock_order.py steps every pair through its interleavings).
+-- Lock order, everywhere: stock levels first, in (item_id, location_id) order; then the rows that
+-- belong to them (holds, adjustments); then reorder alerts. A stock level's lock guards everything
+-- at that level, so a hold is only ever locked by a call that already holds its level: no call waits
+-- for a hold while another holds that hold and waits for the level. Lazy expiry, which needs a
+-- level's overdue holds while other levels are held, locks the level (in key order) and then takes
+-- its holds with SKIP LOCKED, which never waits. New holds need no lock. Following this order, no
+-- two pyinv calls can deadlock (tests/test_lock_order.py steps every pair through interleavings).
 
 create type inventory.hold_move as (
   reservation_id bigint, item_id bigint, location_id bigint, movement_type text, quantity numeric);
@@ -110,9 +112,10 @@ end
 $$;
 comment on function inventory.apply_hold_moves(inventory.hold_move[], text, text, text) is 'Ships, releases or expires holds set-wise and records one ledger movement per level and type.';
 
--- Locks the active holds of an order (optionally of one item) in id order, checks that the caller
--- may act at their locations, and describes them as moves of their whole open quantity: EXPIRE for
--- overdue holds, movement_type null for live ones. Raises NO_RESERVATION when there are none.
+-- Locks the active holds of an order (optionally of one item), after their stock levels (the global
+-- lock order), checks that the caller may act at their locations, and describes them as moves of
+-- their whole open quantity: EXPIRE for overdue holds, movement_type null for live ones. Raises
+-- NO_RESERVATION when there are none.
 create function inventory.lock_order_holds(order_ref text, item_id bigint, sku text)
 returns inventory.hold_move[]
 language plpgsql volatile
@@ -121,6 +124,18 @@ as $$
 declare
   v_moves inventory.hold_move[];
 begin
+  -- Which levels (a hold never changes level), and may the caller act there; then lock them.
+  perform inventory.authorize_locations('operator', array(
+    select distinct r.location_id from inventory.reservations r
+     where r.order_ref = lock_order_holds.order_ref and r.status = 'ACTIVE'
+       and (lock_order_holds.item_id is null or r.item_id = lock_order_holds.item_id)));
+  perform from inventory.stock_levels s
+   where (s.item_id, s.location_id) in (
+           select r.item_id, r.location_id from inventory.reservations r
+            where r.order_ref = lock_order_holds.order_ref and r.status = 'ACTIVE'
+              and (lock_order_holds.item_id is null or r.item_id = lock_order_holds.item_id))
+   order by s.item_id, s.location_id
+     for update;
   select pg_catalog.array_agg(row(h.reservation_id, h.item_id, h.location_id,
                                   case when h.expires_at <= pg_catalog.now() then 'EXPIRE' end,
                                   h.quantity - h.quantity_fulfilled)::inventory.hold_move
@@ -132,6 +147,7 @@ begin
              and (lock_order_holds.item_id is null or r.item_id = lock_order_holds.item_id)
            order by r.reservation_id
              for update) h;
+  -- Holds made after the check above, at other locations, are authorised too.
   perform inventory.authorize_locations('operator', array(select m.location_id from pg_catalog.unnest(v_moves) m));
   if v_moves is null then
     perform inventory.raise_error('NO_RESERVATION',
@@ -142,7 +158,7 @@ begin
   return v_moves;
 end
 $$;
-comment on function inventory.lock_order_holds(text, bigint, text) is 'Locks an order''s active holds, authorises their locations and returns them as moves (EXPIRE for overdue ones); raises NO_RESERVATION when none.';
+comment on function inventory.lock_order_holds(text, bigint, text) is 'Locks the stock levels of an order''s active holds, then the holds; authorises their locations and returns them as moves (EXPIRE for overdue ones); raises NO_RESERVATION when none.';
 
 -- Expires the given overdue holds (already locked by the caller). Returns how many.
 create function inventory.expire_holds(reservation_ids bigint[]) returns integer
@@ -167,12 +183,18 @@ $$;
 comment on function inventory.expire_holds(bigint[]) is 'Expires locked overdue holds, returning their units to available stock.';
 
 -- Lazy expiry for one level: called when a hold does not fit, so overdue holds never cause
--- INSUFFICIENT_STOCK even before the sweeper has run.
+-- INSUFFICIENT_STOCK even before the sweeper has run. The level is locked first (in key order, like
+-- every level): a second caller expiring the same level waits here and then finds the first one's
+-- result, instead of skipping the holds the first has locked and wrongly reporting the units
+-- unavailable. Holds are then taken with SKIP LOCKED: never wait for a hold while holding a level.
 create function inventory.expire_overdue_at_level(item_id bigint, location_id bigint) returns integer
 language plpgsql volatile
 set search_path = ''
 as $$
 begin
+  perform from inventory.stock_levels s
+   where s.item_id = expire_overdue_at_level.item_id and s.location_id = expire_overdue_at_level.location_id
+     for update;
   return (select inventory.expire_holds(pg_catalog.array_agg(d.reservation_id))
     from (select r.reservation_id from inventory.reservations r
            where r.item_id = expire_overdue_at_level.item_id
@@ -181,7 +203,7 @@ begin
              for update skip locked) d);
 end
 $$;
-comment on function inventory.expire_overdue_at_level(bigint, bigint) is 'Expires the overdue holds of one stock level; returns how many.';
+comment on function inventory.expire_overdue_at_level(bigint, bigint) is 'Locks one stock level, then expires its overdue holds that no other call has locked; returns how many.';
 
 create function inventory.expire_reservations(batch_size integer) returns integer
 language plpgsql volatile security definer
@@ -189,6 +211,8 @@ set search_path = ''
 as $$
 declare
   v_expired integer;
+  v_items bigint[];
+  v_locations bigint[];
 begin
   perform inventory.authorize('scheduler');
   if expire_reservations.batch_size is null or expire_reservations.batch_size not between 1 and 100000 then
@@ -231,11 +255,27 @@ begin
   end;
   if v_expired = 0 then
     -- Nothing is overdue, or every level with overdue holds was locked just now (by reservations or
-    -- other sweepers): take the oldest overdue holds anyway and wait for their levels, so that 0
-    -- keeps meaning that nothing is overdue (apart from holds other sweepers are expiring).
+    -- other sweepers): wait for the levels of the oldest overdue holds (in key order, like every
+    -- level), then take their holds, so that 0 keeps meaning that nothing is overdue (apart from
+    -- holds other sweepers are expiring).
+    select pg_catalog.array_agg(o.item_id), pg_catalog.array_agg(o.location_id) into v_items, v_locations
+      from (select distinct r.item_id, r.location_id
+              from (select h.item_id, h.location_id from inventory.reservations h
+                     where h.status = 'ACTIVE' and h.expires_at <= pg_catalog.now()
+                     order by h.expires_at
+                     limit expire_reservations.batch_size) r) o;
+    perform from inventory.stock_levels s
+     where (s.item_id, s.location_id) in (
+             select l.item_id, l.location_id
+               from rows from (pg_catalog.unnest(v_items), pg_catalog.unnest(v_locations)) as l (item_id, location_id))
+     order by s.item_id, s.location_id
+       for update;
     select inventory.expire_holds(pg_catalog.array_agg(d.reservation_id)) into v_expired
       from (select r.reservation_id from inventory.reservations r
              where r.status = 'ACTIVE' and r.expires_at <= pg_catalog.now()
+               and (r.item_id, r.location_id) in (
+                     select l.item_id, l.location_id
+                       from rows from (pg_catalog.unnest(v_items), pg_catalog.unnest(v_locations)) as l (item_id, location_id))
              order by r.expires_at
              limit expire_reservations.batch_size
                for update skip locked) d;

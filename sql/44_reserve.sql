@@ -39,7 +39,9 @@ $$;
 comment on function inventory.shortfall(bigint, bigint, text, text, numeric) is 'JSON specifics of a line that does not fit: requested, available, on hand, reserved.';
 
 -- Takes `quantity` more units of one level into holds, if they fit. Overdue holds at the level are
--- expired first when they are what stands in the way. Returns whether the units were held.
+-- expired first when they are what stands in the way; the second try runs under the level's lock,
+-- after any other call that was expiring or moving units there has ended. Returns whether the units
+-- were held.
 create function inventory.hold_units(item_id bigint, location_id bigint, quantity numeric, movement jsonb)
 returns boolean
 language plpgsql volatile
@@ -53,9 +55,7 @@ begin
   if found then
     return true;
   end if;
-  if inventory.expire_overdue_at_level(hold_units.item_id, hold_units.location_id) = 0 then
-    return false;
-  end if;
+  perform inventory.expire_overdue_at_level(hold_units.item_id, hold_units.location_id);
   update inventory.stock_levels s
      set reserved = s.reserved + hold_units.quantity, pending_movement = hold_units.movement
    where s.item_id = hold_units.item_id and s.location_id = hold_units.location_id

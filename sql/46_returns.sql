@@ -41,22 +41,32 @@ begin
   -- The return is counted on the order's holds of this item, which it locks and updates: under
   -- READ COMMITTED a concurrent return of the same shipment is re-read after it commits, under
   -- REPEATABLE READ and SERIALIZABLE it is a serialization failure (40001, retry). The caller must
-  -- operate where the units were shipped from as well: a return consumes that shipment.
-  select pg_catalog.array_agg(r.reservation_id order by r.reservation_id),
-         pg_catalog.array_agg(distinct r.location_id),
-         coalesce(pg_catalog.sum(r.quantity_fulfilled), 0), coalesce(pg_catalog.sum(r.quantity_returned), 0)
-    into v_holds, v_shipped_from, v_shipped, v_returned
-    from (select h.reservation_id, h.location_id, h.quantity_fulfilled, h.quantity_returned
-            from inventory.reservations h
-           where h.order_ref = process_return.order_ref and h.item_id = v_item_id
-           order by h.reservation_id
-             for update) r;
-  if v_holds is null then
+  -- operate where the units were shipped from as well: a return consumes that shipment. Locks in the
+  -- global order: the levels the units were shipped from and the one they come back to, then the holds.
+  select pg_catalog.array_agg(distinct r.location_id) into v_shipped_from
+    from inventory.reservations r where r.order_ref = process_return.order_ref and r.item_id = v_item_id;
+  if v_shipped_from is null then
     perform inventory.raise_error('NO_RESERVATION',
       pg_catalog.format('order %s never held %s', process_return.order_ref, process_return.sku),
       pg_catalog.jsonb_build_object('order_ref', process_return.order_ref, 'sku', process_return.sku));
   end if;
   perform inventory.authorize_locations('operator', v_shipped_from);
+  if process_return.restock then
+    insert into inventory.stock_levels (item_id, location_id) values (v_item_id, v_location_id)
+    on conflict do nothing;
+  end if;
+  perform from inventory.stock_levels s
+   where s.item_id = v_item_id and s.location_id = any (v_shipped_from || v_location_id)
+   order by s.item_id, s.location_id
+     for update;
+  select pg_catalog.array_agg(r.reservation_id order by r.reservation_id),
+         coalesce(pg_catalog.sum(r.quantity_fulfilled), 0), coalesce(pg_catalog.sum(r.quantity_returned), 0)
+    into v_holds, v_shipped, v_returned
+    from (select h.reservation_id, h.quantity_fulfilled, h.quantity_returned
+            from inventory.reservations h
+           where h.order_ref = process_return.order_ref and h.item_id = v_item_id
+           order by h.reservation_id
+             for update) r;
   if process_return.quantity > v_shipped - v_returned then
     perform inventory.raise_error('QUANTITY_MISMATCH',
       pg_catalog.format('order %s shipped %s and returned %s of %s; cannot return %s more',
