@@ -42,11 +42,16 @@ def yoyo_url(dsn: str) -> str:
 # The migrating login creates every object as inventory_owner, so it must be a member while it
 # migrates, and must not stay one: a member could disable the append-only triggers and rewrite the
 # ledger. Granted for the run, revoked at its end (also when nothing was applied, or it failed).
+# USAGE, not MEMBER: on PostgreSQL 16 and later the login that creates a role is granted ADMIN on it
+# without INHERIT or SET, which is membership without the right to act as the role. The owner role
+# is created here when missing, so that 0001_core (whose check predates that) finds it usable.
 _TAKE_OWNER = """
 do $owner$
 begin
-  if exists (select from pg_catalog.pg_roles where rolname = 'inventory_owner')
-     and not pg_catalog.pg_has_role(current_user, 'inventory_owner', 'MEMBER') then
+  if not exists (select from pg_catalog.pg_roles where rolname = 'inventory_owner') then
+    create role inventory_owner nologin;
+  end if;
+  if not pg_catalog.pg_has_role(current_user, 'inventory_owner', 'USAGE') then
     execute pg_catalog.format('grant inventory_owner to %I', current_user);
   end if;
 end

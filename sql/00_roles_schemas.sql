@@ -29,8 +29,10 @@ begin
   -- migrating login creates in this database from now on (the owner role gets the same below).
   execute pg_catalog.format('alter default privileges for role %I revoke execute on functions from public',
                             current_user);
-  -- The migrating login must be able to SET ROLE inventory_owner to create the objects as it.
-  if not pg_catalog.pg_has_role(current_user, 'inventory_owner', 'MEMBER') then
+  -- The migrating login must be able to SET ROLE inventory_owner to create the objects as it
+  -- (USAGE: on PostgreSQL 16+ the creator of a role is a member without INHERIT or SET). It gives
+  -- the membership up at the end (99_finish.sql).
+  if not pg_catalog.pg_has_role(current_user, 'inventory_owner', 'USAGE') then
     execute pg_catalog.format('grant inventory_owner to %I', current_user);
   end if;
 end

@@ -4,13 +4,22 @@ that concurrent writers never fork and that reveals tampering."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
 import threading
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
 
 import psycopg
 import pytest
+from conftest import TEST_ROLES
 from helpers import raises_db_error
+from psycopg.conninfo import make_conninfo
 
-from pyinv import Inventory
+from pyinv import Busy, Inventory, migrate, server
 
 
 def audit_rows(db, table: str | None = None) -> list[tuple]:
@@ -243,3 +252,200 @@ def test_audit_table_refuses_a_key_it_cannot_pair_rows_by(db) -> None:
         db.execute("select inventory.audit_table('wide_key')")
     triggers = db.execute("select count(*) from pg_trigger where tgrelid = 'inventory.wide_key'::regclass")
     assert triggers.fetchone() == (0,)
+
+
+# -- request context, busy sealers, locks nobody else can take -------------------------------------------
+
+
+def test_a_direct_login_cannot_forge_request_context(catalogue: Inventory, db, login_dsn, connect) -> None:
+    clerk = connect(conninfo=login_dsn("pyinv_clerk"))
+    clerk.execute("select set_config('request.path', '/rpc/forged', false),"
+                  " set_config('request.headers', '{\"x-request-id\": \"forged\"}', false)")
+    clerk.execute("select inventory_api.reserve_stock(sku => 'A1', quantity => 1, order_ref => 'SO-F')")
+    assert audit_rows(db, "reservations")[-1][2:7] == ("pyinv_clerk", "pyinv_clerk", "pyinv_clerk", None, None)
+
+
+def test_a_busy_sealer_is_told_apart_from_nothing_to_seal(catalogue: Inventory, db, connect) -> None:
+    seal_all(db)
+    assert db.execute("select inventory_api.seal_audit_log()").fetchone() == (0,)  # nothing to seal
+    catalogue.create_item("Z9", "Zed")
+    running = connect(autocommit=False)
+    assert running.execute("select inventory_api.seal_audit_log()").fetchone()[0] > 0
+    assert db.execute("select inventory_api.seal_audit_log()").fetchone() == (None,)  # busy
+    running.rollback()
+
+
+def test_advisory_lock_keys_taken_by_any_login_stop_nothing(catalogue: Inventory, db, login_dsn, connect) -> None:
+    attacker = connect(conninfo=login_dsn("pyinv_attacker"))
+    for key in ("inventory.seal_audit_log", "inventory.check_reorder_points", "pyinv.migrate"):
+        attacker.execute("select pg_advisory_lock(hashtext(%s))", (key,))
+    catalogue.set_stock_policy("A1", "main", reorder_point=20, safety_stock=5)
+    db.execute("set statement_timeout = '10s'")
+    assert db.execute("select inventory_api.seal_audit_log()").fetchone()[0] > 0
+    assert catalogue.check_reorder_points().levels_checked == 1
+
+
+# -- anchors: what a superuser rewrites between anchors, and what an anchor reveals -----------------------
+
+
+@pytest.fixture
+def anchored(catalogue: Inventory, db) -> dict:
+    catalogue.reserve_stock("A1", 2, "SO-A")
+    catalogue.fulfill_order("SO-A")
+    seal_all(db)
+    anchor = catalogue.audit_anchor()
+    assert anchor["format"] == "pyinv-anchor/1" and anchor["audit"]["seq"] > 0
+    assert set(anchor["ledger"]["locations"]) == {"main"}
+    assert catalogue.verify_audit_chain(anchor) == [] and catalogue.verify_inventory(anchor) == []
+    return anchor
+
+
+@pytest.mark.breaks_invariants
+def test_an_anchor_reveals_deleted_sealed_audit_rows(catalogue: Inventory, db, anchored: dict) -> None:
+    last = anchored["audit"]["seq"]
+    with db.transaction():
+        db.execute("alter table inventory.audit_chain disable trigger audit_chain_forbid_change;"
+                   " alter table inventory.audit_log disable trigger audit_log_forbid_change")
+        db.execute("delete from inventory.audit_log where audit_id in"
+                   " (select audit_id from inventory.audit_chain where seq > %s - 3)", (last,))
+        db.execute("delete from inventory.audit_chain where seq > %s - 3", (last,))
+        db.execute("alter table inventory.audit_chain enable always trigger audit_chain_forbid_change;"
+                   " alter table inventory.audit_log enable always trigger audit_log_forbid_change")
+    assert catalogue.verify_audit_chain() == []  # what remains is a consistent chain
+    [problem] = catalogue.verify_audit_chain(anchored)
+    assert f"no longer reaches link {last}" in problem.problem
+
+
+@pytest.mark.breaks_invariants
+def test_an_anchor_reveals_a_rewritten_ledger_with_recomputed_hashes(catalogue: Inventory, db,
+                                                                     anchored: dict) -> None:
+    with db.transaction():
+        db.execute("alter table inventory.ledger disable trigger ledger_forbid_change;"
+                   " alter table inventory.stock_levels disable trigger stock_levels_record_movement")
+        db.execute("update inventory.ledger set reason = 'nothing happened' where movement_type = 'SHIP'")
+        # A careful superuser recomputes the level's whole chain and its head.
+        db.execute("""
+            do $$
+            declare g inventory.ledger; v_prev bytea;
+            begin
+              for g in select * from inventory.ledger where item_id = 1 and location_id = 1 order by movement_id loop
+                g.prev_hash := v_prev;
+                g.hash := sha256(coalesce(v_prev, '') || inventory.ledger_entry_bytes(g));
+                update inventory.ledger set prev_hash = g.prev_hash, hash = g.hash where movement_id = g.movement_id;
+                v_prev := g.hash;
+              end loop;
+              update inventory.stock_levels set ledger_hash = v_prev where item_id = 1 and location_id = 1;
+            end $$""")
+        db.execute("alter table inventory.ledger enable always trigger ledger_forbid_change;"
+                   " alter table inventory.stock_levels enable always trigger stock_levels_record_movement")
+    assert catalogue.verify_inventory() == []  # consistent again without the anchor
+    [violation] = catalogue.verify_inventory(anchored)
+    assert (violation.invariant, violation.location) == ("ledger_matches_anchor", "main")
+    assert "rewritten" in violation.detail
+
+
+def test_movements_after_the_anchor_are_fine(catalogue: Inventory, anchored: dict) -> None:
+    catalogue.receive_stock("A1", 5)
+    catalogue.receive_stock("A1", 5, location="east")
+    assert catalogue.verify_inventory(anchored) == [] and catalogue.verify_audit_chain(anchored) == []
+
+
+def test_an_anchor_waits_for_writers_below_its_cut(catalogue: Inventory, connect) -> None:
+    writer = connect(autocommit=False)
+    writer.execute("select inventory_api.receive_stock(sku => 'A1', quantity => 1)")  # open: holds a movement id
+    with pytest.raises(Busy) as caught:
+        catalogue.audit_anchor(wait_seconds=Decimal("0.2"))
+    assert (caught.value.actual_sqlstate, caught.value.hint) == ("55P03", "BUSY")
+    writer.commit()
+    assert catalogue.audit_anchor(wait_seconds=1)["ledger"]["through_movement"] > 0
+
+
+@pytest.mark.parametrize("anchor", [{}, {"format": "pyinv-anchor/1"}, {"format": "pyinv-anchor/1", "audit": {
+    "seq": 1, "hash": "zz"}, "ledger": {"through_movement": 1, "locations": {}}}, [1, 2], "anchor"])
+def test_a_malformed_anchor_is_refused(catalogue: Inventory, db, anchor) -> None:
+    with raises_db_error(db, "22023", "INVALID_ARGUMENT"):
+        db.execute("select * from inventory_api.verify_inventory(anchor => %s::jsonb)", (json.dumps(anchor),))
+
+
+def test_an_anchor_needs_read_committed(catalogue: Inventory, connect) -> None:
+    connection = connect(autocommit=False)
+    connection.execute("set transaction isolation level repeatable read")
+    with pytest.raises(psycopg.Error) as caught:
+        connection.execute("select inventory_api.audit_anchor()")
+    assert (caught.value.sqlstate, caught.value.diag.message_hint) == ("PT409", "INVALID_STATE")
+
+
+def test_audit_anchor_and_verify_commands(catalogue: Inventory, db, dsn: str, tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from pyinv.cli import cli
+
+    anchor_file = tmp_path / "anchor.json"
+    seal = CliRunner().invoke(cli, ["--dsn", dsn, "--json", "audit", "seal"])
+    assert seal.exit_code == 0 and json.loads(seal.stdout)["sealed"] > 0
+    assert CliRunner().invoke(cli, ["--dsn", dsn, "audit", "anchor", "-o", str(anchor_file)]).exit_code == 0
+    again = CliRunner().invoke(cli, ["--dsn", dsn, "audit", "anchor", "-o", str(anchor_file)])
+    assert again.exit_code != 0  # an anchor file is never overwritten
+    ok = CliRunner().invoke(cli, ["--dsn", dsn, "audit", "verify", "--anchor", str(anchor_file)])
+    assert (ok.exit_code, ok.stdout.strip()) == (0, "audit chain and ledger intact and match the anchor")
+    db.execute("alter table inventory.audit_chain disable trigger audit_chain_forbid_change")
+    db.execute("delete from inventory.audit_chain where seq = (select max(seq) from inventory.audit_chain)")
+    db.execute("alter table inventory.audit_chain enable always trigger audit_chain_forbid_change")
+    broken = CliRunner().invoke(cli, ["--dsn", dsn, "--json", "audit", "verify", "--anchor", str(anchor_file)])
+    assert broken.exit_code == 1 and json.loads(broken.stdout)["intact"] is False
+
+
+# -- sealing survives moving the database to another cluster, and reports a sealer that is not running ----
+
+
+def test_committed_rows_left_unsealed_too_long_are_reported(catalogue: Inventory, db) -> None:
+    seal_all(db)
+    db.execute("update inventory.settings set audit_seal_max_lag = interval '1 millisecond'")
+    catalogue.receive_stock("A1", 1)
+    time.sleep(0.01)
+    [problem] = catalogue.verify_audit_chain()
+    assert problem.seq is None and "not sealed" in problem.problem
+    seal_all(db)
+    assert catalogue.verify_audit_chain() == []
+
+
+@pytest.fixture
+def cluster_dir() -> Iterator[Path]:
+    """A data directory for a throw-away cluster, beside the test cluster's (the server may run as
+    another system user, who cannot enter pytest's private temporary directories)."""
+    import platformdirs
+
+    path = platformdirs.user_cache_path("pyinv") / f"cluster-{os.getpid()}"
+    shutil.rmtree(path, ignore_errors=True)
+    yield path
+    server.stop(path)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_sealing_continues_after_pg_dump_and_restore_into_a_new_cluster(catalogue: Inventory, db, dsn: str,
+                                                                        tmp_path: Path, cluster_dir: Path) -> None:
+    catalogue.reserve_stock("A1", 1, "SO-D")
+    seal_all(db)
+    catalogue.create_item("MOVED", "Moved before sealing")  # committed, not sealed yet: it moves with the dump
+    dump = tmp_path / "pyinv.dump"
+    subprocess.run([str(server.bin_dir() / "pg_dump"), "--format=custom", "--file", str(dump), "--dbname", dsn],
+                   check=True)
+    fresh = server.start(cluster_dir, settings={"fsync": "off"})
+    # Roles are cluster-wide: the test roles, and pyinv's from installing it once in the new cluster.
+    with psycopg.connect(make_conninfo(fresh, dbname="postgres"), autocommit=True) as admin:
+        admin.execute(TEST_ROLES)
+        admin.execute("create database moved")
+    migrate.apply(make_conninfo(fresh, dbname="postgres"))
+    moved = make_conninfo(fresh, dbname="moved")
+    subprocess.run([str(server.bin_dir() / "pg_restore"), "--exit-on-error", "--dbname", moved, str(dump)],
+                   check=True)
+    with Inventory.connect(moved) as inv, psycopg.connect(moved, autocommit=True) as conn:
+        newest = conn.execute("select max(transaction_id) from inventory.audit_log").fetchone()[0]
+        assert conn.execute("select pg_current_xact_id() < %s", (newest,)).fetchone() == (True,)
+        inv.receive_stock("A1", 2)
+        while inv.seal_audit_log(100):
+            pass
+        assert conn.execute("select count(*) from inventory.audit_log a where not exists"
+                            " (select from inventory.audit_chain c where c.audit_id = a.audit_id)"
+                            ).fetchone() == (0,)
+        assert inv.verify_audit_chain() == [] and inv.verify_inventory() == []

@@ -182,6 +182,22 @@ UNICODE_PADDED = [
     ("leading_bom", "\ufeffSO-1"),
 ]
 
+# Characters of the Unicode format category (Cf) and fillers, anywhere in the text, and text not in NFC:
+# two references (or names) that differ only by one of these look the same to every person.
+INVISIBLE = [
+    ("bidi_override", "SO-\u202e1"),
+    ("bidi_isolate", "SO-\u20661\u2069"),
+    ("word_joiner", "SO\u2060-1"),
+    ("soft_hyphen", "SO\u00ad-1"),
+    ("zero_width_joiner", "SO\u200d-1"),
+    ("tag_character", "SO-1\U000e0041"),
+    ("hangul_filler", "SO-\u31641"),
+    ("hangul_choseong_filler", "\u115fSO-1"),
+    ("variation_selector", "SO-1\ufe0f"),
+    ("combining_grapheme_joiner", "SO-\u034f1"),
+    ("not_nfc", "SO-Cafe\u0301"),
+]
+
 CASES: list[Any] = []
 
 def case(_fn: str, _case: str, _expected: tuple[str, str], /, **overrides: Any) -> None:
@@ -238,6 +254,14 @@ for _fn in ("reserve_stock", "reserve_order"):
     for _name, _text in UNICODE_PADDED:
         case(_fn, f"order_ref_{_name}", INVALID_ARGUMENT, order_ref=_text)
 case("receive_stock", "idempotency_key_trailing_nbsp", INVALID_ARGUMENT, idempotency_key="K-1\u00a0")
+for _name, _text in INVISIBLE:
+    for _fn in ("reserve_stock", "reserve_order", "fulfill_order", "cancel_reservation", "process_return"):
+        case(_fn, f"order_ref_{_name}", INVALID_ARGUMENT, order_ref=_text)
+    case("receive_stock", f"reference_{_name}", INVALID_ARGUMENT, reference=_text)
+    case("receive_stock", f"idempotency_key_{_name}", INVALID_ARGUMENT, idempotency_key=_text)
+    case("process_return", f"reason_{_name}", INVALID_ARGUMENT, reason=_text)
+    case("create_item", f"name_{_name}", INVALID_ARGUMENT, name=_text)
+    case("create_location", f"name_{_name}", INVALID_ARGUMENT, name=_text)
 
 # Idempotency keys: 1..200 printable characters; a key used by another call conflicts.
 for _fn in ("receive_stock", "reserve_stock", "reserve_order", "fulfill_order", "cancel_reservation",
@@ -251,7 +275,8 @@ for _fn in ("receive_stock", "reserve_stock", "reserve_order", "fulfill_order", 
 for _fn in ("reserve_stock", "reserve_order"):
     for _name, _interval in (("zero", "0 seconds"), ("negative", "-1 hour"), ("400_days", "400 days"),
                              ("13_months", "13 mons"), ("366_days_1s", "366 days 1 second"),
-                             ("mixed_sign", "1 day -25 hours"), ("infinity", "infinity"),
+                             ("mixed_sign", "1 day -25 hours"), ("12_months_6_days", "12 mons 6 days"),
+                             ("1_year_2_days", "1 year 2 days"), ("infinity", "infinity"),
                              ("minus_infinity", "-infinity")):
         case(_fn, f"expires_in_{_name}", INVALID_ARGUMENT, expires_in=_interval)
 

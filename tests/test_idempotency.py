@@ -3,6 +3,8 @@ arguments differ, not burned by a rejected call."""
 
 from __future__ import annotations
 
+import psycopg
+import pytest
 from helpers import raises_inventory_error, run_together
 
 import pyinv
@@ -73,3 +75,20 @@ def test_a_retry_replays_even_after_stock_or_status_changed(catalogue: Inventory
     assert catalogue.reserve_order("SO-2", [{"sku": "B2", "quantity": 5}], idempotency_key="all-of-b2") == order
     assert catalogue.receive_stock("B2", 1, idempotency_key="late-receipt") == receipt
     assert ledger_rows() == rows
+
+
+@pytest.mark.parametrize("style", ["iso_8601", "sql_standard", "postgres_verbose"])
+def test_a_retry_from_a_connection_with_another_interval_style_replays(catalogue: Inventory, connect,
+                                                                      style: str) -> None:
+    call = ("select reservation_id from inventory_api.reserve_stock(sku => 'A1', quantity => 1, order_ref => 'SO-I',"
+            " expires_in => %s::interval, idempotency_key => 'iv-1')")
+    first = connect()
+    first.execute("set intervalstyle = 'postgres'")
+    original = first.execute(call, ("1 day 02:03:04.5",)).fetchone()
+    retry = connect()
+    retry.execute(f"set intervalstyle = '{style}'")
+    assert retry.execute(call, ("1 day 02:03:04.5",)).fetchone() == original
+    with pytest.raises(psycopg.Error) as caught:
+        retry.execute(call, ("1 day 02:03:05",))
+    assert caught.value.diag.message_hint == "IDEMPOTENCY_CONFLICT"
+    assert catalogue.stock_levels("A1")[0].reserved == 1

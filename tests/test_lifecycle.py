@@ -6,7 +6,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from helpers import raises_inventory_error
+from helpers import raises_db_error, raises_inventory_error
 
 import pyinv
 from pyinv import Inventory
@@ -264,3 +264,32 @@ def test_fractional_quantities(catalogue: Inventory) -> None:
     catalogue.reserve_stock("ROPE", Decimal("0.0001"), "SO-1")
     catalogue.reserve_stock("ROPE", Decimal("12.7499"), "SO-2")
     assert level(catalogue, "ROPE") == (Decimal("12.75"), Decimal("12.75"), 0)
+
+
+@pytest.mark.parametrize("expires_in", ["1 mon -29 days -23 hours", "25 hours -1 day", "1 year", "366 days",
+                                        "1 mon -1 second"])
+def test_hold_lifetimes_are_checked_on_the_time_they_give(catalogue: Inventory, db, expires_in: str) -> None:
+    """Intervals compare as if a month were 30 days; the hold's end is what must lie after now and at
+    most 366 days later."""
+    [[fits]] = db.execute("select now() + %s::interval > now() and now() + %s::interval <= now() + interval '366 days'",
+                          (expires_in, expires_in)).fetchall()
+    call = ("select expires_at - now() from inventory_api.reserve_stock(sku => 'A1', quantity => 1,"
+            " order_ref => 'SO-L', expires_in => %s::interval)")
+    if fits:
+        [[lifetime]] = db.execute(call, (expires_in,)).fetchall()
+        assert timedelta(0) < lifetime <= timedelta(days=366)
+    else:
+        with raises_db_error(db, "22023", "INVALID_ARGUMENT"):
+            db.execute(call, (expires_in,))
+
+
+def test_quantities_travel_as_exact_decimals(inv: Inventory) -> None:
+    big = Decimal("862478641446.5169")  # a float would make it ...5168
+    inv.create_item("BIG", "Bulk")
+    inv.receive_stock("BIG", Decimal("999999999999.9999"))
+    [hold] = inv.reserve_order("SO-BIG", [{"sku": "BIG", "quantity": big}])
+    assert hold.quantity == big
+    result = inv.import_batch("policies", [{"sku": "BIG", "location": "main", "reorder_point": Decimal("0.0001"),
+                                            "safety_stock": 0}])
+    assert result["applied"] == 1 and inv.stock_policies("BIG")[0].reorder_point == Decimal("0.0001")
+    assert inv.stock_levels("BIG")[0].available == Decimal("999999999999.9999") - big

@@ -11,7 +11,8 @@ from pathlib import Path
 import psycopg
 import pytest
 from helpers import MIGRATIONS, run_together
-from psycopg.conninfo import make_conninfo
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from pyinv import migrate, server
 from pyinv.resources import migrations_dir, schema_sql
@@ -149,3 +150,36 @@ def test_upgrading_keeps_each_login_s_access_each_return_and_the_chain(empty_dat
             assert db.execute("select * from inventory_api.verify_audit_chain()").fetchall() == []
         finally:
             db.execute("drop role pyinv_narrowed")
+
+
+def test_the_migrating_login_keeps_no_owner_rights(empty_database) -> None:
+    """A non-superuser login that owns the database migrates it, then cannot disable the append-only
+    triggers, rewrite the ledger, truncate the audit log or become the owner role."""
+    dsn = empty_database()
+    name = conninfo_to_dict(dsn)["dbname"]
+    with psycopg.connect(dsn, autocommit=True) as db:
+        db.execute("drop role if exists pyinv_migrator")
+        db.execute("create role pyinv_migrator login createrole password 'pyinv-test'")
+        if db.info.server_version >= 160000:
+            # What PostgreSQL 16+ gives the login that creates pyinv's roles: ADMIN, nothing more.
+            db.execute("grant inventory_owner, inventory_viewer, inventory_operator, inventory_admin,"
+                       " inventory_scheduler, inventory_user to pyinv_migrator"
+                       " with admin option, inherit false, set false")
+        db.execute(sql.SQL("alter database {} owner to pyinv_migrator").format(sql.Identifier(name)))
+    migrator = make_conninfo(dsn, user="pyinv_migrator", password="pyinv-test")
+    try:
+        assert migrate.apply(migrator) == MIGRATIONS
+        assert migrate.apply(migrator) == []
+        with psycopg.connect(migrator, autocommit=True) as login:
+            assert login.execute("select pg_has_role('inventory_owner', 'USAGE')").fetchone() == (False,)
+            for statement in ("alter table inventory.ledger disable trigger ledger_forbid_change",
+                              "update inventory.ledger set reason = 'rewritten'",
+                              "truncate inventory.audit_log",
+                              "set role inventory_owner"):
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    login.execute(statement)
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as db:
+            db.execute(sql.SQL("alter database {} owner to postgres").format(sql.Identifier(name)))
+            db.execute("drop owned by pyinv_migrator")
+            db.execute("drop role pyinv_migrator")

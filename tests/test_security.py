@@ -142,6 +142,32 @@ def test_location_scoped_clerk_cannot_touch_other_locations(gateway, catalogue: 
     east_clerk.rpc("process_return", order_ref="SO-EAST", sku="A1", quantity=1, reason="x", location="east")
 
 
+def test_a_replay_never_hands_over_another_location_s_result(gateway, catalogue: Inventory) -> None:
+    catalogue.reserve_stock("A1", 1, "SO-SHIP")
+    catalogue.reserve_stock("A1", 1, "SO-DROP")
+    main_clerk, east_clerk = gateway("authenticated", "u-clerk-main"), gateway("authenticated", "u-clerk-east")
+    main_clerk.rpc("fulfill_order", order_ref="SO-SHIP", idempotency_key="ship-1")
+    main_clerk.rpc("cancel_reservation", order_ref="SO-DROP", idempotency_key="drop-1")
+    denied(lambda: east_clerk.rpc("fulfill_order", order_ref="SO-SHIP", idempotency_key="ship-1"))
+    denied(lambda: east_clerk.rpc("cancel_reservation", order_ref="SO-DROP", idempotency_key="drop-1"))
+    assert main_clerk.rpc("fulfill_order", order_ref="SO-SHIP", idempotency_key="ship-1")[0][4] == "SHIP"
+
+
+def test_a_return_elsewhere_neither_reveals_nor_consumes_another_location_s_shipment(gateway, catalogue: Inventory,
+                                                                                      db) -> None:
+    catalogue.reserve_stock("A1", 3, "SO-FAR")
+    catalogue.fulfill_order("SO-FAR")  # shipped from main
+    east_clerk = gateway("authenticated", "u-clerk-east")
+    for quantity in (1, 100):
+        with pytest.raises(psycopg.Error) as caught:
+            east_clerk.rpc("process_return", order_ref="SO-FAR", sku="A1", quantity=quantity, reason="x",
+                           location="east")
+        assert (caught.value.sqlstate, caught.value.diag.message_hint) == ("42501", "PERMISSION_DENIED")
+        assert not {"shipped", "returned"} & set(json.loads(caught.value.diag.message_detail))
+    assert db.execute("select (select count(*) from inventory.returns),"
+                      " (select sum(quantity_returned) from inventory.reservations)").fetchone() == (0, 0)
+
+
 VIEWS = ["items", "locations", "stock_levels", "reservations", "stock_movements", "returns", "error_codes"]
 
 

@@ -60,6 +60,50 @@ def test_reason_codes_are_seeded_with_their_approval_rule(inv: Inventory, db) ->
     assert rows["restock"][0] is False
 
 
+@pytest.mark.parametrize("reason", ["received", "restock", "found"])
+def test_a_reason_that_only_adds_cannot_remove_stock(catalogue: Inventory, clerk: Inventory, db, reason: str) -> None:
+    with raises_inventory_error(db, InvalidArgument) as caught:
+        clerk.create_adjustment("A1", -8, "correction", reason)
+    assert caught.value.detail["problem"] == "wrong direction for the reason"
+
+
+@pytest.mark.parametrize("reason", ["damaged", "theft", "shrinkage", "expired"])
+def test_a_reason_that_only_removes_cannot_add_stock(catalogue: Inventory, clerk: Inventory, db, reason: str) -> None:
+    with raises_inventory_error(db, InvalidArgument) as caught:
+        clerk.create_adjustment("A1", 3, "correction", reason)
+    assert caught.value.detail["problem"] == "wrong direction for the reason"
+
+
+def test_a_large_removal_needs_approval_whatever_the_reason(catalogue: Inventory, clerk: Inventory, db) -> None:
+    changed = catalogue.set_reason_code("correction", requires_approval=False, approval_threshold=2)
+    assert (changed.requires_approval, changed.approval_threshold, changed.direction) == (False, 2, "both")
+    assert clerk.create_adjustment("A1", -5, "correction", "correction").status == "PENDING"
+    assert clerk.create_adjustment("A1", 5, "correction", "correction").status == "APPLIED"  # additions need none
+    assert clerk.create_adjustment("A1", -2, "correction", "correction").status == "APPLIED"  # at the threshold
+    assert level(catalogue) == (13, 0)
+
+
+def test_admins_set_reason_codes_and_every_change_is_audited(catalogue: Inventory, clerk: Inventory, db) -> None:
+    [[before]] = db.execute("select max(audit_id) from inventory.audit_log").fetchall()
+    damaged = catalogue.set_reason_code("damaged", requires_approval=True, approval_threshold=1)
+    assert (damaged.approval_threshold, damaged.updated_by) == (1, db.info.user)
+    assert clerk.create_adjustment("A1", -2, "damage", "damaged").status == "PENDING"
+    [audit] = db.execute("select operation, old_row, new_row ->> 'approval_threshold' from inventory.audit_log"
+                         " where table_name = 'reason_codes' and audit_id > %s", (before,)).fetchall()
+    assert (audit[0], audit[1]["approval_threshold"], audit[2]) == ("UPDATE", 5, "1.0000")
+    spillage = catalogue.set_reason_code("spillage", True, 0, direction="remove", description="Spilled")
+    assert (spillage.reason_code, spillage.direction) == ("spillage", "remove")
+    assert clerk.create_adjustment("A1", -1, "write_off", "spillage").status == "PENDING"
+    with raises_inventory_error(db, InvalidArgument):
+        catalogue.set_reason_code("leak", True, 0)  # a new code needs a direction and a description
+    with raises_inventory_error(db, InvalidArgument):
+        catalogue.set_reason_code("leak", True, 0, direction="sideways", description="Leaked")
+    with raises_inventory_error(db, InvalidQuantity):
+        catalogue.set_reason_code("damaged", True, -1)
+    with raises_inventory_error(db, PermissionDenied):
+        clerk.set_reason_code("damaged", False, 1000)
+
+
 # -- adjustments ---------------------------------------------------------------------------------------------
 
 
@@ -622,6 +666,30 @@ def test_an_import_batch_is_all_or_nothing(catalogue: Inventory, db) -> None:
     assert db.execute("select count(*) from inventory.items").fetchone() == before
     result = catalogue.import_batch("items", ["not an object", {"sku": "OK-1", "name": "Fine", "track_lots": "yes"}])
     assert result["inserted"] == 1 and result["rejected"][0]["reason"] == "row is not an object"
+
+
+@pytest.mark.parametrize("name", ["Widget\u202e", "Wid\u00adget", "Wid\u2060get", "Widget\U000e0041", "\u3164",
+                                  "Cafe\u0301", "Widget\u00a0", "Wid\x07get"])
+def test_imports_refuse_the_names_create_item_refuses(catalogue: Inventory, db, name: str) -> None:
+    with raises_inventory_error(db, InvalidArgument):
+        catalogue.create_item("IMP-N", name)
+    result = catalogue.import_batch("items", [{"sku": "IMP-N", "name": name}, {"sku": "IMP-OK", "name": "Fine"}])
+    assert result["inserted"] == 1
+    [rejected] = result["rejected"]
+    assert (rejected["key"], rejected["code"]) == ("IMP-N", "INVALID_ARGUMENT")
+
+
+@pytest.mark.parametrize("row", [1e30, -1, 2.5, "12", True, [1]])
+def test_an_unusable_row_number_rejects_that_row_not_the_batch(catalogue: Inventory, row: Any) -> None:
+    items = catalogue.import_batch("items", [{"sku": "ROW-1", "name": "Bad row", "row": row},
+                                             {"sku": "ROW-2", "name": "Fine", "row": 7}])
+    assert items["inserted"] == 1
+    [rejected] = items["rejected"]
+    assert (rejected["row"], rejected["code"]) == (1, "INVALID_ARGUMENT") and "row must be" in rejected["reason"]
+    policies = catalogue.import_batch("policies", [
+        {"sku": "A1", "location": "main", "reorder_point": "2", "safety_stock": "0", "row": row},
+        {"sku": "B2", "location": "main", "reorder_point": "2", "safety_stock": "0"}])
+    assert policies["applied"] == 1 and policies["rejected"][0]["row"] == 1
 
 
 def test_import_policies_opens_alerts_and_rejects_bad_rows(catalogue: Inventory, tmp_path: Path, db) -> None:
