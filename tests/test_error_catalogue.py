@@ -20,3 +20,11 @@ def test_every_raised_hint_is_catalogued(db) -> None:
     raised = set(re.findall(r"raise_error\('([A-Z_]+)'", bodies))
     catalogued = {row[0] for row in db.execute("select code from inventory.error_codes")}
     assert raised and raised <= catalogued
+
+
+def test_every_catalogued_error_is_documented_in_the_readme(db) -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    for code, sqlstate in db.execute("select code, sqlstate from inventory.error_codes"):
+        assert f"| `{code}` | `{sqlstate}` |" in readme, code
