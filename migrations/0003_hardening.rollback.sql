@@ -12,9 +12,9 @@ alter table inventory.locations
   add constraint locations_name_check
     check (pg_catalog.length(name) between 1 and 200 and name = pg_catalog.btrim(name) and name !~ '[[:cntrl:]]');
 
-drop function inventory_api.set_reason_code(code text, requires_approval boolean, approval_threshold numeric, direction text, description text);
-
 drop function inventory_api.audit_anchor(wait_seconds numeric);
+
+drop function inventory_api.set_reason_code(code text, requires_approval boolean, approval_threshold numeric, direction text, description text);
 
 drop function inventory_api.verify_audit_chain(anchor jsonb);
 
@@ -1741,35 +1741,35 @@ END
 comment on function inventory_api.verify_inventory() is 'List every broken invariant; no rows means the books balance.
 Checks: stock levels equal their ledger sums, the ledger is continuous, reserved equals active holds, nothing negative or oversold, returns within shipped.';
 
-drop function inventory.notify_alert(event text, alert_id bigint);
+drop function inventory.running_transactions();
+
+drop function inventory.import_row_problem(value jsonb);
+
+drop function inventory.ledger_digests(through_movement bigint);
 
 drop function inventory.interval_key(value interval);
 
 drop function inventory.grant_api_access(grantee text, maintenance boolean);
 
+drop function inventory.text_problem(value text, max_length integer);
+
 drop function inventory.anchor_problems(anchor jsonb, part text);
 
-drop function inventory.import_row_problem(value jsonb);
+drop function inventory.lock_job(job text, wait boolean);
+
+drop function inventory.finish_job(job text, rows_touched bigint);
+
+drop function inventory.cut_is_clean(waiting_for xid8[]);
+
+drop function inventory.take_anchor(wait_seconds numeric);
+
+drop function inventory.notify_alert(event text, alert_id bigint);
 
 drop function inventory.adjustment_needs_approval(reason inventory.reason_codes, quantity_delta numeric);
-
-drop function inventory.lock_job(job text, wait boolean);
 
 drop function inventory.set_reason_code(code text, requires_approval boolean, approval_threshold numeric, direction text, description text);
 
 drop function inventory.import_row_number(value jsonb, ordinal bigint);
-
-drop function inventory.take_anchor(wait_seconds numeric);
-
-drop function inventory.cut_is_clean(waiting_for xid8[]);
-
-drop function inventory.running_transactions();
-
-drop function inventory.text_problem(value text, max_length integer);
-
-drop function inventory.finish_job(job text, rows_touched bigint);
-
-drop function inventory.ledger_digests(through_movement bigint);
 
 drop table inventory.maintenance_jobs, inventory.audit_seal_state, inventory.audit_seal_cuts;
 create index audit_log_seal_order_idx on inventory.audit_log (transaction_id, audit_id);

@@ -303,37 +303,28 @@ language plpgsql volatile
 set search_path = ''
 as $$
 declare
-  v_object text;
+  v_relation regclass;
+  v_function regprocedure;
   v_policy record;
 begin
   execute pg_catalog.format('grant usage on schema inventory, inventory_api to %I', grant_api_access.grantee);
-  for v_object in
-    select pg_catalog.format('%I.%I', n.nspname, c.relname)
-      from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
-     where n.nspname in ('inventory', 'inventory_api') and c.relkind in ('r', 'v', 'm', 'p')
-       and pg_catalog.has_table_privilege('inventory_viewer', c.oid, 'SELECT')
+  for v_relation in
+    select c.oid::regclass from pg_catalog.pg_class c
+     where c.relnamespace in ('inventory'::regnamespace, 'inventory_api'::regnamespace)
+       and c.relkind in ('r', 'v', 'm', 'p') and pg_catalog.has_table_privilege('inventory_viewer', c.oid, 'SELECT')
   loop
-    execute pg_catalog.format('grant select on %s to %I', v_object, grant_api_access.grantee);
+    execute pg_catalog.format('grant select on %s to %I', v_relation, grant_api_access.grantee);
   end loop;
-  for v_object in
-    select p.oid::regprocedure::text from pg_catalog.pg_proc p
+  for v_function in
+    select p.oid::regprocedure from pg_catalog.pg_proc p
      where p.pronamespace in ('inventory'::regnamespace, 'inventory_api'::regnamespace)
        and (pg_catalog.has_function_privilege('inventory_admin', p.oid, 'EXECUTE')
             or pg_catalog.has_function_privilege('inventory_viewer', p.oid, 'EXECUTE'))
        and (grant_api_access.maintenance
             or not pg_catalog.has_function_privilege('inventory_scheduler', p.oid, 'EXECUTE'))
   loop
-    execute pg_catalog.format('grant execute on function %s to %I', v_object, grant_api_access.grantee);
+    execute pg_catalog.format('grant execute on function %s to %I', v_function, grant_api_access.grantee);
   end loop;
-  if grant_api_access.maintenance then
-    for v_object in
-      select p.oid::regprocedure::text from pg_catalog.pg_proc p
-       where p.pronamespace in ('inventory'::regnamespace, 'inventory_api'::regnamespace)
-         and pg_catalog.has_function_privilege('inventory_scheduler', p.oid, 'EXECUTE')
-    loop
-      execute pg_catalog.format('grant execute on function %s to %I', v_object, grant_api_access.grantee);
-    end loop;
-  end if;
   for v_policy in
     select p.policyname, p.tablename, p.roles from pg_catalog.pg_policies p
      where p.schemaname = 'inventory' and 'inventory_viewer' = any (p.roles)

@@ -25,8 +25,10 @@ def schema_dump(dsn: str) -> str:
         [str(server.bin_dir() / "pg_dump"), "--schema-only", "--no-owner", "--schema=inventory",
          "--schema=inventory_api", "--dbname", dsn],
         check=True, capture_output=True, text=True)
+    # Debian's PostgreSQL 15.20 stamps every column with a pg_attver option of its own (a value that
+    # differs between two installs of the same schema); it is not part of pyinv's schema.
     lines = [line for line in result.stdout.splitlines()
-             if line and not line.startswith("--") and not line.startswith("\\")]
+             if line and not line.startswith("--") and not line.startswith("\\") and "SET (pg_attver=" not in line]
     return "\n".join(lines)
 
 
