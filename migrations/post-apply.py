@@ -1,8 +1,9 @@
-"""Runs after every `pyinv migrate` that applied something: re-asserts the privilege allowlist and
-the grants to roles without a business role (inventory_user, PostgREST/Supabase's) from the shipped
-sql/ (the current, authoritative definitions), as the owner role, then asks PostgREST to reload its
-schema cache. pyinv migrate makes the migrating login a member of inventory_owner for the run and
-revokes that membership afterwards."""
+"""Runs after every `pyinv migrate` that applied something: re-asserts the privileges from the shipped
+sql/ (the current, authoritative definitions) by running its grants layer (every file of the 8x
+band: the allowlist, and the grants to roles without a business role, inventory_user and
+PostgREST/Supabase's) as the owner role, then asks PostgREST to reload its schema cache.
+pyinv migrate makes the migrating login a member of inventory_owner for the run and revokes that
+membership afterwards."""
 
 from yoyo import step
 
@@ -10,9 +11,7 @@ from pyinv.resources import sql_dir
 
 steps = [
     step("set local role inventory_owner"),
-    step((sql_dir() / "70_grants.sql").read_text()),
-    step((sql_dir() / "72_stock_control_grants.sql").read_text()),
-    step((sql_dir() / "80_api_access.sql").read_text()),
+    *(step(path.read_text()) for path in sorted(sql_dir().glob("8*.sql"))),
     step("reset role"),
     step("notify pgrst, 'reload schema'"),
 ]

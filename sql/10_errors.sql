@@ -1,6 +1,7 @@
--- The error catalogue: every error pyinv raises on purpose carries one of these tokens in its HINT and
--- the matching SQLSTATE. PostgREST maps PTxyz to HTTP xyz and 22023 to 400. pyinv/errors.py mirrors
--- this table and a test checks that the two agree.
+-- Layer 1, foundation: the error catalogue. Every error pyinv raises on purpose carries one of these
+-- tokens in its HINT and the matching SQLSTATE. PostgREST maps PTxyz to HTTP xyz and 22023 to 400.
+-- pyinv/errors.py mirrors this table and a test checks that the two agree.
+
 create table inventory.error_codes (
   code text primary key,
   sqlstate text not null,
@@ -8,9 +9,13 @@ create table inventory.error_codes (
   constraint error_codes_code_format_check check (code ~ '^[A-Z][A-Z_]+$'),
   constraint error_codes_sqlstate_format_check check (sqlstate ~ '^[0-9A-Z]{5}$')
 );
+
 comment on table inventory.error_codes is 'Error catalogue: hint token, SQLSTATE and meaning of every error pyinv raises.';
+
 comment on column inventory.error_codes.code is 'Machine-readable token carried in the HINT of the error.';
+
 comment on column inventory.error_codes.sqlstate is 'SQLSTATE of the error; PTxyz becomes HTTP xyz under PostgREST.';
+
 comment on column inventory.error_codes.description is 'What the error means and what the caller should do.';
 
 insert into inventory.error_codes (code, sqlstate, description) values
@@ -27,6 +32,10 @@ insert into inventory.error_codes (code, sqlstate, description) values
   ('INVALID_ARGUMENT', '22023', 'An argument is missing, malformed or out of range; DETAIL names it.'),
   ('APPEND_ONLY', '42501', 'The ledger and audit log are append-only: rows cannot be updated, deleted or truncated.'),
   ('PERMISSION_DENIED', '42501', 'The acting user lacks the business role (or location scope) this needs.'),
+  ('SELF_APPROVAL_FORBIDDEN', 'PT409', 'An adjustment cannot be approved by the user who requested it; another admin must decide.'),
+  ('INVALID_STATE', 'PT409', 'The object is not in a state that allows this (e.g. the adjustment was already decided, the alert is closed).'),
+  ('ADJUSTMENT_NOT_FOUND', 'PT404', 'No stock adjustment with this id.'),
+  ('ALERT_NOT_FOUND', 'PT404', 'No reorder alert with this id.'),
   ('BUSY', '55P03', 'Other transactions kept what this needs busy for longer than it may wait; retry later.');
 
 -- Raises the catalogued error `code`. DETAIL is a JSON object of specifics for programs.
@@ -49,116 +58,5 @@ begin
     hint = raise_error.code;
 end
 $$;
+
 comment on function inventory.raise_error(text, text, jsonb) is 'Raises a catalogued pyinv error: SQLSTATE from inventory.error_codes, HINT = code, DETAIL = JSON specifics.';
-
--- Largest quantity accepted in one call (numeric(19,4) holds 1e15; add_on_hand refuses totals past it).
-create function inventory.max_quantity() returns numeric
-language sql immutable parallel safe
-begin atomic
-  select 1000000000000::numeric;
-end;
-comment on function inventory.max_quantity() is 'Largest quantity accepted by one call (1e12).';
-
--- Inlined into callers (SQL-standard body, no SET clause): on every call's path.
-create function inventory.quantity_is_valid(quantity numeric) returns boolean
-language sql immutable parallel safe
-begin atomic
-  -- NaN and Infinity sort above every number, so the upper bound excludes them; null stays null.
-  select coalesce(quantity_is_valid.quantity > 0
-                  and quantity_is_valid.quantity <= inventory.max_quantity()
-                  and quantity_is_valid.quantity = pg_catalog.round(quantity_is_valid.quantity, 4), false);
-end;
-comment on function inventory.quantity_is_valid(numeric) is 'Whether a quantity is finite, > 0, <= 1e12 and has at most 4 decimals.';
-
--- Validates a quantity argument; returns it unchanged so it can be used inline.
-create function inventory.check_quantity(quantity numeric, argument text default 'quantity')
-returns numeric
-language plpgsql stable
-set search_path = ''
-as $$
-begin
-  if not inventory.quantity_is_valid(check_quantity.quantity) then
-    perform inventory.raise_error('INVALID_QUANTITY',
-      pg_catalog.format('%s must be greater than 0 and at most 1e12 with at most 4 decimals, got %s',
-                        check_quantity.argument, coalesce(check_quantity.quantity::text, 'null')),
-      pg_catalog.jsonb_build_object('argument', check_quantity.argument,
-                                    'value', check_quantity.quantity::text));
-  end if;
-  return check_quantity.quantity;
-end
-$$;
-comment on function inventory.check_quantity(numeric, text) is 'Raises INVALID_QUANTITY unless the quantity is finite, > 0, <= 1e12 and has at most 4 decimals.';
-
--- What is wrong with a free-text argument, or null when nothing is: it must be 1..max_length
--- characters, in Unicode NFC, without control or invisible characters anywhere and without blanks
--- around it, so that no two references (or names) differ only by something a person cannot see.
--- Invisible: the format category (Cf: soft hyphen, zero-width and bidi controls, word joiner and
--- invisible operators, tags...), the Hangul fillers and the other default-ignorable code points
--- (combining grapheme joiner, variation selectors). A SQL-standard body, so callers inline it.
-create function inventory.text_problem(value text, max_length integer) returns text
-language sql immutable parallel safe
-begin atomic
-  select case
-    when text_problem.value is null then 'missing'
-    when pg_catalog.length(text_problem.value) not between 1 and text_problem.max_length then 'length'
-    when text_problem.value ~ '[[:cntrl:]\u00ad\u034f\u061c\u0600-\u0605\u06dd\u070f\u0890\u0891\u08e2\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u2028-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufffb\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e0fff]'
-      then 'invisible characters'
-    when text_problem.value ~ '^[\s\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]'
-      or text_problem.value ~ '[\s\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]$' then 'surrounding blanks'
-    when not (text_problem.value is nfc normalized) then 'not NFC'
-  end;
-end;
-comment on function inventory.text_problem(text, integer) is 'Why a free-text value is refused (missing, length, invisible characters, surrounding blanks, not NFC), or null.';
-
-create function inventory.text_is_valid(value text, max_length integer) returns boolean
-language sql immutable parallel safe
-begin atomic
-  select inventory.text_problem(text_is_valid.value, text_is_valid.max_length) is null;
-end;
-comment on function inventory.text_is_valid(text, integer) is 'Whether a text is 1..max_length characters in NFC, with no control or invisible characters and no surrounding blanks.';
-
--- Validates a free-text argument (references, order numbers, reasons): present (when required),
--- bounded, visible, NFC. Returns it unchanged.
-create function inventory.check_text(value text, argument text, max_length integer default 200,
-                                     required boolean default true)
-returns text
-language plpgsql stable
-set search_path = ''
-as $$
-declare
-  v_problem text := inventory.text_problem(check_text.value, check_text.max_length);
-begin
-  if v_problem is null or (v_problem = 'missing' and not check_text.required) then
-    return check_text.value;
-  end if;
-  perform inventory.raise_error('INVALID_ARGUMENT',
-    case v_problem
-      when 'missing' then pg_catalog.format('%s is required', check_text.argument)
-      when 'not NFC' then pg_catalog.format('%s must be in Unicode normalization form NFC', check_text.argument)
-      else pg_catalog.format('%s must be 1 to %s visible characters without surrounding spaces',
-                             check_text.argument, check_text.max_length) end,
-    pg_catalog.jsonb_build_object('argument', check_text.argument,
-                                  'problem', case v_problem when 'missing' then 'missing' else 'malformed' end,
-                                  'reason', v_problem));
-  return null;
-end
-$$;
-comment on function inventory.check_text(text, text, integer, boolean) is 'Raises INVALID_ARGUMENT unless the text is present (when required), 1..max_length visible characters in NFC, trimmed.';
-
-create function inventory.check_unit_cost(unit_cost numeric) returns numeric
-language plpgsql stable
-set search_path = ''
-as $$
-begin
-  if check_unit_cost.unit_cost is not null
-     and (check_unit_cost.unit_cost = 'NaN'::numeric or check_unit_cost.unit_cost < 0
-          or check_unit_cost.unit_cost > inventory.max_quantity()
-          or check_unit_cost.unit_cost <> pg_catalog.round(check_unit_cost.unit_cost, 4)) then
-    perform inventory.raise_error('INVALID_ARGUMENT',
-      'unit_cost must be between 0 and 1e12 with at most 4 decimals',
-      pg_catalog.jsonb_build_object('argument', 'unit_cost', 'problem', 'out of range'));
-  end if;
-  return check_unit_cost.unit_cost;
-end
-$$;
-comment on function inventory.check_unit_cost(numeric) is 'Raises INVALID_ARGUMENT unless the cost is null or between 0 and 1e12 with at most 4 decimals.';

@@ -1,4 +1,4 @@
--- Receiving stock.
+-- Layer 4, functions by concern: receiving stock.
 
 -- Adds to on_hand of one level, creating the level (empty) on first use; the ledger trigger records
 -- the movement described by `movement`. on_hand is numeric(19, 4): the bound is part of the
@@ -33,6 +33,7 @@ begin
   return null;
 end
 $$;
+
 comment on function inventory.add_on_hand(bigint, bigint, numeric, jsonb) is 'Adds units on hand at one level (created empty on first use), recording the described movement; INVALID_QUANTITY when on_hand would pass 1e15.';
 
 create function inventory.receive_stock(sku text, quantity numeric, location text, reference text,
@@ -97,4 +98,5 @@ begin
   return v_result;
 end
 $$;
+
 comment on function inventory.receive_stock(text, numeric, text, text, numeric, text) is 'Implements inventory_api.receive_stock.';

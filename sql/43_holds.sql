@@ -1,4 +1,4 @@
--- Resolving holds: shipping, releasing and expiring them, shared by fulfil, cancel and the sweeper.
+-- Layer 4, functions by concern: resolving holds: shipping, releasing and expiring them, shared by fulfil, cancel and the sweeper.
 --
 -- Lock order, everywhere: stock levels first, in (item_id, location_id) order; then the rows that
 -- belong to them (holds, adjustments); then reorder alerts. A stock level's lock guards everything
@@ -8,8 +8,28 @@
 -- its holds with SKIP LOCKED, which never waits. New holds need no lock. Following this order, no
 -- two pyinv calls can deadlock (tests/test_lock_order.py steps every pair through interleavings).
 
+-- Builds the public view of holds from their rows (used after set-based changes).
+create function inventory.reservation_changes(reservation_ids bigint[], movement_types text[], quantities numeric[])
+returns setof inventory_api.reservation_change
+language sql stable
+set search_path = ''
+as $$
+  select r.reservation_id, r.order_ref, i.sku, l.code, c.movement_type, c.quantity, r.quantity_fulfilled,
+         case when r.status = 'ACTIVE' then r.quantity - r.quantity_fulfilled else 0 end, r.status
+    from rows from (pg_catalog.unnest(reservation_changes.reservation_ids),
+                    pg_catalog.unnest(reservation_changes.movement_types),
+                    pg_catalog.unnest(reservation_changes.quantities)) as c (reservation_id, movement_type, quantity)
+    join inventory.reservations r on r.reservation_id = c.reservation_id
+    join inventory.items i on i.item_id = r.item_id
+    join inventory.locations l on l.location_id = r.location_id
+   order by r.reservation_id
+$$;
+
+comment on function inventory.reservation_changes(bigint[], text[], numeric[]) is 'reservation_change rows for holds changed by the current call.';
+
 create type inventory.hold_move as (
   reservation_id bigint, item_id bigint, location_id bigint, movement_type text, quantity numeric);
+
 comment on type inventory.hold_move is 'One change to one hold: SHIP, RELEASE or EXPIRE of quantity units.';
 
 -- When a hold made now with `expires_in` lapses (the configured default when null). The limits apply
@@ -39,20 +59,8 @@ begin
   return v_expires_at;
 end
 $$;
-comment on function inventory.hold_expiry(interval) is 'Expiry time of a hold made now: after now and at most 366 days later (INVALID_ARGUMENT otherwise); the configured default TTL when expires_in is null.';
 
--- The same interval in the same words whatever the session's IntervalStyle: idempotency keys compare
--- the arguments of a retry with these, so a retry from a differently configured connection matches.
-create function inventory.interval_key(value interval) returns text
-language sql immutable parallel safe
-begin atomic
-  select pg_catalog.format('%s months %s days %s seconds',
-           extract(year from interval_key.value) * 12 + extract(month from interval_key.value),
-           extract(day from interval_key.value),
-           extract(hour from interval_key.value) * 3600 + extract(minute from interval_key.value) * 60
-             + extract(second from interval_key.value));
-end;
-comment on function inventory.interval_key(interval) is 'Canonical text of an interval (months, days, seconds), independent of IntervalStyle.';
+comment on function inventory.hold_expiry(interval) is 'Expiry time of a hold made now: after now and at most 366 days later (INVALID_ARGUMENT otherwise); the configured default TTL when expires_in is null.';
 
 -- Applies hold moves set-wise: updates the holds, then every affected stock level once per
 -- movement type, locking the levels in the global order first. The ledger gets one row per level
@@ -110,6 +118,7 @@ begin
   end loop;
 end
 $$;
+
 comment on function inventory.apply_hold_moves(inventory.hold_move[], text, text, text) is 'Ships, releases or expires holds set-wise and records one ledger movement per level and type.';
 
 -- Locks the active holds of an order (optionally of one item), after their stock levels (the global
@@ -158,6 +167,7 @@ begin
   return v_moves;
 end
 $$;
+
 comment on function inventory.lock_order_holds(text, bigint, text) is 'Locks the stock levels of an order''s active holds, then the holds; authorises their locations and returns them as moves (EXPIRE for overdue ones); raises NO_RESERVATION when none.';
 
 -- Expires the given overdue holds (already locked by the caller). Returns how many.
@@ -180,6 +190,7 @@ begin
   return pg_catalog.cardinality(v_moves);
 end
 $$;
+
 comment on function inventory.expire_holds(bigint[]) is 'Expires locked overdue holds, returning their units to available stock.';
 
 -- Lazy expiry for one level: called when a hold does not fit, so overdue holds never cause
@@ -203,6 +214,7 @@ begin
              for update skip locked) d);
 end
 $$;
+
 comment on function inventory.expire_overdue_at_level(bigint, bigint) is 'Locks one stock level, then expires its overdue holds that no other call has locked; returns how many.';
 
 create function inventory.expire_reservations(batch_size integer) returns integer
@@ -283,4 +295,5 @@ begin
   return v_expired;
 end
 $$;
+
 comment on function inventory.expire_reservations(integer) is 'Implements inventory_api.expire_reservations.';

@@ -1,4 +1,4 @@
--- Reserving stock: single lines and all-or-nothing orders.
+-- Layer 4, functions by concern: reserving stock, single lines and all-or-nothing orders.
 --
 -- Everything that does not need the stock level's row lock (validation, lookups, the idempotency key,
 -- the hold row itself) happens before the one conditional UPDATE that takes it, so a hot SKU's row
@@ -19,6 +19,7 @@ begin
      where s.item_id = effective_available.item_id and s.location_id = effective_available.location_id);
 end
 $$;
+
 comment on function inventory.effective_available(bigint, bigint) is 'on_hand - reserved + units of overdue holds not yet swept; null when the level does not exist.';
 
 -- Describes why a line does not fit, for the DETAIL of INSUFFICIENT_STOCK.
@@ -36,6 +37,7 @@ as $$
     left join inventory.stock_levels s
       on s.item_id = shortfall.item_id and s.location_id = shortfall.location_id
 $$;
+
 comment on function inventory.shortfall(bigint, bigint, text, text, numeric) is 'JSON specifics of a line that does not fit: requested, available, on hand, reserved.';
 
 -- Takes `quantity` more units of one level into holds, if they fit. Overdue holds at the level are
@@ -63,6 +65,7 @@ begin
   return found;
 end
 $$;
+
 comment on function inventory.hold_units(bigint, bigint, numeric, jsonb) is 'Conditionally adds units to reserved at one level (expiring overdue holds there if needed); true when they fit.';
 
 create function inventory.reserve_stock(sku text, quantity numeric, order_ref text, location text,
@@ -159,10 +162,12 @@ begin
   return v_result;
 end
 $$;
+
 comment on function inventory.reserve_stock(text, numeric, text, text, interval, text) is 'Implements inventory_api.reserve_stock.';
 
 create type inventory.order_line as (
   item_id bigint, location_id bigint, sku text, location text, quantity numeric, reservation_id bigint);
+
 comment on type inventory.order_line is 'One merged line of reserve_order.';
 
 -- Parses and checks the lines of reserve_order; returns them merged per (item, location), in lock
@@ -246,6 +251,7 @@ begin
   return v_lines;
 end
 $$;
+
 comment on function inventory.parse_order_lines(jsonb) is 'Validates reserve_order lines, merges duplicates per (SKU, location) and returns them in lock order.';
 
 create function inventory.reserve_order(order_ref text, lines jsonb, expires_in interval, idempotency_key text)
@@ -319,4 +325,5 @@ begin
   return query select * from pg_catalog.unnest(v_result);
 end
 $$;
+
 comment on function inventory.reserve_order(text, jsonb, interval, text) is 'Implements inventory_api.reserve_order.';

@@ -1,4 +1,4 @@
--- Shipping and cancelling the holds of an order.
+-- Layer 4, functions by concern: shipping and cancelling the holds of an order.
 
 -- Rebuilds the stored result of a fulfil or cancel call for an idempotent replay, after checking that
 -- the caller may act at every location the original call touched: a replay must not hand another
@@ -18,6 +18,7 @@ begin
                                                                  replay_reservation_changes.response);
 end
 $$;
+
 comment on function inventory.replay_reservation_changes(jsonb) is 'Authorises the caller at the locations of a stored fulfil or cancel result, then rebuilds it for an idempotent replay.';
 
 -- Finishes a fulfil or cancel call: applies the moves, stores the response under the key, returns it.
@@ -43,6 +44,7 @@ begin
   return query select * from pg_catalog.unnest(v_changes);
 end
 $$;
+
 comment on function inventory.finish_hold_moves(inventory.hold_move[], text, text) is 'Applies fulfil/cancel moves, stores the idempotent response and returns the changes.';
 
 create function inventory.fulfill_order(order_ref text, sku text, quantity numeric, idempotency_key text)
@@ -111,6 +113,7 @@ begin
                                                          fulfill_order.idempotency_key);
 end
 $$;
+
 comment on function inventory.fulfill_order(text, text, numeric, text) is 'Implements inventory_api.fulfill_order.';
 
 create function inventory.cancel_reservation(order_ref text, sku text, idempotency_key text)
@@ -145,4 +148,5 @@ begin
                                                          cancel_reservation.idempotency_key);
 end
 $$;
+
 comment on function inventory.cancel_reservation(text, text, text) is 'Implements inventory_api.cancel_reservation.';

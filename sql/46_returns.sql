@@ -1,4 +1,5 @@
--- Customer returns: never more than was shipped for the order and not yet returned.
+-- Layer 4, functions by concern: customer returns, never more than was shipped for the order and
+-- not yet returned.
 
 create function inventory.process_return(order_ref text, sku text, quantity numeric, reason text,
                                          restock boolean, location text, idempotency_key text)
@@ -106,4 +107,5 @@ begin
   return v_result;
 end
 $$;
+
 comment on function inventory.process_return(text, text, numeric, text, boolean, text, text) is 'Implements inventory_api.process_return.';

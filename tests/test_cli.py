@@ -340,7 +340,7 @@ def test_sql_bundle_is_one_transaction() -> None:
     assert out.startswith("begin;\n")
     assert out.rstrip().endswith("commit;")
     assert "create schema inventory " in out and "create schema inventory_api " in out
-    assert out.index("-- 00_roles_schemas.sql") < out.index("-- 60_api.sql") < out.index("-- 99_finish.sql")
+    assert out.index("-- 00_roles_schemas.sql") < out.index("-- 72_api_stock.sql") < out.index("-- 99_finish.sql")
 
 
 def test_db_status_of_an_unused_data_dir(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:

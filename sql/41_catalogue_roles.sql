@@ -1,6 +1,61 @@
+-- Layer 4, functions by concern: the catalogue (items, locations) and business roles of users.
+-- Items and locations are idempotent by their natural key: creating an object that exists with the
+-- same attributes returns it; with other attributes it is ALREADY_EXISTS.
+
+create function inventory.grant_user_role(user_id text, role text, location text)
+returns inventory_api.user_role
+language plpgsql volatile security definer
+set search_path = ''
+as $$
+declare
+  v_location_id bigint;
+begin
+  perform inventory.authorize('admin');
+  perform inventory.check_text(grant_user_role.user_id, 'user_id', 200);
+  if grant_user_role.role is null or grant_user_role.role not in ('viewer', 'operator', 'admin', 'scheduler') then
+    perform inventory.raise_error('INVALID_ARGUMENT', 'role must be viewer, operator, admin or scheduler',
+      pg_catalog.jsonb_build_object('argument', 'role', 'problem', 'not a role'));
+  end if;
+  if grant_user_role.location is not null then
+    v_location_id := inventory.location_for_code(grant_user_role.location);
+  end if;
+  insert into inventory.user_roles (user_id, role, location_id, granted_by)
+  values (grant_user_role.user_id, grant_user_role.role, v_location_id, inventory.current_actor())
+  on conflict do nothing;
+  return (select row(u.user_id, u.role, grant_user_role.location, u.granted_by, u.granted_at)::inventory_api.user_role
+            from inventory.user_roles u
+           where u.user_id = grant_user_role.user_id and u.role = grant_user_role.role
+             and u.location_id is not distinct from v_location_id);
+end
+$$;
+
+comment on function inventory.grant_user_role(text, text, text) is 'Implements inventory_api.grant_user_role.';
+
+create function inventory.revoke_user_role(user_id text, role text, location text)
+returns integer
+language plpgsql volatile security definer
+set search_path = ''
+as $$
+declare
+  v_location_id bigint;
+  v_count integer;
+begin
+  perform inventory.authorize('admin');
+  if revoke_user_role.location is not null then
+    v_location_id := inventory.location_for_code(revoke_user_role.location);
+  end if;
+  delete from inventory.user_roles u
+   where u.user_id = revoke_user_role.user_id and u.role = revoke_user_role.role
+     and u.location_id is not distinct from v_location_id;
+  get diagnostics v_count = row_count;
+  return v_count;
+end
+$$;
+
+comment on function inventory.revoke_user_role(text, text, text) is 'Implements inventory_api.revoke_user_role.';
+
 -- Catalogue: items and locations. These are idempotent by their natural key: creating an object that
 -- exists with the same attributes returns it; with other attributes it is ALREADY_EXISTS.
-
 create function inventory.item_result(item_id bigint) returns inventory_api.item
 language sql stable
 set search_path = ''
@@ -9,6 +64,7 @@ as $$
              i.updated_at)::inventory_api.item
     from inventory.items i where i.item_id = item_result.item_id
 $$;
+
 comment on function inventory.item_result(bigint) is 'Public view of one item.';
 
 create function inventory.create_item(sku text, name text, unit_of_measure text, unit_cost numeric,
@@ -61,6 +117,7 @@ begin
   return inventory.item_result(v_item_id);
 end
 $$;
+
 comment on function inventory.create_item(text, text, text, numeric, boolean) is 'Implements inventory_api.create_item.';
 
 create function inventory.set_item_status(sku text, status text)
@@ -83,6 +140,7 @@ begin
   return inventory.item_result(v_item.item_id);
 end
 $$;
+
 comment on function inventory.set_item_status(text, text) is 'Implements inventory_api.set_item_status.';
 
 create function inventory.create_location(code text, name text)
@@ -116,4 +174,5 @@ begin
   return row(v_location.code, v_location.name, v_location.created_at)::inventory_api.location;
 end
 $$;
+
 comment on function inventory.create_location(text, text) is 'Implements inventory_api.create_location.';

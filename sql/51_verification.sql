@@ -1,4 +1,4 @@
--- Read-only checks: can this be reserved now, and do the books balance.
+-- Layer 4, functions by concern: read-only checks. Can this be reserved now, and do the books balance.
 
 create function inventory.validate_stock(sku text, quantity numeric, location text)
 returns inventory_api.stock_check
@@ -34,6 +34,7 @@ begin
   return row(true, v_available, null)::inventory_api.stock_check;
 end
 $$;
+
 comment on function inventory.validate_stock(text, numeric, text) is 'Implements inventory_api.validate_stock.';
 
 -- Every broken invariant, unfiltered (no authorization: internal).
@@ -129,6 +130,7 @@ as $$
     join inventory.items i on i.item_id = coalesce(t.item_id, c.item_id)
    where coalesce(t.quantity, 0) <> coalesce(c.quantity, 0)
 $$;
+
 comment on function inventory.inventory_violations() is 'Every broken invariant of the stock books (internal, unfiltered).';
 
 create function inventory.verify_inventory(anchor jsonb)
@@ -145,4 +147,5 @@ begin
       from inventory.anchor_problems(verify_inventory.anchor, 'ledger') p;
 end
 $$;
+
 comment on function inventory.verify_inventory(jsonb) is 'Implements inventory_api.verify_inventory.';

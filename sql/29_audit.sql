@@ -1,4 +1,4 @@
--- The audit log: every INSERT, UPDATE and DELETE on every table, by whom, as which role, in which
+-- Layer 2, tables: the audit log. Every INSERT, UPDATE and DELETE on every table, by whom, as which role, in which
 -- transaction, with the row before and after. Append-only (also in replica mode), and hash-chained.
 -- One exception: a change of a stock level's quantities is recorded by its ledger movement (actor,
 -- transaction, before and after, chained per level), not a second time here.
@@ -11,8 +11,8 @@
 -- read; it is clean once they have all ended. Nothing here depends on the cluster's transaction
 -- counter staying where it was: after pg_dump/pg_restore into another cluster the sealer notices
 -- that its pending cuts name transactions from the future, drops them and starts again.
-
 create type inventory.audit_operation as enum ('INSERT', 'UPDATE', 'DELETE');
+
 comment on type inventory.audit_operation is 'Row operations recorded in the audit log.';
 
 create table inventory.audit_log (
@@ -29,18 +29,31 @@ create table inventory.audit_log (
   transaction_id xid8 not null default pg_catalog.pg_current_xact_id(),
   created_at timestamptz not null default pg_catalog.now()
 );
+
 comment on table inventory.audit_log is 'Append-only record of every row change in every pyinv table.';
+
 comment on column inventory.audit_log.audit_id is 'Insertion order (not commit order); the chain seals rows in this order, up to clean cuts.';
+
 comment on column inventory.audit_log.table_name is 'Table changed.';
+
 comment on column inventory.audit_log.operation is 'INSERT, UPDATE or DELETE.';
+
 comment on column inventory.audit_log.old_row is 'Before the change: the whole row for DELETE, the changed columns'' old values for UPDATE.';
+
 comment on column inventory.audit_log.new_row is 'Row after the change (INSERT, UPDATE).';
+
 comment on column inventory.audit_log.actor is 'Acting user: JWT sub under the gateway, else the login.';
+
 comment on column inventory.audit_log.db_role is 'Database role in effect (SET ROLE / PostgREST request role).';
+
 comment on column inventory.audit_log.login is 'session_user: the login that connected.';
+
 comment on column inventory.audit_log.request_path is 'PostgREST request.path, when called through PostgREST.';
+
 comment on column inventory.audit_log.request_id is 'x-request-id header, when called through PostgREST.';
+
 comment on column inventory.audit_log.transaction_id is 'Writing transaction.';
+
 comment on column inventory.audit_log.created_at is 'Transaction time of the change (the start of the writing transaction).';
 
 create table inventory.audit_chain (
@@ -53,12 +66,19 @@ create table inventory.audit_chain (
   constraint audit_chain_seq_check check (seq >= 1),
   constraint audit_chain_prev_hash_check check ((seq = 1) = (prev_hash is null))
 );
+
 comment on table inventory.audit_chain is 'Hash chain over the audit log in seal order: hash = sha256(prev_hash || canonical audit row).';
+
 comment on column inventory.audit_chain.seq is 'Position in the chain, contiguous from 1.';
+
 comment on column inventory.audit_chain.audit_id is 'The audit row sealed.';
+
 comment on column inventory.audit_chain.transaction_id is 'Transaction that wrote the audit row (data only: sealing never compares transaction ids across clusters).';
+
 comment on column inventory.audit_chain.prev_hash is 'Hash of the previous link (null for the first).';
+
 comment on column inventory.audit_chain.hash is 'sha256(prev_hash || canonical bytes of the audit row).';
+
 comment on column inventory.audit_chain.sealed_at is 'When the link was sealed.';
 
 -- Canonical bytes of an audit row: independent of TimeZone and DateStyle (times as epoch numbers,
@@ -80,6 +100,7 @@ begin atomic
            'txid', (audit_row_bytes.entry).transaction_id::text,
            'at', extract(epoch from (audit_row_bytes.entry).created_at))::text, 'UTF8');
 end;
+
 comment on function inventory.audit_row_bytes(inventory.audit_log) is 'Canonical, session-independent bytes of an audit row, hashed by the chain.';
 
 -- Who is changing rows, once per statement: the acting user, the database role, and under
@@ -101,6 +122,7 @@ begin
   end if;
 end
 $$;
+
 comment on function inventory.audit_context() is 'Acting user, database role, PostgREST request path and x-request-id of the current statement.';
 
 -- The audit triggers are statement-level and set-based: one INSERT ... SELECT over the statement's
@@ -119,6 +141,7 @@ begin
   return null;
 end
 $$;
+
 comment on function inventory.record_audit_inserts() is 'Statement trigger: appends the inserted rows (transition table new_rows) to the audit log.';
 
 create function inventory.record_audit_deletes() returns trigger
@@ -134,6 +157,7 @@ begin
   return null;
 end
 $$;
+
 comment on function inventory.record_audit_deletes() is 'Statement trigger: appends the deleted rows (transition table old_rows) to the audit log.';
 
 -- Old and new versions are paired by the primary key, whose (up to three) column names are the
@@ -160,6 +184,7 @@ begin
   return null;
 end
 $$;
+
 comment on function inventory.record_audit_updates() is 'Statement trigger: appends the updated rows (transition tables old_rows, new_rows, paired by the key columns given as arguments) to the audit log.';
 
 -- Row-level variant, for tables whose UPDATEs are audited only under a WHEN condition.
@@ -180,6 +205,7 @@ begin
   return null;
 end
 $$;
+
 comment on function inventory.record_audit() is 'Row trigger: appends one updated row to the audit log (used where UPDATEs are audited under a WHEN condition).';
 
 -- Puts a table under audit: every INSERT, UPDATE and DELETE appended to the audit log, also in
@@ -223,36 +249,46 @@ begin
   end if;
 end
 $$;
+
 comment on function inventory.audit_table(text, boolean) is 'Installs the audit triggers (ENABLE ALWAYS) on a table of the inventory schema; audit_updates false leaves UPDATEs to the caller (used by the schema scripts).';
 
 do $audited$
 begin
   perform inventory.audit_table(t)
      from pg_catalog.unnest(array['settings', 'items', 'locations', 'user_roles', 'reservations', 'returns',
-                                  'idempotency_keys']) as t;
+                                  'idempotency_keys', 'reason_codes', 'cycle_counts', 'adjustments',
+                                  'stock_policies', 'reorder_alerts']) as t;
   perform inventory.audit_table('stock_levels', audit_updates => false);
 end
 $audited$;
 create trigger stock_levels_audit_update after update on inventory.stock_levels
   for each row when (old.on_hand = new.on_hand and old.reserved = new.reserved)
   execute function inventory.record_audit();
+
 alter table inventory.stock_levels enable always trigger stock_levels_audit_update;
 
 create trigger audit_log_forbid_change
   before update or delete on inventory.audit_log
   for each row execute function inventory.forbid_ledger_change();
+
 create trigger audit_log_forbid_truncate
   before truncate on inventory.audit_log
   for each statement execute function inventory.forbid_ledger_change();
+
 create trigger audit_chain_forbid_change
   before update or delete on inventory.audit_chain
   for each row execute function inventory.forbid_ledger_change();
+
 create trigger audit_chain_forbid_truncate
   before truncate on inventory.audit_chain
   for each statement execute function inventory.forbid_ledger_change();
+
 alter table inventory.audit_log enable always trigger audit_log_forbid_change;
+
 alter table inventory.audit_log enable always trigger audit_log_forbid_truncate;
+
 alter table inventory.audit_chain enable always trigger audit_chain_forbid_change;
+
 alter table inventory.audit_chain enable always trigger audit_chain_forbid_truncate;
 
 create table inventory.audit_seal_state (
@@ -260,9 +296,13 @@ create table inventory.audit_seal_state (
   sealed_through bigint not null default 0,
   constraint audit_seal_state_singleton_check check (singleton)
 );
+
 comment on table inventory.audit_seal_state is 'Where sealing stands (one row).';
+
 comment on column inventory.audit_seal_state.singleton is 'Always true: the table holds exactly one row.';
+
 comment on column inventory.audit_seal_state.sealed_through is 'Every audit row with audit_id up to this one is on the chain (or was rolled back and never existed).';
+
 insert into inventory.audit_seal_state default values;
 
 create table inventory.audit_seal_cuts (
@@ -270,192 +310,11 @@ create table inventory.audit_seal_cuts (
   waiting_for xid8[] not null,
   taken_at timestamptz not null default pg_catalog.now()
 );
+
 comment on table inventory.audit_seal_cuts is 'Cuts recorded by the sealer that were not clean yet: once every transaction in waiting_for has ended, every audit row up to sealable_through is final.';
+
 comment on column inventory.audit_seal_cuts.sealable_through is 'Value of the audit_id sequence when the cut was taken.';
+
 comment on column inventory.audit_seal_cuts.waiting_for is 'Transactions of this database that were running then (they may still add rows below the cut).';
+
 comment on column inventory.audit_seal_cuts.taken_at is 'When the cut was taken.';
-
--- Transactions running in this database now, other than the caller's. Read from the lock table,
--- which is live: every transaction holds a lock on its own id until it ends (a snapshot would not
--- list the newest ones, those at or above its xmax). Transactions of other databases cannot write
--- this audit log, so a long one there never holds sealing back; one whose database cannot be told
--- (a prepared transaction, a backend the statistics do not show yet) is kept, on the safe side.
--- The lock table shows 32-bit ids: each becomes the full id nearest below a point safely past
--- every running transaction.
-create function inventory.running_transactions() returns xid8[]
-language plpgsql volatile
-set search_path = ''
-as $$
-declare
-  v_reference numeric := pg_catalog.pg_snapshot_xmax(pg_catalog.pg_current_snapshot())::text::numeric + 1000000000;
-begin
-  perform pg_catalog.pg_stat_clear_snapshot();
-  return (
-    select coalesce(pg_catalog.array_agg(distinct
-             (v_reference - pg_catalog.mod(v_reference - l.transactionid::text::numeric, 4294967296))::text::xid8), '{}')
-      from pg_catalog.pg_locks l
-      left join pg_catalog.pg_stat_activity a on a.pid = l.pid
-     where l.locktype = 'transactionid' and l.mode = 'ExclusiveLock' and l.granted
-       and l.pid is distinct from pg_catalog.pg_backend_pid()
-       and (a.datid is null
-            or a.datid = (select d.oid from pg_catalog.pg_database d where d.datname = pg_catalog.current_database())));
-end
-$$;
-comment on function inventory.running_transactions() is 'Transactions running in this database (other than the caller''s), from the live lock table.';
-
--- Whether every transaction of a cut has ended, and its commit is visible to the current snapshot
--- (so that the rows it wrote can be read and sealed now, at any isolation level).
-create function inventory.cut_is_clean(waiting_for xid8[]) returns boolean
-language sql volatile
-set search_path = ''
-as $$
-  select coalesce(pg_catalog.bool_and(case pg_catalog.pg_xact_status(x)
-                                        when 'in progress' then false
-                                        when 'committed' then pg_catalog.pg_visible_in_snapshot(x, pg_catalog.pg_current_snapshot())
-                                        else true end), true)
-    from pg_catalog.unnest(cut_is_clean.waiting_for) x
-$$;
-comment on function inventory.cut_is_clean(xid8[]) is 'Whether all transactions of a seal cut have ended and are visible to the current snapshot.';
-
--- Seals up to batch_size audit rows onto the chain; returns how many, or null when another sealer
--- is running (busy, as distinct from 0: nothing to seal). Self-locking through its job row.
-create function inventory.seal_audit_log(batch_size integer) returns integer
-language plpgsql volatile security definer
-set search_path = ''
-as $$
-declare
-  v_sealed_through bigint;
-  v_sealable bigint;
-  v_last inventory.audit_chain;
-  v_entry inventory.audit_log;
-  v_seq bigint;
-  v_prev bytea;
-  v_hash bytea;
-  v_count integer := 0;
-  v_waited integer := 0;
-begin
-  perform inventory.authorize('scheduler');
-  if seal_audit_log.batch_size is null or seal_audit_log.batch_size not between 1 and 1000000 then
-    perform inventory.raise_error('INVALID_ARGUMENT', 'batch_size must be between 1 and 1000000',
-      pg_catalog.jsonb_build_object('argument', 'batch_size', 'problem', 'out of range'));
-  end if;
-  if not inventory.lock_job('seal_audit_log', wait => false) then
-    return null;
-  end if;
-  select s.sealed_through into v_sealed_through from inventory.audit_seal_state s;
-
-  -- Cuts naming transactions this cluster has not reached were taken in another cluster (the
-  -- database was dumped and restored): what was restored is committed, so they are void.
-  if exists (select from inventory.audit_seal_cuts c, pg_catalog.unnest(c.waiting_for) x
-              where x >= pg_catalog.pg_snapshot_xmax(pg_catalog.pg_current_snapshot())) then
-    delete from inventory.audit_seal_cuts;
-  end if;
-  -- A new cut: the sequence first, then (in a later statement, so a later snapshot) the transactions
-  -- that may still hold ids below it. Only at READ COMMITTED, where that snapshot is fresh; at other
-  -- levels the sealer uses the cuts earlier runs took.
-  if pg_catalog.current_setting('transaction_isolation') = 'read committed' then
-    select case when q.is_called then q.last_value else 0 end into v_sealable
-      from inventory.audit_log_audit_id_seq q;
-    if v_sealable > v_sealed_through then
-      insert into inventory.audit_seal_cuts (sealable_through, waiting_for)
-      values (v_sealable, inventory.running_transactions())
-      on conflict (sealable_through) do nothing;
-      -- Writers are short: wait a moment for them rather than a whole sealing interval.
-      while v_waited < 20 and not inventory.cut_is_clean(
-              (select c.waiting_for from inventory.audit_seal_cuts c where c.sealable_through = v_sealable)) loop
-        perform pg_catalog.pg_sleep(0.005);
-        v_waited := v_waited + 1;
-      end loop;
-    end if;
-  end if;
-  select pg_catalog.max(c.sealable_through) into v_sealable
-    from inventory.audit_seal_cuts c
-   where c.sealable_through > v_sealed_through and inventory.cut_is_clean(c.waiting_for);
-
-  if v_sealable is not null then
-    select * into v_last from inventory.audit_chain c order by c.seq desc limit 1;
-    v_seq := coalesce(v_last.seq, 0);
-    v_prev := v_last.hash;
-    for v_entry in
-      select a.* from inventory.audit_log a
-       where a.audit_id > v_sealed_through and a.audit_id <= v_sealable
-         and not exists (select from inventory.audit_chain c where c.audit_id = a.audit_id)
-       order by a.audit_id
-       limit seal_audit_log.batch_size
-    loop
-      v_seq := v_seq + 1;
-      v_hash := pg_catalog.sha256(coalesce(v_prev, ''::bytea) || inventory.audit_row_bytes(v_entry));
-      insert into inventory.audit_chain (seq, audit_id, transaction_id, prev_hash, hash)
-      values (v_seq, v_entry.audit_id, v_entry.transaction_id, v_prev, v_hash);
-      v_prev := v_hash;
-      v_count := v_count + 1;
-    end loop;
-    v_sealed_through := case when v_count = seal_audit_log.batch_size then v_entry.audit_id else v_sealable end;
-    update inventory.audit_seal_state s set sealed_through = v_sealed_through;
-    delete from inventory.audit_seal_cuts c where c.sealable_through <= v_sealed_through;
-  end if;
-  -- A transaction open for very long keeps its cut unclean; keep the pending list short.
-  delete from inventory.audit_seal_cuts c
-   where c.sealable_through in (select d.sealable_through from inventory.audit_seal_cuts d
-                                 order by d.sealable_through desc offset 100);
-  perform inventory.finish_job('seal_audit_log', v_count);
-  return v_count;
-end
-$$;
-comment on function inventory.seal_audit_log(integer) is 'Implements inventory_api.seal_audit_log.';
-
-create type inventory_api.chain_break as (seq bigint, audit_id bigint, problem text);
-comment on type inventory_api.chain_break is 'The first broken link of the audit chain.';
-
-create function inventory.audit_chain_breaks() returns setof inventory_api.chain_break
-language sql stable
-set search_path = ''
-as $$
-  (select * from (
-     select c.seq, c.audit_id,
-            case
-              when c.seq <> pg_catalog.row_number() over w then 'sequence gap before this link'
-              when a.audit_id is null then 'audit row deleted'
-              when c.prev_hash is distinct from pg_catalog.lag(c.hash) over w then 'prev_hash does not match the previous link'
-              when c.hash <> pg_catalog.sha256(coalesce(c.prev_hash, ''::bytea) || inventory.audit_row_bytes(a))
-                then 'audit row changed after sealing'
-            end as problem
-       from inventory.audit_chain c
-       left join inventory.audit_log a on a.audit_id = c.audit_id
-     window w as (order by c.seq)
-   ) links
-    where links.problem is not null
-    order by links.seq
-    limit 1)
-  union all
-  (select null::bigint, a.audit_id, 'audit row missing from the chain although sealing passed it'
-     from inventory.audit_log a, inventory.audit_seal_state s
-    where a.audit_id <= s.sealed_through
-      and not exists (select from inventory.audit_chain c where c.audit_id = a.audit_id)
-    order by a.audit_id
-    limit 1)
-  union all
-  (select null::bigint, a.audit_id,
-          pg_catalog.format('committed more than %s ago and not sealed: is seal_audit_log scheduled?',
-                            t.audit_seal_max_lag)
-     from inventory.audit_log a, inventory.audit_seal_state s, inventory.settings t
-    where a.audit_id > s.sealed_through and a.created_at < pg_catalog.now() - t.audit_seal_max_lag
-      and not exists (select from inventory.audit_chain c where c.audit_id = a.audit_id)
-    order by a.audit_id
-    limit 1)
-$$;
-comment on function inventory.audit_chain_breaks() is 'The first broken link of the audit chain, the first row sealing skipped, and the first committed row left unsealed beyond settings.audit_seal_max_lag (internal).';
-
-create function inventory.verify_audit_chain(anchor jsonb) returns setof inventory_api.chain_break
-language plpgsql stable security definer
-set search_path = ''
-as $$
-begin
-  perform inventory.authorize('admin');
-  return query
-    select * from inventory.audit_chain_breaks()
-    union all
-    select null::bigint, null::bigint, p.problem from inventory.anchor_problems(verify_audit_chain.anchor, 'audit') p;
-end
-$$;
-comment on function inventory.verify_audit_chain(jsonb) is 'Implements inventory_api.verify_audit_chain.';

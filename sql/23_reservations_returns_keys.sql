@@ -1,4 +1,4 @@
--- Reservations (holds), customer returns and idempotency keys.
+-- Layer 2, tables: reservations (holds), customer returns and idempotency keys.
 --
 -- Holds and returns refer to items and locations without foreign keys on purpose: an FK check
 -- share-locks the parent row, and every hold of the busiest location would then pile multixact
@@ -25,22 +25,38 @@ create table inventory.reservations (
   constraint reservations_closed_at_check check ((status = 'ACTIVE') = (closed_at is null)),
   constraint reservations_fulfilled_check check (status <> 'FULFILLED' or quantity_fulfilled = quantity)
 );
+
 create index reservations_order_ref_idx on inventory.reservations (order_ref, item_id);
+
 create index reservations_active_expiry_idx on inventory.reservations (expires_at) where status = 'ACTIVE';
+
 create index reservations_active_level_idx on inventory.reservations (item_id, location_id, expires_at)
   where status = 'ACTIVE';
+
 comment on table inventory.reservations is 'Holds of stock for orders: ACTIVE until fulfilled, cancelled or expired, each at most once.';
+
 comment on column inventory.reservations.reservation_id is 'Surrogate key.';
+
 comment on column inventory.reservations.order_ref is 'The order the stock is held for.';
+
 comment on column inventory.reservations.item_id is 'The item held.';
+
 comment on column inventory.reservations.location_id is 'Where it is held.';
+
 comment on column inventory.reservations.quantity is 'Units held when the hold was made.';
+
 comment on column inventory.reservations.quantity_fulfilled is 'Units shipped from this hold so far.';
+
 comment on column inventory.reservations.quantity_returned is 'Units of this hold''s shipment that came back (process_return). Kept on the hold, which every return updates, so two concurrent returns of one shipment conflict at any isolation level.';
+
 comment on column inventory.reservations.status is 'ACTIVE, FULFILLED, CANCELLED or EXPIRED.';
+
 comment on column inventory.reservations.expires_at is 'When the hold lapses; null = never. An overdue hold stops counting at once, before the sweeper runs.';
+
 comment on column inventory.reservations.created_by is 'Acting user who made the hold.';
+
 comment on column inventory.reservations.created_at is 'When the hold was made.';
+
 comment on column inventory.reservations.closed_at is 'When the hold left ACTIVE.';
 
 create table inventory.returns (
@@ -57,17 +73,29 @@ create table inventory.returns (
   constraint returns_quantity_check check (quantity > 0 and quantity <> 'NaN'::numeric),
   constraint returns_restocked_movement_check check (restocked = (movement_id is not null))
 );
+
 create index returns_order_ref_idx on inventory.returns (order_ref, item_id);
+
 comment on table inventory.returns is 'Units customers sent back, restocked or not.';
+
 comment on column inventory.returns.return_id is 'Surrogate key.';
+
 comment on column inventory.returns.order_ref is 'The order the units were shipped for.';
+
 comment on column inventory.returns.item_id is 'The item returned.';
+
 comment on column inventory.returns.location_id is 'Where the units came back to.';
+
 comment on column inventory.returns.quantity is 'Units returned.';
+
 comment on column inventory.returns.reason is 'Why they came back.';
+
 comment on column inventory.returns.restocked is 'Whether the units went back on hand.';
+
 comment on column inventory.returns.movement_id is 'The RETURN ledger movement, when restocked.';
+
 comment on column inventory.returns.created_by is 'Acting user who recorded the return.';
+
 comment on column inventory.returns.created_at is 'When the return was recorded.';
 
 create table inventory.idempotency_keys (
@@ -79,58 +107,17 @@ create table inventory.idempotency_keys (
   created_at timestamptz not null default pg_catalog.now(),
   constraint idempotency_keys_key_check check (pg_catalog.length(idempotency_key) between 1 and 200)
 );
+
 comment on table inventory.idempotency_keys is 'Idempotency keys, stored in the same transaction as their effect, with the original response for replays.';
+
 comment on column inventory.idempotency_keys.idempotency_key is 'Client-chosen key, unique across operations.';
+
 comment on column inventory.idempotency_keys.operation is 'API function that used the key.';
+
 comment on column inventory.idempotency_keys.request is 'Normalised arguments; a retry must match them.';
+
 comment on column inventory.idempotency_keys.response is 'Original result, returned again on replay.';
+
 comment on column inventory.idempotency_keys.actor is 'Acting user of the original call.';
+
 comment on column inventory.idempotency_keys.created_at is 'When the key was first used.';
-
--- Claims an idempotency key for this transaction. Returns null when the key is new (the caller
--- performs the effect), or the stored response when the same request was already made (the caller
--- returns it and moves nothing). A concurrent call with the same key waits on the unique index
--- until the first commits, then replays. A rejected call rolls back with its key: the key is not
--- burned, so the client may retry it once the cause is fixed.
-create function inventory.claim_idempotency_key(idempotency_key text, operation text, request jsonb,
-                                                response jsonb default null)
-returns jsonb
-language plpgsql volatile
-set search_path = ''
-as $$
-declare
-  v_stored inventory.idempotency_keys;
-begin
-  perform inventory.check_text(claim_idempotency_key.idempotency_key, 'idempotency_key', 200);
-  insert into inventory.idempotency_keys as k (idempotency_key, operation, request, response, actor)
-  values (claim_idempotency_key.idempotency_key, claim_idempotency_key.operation,
-          claim_idempotency_key.request, claim_idempotency_key.response, inventory.current_actor())
-  on conflict do nothing;
-  if found then
-    return null;
-  end if;
-  select * into v_stored from inventory.idempotency_keys k
-   where k.idempotency_key = claim_idempotency_key.idempotency_key;
-  if v_stored.operation <> claim_idempotency_key.operation or v_stored.request <> claim_idempotency_key.request then
-    perform inventory.raise_error('IDEMPOTENCY_CONFLICT',
-      pg_catalog.format('idempotency key %L was already used for a different %s call',
-                        claim_idempotency_key.idempotency_key, v_stored.operation),
-      pg_catalog.jsonb_build_object('idempotency_key', claim_idempotency_key.idempotency_key,
-                                    'operation', v_stored.operation));
-  end if;
-  return v_stored.response;
-end
-$$;
-comment on function inventory.claim_idempotency_key(text, text, jsonb, jsonb) is 'Claims a key: null when new, the stored response on a matching replay; raises IDEMPOTENCY_CONFLICT when the arguments differ.';
-
-create function inventory.complete_idempotency_key(idempotency_key text, response jsonb)
-returns void
-language plpgsql volatile
-set search_path = ''
-as $$
-begin
-  update inventory.idempotency_keys k set response = complete_idempotency_key.response
-   where k.idempotency_key = complete_idempotency_key.idempotency_key;
-end
-$$;
-comment on function inventory.complete_idempotency_key(text, jsonb) is 'Stores the response of a call that claimed the key, for later replays.';

@@ -1,4 +1,4 @@
--- Bulk import of items and stock policies, one batch (a JSON array of up to 10000 rows) per call.
+-- Layer 4, functions by concern: bulk import of items and stock policies, one batch (a JSON array of up to 10000 rows) per call.
 -- Set-based: each batch is validated, its valid rows applied and its rejected rows returned with the
 -- reason, in one statement sequence of one transaction, so a batch is never half applied. Rows may
 -- carry "row" (the line number in the source file) to name them in the report.
@@ -9,6 +9,7 @@ language sql immutable parallel safe
 begin atomic
   select nullif(pg_catalog.btrim(import_field.value ->> import_field.field), '');
 end;
+
 comment on function inventory.import_field(jsonb, text) is 'A trimmed text field of an import row; empty means null.';
 
 -- Whether text is a decimal with at most 4 decimals between 0 and 1e12 (checked before any cast).
@@ -21,6 +22,7 @@ begin atomic
                        and (import_quantity_is_valid.allow_zero or import_quantity_is_valid.value::numeric > 0)
                   else false end;
 end;
+
 comment on function inventory.import_quantity_is_valid(text, boolean) is 'Whether an import field is a quantity: 0 (when allowed) or > 0, at most 1e12, at most 4 decimals.';
 
 -- The source line of an import row: its "row" field when that is a whole number (1 to 15 digits),
@@ -33,6 +35,7 @@ begin atomic
               then (import_row_number.value ->> 'row')::bigint
               else import_row_number.ordinal end;
 end;
+
 comment on function inventory.import_row_number(jsonb, bigint) is 'Source line of an import row ("row" when a whole number), else its position.';
 
 create function inventory.import_row_problem(value jsonb) returns text
@@ -46,6 +49,7 @@ begin atomic
       then 'row must be a whole number of at most 15 digits'
   end;
 end;
+
 comment on function inventory.import_row_problem(jsonb) is 'Why an import row is refused before its fields are read (not an object, unusable "row"), or null.';
 
 create function inventory.check_import_batch(rows jsonb) returns void
@@ -60,6 +64,7 @@ begin
   end if;
 end
 $$;
+
 comment on function inventory.check_import_batch(jsonb) is 'Raises INVALID_ARGUMENT unless the batch is a JSON array of 1 to 10000 rows.';
 
 create function inventory.import_items(rows jsonb) returns jsonb
@@ -149,12 +154,14 @@ begin
   return v_result;
 end
 $$;
+
 comment on function inventory.import_items(jsonb) is 'Implements inventory_api.import_items.';
 
 create type inventory.policy_import_row as (
   n bigint, row_number bigint, sku text, location text, item_id bigint, location_id bigint,
   reorder_point numeric, safety_stock numeric, reorder_quantity numeric, max_stock_level numeric,
   lead_time_days integer, problem text, code text);
+
 comment on type inventory.policy_import_row is 'One validated row of a stock policy import batch (problem null when valid).';
 
 create function inventory.import_stock_policies(rows jsonb) returns jsonb
@@ -293,4 +300,5 @@ begin
   return v_result;
 end
 $$;
+
 comment on function inventory.import_stock_policies(jsonb) is 'Implements inventory_api.import_stock_policies.';

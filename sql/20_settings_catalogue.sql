@@ -1,4 +1,4 @@
--- Settings, identity, items and locations.
+-- Layer 2, tables: settings, items and locations.
 
 create table inventory.settings (
   singleton boolean primary key default true,
@@ -17,34 +17,18 @@ create table inventory.settings (
                and default_reservation_ttl - pg_catalog.make_interval(days => extract(day from default_reservation_ttl)::integer)
                    >= interval '0'))
 );
-comment on table inventory.settings is 'Engine settings (one row).';
-comment on column inventory.settings.singleton is 'Always true: the table holds exactly one row.';
-comment on column inventory.settings.default_reservation_ttl is 'Lifetime of a hold when reserve_* is called without expires_in; null means holds do not expire by default.';
-comment on column inventory.settings.audit_seal_max_lag is 'verify_audit_chain reports committed audit rows older than this that are not sealed yet (a sealer that is not running).';
-comment on column inventory.settings.gateway_roles is 'Login roles (PostgREST''s authenticator) whose request.jwt.claims are trusted for the acting user.';
-insert into inventory.settings default values;
 
--- The acting user: the JWT subject when the login is a trusted gateway (PostgREST), else the login.
--- Claims set by any other login are ignored, so they cannot be spoofed.
-create function inventory.current_actor() returns text
-language plpgsql stable security definer
-set search_path = ''
-as $$
-declare
-  v_claims text := nullif(pg_catalog.current_setting('request.jwt.claims', true), '');
-  v_gateways text[];
-begin
-  if v_claims is null then
-    return session_user::text;
-  end if;
-  select s.gateway_roles into v_gateways from inventory.settings s;
-  if session_user::text = any (v_gateways) then
-    return coalesce(v_claims::jsonb ->> 'sub', session_user::text);
-  end if;
-  return session_user::text;
-end
-$$;
-comment on function inventory.current_actor() is 'Acting user: JWT sub under a trusted gateway login, otherwise session_user.';
+comment on table inventory.settings is 'Engine settings (one row).';
+
+comment on column inventory.settings.singleton is 'Always true: the table holds exactly one row.';
+
+comment on column inventory.settings.default_reservation_ttl is 'Lifetime of a hold when reserve_* is called without expires_in; null means holds do not expire by default.';
+
+comment on column inventory.settings.audit_seal_max_lag is 'verify_audit_chain reports committed audit rows older than this that are not sealed yet (a sealer that is not running).';
+
+comment on column inventory.settings.gateway_roles is 'Login roles (PostgREST''s authenticator) whose request.jwt.claims are trusted for the acting user.';
+
+insert into inventory.settings default values;
 
 create table inventory.items (
   item_id bigint generated always as identity primary key,
@@ -64,17 +48,29 @@ create table inventory.items (
   constraint items_unit_cost_check check (unit_cost >= 0 and unit_cost <> 'NaN'::numeric),
   constraint items_status_check check (status in ('active', 'on_hold', 'discontinued'))
 );
+
 comment on table inventory.items is 'Catalogue of stock-keeping units.';
+
 comment on column inventory.items.item_id is 'Surrogate key.';
+
 comment on column inventory.items.sku is 'Stock-keeping unit: 1-64 characters, letters, digits and . _ : / # + -, unique.';
+
 comment on column inventory.items.name is 'Human-readable name.';
+
 comment on column inventory.items.unit_of_measure is 'Unit the quantities are counted in (each, kg, m, ...).';
+
 comment on column inventory.items.unit_cost is 'Moving-average unit cost, updated by receive_stock when a cost is given.';
+
 comment on column inventory.items.status is 'active (sellable), on_hold (no new holds) or discontinued (no new holds, no receipts).';
+
 comment on column inventory.items.track_lots is 'Whether stock of this item is tracked by lot.';
+
 comment on column inventory.items.created_by is 'Acting user who created the item.';
+
 comment on column inventory.items.created_at is 'When the item was created.';
+
 comment on column inventory.items.updated_at is 'When the item last changed.';
+
 comment on column inventory.items.deleted_at is 'Soft delete: a deleted item is treated as unknown by every function.';
 
 create table inventory.locations (
@@ -86,49 +82,17 @@ create table inventory.locations (
   constraint locations_code_format_check check (code ~ '^[A-Za-z0-9][A-Za-z0-9._:/#+-]{0,63}$'),
   constraint locations_name_check check (inventory.text_is_valid(name, 200))
 );
+
 comment on table inventory.locations is 'Places stock is kept (warehouses, stores, bins).';
+
 comment on column inventory.locations.location_id is 'Surrogate key.';
+
 comment on column inventory.locations.code is 'Short unique code used by the API (e.g. main).';
+
 comment on column inventory.locations.name is 'Human-readable name.';
+
 comment on column inventory.locations.created_by is 'Acting user who created the location.';
+
 comment on column inventory.locations.created_at is 'When the location was created.';
 
 insert into inventory.locations (code, name, created_by) values ('main', 'Main warehouse', 'pyinv');
-
--- Lookups that raise the catalogued not-found errors.
-create function inventory.item_for_sku(sku text, out item_id bigint, out status text)
-language plpgsql stable
-set search_path = ''
-as $$
-begin
-  perform inventory.check_text(item_for_sku.sku, 'sku', 64);
-  select i.item_id, i.status into item_for_sku.item_id, item_for_sku.status
-    from inventory.items i
-   where i.sku = item_for_sku.sku and i.deleted_at is null;
-  if not found then
-    perform inventory.raise_error('PRODUCT_NOT_FOUND',
-      pg_catalog.format('no item with SKU %L', item_for_sku.sku),
-      pg_catalog.jsonb_build_object('sku', item_for_sku.sku));
-  end if;
-end
-$$;
-comment on function inventory.item_for_sku(text) is 'item_id and status of a live item; raises PRODUCT_NOT_FOUND.';
-
-create function inventory.location_for_code(code text) returns bigint
-language plpgsql stable
-set search_path = ''
-as $$
-declare
-  v_location_id bigint;
-begin
-  perform inventory.check_text(location_for_code.code, 'location', 64);
-  select l.location_id into v_location_id from inventory.locations l where l.code = location_for_code.code;
-  if not found then
-    perform inventory.raise_error('LOCATION_NOT_FOUND',
-      pg_catalog.format('no location with code %L', location_for_code.code),
-      pg_catalog.jsonb_build_object('location', location_for_code.code));
-  end if;
-  return v_location_id;
-end
-$$;
-comment on function inventory.location_for_code(text) is 'location_id of a location code; raises LOCATION_NOT_FOUND.';

@@ -1,4 +1,4 @@
--- Anchors: the heads of the audit chain and of every ledger chain, exported to storage the database
+-- Layer 4, functions by concern: anchors, the heads of the audit chain and of every ledger chain, exported to storage the database
 -- cannot write. A hash chain proves that nothing was changed inside it, but a superuser who deletes
 -- the newest links, or rewrites a level's ledger and recomputes its hashes, leaves a chain that is
 -- consistent again. An anchor taken earlier and kept elsewhere is what such a rewrite cannot match:
@@ -30,6 +30,7 @@ as $$
            limit 1) h
    group by l.code
 $$;
+
 comment on function inventory.ledger_digests(bigint) is 'sha256 per location over the ledger chain heads of its levels at a movement id cut.';
 
 create function inventory.take_anchor(wait_seconds numeric) returns jsonb
@@ -83,6 +84,7 @@ begin
     'ledger', pg_catalog.jsonb_build_object('through_movement', v_cut, 'locations', v_locations));
 end
 $$;
+
 comment on function inventory.take_anchor(numeric) is 'Implements inventory_api.audit_anchor.';
 
 -- What no longer matches an anchor: the audit part (its chain link must still be there with the
@@ -141,4 +143,5 @@ begin
         or (a.value ->> 'levels')::bigint <> d.levels;
 end
 $$;
+
 comment on function inventory.anchor_problems(jsonb, text) is 'Differences between the database and an anchor: part audit (chain link) or ledger (per-location digests); raises INVALID_ARGUMENT for a malformed anchor.';

@@ -1,4 +1,4 @@
--- Who is acting, and what may they do where.
+-- Layer 3, shared functions: who is acting, and what may they do where.
 --
 -- Identity: under PostgREST (the login is a trusted gateway role, `authenticator` by default) the
 -- acting user is the JWT subject from request.jwt.claims; any other login acts as itself, and
@@ -12,26 +12,28 @@
 -- A login meant to act only where user_roles says is made a member of inventory_user, which carries
 -- the privileges to call the API and read its views but no business role of its own.
 
-create table inventory.user_roles (
-  user_role_id bigint generated always as identity primary key,
-  user_id text not null,
-  role text not null,
-  location_id bigint references inventory.locations (location_id),
-  granted_by text not null,
-  granted_at timestamptz not null default pg_catalog.now(),
-  constraint user_roles_role_check check (role in ('viewer', 'operator', 'admin', 'scheduler')),
-  constraint user_roles_user_id_check check (pg_catalog.length(user_id) between 1 and 200)
-);
-create unique index user_roles_user_role_location_key
-  on inventory.user_roles (user_id, role, coalesce(location_id, 0));
-create index user_roles_location_id_idx on inventory.user_roles (location_id);
-comment on table inventory.user_roles is 'Business roles of users (JWT subjects or login names), optionally limited to one location.';
-comment on column inventory.user_roles.user_role_id is 'Surrogate key.';
-comment on column inventory.user_roles.user_id is 'JWT sub under PostgREST/Supabase, or a login role name for direct SQL clients.';
-comment on column inventory.user_roles.role is 'viewer, operator, admin or scheduler.';
-comment on column inventory.user_roles.location_id is 'The one location the role applies to; null = every location.';
-comment on column inventory.user_roles.granted_by is 'Acting user who granted the role.';
-comment on column inventory.user_roles.granted_at is 'When the role was granted.';
+-- The acting user: the JWT subject when the login is a trusted gateway (PostgREST), else the login.
+-- Claims set by any other login are ignored, so they cannot be spoofed.
+create function inventory.current_actor() returns text
+language plpgsql stable security definer
+set search_path = ''
+as $$
+declare
+  v_claims text := nullif(pg_catalog.current_setting('request.jwt.claims', true), '');
+  v_gateways text[];
+begin
+  if v_claims is null then
+    return session_user::text;
+  end if;
+  select s.gateway_roles into v_gateways from inventory.settings s;
+  if session_user::text = any (v_gateways) then
+    return coalesce(v_claims::jsonb ->> 'sub', session_user::text);
+  end if;
+  return session_user::text;
+end
+$$;
+
+comment on function inventory.current_actor() is 'Acting user: JWT sub under a trusted gateway login, otherwise session_user.';
 
 create function inventory.is_gateway_session() returns boolean
 language plpgsql stable security definer
@@ -47,6 +49,7 @@ begin
   return session_user::text = any (v_gateways);
 end
 $$;
+
 comment on function inventory.is_gateway_session() is 'Whether the login is a trusted gateway (PostgREST authenticator) and sent JWT claims, which then identify the user.';
 
 -- The database role the caller acts as: the role set with SET ROLE (PostgREST's per-request role),
@@ -57,6 +60,7 @@ begin atomic
   select case when pg_catalog.current_setting('role') = 'none' then session_user::text
               else pg_catalog.current_setting('role') end;
 end;
+
 comment on function inventory.acting_db_role() is 'Role set by SET ROLE (PostgREST request role), else the login.';
 
 -- Every (role, location_id) the caller holds; location_id null means every location.
@@ -84,6 +88,7 @@ begin
     select u.role, u.location_id from inventory.user_roles u where u.user_id = session_user::text;
 end
 $$;
+
 comment on function inventory.current_grants() is 'Business roles of the caller with their location scope (null = all locations): group memberships (unscoped) plus user_roles rows.';
 
 create function inventory.role_rank(role text) returns integer
@@ -91,6 +96,7 @@ language sql immutable parallel safe
 begin atomic
   select case role_rank.role when 'viewer' then 1 when 'operator' then 2 when 'admin' then 3 else 0 end;
 end;
+
 comment on function inventory.role_rank(text) is 'viewer 1 < operator 2 < admin 3; scheduler 0 (it ranks beside, not above).';
 
 -- Whether the caller holds `required` (or a higher role) for the location (null = for every location,
@@ -119,6 +125,7 @@ begin
                 else inventory.role_rank(g.role) >= inventory.role_rank(is_allowed.required) end);
 end
 $$;
+
 comment on function inventory.is_allowed(text, bigint) is 'Whether the caller holds the role (or a higher one) for the location; null location needs an unscoped grant.';
 
 create function inventory.authorize(required text, location_id bigint default null) returns void
@@ -138,6 +145,7 @@ begin
   end if;
 end
 $$;
+
 comment on function inventory.authorize(text, bigint) is 'Raises PERMISSION_DENIED (42501) unless the caller holds the role for the location.';
 
 create function inventory.authorize_locations(required text, location_ids bigint[]) returns void
@@ -147,6 +155,7 @@ as $$
   select inventory.authorize(authorize_locations.required, l.location_id)
     from (select distinct x as location_id from pg_catalog.unnest(authorize_locations.location_ids) x) l
 $$;
+
 comment on function inventory.authorize_locations(text, bigint[]) is 'authorize() for each of several locations.';
 
 -- Locations whose rows the caller may read (for RLS policies, called once per statement as
@@ -164,6 +173,7 @@ begin
                       and inventory.role_rank(g.role) >= 1));
 end
 $$;
+
 comment on function inventory.visible_location_ids() is 'Ids of the locations the caller may read; used by row level security policies.';
 
 create function inventory.has_any_role() returns boolean
@@ -175,61 +185,8 @@ begin
     select exists (select from inventory.current_grants() g where inventory.role_rank(g.role) >= 1));
 end
 $$;
+
 comment on function inventory.has_any_role() is 'Whether the caller holds any business role; used by row level security policies.';
-
-create type inventory_api.user_role as (
-  user_id text, role text, location text, granted_by text, granted_at timestamptz);
-comment on type inventory_api.user_role is 'A business role held by a user, optionally for one location.';
-
-create function inventory.grant_user_role(user_id text, role text, location text)
-returns inventory_api.user_role
-language plpgsql volatile security definer
-set search_path = ''
-as $$
-declare
-  v_location_id bigint;
-begin
-  perform inventory.authorize('admin');
-  perform inventory.check_text(grant_user_role.user_id, 'user_id', 200);
-  if grant_user_role.role is null or grant_user_role.role not in ('viewer', 'operator', 'admin', 'scheduler') then
-    perform inventory.raise_error('INVALID_ARGUMENT', 'role must be viewer, operator, admin or scheduler',
-      pg_catalog.jsonb_build_object('argument', 'role', 'problem', 'not a role'));
-  end if;
-  if grant_user_role.location is not null then
-    v_location_id := inventory.location_for_code(grant_user_role.location);
-  end if;
-  insert into inventory.user_roles (user_id, role, location_id, granted_by)
-  values (grant_user_role.user_id, grant_user_role.role, v_location_id, inventory.current_actor())
-  on conflict do nothing;
-  return (select row(u.user_id, u.role, grant_user_role.location, u.granted_by, u.granted_at)::inventory_api.user_role
-            from inventory.user_roles u
-           where u.user_id = grant_user_role.user_id and u.role = grant_user_role.role
-             and u.location_id is not distinct from v_location_id);
-end
-$$;
-comment on function inventory.grant_user_role(text, text, text) is 'Implements inventory_api.grant_user_role.';
-
-create function inventory.revoke_user_role(user_id text, role text, location text)
-returns integer
-language plpgsql volatile security definer
-set search_path = ''
-as $$
-declare
-  v_location_id bigint;
-  v_count integer;
-begin
-  perform inventory.authorize('admin');
-  if revoke_user_role.location is not null then
-    v_location_id := inventory.location_for_code(revoke_user_role.location);
-  end if;
-  delete from inventory.user_roles u
-   where u.user_id = revoke_user_role.user_id and u.role = revoke_user_role.role
-     and u.location_id is not distinct from v_location_id;
-  get diagnostics v_count = row_count;
-  return v_count;
-end
-$$;
-comment on function inventory.revoke_user_role(text, text, text) is 'Implements inventory_api.revoke_user_role.';
 
 -- Gives a database role the privileges to use the API without giving it a business role: USAGE on
 -- both schemas, SELECT on what viewers may read (the tables under row level security and the API
@@ -275,4 +232,19 @@ begin
   end loop;
 end
 $$;
+
 comment on function inventory.grant_api_access(text, boolean) is 'Grants a role the privileges to use the API (schemas, readable tables and views, API functions, read policies) without a business role; used by the schema scripts.';
+
+-- Whether the caller holds `required` (or higher) for at least one location: decides between
+-- PERMISSION_DENIED and a not-found error for ids the caller cannot see.
+create function inventory.holds_role_somewhere(required text) returns boolean
+language plpgsql stable security definer
+set search_path = ''
+as $$
+begin
+  return exists (select from inventory.current_grants() g
+                  where inventory.role_rank(g.role) >= inventory.role_rank(holds_role_somewhere.required));
+end
+$$;
+
+comment on function inventory.holds_role_somewhere(text) is 'Whether the caller holds the role (or a higher one) for some location.';

@@ -1,6 +1,6 @@
--- Row level security on every table. API roles never write tables directly (every change goes
--- through the SECURITY DEFINER functions, which authorise the caller themselves and run as the
--- table owner), so the only policies are for reading: the catalogue for anyone with a business
+-- Layer 6, row security: row level security on every table. API roles never write tables directly
+-- (every change goes through the SECURITY DEFINER functions, which authorise the caller themselves
+-- and run as the table owner), so the only policies are for reading: the catalogue for anyone with a business
 -- role, stock rows for the locations the caller may see. Tables without a policy have no grants
 -- to API roles at all (settings, user_roles, idempotency_keys, audit_log, audit_chain, the sealer's
 -- state and the maintenance jobs).
@@ -13,7 +13,8 @@ declare
 begin
   foreach v_table in array array['error_codes', 'settings', 'items', 'locations', 'user_roles', 'stock_levels',
                                  'ledger', 'reservations', 'returns', 'idempotency_keys', 'audit_log',
-                                 'audit_chain', 'audit_seal_state', 'audit_seal_cuts', 'maintenance_jobs'] loop
+                                 'audit_chain', 'audit_seal_state', 'audit_seal_cuts', 'maintenance_jobs',
+                                 'reason_codes', 'cycle_counts', 'adjustments', 'stock_policies', 'reorder_alerts'] loop
     execute pg_catalog.format('alter table inventory.%I enable row level security', v_table);
   end loop;
 end
@@ -33,6 +34,16 @@ create policy ledger_viewer_select on inventory.ledger for select to inventory_v
   using (location_id = any ((select inventory.visible_location_ids())::bigint[]));
 create policy returns_viewer_select on inventory.returns for select to inventory_viewer
   using (location_id = any ((select inventory.visible_location_ids())::bigint[]));
+create policy reason_codes_viewer_select on inventory.reason_codes for select to inventory_viewer
+  using ((select inventory.has_any_role()));
+create policy cycle_counts_viewer_select on inventory.cycle_counts for select to inventory_viewer
+  using (location_id = any ((select inventory.visible_location_ids())::bigint[]));
+create policy adjustments_viewer_select on inventory.adjustments for select to inventory_viewer
+  using (location_id = any ((select inventory.visible_location_ids())::bigint[]));
+create policy stock_policies_viewer_select on inventory.stock_policies for select to inventory_viewer
+  using (location_id = any ((select inventory.visible_location_ids())::bigint[]));
+create policy reorder_alerts_viewer_select on inventory.reorder_alerts for select to inventory_viewer
+  using (location_id = any ((select inventory.visible_location_ids())::bigint[]));
 
 comment on policy error_codes_viewer_select on inventory.error_codes is 'The error catalogue is public to every pyinv role.';
 comment on policy items_viewer_select on inventory.items is 'The catalogue is visible to anyone holding a business role.';
@@ -41,3 +52,8 @@ comment on policy stock_levels_viewer_select on inventory.stock_levels is 'Only 
 comment on policy reservations_viewer_select on inventory.reservations is 'Only holds at the locations the caller may see.';
 comment on policy ledger_viewer_select on inventory.ledger is 'Only movements at the locations the caller may see.';
 comment on policy returns_viewer_select on inventory.returns is 'Only returns at the locations the caller may see.';
+comment on policy reason_codes_viewer_select on inventory.reason_codes is 'Reason codes are visible to anyone holding a business role.';
+comment on policy cycle_counts_viewer_select on inventory.cycle_counts is 'Only counts at the locations the caller may see.';
+comment on policy adjustments_viewer_select on inventory.adjustments is 'Only adjustments at the locations the caller may see.';
+comment on policy stock_policies_viewer_select on inventory.stock_policies is 'Only policies at the locations the caller may see.';
+comment on policy reorder_alerts_viewer_select on inventory.reorder_alerts is 'Only alerts at the locations the caller may see.';

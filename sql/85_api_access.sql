@@ -1,4 +1,4 @@
--- Roles that use the API without a business role of their own: inventory_user (logins limited to
+-- Layer 8, grants: roles that use the API without a business role of their own: inventory_user (logins limited to
 -- the locations their user_roles rows name) and, only where they exist, PostgREST / Supabase's roles
 -- (nothing Supabase-specific is created here). anon gets nothing. authenticated may call every API
 -- function except maintenance and read the views; what each user may actually do comes from

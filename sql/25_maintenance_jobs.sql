@@ -1,0 +1,31 @@
+-- Layer 2, tables: maintenance jobs and their mutual exclusion.
+--
+-- A job that must not run twice at once locks its row here. Advisory locks are not used for this:
+-- any login may take any advisory lock key, and could then stop sealing or hang the reorder check.
+-- Row locks on this table can be taken only by pyinv's own functions (no role has any privilege on
+-- it, and it is under row level security with no policy).
+
+create table inventory.maintenance_jobs (
+  job text primary key,
+  description text not null,
+  last_started_at timestamptz,
+  last_finished_at timestamptz,
+  last_rows bigint,
+  constraint maintenance_jobs_job_format_check check (job ~ '^[a-z][a-z0-9_]{0,39}$')
+);
+
+comment on table inventory.maintenance_jobs is 'Maintenance jobs: a job locks its row while it runs (a lock no other login can take) and records its last run here.';
+
+comment on column inventory.maintenance_jobs.job is 'Name of the job (the function it runs).';
+
+comment on column inventory.maintenance_jobs.description is 'What the job does.';
+
+comment on column inventory.maintenance_jobs.last_started_at is 'When its last run started (the run''s transaction time).';
+
+comment on column inventory.maintenance_jobs.last_finished_at is 'When its last run finished.';
+
+comment on column inventory.maintenance_jobs.last_rows is 'Rows the last run touched.';
+
+insert into inventory.maintenance_jobs (job, description) values
+  ('seal_audit_log', 'Append committed audit rows to the hash chain.'),
+  ('check_reorder_points', 'Re-evaluate every reorder alert in one pass.');

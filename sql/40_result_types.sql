@@ -1,0 +1,79 @@
+-- Layer 4, functions by concern: the result types of the API. Public functions return these public
+-- types (or the row type of an API view), never a private table's row type.
+
+create type inventory_api.item as (
+  sku text, name text, unit_of_measure text, unit_cost numeric, status text, track_lots boolean,
+  created_at timestamptz, updated_at timestamptz);
+comment on type inventory_api.item is 'An item of the catalogue.';
+
+create type inventory_api.location as (code text, name text, created_at timestamptz);
+comment on type inventory_api.location is 'A stock location.';
+
+create type inventory_api.user_role as (
+  user_id text, role text, location text, granted_by text, granted_at timestamptz);
+comment on type inventory_api.user_role is 'A business role held by a user, optionally for one location.';
+
+create type inventory_api.stock_level as (
+  sku text, location text, on_hand numeric, reserved numeric, available numeric, version bigint,
+  updated_at timestamptz);
+comment on type inventory_api.stock_level is 'Quantities of one item at one location after a movement.';
+
+create type inventory_api.reservation as (
+  reservation_id bigint, order_ref text, sku text, location text, quantity numeric,
+  quantity_fulfilled numeric, quantity_open numeric, status text, expires_at timestamptz,
+  created_by text, created_at timestamptz);
+comment on type inventory_api.reservation is 'A hold of stock for an order.';
+
+create type inventory_api.reservation_change as (
+  reservation_id bigint, order_ref text, sku text, location text, movement_type text, quantity numeric,
+  quantity_fulfilled numeric, quantity_open numeric, status text);
+comment on type inventory_api.reservation_change is 'What one call did to one hold: movement_type (SHIP, RELEASE, EXPIRE) and quantity moved, with the hold''s state after.';
+
+create type inventory_api.stock_return as (
+  return_id bigint, order_ref text, sku text, location text, quantity numeric, reason text,
+  restocked boolean, movement_id bigint, created_at timestamptz);
+comment on type inventory_api.stock_return is 'A recorded customer return.';
+
+create type inventory_api.stock_check as (can_fulfill boolean, available numeric, error_code text);
+comment on type inventory_api.stock_check is 'Answer of validate_stock: whether the quantity can be reserved now, and if not, why.';
+
+create type inventory_api.invariant_violation as (
+  invariant text, sku text, location text, expected numeric, actual numeric, detail text);
+comment on type inventory_api.invariant_violation is 'One broken invariant reported by verify_inventory.';
+
+create type inventory_api.chain_break as (seq bigint, audit_id bigint, problem text);
+comment on type inventory_api.chain_break is 'The first broken link of the audit chain.';
+
+create type inventory_api.adjustment as (
+  adjustment_id bigint, sku text, location text, quantity_delta numeric, adjustment_type text, reason_code text,
+  description text, status text, requires_approval boolean, on_hand_at_request numeric, count_id bigint,
+  requested_by text, requested_at timestamptz, decided_by text, decided_at timestamptz, decision_note text,
+  on_hand_at_apply numeric, movement_id bigint);
+comment on type inventory_api.adjustment is 'A stock adjustment request and its outcome.';
+
+create type inventory_api.stock_count as (
+  count_id bigint, sku text, location text, counted_quantity numeric, on_hand_at_count numeric,
+  reserved_at_count numeric, difference numeric, adjustment_id bigint, adjustment_status text,
+  counted_by text, counted_at timestamptz);
+comment on type inventory_api.stock_count is 'A recorded cycle count and the adjustment it produced (none when it matched).';
+
+create type inventory_api.stock_transfer as (
+  sku text, quantity numeric, from_location text, to_location text, reference text,
+  out_movement_id bigint, in_movement_id bigint, from_on_hand numeric, from_available numeric,
+  to_on_hand numeric, to_available numeric);
+comment on type inventory_api.stock_transfer is 'A transfer between two locations: the linked TRANSFER_OUT and TRANSFER_IN movements and both levels after it.';
+
+create type inventory_api.stock_policy as (
+  sku text, location text, reorder_point numeric, safety_stock numeric, reorder_quantity numeric,
+  max_stock_level numeric, lead_time_days integer, updated_by text, updated_at timestamptz);
+comment on type inventory_api.stock_policy is 'Replenishment policy of an item at a location.';
+
+create type inventory_api.reorder_alert as (
+  alert_id bigint, sku text, location text, severity text, status text, available numeric,
+  available_at_open numeric, reorder_point numeric, safety_stock numeric, opened_at timestamptz,
+  escalated_at timestamptz, acknowledged_by text, acknowledged_at timestamptz, closed_by text,
+  closed_at timestamptz, note text);
+comment on type inventory_api.reorder_alert is 'A low-stock alert, with the level''s current available quantity.';
+
+create type inventory_api.reorder_check as (levels_checked integer, opened integer, escalated integer, resolved integer);
+comment on type inventory_api.reorder_check is 'What check_reorder_points did: levels with a policy checked, alerts opened, raised to CRITICAL and resolved.';

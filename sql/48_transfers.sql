@@ -1,0 +1,93 @@
+-- Layer 4, functions by concern: transfers between locations.
+
+create function inventory.transfer_stock(sku text, quantity numeric, from_location text, to_location text,
+                                         reference text, idempotency_key text)
+returns inventory_api.stock_transfer
+language plpgsql volatile security definer
+set search_path = ''
+as $$
+declare
+  v_item record;
+  v_from_id bigint;
+  v_to_id bigint;
+  v_from inventory.stock_levels;
+  v_to inventory.stock_levels;
+  v_out bigint;
+  v_in bigint;
+  v_available numeric;
+  v_replay jsonb;
+  v_result inventory_api.stock_transfer;
+begin
+  v_item := inventory.item_for_sku(transfer_stock.sku);
+  perform inventory.check_quantity(transfer_stock.quantity);
+  v_from_id := inventory.location_for_code(transfer_stock.from_location);
+  v_to_id := inventory.location_for_code(transfer_stock.to_location);
+  perform inventory.authorize('operator', v_from_id);
+  perform inventory.authorize('operator', v_to_id);
+  if v_from_id = v_to_id then
+    perform inventory.raise_error('INVALID_ARGUMENT', 'from_location and to_location must differ',
+      pg_catalog.jsonb_build_object('argument', 'to_location', 'problem', 'same as from_location'));
+  end if;
+  perform inventory.check_text(transfer_stock.reference, 'reference', 200, required => false);
+  if transfer_stock.idempotency_key is not null then
+    v_replay := inventory.claim_idempotency_key(transfer_stock.idempotency_key, 'transfer_stock',
+      pg_catalog.jsonb_build_object('sku', transfer_stock.sku, 'quantity', transfer_stock.quantity,
+        'from_location', transfer_stock.from_location, 'to_location', transfer_stock.to_location,
+        'reference', transfer_stock.reference));
+    if v_replay is not null then
+      return pg_catalog.jsonb_populate_record(null::inventory_api.stock_transfer, v_replay);
+    end if;
+  end if;
+
+  insert into inventory.stock_levels (item_id, location_id) values (v_item.item_id, v_to_id)
+  on conflict do nothing;
+  -- Both levels in (item_id, location_id) order, before anything else at them: opposite transfers
+  -- cannot deadlock. Overdue holds in the way are expired only then; expiry skips holds that are
+  -- locked, so it never waits while these levels are held.
+  perform from inventory.stock_levels s
+   where s.item_id = v_item.item_id and s.location_id in (v_from_id, v_to_id)
+   order by s.item_id, s.location_id
+     for update;
+  select s.on_hand - s.reserved into v_available
+    from inventory.stock_levels s
+   where s.item_id = v_item.item_id and s.location_id = v_from_id;
+  if coalesce(v_available, 0) < transfer_stock.quantity
+     and coalesce(inventory.effective_available(v_item.item_id, v_from_id), 0) >= transfer_stock.quantity then
+    perform inventory.expire_overdue_at_level(v_item.item_id, v_from_id);
+  end if;
+  update inventory.stock_levels s
+     set on_hand = s.on_hand - transfer_stock.quantity,
+         pending_movement = pg_catalog.jsonb_build_object('type', 'TRANSFER_OUT', 'reason', 'transfer',
+           'reference', transfer_stock.reference, 'idempotency_key', transfer_stock.idempotency_key,
+           'metadata', pg_catalog.jsonb_build_object('to_location', transfer_stock.to_location))
+   where s.item_id = v_item.item_id and s.location_id = v_from_id
+     and s.on_hand - s.reserved >= transfer_stock.quantity
+  returning * into v_from;
+  if not found then
+    perform inventory.raise_error('INSUFFICIENT_STOCK',
+      pg_catalog.format('insufficient stock of %s at %s to transfer %s', transfer_stock.sku,
+                        transfer_stock.from_location, transfer_stock.quantity),
+      inventory.shortfall(v_item.item_id, v_from_id, transfer_stock.sku, transfer_stock.from_location,
+                          transfer_stock.quantity));
+  end if;
+  v_out := pg_catalog.currval('inventory.ledger_movement_id_seq'::regclass);
+  update inventory.stock_levels s
+     set on_hand = s.on_hand + transfer_stock.quantity,
+         pending_movement = pg_catalog.jsonb_build_object('type', 'TRANSFER_IN', 'reason', 'transfer',
+           'reference', transfer_stock.reference, 'idempotency_key', transfer_stock.idempotency_key,
+           'related_movement_id', v_out,
+           'metadata', pg_catalog.jsonb_build_object('from_location', transfer_stock.from_location))
+   where s.item_id = v_item.item_id and s.location_id = v_to_id
+  returning * into v_to;
+  v_in := pg_catalog.currval('inventory.ledger_movement_id_seq'::regclass);
+  v_result := row(transfer_stock.sku, transfer_stock.quantity, transfer_stock.from_location,
+                  transfer_stock.to_location, transfer_stock.reference, v_out, v_in, v_from.on_hand,
+                  v_from.available, v_to.on_hand, v_to.available)::inventory_api.stock_transfer;
+  if transfer_stock.idempotency_key is not null then
+    perform inventory.complete_idempotency_key(transfer_stock.idempotency_key, pg_catalog.to_jsonb(v_result));
+  end if;
+  return v_result;
+end
+$$;
+
+comment on function inventory.transfer_stock(text, numeric, text, text, text, text) is 'Implements inventory_api.transfer_stock.';

@@ -1,0 +1,135 @@
+-- Layer 7, the public API: security_invoker views in inventory_api. They read the tables as the
+-- caller, so row level security (60_row_security.sql) decides what each user sees.
+
+create view inventory_api.items with (security_invoker = true) as
+  select i.sku, i.name, i.unit_of_measure, i.unit_cost, i.status, i.track_lots, i.created_at, i.updated_at
+    from inventory.items i
+   where i.deleted_at is null;
+
+comment on view inventory_api.items is 'The catalogue (deleted items excluded).';
+
+create view inventory_api.locations with (security_invoker = true) as
+  select l.code, l.name, l.created_at from inventory.locations l;
+
+comment on view inventory_api.locations is 'Stock locations.';
+
+create view inventory_api.stock_levels with (security_invoker = true) as
+  select i.sku, l.code as location, s.on_hand, s.reserved,
+         s.available + coalesce(o.overdue, 0) as available,
+         coalesce(o.overdue, 0) as expired_unreleased,
+         i.status, s.version, s.updated_at
+    from inventory.stock_levels s
+    join inventory.items i on i.item_id = s.item_id
+    join inventory.locations l on l.location_id = s.location_id
+    left join lateral (
+      select pg_catalog.sum(r.quantity - r.quantity_fulfilled) as overdue
+        from inventory.reservations r
+       where r.item_id = s.item_id and r.location_id = s.location_id
+         and r.status = 'ACTIVE' and r.expires_at <= pg_catalog.now()) o on true
+   where i.deleted_at is null;
+
+comment on view inventory_api.stock_levels is 'Stock per item and location. available already counts overdue holds as released (expired_unreleased of them are not swept yet), so available = on_hand - reserved + expired_unreleased.';
+
+create view inventory_api.reservations with (security_invoker = true) as
+  select r.reservation_id, r.order_ref, i.sku, l.code as location, r.quantity, r.quantity_fulfilled,
+         case when r.status = 'ACTIVE' then r.quantity - r.quantity_fulfilled else 0 end as quantity_open,
+         r.status, r.status = 'ACTIVE' and r.expires_at <= pg_catalog.now() as is_overdue,
+         r.expires_at, r.created_by, r.created_at, r.closed_at, r.quantity_returned
+    from inventory.reservations r
+    join inventory.items i on i.item_id = r.item_id
+    join inventory.locations l on l.location_id = r.location_id;
+
+comment on view inventory_api.reservations is 'Holds of stock for orders. is_overdue: still ACTIVE but past expires_at, so it no longer counts and cannot be fulfilled. quantity_returned: units of its shipment that came back.';
+
+create view inventory_api.stock_movements with (security_invoker = true) as
+  select g.movement_id, g.movement_type::text as movement_type, i.sku, l.code as location, g.on_hand_delta, g.reserved_delta,
+         g.on_hand_before, g.on_hand_after, g.reserved_before, g.reserved_after, g.actor, g.reason,
+         g.reference, g.idempotency_key, g.related_movement_id, g.reservation_id, g.metadata, g.created_at
+    from inventory.ledger g
+    join inventory.items i on i.item_id = g.item_id
+    join inventory.locations l on l.location_id = g.location_id;
+
+comment on view inventory_api.stock_movements is 'The ledger: every stock movement, append-only.';
+
+create view inventory_api.returns with (security_invoker = true) as
+  select t.return_id, t.order_ref, i.sku, l.code as location, t.quantity, t.reason, t.restocked,
+         t.movement_id, t.created_by, t.created_at
+    from inventory.returns t
+    join inventory.items i on i.item_id = t.item_id
+    join inventory.locations l on l.location_id = t.location_id;
+
+comment on view inventory_api.returns is 'Customer returns, restocked or not.';
+
+create view inventory_api.error_codes with (security_invoker = true) as
+  select e.code, e.sqlstate, e.description from inventory.error_codes e;
+
+comment on view inventory_api.error_codes is 'The error catalogue: HINT token, SQLSTATE and meaning of every error pyinv raises.';
+
+-- Stock control.
+create view inventory_api.reason_codes with (security_invoker = true) as
+  select r.reason_code, r.description, r.requires_approval, r.approval_threshold, r.direction, r.updated_by,
+         r.updated_at
+    from inventory.reason_codes r;
+
+comment on view inventory_api.reason_codes is 'Adjustment reasons: direction (add, remove, both) says which way a reason may move stock; an adjustment needs approval when |quantity_delta| > approval_threshold and it removes stock or requires_approval is set.';
+
+create view inventory_api.adjustments with (security_invoker = true) as
+  select a.adjustment_id, i.sku, l.code as location, a.quantity_delta, a.adjustment_type, a.reason_code,
+         a.description, a.status, a.requires_approval, a.on_hand_at_request, a.count_id, a.requested_by,
+         a.requested_at, a.decided_by, a.decided_at, a.decision_note, a.on_hand_at_apply, a.movement_id
+    from inventory.adjustments a
+    join inventory.items i on i.item_id = a.item_id
+    join inventory.locations l on l.location_id = a.location_id;
+
+comment on view inventory_api.adjustments is 'History of stock adjustments: PENDING, APPLIED (no approval needed), APPROVED, REJECTED or SUPERSEDED (by a newer count).';
+
+create view inventory_api.cycle_counts with (security_invoker = true) as
+  select c.count_id, i.sku, l.code as location, c.counted_quantity, c.on_hand_at_count, c.reserved_at_count,
+         c.difference, a.adjustment_id, a.status as adjustment_status, c.counted_by, c.counted_at
+    from inventory.cycle_counts c
+    join inventory.items i on i.item_id = c.item_id
+    join inventory.locations l on l.location_id = c.location_id
+    left join inventory.adjustments a on a.count_id = c.count_id;
+
+comment on view inventory_api.cycle_counts is 'Physical counts, the on_hand each was compared with, and the adjustment each produced.';
+
+create view inventory_api.stock_policies with (security_invoker = true) as
+  select i.sku, l.code as location, p.reorder_point, p.safety_stock, p.reorder_quantity, p.max_stock_level,
+         p.lead_time_days, p.updated_by, p.updated_at
+    from inventory.stock_policies p
+    join inventory.items i on i.item_id = p.item_id
+    join inventory.locations l on l.location_id = p.location_id;
+
+comment on view inventory_api.stock_policies is 'Replenishment policies per item and location.';
+
+create view inventory_api.reorder_alerts with (security_invoker = true) as
+  select a.alert_id, i.sku, l.code as location, a.severity, a.status, s.available, a.available_at_open,
+         a.reorder_point, a.safety_stock, a.opened_at, a.escalated_at, a.acknowledged_by, a.acknowledged_at,
+         a.closed_by, a.closed_at, a.note
+    from inventory.reorder_alerts a
+    join inventory.items i on i.item_id = a.item_id
+    join inventory.locations l on l.location_id = a.location_id
+    left join inventory.stock_levels s on s.item_id = a.item_id and s.location_id = a.location_id;
+
+comment on view inventory_api.reorder_alerts is 'Low-stock alerts (OPEN, ACKNOWLEDGED, RESOLVED, DISMISSED) with the current available quantity.';
+
+create view inventory_api.reorder_recommendations with (security_invoker = true) as
+  select i.sku, l.code as location, s.on_hand, s.reserved, s.available, p.reorder_point, p.safety_stock,
+         p.reorder_quantity, p.max_stock_level, p.lead_time_days,
+         case when s.available <= p.safety_stock then 'CRITICAL'
+              when s.available <= p.reorder_point then 'REORDER'
+              else 'NORMAL' end as status,
+         case when s.available > p.reorder_point then 0::numeric
+              when p.reorder_quantity is not null then p.reorder_quantity
+              when p.max_stock_level is not null then p.max_stock_level - s.available
+         end as suggested_order_quantity,
+         a.alert_id, a.status as alert_status, s.last_counted_at, s.last_counted_by
+    from inventory.stock_policies p
+    join inventory.stock_levels s on s.item_id = p.item_id and s.location_id = p.location_id
+    join inventory.items i on i.item_id = p.item_id
+    join inventory.locations l on l.location_id = p.location_id
+    left join inventory.reorder_alerts a
+      on a.item_id = p.item_id and a.location_id = p.location_id and a.status in ('OPEN', 'ACKNOWLEDGED')
+   where i.deleted_at is null;
+
+comment on view inventory_api.reorder_recommendations is 'Every level with a stock policy: CRITICAL (available <= safety stock), REORDER (<= reorder point) or NORMAL, with a suggested order quantity (the reorder quantity, else up to the maximum level; null when the policy gives neither) and the open alert.';

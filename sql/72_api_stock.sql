@@ -1,0 +1,115 @@
+-- Layer 7, the public API: receiving, the order lifecycle and the checks.
+
+create function inventory_api.receive_stock(sku text, quantity numeric, location text default 'main',
+                                            reference text default null, unit_cost numeric default null,
+                                            idempotency_key text default null)
+returns inventory_api.stock_level
+language sql volatile
+set search_path = ''
+begin atomic
+  select * from inventory.receive_stock(receive_stock.sku, receive_stock.quantity, receive_stock.location,
+                                        receive_stock.reference, receive_stock.unit_cost,
+                                        receive_stock.idempotency_key);
+end;
+
+comment on function inventory_api.receive_stock(text, numeric, text, text, numeric, text) is
+'Receive units into stock: on_hand += quantity.
+Writes a RECEIVE movement. unit_cost, when given, updates the item''s moving-average cost.';
+
+create function inventory_api.reserve_stock(sku text, quantity numeric, order_ref text,
+                                            location text default 'main', expires_in interval default null,
+                                            idempotency_key text default null)
+returns inventory_api.reservation
+language sql volatile
+set search_path = ''
+begin atomic
+  select * from inventory.reserve_stock(reserve_stock.sku, reserve_stock.quantity, reserve_stock.order_ref,
+                                        reserve_stock.location, reserve_stock.expires_in,
+                                        reserve_stock.idempotency_key);
+end;
+
+comment on function inventory_api.reserve_stock(text, numeric, text, text, interval, text) is
+'Hold stock for an order, atomically: never more than is available.
+expires_in defaults to the configured TTL (24 hours). Raises INSUFFICIENT_STOCK (PT409) with the available quantity in DETAIL.';
+
+create function inventory_api.reserve_order(order_ref text, lines jsonb, expires_in interval default null,
+                                            idempotency_key text default null)
+returns setof inventory_api.reservation
+language sql volatile
+set search_path = ''
+begin atomic
+  select * from inventory.reserve_order(reserve_order.order_ref, reserve_order.lines,
+                                        reserve_order.expires_in, reserve_order.idempotency_key);
+end;
+
+comment on function inventory_api.reserve_order(text, jsonb, interval, text) is
+'Hold every line of an order, or none.
+lines: [{"sku": "A1", "quantity": 2, "location": "main"}]. Duplicate lines are merged; rows are locked in a fixed order so concurrent orders never deadlock; INSUFFICIENT_STOCK lists every short line.';
+
+create function inventory_api.fulfill_order(order_ref text, sku text default null, quantity numeric default null,
+                                            idempotency_key text default null)
+returns setof inventory_api.reservation_change
+language sql volatile
+set search_path = ''
+begin atomic
+  select * from inventory.fulfill_order(fulfill_order.order_ref, fulfill_order.sku, fulfill_order.quantity,
+                                        fulfill_order.idempotency_key);
+end;
+
+comment on function inventory_api.fulfill_order(text, text, numeric, text) is
+'Ship held stock: on_hand and reserved both fall.
+Without sku, ships every hold of the order; with sku and quantity, ships that much first-in first-out and keeps the rest held. Overdue holds raise RESERVATION_EXPIRED.';
+
+create function inventory_api.cancel_reservation(order_ref text, sku text default null,
+                                                 idempotency_key text default null)
+returns setof inventory_api.reservation_change
+language sql volatile
+set search_path = ''
+begin atomic
+  select * from inventory.cancel_reservation(cancel_reservation.order_ref, cancel_reservation.sku,
+                                             cancel_reservation.idempotency_key);
+end;
+
+comment on function inventory_api.cancel_reservation(text, text, text) is
+'Release the active holds of an order (or of one SKU in it).
+Holds already past expiry are recorded as EXPIRE, the rest as RELEASE.';
+
+create function inventory_api.process_return(order_ref text, sku text, quantity numeric, reason text,
+                                             restock boolean default true, location text default 'main',
+                                             idempotency_key text default null)
+returns inventory_api.stock_return
+language sql volatile
+set search_path = ''
+begin atomic
+  select * from inventory.process_return(process_return.order_ref, process_return.sku, process_return.quantity,
+                                         process_return.reason, process_return.restock, process_return.location,
+                                         process_return.idempotency_key);
+end;
+
+comment on function inventory_api.process_return(text, text, numeric, text, boolean, text, text) is
+'Record units a customer sent back; with restock, they go back on hand (RETURN movement).
+Never more than was shipped for that order and SKU and not yet returned (QUANTITY_MISMATCH).';
+
+create function inventory_api.validate_stock(sku text, quantity numeric, location text default 'main')
+returns inventory_api.stock_check
+language sql stable
+set search_path = ''
+begin atomic
+  select * from inventory.validate_stock(validate_stock.sku, validate_stock.quantity, validate_stock.location);
+end;
+
+comment on function inventory_api.validate_stock(text, numeric, text) is
+'Check whether a quantity could be reserved now, without reserving it.
+Returns can_fulfill, the available quantity and, when it cannot, the error code reserve_stock would raise.';
+
+create function inventory_api.verify_inventory(anchor jsonb default null)
+returns setof inventory_api.invariant_violation
+language sql stable
+set search_path = ''
+begin atomic
+  select * from inventory.verify_inventory(verify_inventory.anchor);
+end;
+
+comment on function inventory_api.verify_inventory(jsonb) is
+'List every broken invariant; no rows means the books balance.
+Checks: stock levels equal their ledger sums, the ledger is continuous and its hash chains intact, reserved equals active holds, nothing negative or oversold, returns equal what the holds record as returned. With an anchor (from audit_anchor), also that no ledger movement it covers was rewritten or deleted.';

@@ -1,0 +1,61 @@
+-- Layer 7, the public API: maintenance and the audit chain (for the scheduler and admins; never
+-- exposed to PostgREST's authenticated users).
+
+create function inventory_api.expire_reservations(batch_size integer default 1000)
+returns integer
+language sql volatile
+set search_path = ''
+begin atomic
+  select inventory.expire_reservations(expire_reservations.batch_size);
+end;
+
+comment on function inventory_api.expire_reservations(integer) is
+'Release up to batch_size overdue holds, writing EXPIRE movements; returns how many.
+Uses SKIP LOCKED, so several sessions may run it at once. Call it until it returns less than batch_size.';
+
+create function inventory_api.seal_audit_log(batch_size integer default 10000)
+returns integer
+language sql volatile
+set search_path = ''
+begin atomic
+  select inventory.seal_audit_log(seal_audit_log.batch_size);
+end;
+
+comment on function inventory_api.seal_audit_log(integer) is
+'Append up to batch_size committed audit rows to the hash chain; returns how many (0: nothing to seal), or null when another sealer is running.
+Self-locking through a lock only pyinv can take. Call it until it returns less than batch_size. Rows of transactions still running are sealed by a later call.';
+
+create function inventory_api.verify_audit_chain(anchor jsonb default null)
+returns setof inventory_api.chain_break
+language sql stable
+set search_path = ''
+begin atomic
+  select * from inventory.verify_audit_chain(verify_audit_chain.anchor);
+end;
+
+comment on function inventory_api.verify_audit_chain(jsonb) is
+'Report the first broken link of the audit hash chain, rows sealing skipped, and committed rows left unsealed longer than settings.audit_seal_max_lag; no rows means the chain is intact.
+With an anchor (from audit_anchor), also report a chain truncated or rewritten since it was taken.';
+
+create function inventory_api.audit_anchor(wait_seconds numeric default 10)
+returns jsonb
+language sql volatile
+set search_path = ''
+begin atomic
+  select inventory.take_anchor(audit_anchor.wait_seconds);
+end;
+
+comment on function inventory_api.audit_anchor(numeric) is
+'Export the heads of the audit chain and of every stock level''s ledger chain, to keep where the database cannot write (maintenance: admins and the scheduler).
+Pass the result to verify_audit_chain(anchor) and verify_inventory(anchor) later. Must run at READ COMMITTED; waits up to wait_seconds for transactions that could still write below its ledger cut (BUSY when they do not end).';
+
+create function inventory_api.check_reorder_points()
+returns inventory_api.reorder_check
+language sql volatile
+set search_path = ''
+begin atomic
+  select * from inventory.check_reorder_points();
+end;
+
+comment on function inventory_api.check_reorder_points() is
+'Re-evaluate every level with a stock policy in one pass: open, raise and resolve alerts; returns the counts. Alerts are also maintained in real time by a trigger, so this is a repair or a scheduled safety net.';
