@@ -139,9 +139,10 @@ def main() -> None:
     source = source_statements()
     out: list[str] = []
     drops: list[str] = []  # functions whose arguments changed: API wrappers first, they call the others
-    # Views, then functions schema by schema, new ones before changed ones: a SQL-standard body binds
-    # the functions it calls when it is created.
-    for name in sorted(new, key=lambda n: (new[n][0] != "view", n.split(".")[0], n in old, n)):
+    # In the order of sql/, which creates everything from nothing: a SQL-standard body or a view binds
+    # what it uses when it is created, so whatever it uses must come first.
+    position = {name: index for index, name in enumerate(source)}
+    for name in sorted(new, key=lambda n: (position.get(n.lower(), len(position)), n)):
         kind, definition, arguments = new[name]
         if name in old and old[name][1] == definition:
             continue
