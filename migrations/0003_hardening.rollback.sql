@@ -3,6 +3,14 @@
 -- that adjustments use. Grants of the restored objects are re-asserted at the end.
 set local role inventory_owner;
 
+-- Issue 10 first: the triggers and constraints calling functions that are about to be dropped.
+drop trigger stock_levels_record_change on inventory.stock_levels;
+drop trigger reservations_audit on inventory.reservations;
+drop trigger idempotency_keys_audit on inventory.idempotency_keys;
+alter table inventory.stock_levels drop constraint stock_levels_quantities_check;
+alter table inventory.ledger drop constraint ledger_arithmetic_check;
+alter table inventory.reservations drop constraint reservations_state_check;
+
 alter table inventory.items
   drop constraint items_name_check,
   add constraint items_name_check
@@ -12,9 +20,9 @@ alter table inventory.locations
   add constraint locations_name_check
     check (pg_catalog.length(name) between 1 and 200 and name = pg_catalog.btrim(name) and name !~ '[[:cntrl:]]');
 
-drop function inventory_api.audit_anchor(wait_seconds numeric);
-
 drop function inventory_api.set_reason_code(code text, requires_approval boolean, approval_threshold numeric, direction text, description text);
+
+drop function inventory_api.audit_anchor(wait_seconds numeric);
 
 drop function inventory_api.verify_audit_chain(anchor jsonb);
 
@@ -58,6 +66,27 @@ create view inventory_api.reservations with (security_invoker=true) as SELECT r.
 
 comment on view inventory_api.reservations is 'Holds of stock for orders. is_overdue: still ACTIVE but past expires_at, so it no longer counts and cannot be fulfilled.';
 
+drop view inventory_api.stock_levels;
+
+create view inventory_api.stock_levels with (security_invoker=true) as SELECT i.sku,
+    l.code AS location,
+    s.on_hand,
+    s.reserved,
+    (s.available + COALESCE(o.overdue, (0)::numeric)) AS available,
+    COALESCE(o.overdue, (0)::numeric) AS expired_unreleased,
+    i.status,
+    s.version,
+    s.updated_at
+   FROM (((inventory.stock_levels s
+     JOIN inventory.items i ON ((i.item_id = s.item_id)))
+     JOIN inventory.locations l ON ((l.location_id = s.location_id)))
+     LEFT JOIN LATERAL ( SELECT sum((r.quantity - r.quantity_fulfilled)) AS overdue
+           FROM inventory.reservations r
+          WHERE ((r.item_id = s.item_id) AND (r.location_id = s.location_id) AND (r.status = 'ACTIVE'::text) AND (r.expires_at <= now()))) o ON (true))
+  WHERE (i.deleted_at IS NULL);
+
+comment on view inventory_api.stock_levels is 'Stock per item and location. available already counts overdue holds as released (expired_unreleased of them are not swept yet), so available = on_hand - reserved + expired_unreleased.';
+
 CREATE OR REPLACE FUNCTION inventory.add_on_hand(item_id bigint, location_id bigint, quantity numeric, movement jsonb)
  RETURNS inventory.stock_levels
  LANGUAGE plpgsql
@@ -94,6 +123,104 @@ $function$
 ;
 
 comment on function inventory.add_on_hand(bigint,bigint,numeric,jsonb) is 'Adds units on hand at one level (created empty on first use), recording the described movement.';
+
+CREATE OR REPLACE FUNCTION inventory.apply_hold_moves(moves inventory.hold_move[], reference text, reason text, idempotency_key text)
+ RETURNS void
+ LANGUAGE plpgsql
+ SET search_path TO ''
+AS $function$
+declare
+  v_type text;
+begin
+  perform from inventory.stock_levels s
+    join (select distinct m.item_id, m.location_id from pg_catalog.unnest(apply_hold_moves.moves) m) l
+      on s.item_id = l.item_id and s.location_id = l.location_id
+   order by s.item_id, s.location_id
+     for update of s;
+
+  update inventory.reservations r
+     set quantity_fulfilled = r.quantity_fulfilled + case when m.movement_type = 'SHIP' then m.quantity else 0 end,
+         status = case
+           when m.movement_type = 'RELEASE' then 'CANCELLED'
+           when m.movement_type = 'EXPIRE' then 'EXPIRED'
+           when r.quantity_fulfilled + m.quantity = r.quantity then 'FULFILLED'
+           else 'ACTIVE' end,
+         closed_at = case
+           when m.movement_type = 'SHIP' and r.quantity_fulfilled + m.quantity < r.quantity then null
+           else pg_catalog.now() end
+    from pg_catalog.unnest(apply_hold_moves.moves) m
+   where r.reservation_id = m.reservation_id and m.quantity > 0;
+
+  -- One statement per movement type: a level may get both a SHIP and a RELEASE in one call, and
+  -- a row can be updated only once per statement. Each becomes its own ledger movement.
+  foreach v_type in array array['SHIP', 'RELEASE', 'EXPIRE'] loop
+    update inventory.stock_levels s
+       set on_hand = s.on_hand - case when v_type = 'SHIP' then g.quantity else 0 end,
+           reserved = s.reserved - g.quantity,
+           pending_movement = pg_catalog.jsonb_build_object(
+             'type', v_type,
+             'reason', coalesce(apply_hold_moves.reason, case v_type
+                                  when 'SHIP' then 'order shipped'
+                                  when 'RELEASE' then 'reservation cancelled'
+                                  else 'reservation expired' end),
+             'reference', apply_hold_moves.reference,
+             'idempotency_key', apply_hold_moves.idempotency_key,
+             'reservation_id', case when pg_catalog.cardinality(g.reservation_ids) = 1 then g.reservation_ids[1] end,
+             'metadata', pg_catalog.jsonb_build_object('reservation_ids', pg_catalog.to_jsonb(g.reservation_ids)))
+      from (select m.item_id, m.location_id, pg_catalog.sum(m.quantity) as quantity,
+                   pg_catalog.array_agg(m.reservation_id order by m.reservation_id) as reservation_ids
+              from pg_catalog.unnest(apply_hold_moves.moves) m
+             where m.quantity > 0 and m.movement_type = v_type
+             group by m.item_id, m.location_id) g
+     where s.item_id = g.item_id and s.location_id = g.location_id;
+  end loop;
+end
+$function$
+;
+
+comment on function inventory.apply_hold_moves(inventory.hold_move[],text,text,text) is 'Ships, releases or expires holds set-wise and records one ledger movement per level and type.';
+
+CREATE OR REPLACE FUNCTION inventory.apply_on_hand_delta(item_id bigint, location_id bigint, delta numeric, movement jsonb, sku text, location text)
+ RETURNS inventory.ledger
+ LANGUAGE plpgsql
+ SET search_path TO ''
+AS $function$
+declare
+  v_level inventory.stock_levels;
+  v_entry inventory.ledger;
+begin
+  if apply_on_hand_delta.delta > 0 then
+    insert into inventory.stock_levels (item_id, location_id)
+    values (apply_on_hand_delta.item_id, apply_on_hand_delta.location_id)
+    on conflict do nothing;
+  else
+    select * into v_level from inventory.stock_levels s
+     where s.item_id = apply_on_hand_delta.item_id and s.location_id = apply_on_hand_delta.location_id;
+    if v_level.on_hand + apply_on_hand_delta.delta < v_level.reserved
+       and inventory.effective_available(apply_on_hand_delta.item_id, apply_on_hand_delta.location_id)
+           >= -apply_on_hand_delta.delta then
+      perform inventory.expire_overdue_at_level(apply_on_hand_delta.item_id, apply_on_hand_delta.location_id);
+    end if;
+  end if;
+  update inventory.stock_levels s
+     set on_hand = s.on_hand + apply_on_hand_delta.delta, pending_movement = apply_on_hand_delta.movement
+   where s.item_id = apply_on_hand_delta.item_id and s.location_id = apply_on_hand_delta.location_id
+     and s.on_hand + apply_on_hand_delta.delta >= s.reserved;
+  if not found then
+    perform inventory.raise_error('INSUFFICIENT_STOCK',
+      pg_catalog.format('removing %s of %s at %s would leave less on hand than is reserved',
+                        -apply_on_hand_delta.delta, apply_on_hand_delta.sku, apply_on_hand_delta.location),
+      inventory.shortfall(apply_on_hand_delta.item_id, apply_on_hand_delta.location_id, apply_on_hand_delta.sku,
+                          apply_on_hand_delta.location, -apply_on_hand_delta.delta));
+  end if;
+  select * into v_entry from inventory.ledger g
+   where g.movement_id = pg_catalog.currval('inventory.ledger_movement_id_seq'::regclass);
+  return v_entry;
+end
+$function$
+;
+
+comment on function inventory.apply_on_hand_delta(bigint,bigint,numeric,jsonb,text,text) is 'Applies a delta to on_hand through the ledger; raises INSUFFICIENT_STOCK when on_hand would fall below reserved.';
 
 CREATE OR REPLACE FUNCTION inventory.approve_adjustment(adjustment_id bigint, decision text, note text)
  RETURNS inventory_api.adjustment
@@ -233,6 +360,49 @@ $function$
 ;
 
 comment on function inventory.audit_horizon() is 'Transaction id below which no audit row can still appear in this database.';
+
+CREATE OR REPLACE FUNCTION inventory.audit_table(table_name text, audit_updates boolean DEFAULT true)
+ RETURNS void
+ LANGUAGE plpgsql
+ SET search_path TO ''
+AS $function$
+declare
+  v_key text[];
+begin
+  select pg_catalog.array_agg(a.attname::text order by k.n) into v_key
+    from pg_catalog.pg_index i
+    cross join pg_catalog.unnest(i.indkey) with ordinality as k (attnum, n)
+    join pg_catalog.pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
+   where i.indrelid = pg_catalog.format('inventory.%I', audit_table.table_name)::regclass and i.indisprimary;
+  if coalesce(pg_catalog.cardinality(v_key), 0) not between 1 and 3 then
+    perform inventory.raise_error('INVALID_ARGUMENT', 'audited tables need a primary key of 1 to 3 columns',
+      pg_catalog.jsonb_build_object('argument', 'table_name', 'value', audit_table.table_name));
+  end if;
+  execute pg_catalog.format(
+    'create trigger %I after insert on inventory.%I referencing new table as new_rows
+       for each statement execute function inventory.record_audit_inserts()',
+    audit_table.table_name || '_audit_insert', audit_table.table_name);
+  execute pg_catalog.format(
+    'create trigger %I after delete on inventory.%I referencing old table as old_rows
+       for each statement execute function inventory.record_audit_deletes()',
+    audit_table.table_name || '_audit_delete', audit_table.table_name);
+  execute pg_catalog.format('alter table inventory.%I enable always trigger %I, enable always trigger %I',
+                            audit_table.table_name, audit_table.table_name || '_audit_insert',
+                            audit_table.table_name || '_audit_delete');
+  if audit_table.audit_updates then
+    execute pg_catalog.format(
+      'create trigger %I after update on inventory.%I referencing old table as old_rows new table as new_rows
+         for each statement execute function inventory.record_audit_updates(%L, %L, %L)',
+      audit_table.table_name || '_audit_update', audit_table.table_name,
+      v_key[1], coalesce(v_key[2], ''), coalesce(v_key[3], ''));
+    execute pg_catalog.format('alter table inventory.%I enable always trigger %I', audit_table.table_name,
+                              audit_table.table_name || '_audit_update');
+  end if;
+end
+$function$
+;
+
+comment on function inventory.audit_table(text,boolean) is 'Installs the audit triggers (ENABLE ALWAYS) on a table of the inventory schema; audit_updates false leaves UPDATEs to the caller (used by the schema scripts).';
 
 CREATE OR REPLACE FUNCTION inventory.check_reorder_points()
  RETURNS inventory_api.reorder_check
@@ -412,6 +582,26 @@ $function$
 ;
 
 comment on function inventory.current_grants() is 'Business roles of the caller with their location scope (null = all locations).';
+
+CREATE OR REPLACE FUNCTION inventory.effective_available(item_id bigint, location_id bigint)
+ RETURNS numeric
+ LANGUAGE plpgsql
+ STABLE
+ SET search_path TO ''
+AS $function$
+begin
+  return (
+    select s.available + coalesce((
+             select pg_catalog.sum(r.quantity - r.quantity_fulfilled) from inventory.reservations r
+              where r.item_id = s.item_id and r.location_id = s.location_id
+                and r.status = 'ACTIVE' and r.expires_at <= pg_catalog.now()), 0)
+      from inventory.stock_levels s
+     where s.item_id = effective_available.item_id and s.location_id = effective_available.location_id);
+end
+$function$
+;
+
+comment on function inventory.effective_available(bigint,bigint) is 'on_hand - reserved + units of overdue holds not yet swept; null when the level does not exist.';
 
 CREATE OR REPLACE FUNCTION inventory.evaluate_reorder_alert(item_id bigint, location_id bigint, available numeric)
  RETURNS text
@@ -1169,6 +1359,95 @@ $function$
 
 comment on function inventory.process_return(text,text,numeric,text,boolean,text,text) is 'Implements inventory_api.process_return.';
 
+CREATE OR REPLACE FUNCTION inventory.receive_stock(sku text, quantity numeric, location text, reference text, unit_cost numeric, idempotency_key text)
+ RETURNS inventory_api.stock_level
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO ''
+AS $function$
+declare
+  v_item record;
+  v_location_id bigint;
+  v_level inventory.stock_levels;
+  v_result inventory_api.stock_level;
+  v_replay jsonb;
+begin
+  v_item := inventory.item_for_sku(receive_stock.sku);
+  perform inventory.check_quantity(receive_stock.quantity);
+  v_location_id := inventory.location_for_code(receive_stock.location);
+  perform inventory.authorize('operator', v_location_id);
+  perform inventory.check_text(receive_stock.reference, 'reference', 200, required => false);
+  perform inventory.check_unit_cost(receive_stock.unit_cost);
+  if receive_stock.idempotency_key is not null then
+    v_replay := inventory.claim_idempotency_key(receive_stock.idempotency_key, 'receive_stock',
+      pg_catalog.jsonb_build_object('sku', receive_stock.sku, 'quantity', receive_stock.quantity,
+        'location', receive_stock.location, 'reference', receive_stock.reference,
+        'unit_cost', receive_stock.unit_cost));
+    if v_replay is not null then
+      return pg_catalog.jsonb_populate_record(null::inventory_api.stock_level, v_replay);
+    end if;
+  end if;
+
+  if v_item.status = 'discontinued' then
+    perform inventory.raise_error('PRODUCT_UNAVAILABLE',
+      pg_catalog.format('item %s is discontinued and cannot be received', receive_stock.sku),
+      pg_catalog.jsonb_build_object('sku', receive_stock.sku, 'status', v_item.status));
+  end if;
+
+  v_level := inventory.add_on_hand(v_item.item_id, v_location_id, receive_stock.quantity,
+    pg_catalog.jsonb_build_object('type', 'RECEIVE', 'reason', 'receipt',
+      'reference', receive_stock.reference, 'idempotency_key', receive_stock.idempotency_key,
+      'metadata', pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('unit_cost', receive_stock.unit_cost))));
+
+  if receive_stock.unit_cost is not null then
+    -- Moving-average cost over all units on hand, this receipt included.
+    update inventory.items i
+       set unit_cost = case
+             when i.unit_cost is null or t.total <= receive_stock.quantity then receive_stock.unit_cost
+             else pg_catalog.round((i.unit_cost * (t.total - receive_stock.quantity)
+                                    + receive_stock.unit_cost * receive_stock.quantity) / t.total, 4)
+           end,
+           updated_at = pg_catalog.now()
+      from (select pg_catalog.sum(s.on_hand) as total from inventory.stock_levels s
+             where s.item_id = v_item.item_id) t
+     where i.item_id = v_item.item_id;
+  end if;
+
+  v_result := row(receive_stock.sku, receive_stock.location, v_level.on_hand, v_level.reserved,
+                  v_level.available, v_level.version, v_level.updated_at)::inventory_api.stock_level;
+  if receive_stock.idempotency_key is not null then
+    perform inventory.complete_idempotency_key(receive_stock.idempotency_key, pg_catalog.to_jsonb(v_result));
+  end if;
+  return v_result;
+end
+$function$
+;
+
+comment on function inventory.receive_stock(text,numeric,text,text,numeric,text) is 'Implements inventory_api.receive_stock.';
+
+CREATE OR REPLACE FUNCTION inventory.record_audit()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO ''
+AS $function$
+declare
+  v_new jsonb := pg_catalog.to_jsonb(new);
+begin
+  insert into inventory.audit_log (table_name, operation, old_row, new_row, actor, db_role, login, request_path,
+                                   request_id)
+  select tg_table_name, 'UPDATE',
+         (select pg_catalog.jsonb_object_agg(e.key, e.value) from pg_catalog.jsonb_each(pg_catalog.to_jsonb(old)) e
+           where v_new -> e.key is distinct from e.value),
+         v_new, c.actor, c.db_role, session_user, c.request_path, c.request_id
+    from inventory.audit_context() c;
+  return null;
+end
+$function$
+;
+
+comment on function inventory.record_audit() is 'Row trigger: appends one updated row to the audit log (used where UPDATEs are audited under a WHEN condition).';
+
 CREATE OR REPLACE FUNCTION inventory.record_count(sku text, counted_quantity numeric, location text)
  RETURNS inventory_api.stock_count
  LANGUAGE plpgsql
@@ -1265,6 +1544,60 @@ $function$
 
 comment on function inventory.record_count(text,numeric,text) is 'Implements inventory_api.record_count.';
 
+CREATE OR REPLACE FUNCTION inventory.record_stock_movement()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO ''
+AS $function$
+declare
+  v_movement jsonb := coalesce(new.pending_movement, '{}'::jsonb);
+  v_entry inventory.ledger;
+begin
+  new.pending_movement := null;
+  if tg_op = 'INSERT' then
+    -- Levels are born empty and filled by an UPDATE, so that an INSERT ... ON CONFLICT DO UPDATE
+    -- (whose BEFORE INSERT trigger fires even when the row then conflicts) cannot record a
+    -- movement twice.
+    if new.on_hand <> 0 or new.reserved <> 0 then
+      perform inventory.raise_error('INVALID_ARGUMENT',
+        'stock levels are created empty; add stock with receive_stock or an UPDATE, which the ledger records',
+        pg_catalog.jsonb_build_object('argument', 'on_hand', 'problem', 'must start at 0'));
+    end if;
+    new.version := 1;
+    return new;
+  end if;
+  new.version := old.version + 1;
+  new.ledger_hash := old.ledger_hash;
+  if new.on_hand = old.on_hand and new.reserved = old.reserved then
+    return new;
+  end if;
+  new.updated_at := pg_catalog.now();
+  v_entry := row(
+    pg_catalog.nextval('inventory.ledger_movement_id_seq'::regclass),
+    coalesce(v_movement ->> 'type', 'ADJUST')::inventory.movement_type,
+    new.item_id, new.location_id,
+    new.on_hand - old.on_hand, new.reserved - old.reserved,
+    old.on_hand, new.on_hand, old.reserved, new.reserved,
+    inventory.current_actor(),
+    case when v_movement = '{}'::jsonb then 'direct change of inventory.stock_levels' else v_movement ->> 'reason' end,
+    v_movement ->> 'reference',
+    v_movement ->> 'idempotency_key',
+    (v_movement ->> 'related_movement_id')::bigint,
+    (v_movement ->> 'reservation_id')::bigint,
+    coalesce(v_movement -> 'metadata', '{}'::jsonb),
+    pg_catalog.now(), pg_catalog.pg_current_xact_id(),
+    old.ledger_hash, null)::inventory.ledger;
+  v_entry.hash := pg_catalog.sha256(coalesce(old.ledger_hash, ''::bytea) || inventory.ledger_entry_bytes(v_entry));
+  insert into inventory.ledger overriding system value select v_entry.*;
+  new.ledger_hash := v_entry.hash;
+  return new;
+end
+$function$
+;
+
+comment on function inventory.record_stock_movement() is 'Trigger: appends every change of a stock level to the ledger, described by pending_movement.';
+
 CREATE OR REPLACE FUNCTION inventory.refresh_reorder_alerts(item_ids bigint[], location_ids bigint[])
  RETURNS inventory_api.reorder_check
  LANGUAGE plpgsql
@@ -1328,6 +1661,24 @@ $function$
 ;
 
 comment on function inventory.refresh_reorder_alerts(bigint[],bigint[]) is 'Set-based re-evaluation of the reorder alerts of many levels (caller holds their locks).';
+
+CREATE OR REPLACE FUNCTION inventory.reorder_alert_trigger()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO ''
+AS $function$
+begin
+  if not new.has_stock_policy then
+    return null;
+  end if;
+  perform inventory.evaluate_reorder_alert(new.item_id, new.location_id, new.on_hand - new.reserved);
+  return null;
+end
+$function$
+;
+
+comment on function inventory.reorder_alert_trigger() is 'Trigger: re-evaluates the reorder alert of a level with a stock policy when its available quantity changes.';
 
 CREATE OR REPLACE FUNCTION inventory.replay_reservation_changes(response jsonb)
  RETURNS SETOF inventory_api.reservation_change
@@ -1563,6 +1914,24 @@ $function$
 
 comment on function inventory.seal_audit_log(integer) is 'Implements inventory_api.seal_audit_log.';
 
+CREATE OR REPLACE FUNCTION inventory.shortfall(item_id bigint, location_id bigint, sku text, location text, requested numeric)
+ RETURNS jsonb
+ LANGUAGE sql
+ STABLE
+ SET search_path TO ''
+AS $function$
+  select pg_catalog.jsonb_build_object(
+           'sku', shortfall.sku, 'location', shortfall.location, 'requested', shortfall.requested,
+           'available', coalesce(s.available, 0), 'on_hand', coalesce(s.on_hand, 0),
+           'reserved', coalesce(s.reserved, 0))
+    from (select) dummy
+    left join inventory.stock_levels s
+      on s.item_id = shortfall.item_id and s.location_id = shortfall.location_id
+$function$
+;
+
+comment on function inventory.shortfall(bigint,bigint,text,text,numeric) is 'JSON specifics of a line that does not fit: requested, available, on hand, reserved.';
+
 CREATE OR REPLACE FUNCTION inventory.text_is_valid(value text, max_length integer)
  RETURNS boolean
  LANGUAGE sql
@@ -1741,35 +2110,98 @@ END
 comment on function inventory_api.verify_inventory() is 'List every broken invariant; no rows means the books balance.
 Checks: stock levels equal their ledger sums, the ledger is continuous, reserved equals active holds, nothing negative or oversold, returns within shipped.';
 
-drop function inventory.running_transactions();
-
-drop function inventory.import_row_problem(value jsonb);
-
-drop function inventory.ledger_digests(through_movement bigint);
-
-drop function inventory.interval_key(value interval);
-
-drop function inventory.grant_api_access(grantee text, maintenance boolean);
-
-drop function inventory.text_problem(value text, max_length integer);
-
-drop function inventory.anchor_problems(anchor jsonb, part text);
-
-drop function inventory.lock_job(job text, wait boolean);
-
 drop function inventory.finish_job(job text, rows_touched bigint);
-
-drop function inventory.cut_is_clean(waiting_for xid8[]);
 
 drop function inventory.take_anchor(wait_seconds numeric);
 
-drop function inventory.notify_alert(event text, alert_id bigint);
+drop function inventory.overdue_quantity(item_id bigint, location_id bigint);
 
-drop function inventory.adjustment_needs_approval(reason inventory.reason_codes, quantity_delta numeric);
+drop function inventory.anchor_problems(anchor jsonb, part text);
+
+drop function inventory.import_row_number(value jsonb, ordinal bigint);
+
+drop function inventory.text_problem(value text, max_length integer);
 
 drop function inventory.set_reason_code(code text, requires_approval boolean, approval_threshold numeric, direction text, description text);
 
-drop function inventory.import_row_number(value jsonb, ordinal bigint);
+drop function inventory.grant_api_access(grantee text, maintenance boolean);
+
+drop function inventory.interval_key(value interval);
+
+drop function inventory.notify_alert(event text, alert_id bigint);
+
+drop function inventory.audit_row_change(table_name text, operation inventory.audit_operation, old_row jsonb, new_row jsonb);
+
+drop function inventory.ledger_digests(through_movement bigint);
+
+drop function inventory.record_stock_level_change();
+
+drop function inventory.describe_movement(movement_type inventory.movement_type, reason text, reference text, idempotency_key text, reservation_id bigint, related_movement_id bigint, metadata jsonb);
+
+drop function inventory.hold_state_is_valid(quantity numeric, quantity_fulfilled numeric, quantity_returned numeric, status text, closed_at timestamp with time zone);
+
+drop function inventory.lock_job(job text, wait boolean);
+
+drop function inventory.cut_is_clean(waiting_for xid8[]);
+
+drop function inventory.adjustment_needs_approval(reason inventory.reason_codes, quantity_delta numeric);
+
+drop function inventory.import_row_problem(value jsonb);
+
+drop function inventory.running_transactions();
+
+drop function inventory.level_quantities_are_valid(on_hand numeric, reserved numeric, movement_cleared boolean);
+
+drop function inventory.movement_adds_up(on_hand_before numeric, on_hand_delta numeric, on_hand_after numeric, reserved_before numeric, reserved_delta numeric, reserved_after numeric);
+
+drop function inventory.add_on_hand(item_id bigint, location_id bigint, quantity numeric, movement inventory.movement);
+
+drop function inventory.apply_on_hand_delta(item_id bigint, location_id bigint, delta numeric, movement inventory.movement, sku text, location text);
+
+drop function inventory.audit_table(table_name text, audit_updates boolean, recorded_by_ledger boolean);
+
+drop function inventory.hold_units(item_id bigint, location_id bigint, quantity numeric, movement inventory.movement);
+
+-- Issue 10: the JSON movement description, the separate checks and the three stock level triggers.
+alter table inventory.stock_levels
+  drop column last_movement_id,
+  alter column pending_movement type jsonb using null,
+  add constraint stock_levels_on_hand_check check (on_hand >= 0 and on_hand <> 'NaN'::numeric),
+  add constraint stock_levels_reserved_check check (reserved >= 0 and reserved <> 'NaN'::numeric),
+  add constraint stock_levels_reserved_within_on_hand_check check (reserved <= on_hand),
+  add constraint stock_levels_pending_movement_check check (pending_movement is null);
+drop type inventory.movement;
+comment on column inventory.stock_levels.pending_movement is 'Transient description of the movement being written (type, reason, reference...); consumed and cleared by the ledger trigger, never stored.';
+comment on column inventory.stock_levels.available is 'on_hand - reserved (generated).';
+comment on column inventory.ledger.metadata is 'Free-form details (reservation ids of aggregated movements, unit cost, ...).';
+alter table inventory.ledger
+  add constraint ledger_arithmetic_check check (on_hand_after = on_hand_before + on_hand_delta
+                                                and reserved_after = reserved_before + reserved_delta
+                                                and (on_hand_delta <> 0 or reserved_delta <> 0));
+alter table inventory.reservations
+  add constraint reservations_quantity_check check (quantity > 0 and quantity <> 'NaN'::numeric),
+  add constraint reservations_quantity_fulfilled_check check (quantity_fulfilled >= 0 and quantity_fulfilled <= quantity),
+  add constraint reservations_status_check check (status in ('ACTIVE', 'FULFILLED', 'CANCELLED', 'EXPIRED')),
+  add constraint reservations_closed_at_check check ((status = 'ACTIVE') = (closed_at is null)),
+  add constraint reservations_fulfilled_check check (status <> 'FULFILLED' or quantity_fulfilled = quantity);
+create trigger stock_levels_record_movement
+  before insert or update on inventory.stock_levels
+  for each row execute function inventory.record_stock_movement();
+alter table inventory.stock_levels enable always trigger stock_levels_record_movement;
+create trigger stock_levels_audit_update after update on inventory.stock_levels
+  for each row when (old.on_hand = new.on_hand and old.reserved = new.reserved)
+  execute function inventory.record_audit();
+alter table inventory.stock_levels enable always trigger stock_levels_audit_update;
+create trigger stock_levels_reorder_alert
+  after update on inventory.stock_levels
+  for each row
+  when (new.has_stock_policy and (new.on_hand - new.reserved) is distinct from (old.on_hand - old.reserved))
+  execute function inventory.reorder_alert_trigger();
+do $audited$
+begin
+  perform inventory.audit_table(t) from pg_catalog.unnest(array['reservations', 'idempotency_keys']) as t;
+end
+$audited$;
 
 drop table inventory.maintenance_jobs, inventory.audit_seal_state, inventory.audit_seal_cuts;
 create index audit_log_seal_order_idx on inventory.audit_log (transaction_id, audit_id);

@@ -1,7 +1,9 @@
 -- Layer 2, tables: the audit log. Every INSERT, UPDATE and DELETE on every table, by whom, as which role, in which
 -- transaction, with the row before and after. Append-only (also in replica mode), and hash-chained.
--- One exception: a change of a stock level's quantities is recorded by its ledger movement (actor,
--- transaction, before and after, chained per level), not a second time here.
+-- Exceptions, so that each fact is recorded once: a change of a stock level's quantities is
+-- recorded by its ledger movement (actor, transaction, before and after, chained per level), and
+-- so are the holds and idempotency keys pyinv's own functions write (the movement names the hold
+-- and the key); changes to them by anyone else are audited here.
 --
 -- The chain is sealed after commit by seal_audit_log(), not inline: a chain head locked by every
 -- writing transaction would serialise the whole system on one row. Rows are sealed in audit_id
@@ -187,31 +189,53 @@ $$;
 
 comment on function inventory.record_audit_updates() is 'Statement trigger: appends the updated rows (transition tables old_rows, new_rows, paired by the key columns given as arguments) to the audit log.';
 
--- Row-level variant, for tables whose UPDATEs are audited only under a WHEN condition.
+-- Appends one row change to the audit log: the one place a single row's change is written there
+-- (the row trigger below, and the stock levels' trigger for changes that are not movements).
+create function inventory.audit_row_change(table_name text, operation inventory.audit_operation, old_row jsonb,
+                                           new_row jsonb)
+returns void
+language plpgsql volatile
+set search_path = ''
+as $$
+begin
+  insert into inventory.audit_log (table_name, operation, old_row, new_row, actor, db_role, login, request_path,
+                                   request_id)
+  select audit_row_change.table_name, audit_row_change.operation,
+         case when audit_row_change.operation = 'UPDATE'
+              then (select pg_catalog.jsonb_object_agg(e.key, e.value)
+                      from pg_catalog.jsonb_each(audit_row_change.old_row) e
+                     where audit_row_change.new_row -> e.key is distinct from e.value)
+              else audit_row_change.old_row end,
+         audit_row_change.new_row, c.actor, c.db_role, session_user, c.request_path, c.request_id
+    from inventory.audit_context() c;
+end
+$$;
+comment on function inventory.audit_row_change(text, inventory.audit_operation, jsonb, jsonb) is 'Appends one row''s change to the audit log (for UPDATE, old_row keeps the changed columns'' old values).';
+
+-- Row-level variant, for tables audited only under a WHEN condition: a statement trigger with a
+-- transition table captures every row even when its WHEN condition then skips it, a row trigger
+-- whose WHEN is false costs nothing.
 create function inventory.record_audit() returns trigger
 language plpgsql security definer
 set search_path = ''
 as $$
-declare
-  v_new jsonb := pg_catalog.to_jsonb(new);
 begin
-  insert into inventory.audit_log (table_name, operation, old_row, new_row, actor, db_role, login, request_path,
-                                   request_id)
-  select tg_table_name, 'UPDATE',
-         (select pg_catalog.jsonb_object_agg(e.key, e.value) from pg_catalog.jsonb_each(pg_catalog.to_jsonb(old)) e
-           where v_new -> e.key is distinct from e.value),
-         v_new, c.actor, c.db_role, session_user, c.request_path, c.request_id
-    from inventory.audit_context() c;
+  perform inventory.audit_row_change(tg_table_name, tg_op::inventory.audit_operation,
+    case when tg_op in ('UPDATE', 'DELETE') then pg_catalog.to_jsonb(old) end,
+    case when tg_op in ('INSERT', 'UPDATE') then pg_catalog.to_jsonb(new) end);
   return null;
 end
 $$;
-
-comment on function inventory.record_audit() is 'Row trigger: appends one updated row to the audit log (used where UPDATEs are audited under a WHEN condition).';
+comment on function inventory.record_audit() is 'Row trigger: appends one inserted, updated or deleted row to the audit log (used where changes are audited under a WHEN condition).';
 
 -- Puts a table under audit: every INSERT, UPDATE and DELETE appended to the audit log, also in
 -- replica mode. With audit_updates false the caller installs its own UPDATE trigger (stock levels,
--- whose quantity changes are recorded, hash-chained, by the ledger and not twice).
-create function inventory.audit_table(table_name text, audit_updates boolean default true) returns void
+-- whose quantity changes are recorded, hash-chained, by the ledger and not twice). With
+-- recorded_by_ledger, changes made by pyinv's own functions (which run as inventory_owner, a role
+-- no login holds once migrated) are left to the ledger, which records them as movements (holds,
+-- idempotency keys); changes anyone else makes are audited as everywhere else.
+create function inventory.audit_table(table_name text, audit_updates boolean default true,
+                                      recorded_by_ledger boolean default false) returns void
 language plpgsql volatile
 set search_path = ''
 as $$
@@ -226,6 +250,15 @@ begin
   if coalesce(pg_catalog.cardinality(v_key), 0) not between 1 and 3 then
     perform inventory.raise_error('INVALID_ARGUMENT', 'audited tables need a primary key of 1 to 3 columns',
       pg_catalog.jsonb_build_object('argument', 'table_name', 'value', audit_table.table_name));
+  end if;
+  if audit_table.recorded_by_ledger then
+    execute pg_catalog.format(
+      'create trigger %I after insert or update or delete on inventory.%I
+         for each row when (current_user <> ''inventory_owner'') execute function inventory.record_audit()',
+      audit_table.table_name || '_audit', audit_table.table_name);
+    execute pg_catalog.format('alter table inventory.%I enable always trigger %I', audit_table.table_name,
+                              audit_table.table_name || '_audit');
+    return;
   end if;
   execute pg_catalog.format(
     'create trigger %I after insert on inventory.%I referencing new table as new_rows
@@ -250,22 +283,20 @@ begin
 end
 $$;
 
-comment on function inventory.audit_table(text, boolean) is 'Installs the audit triggers (ENABLE ALWAYS) on a table of the inventory schema; audit_updates false leaves UPDATEs to the caller (used by the schema scripts).';
+comment on function inventory.audit_table(text, boolean, boolean) is 'Installs the audit triggers (ENABLE ALWAYS) on a table of the inventory schema; audit_updates false leaves UPDATEs to the caller, recorded_by_ledger leaves changes by pyinv''s own functions to the ledger (used by the schema scripts).';
 
 do $audited$
 begin
   perform inventory.audit_table(t)
-     from pg_catalog.unnest(array['settings', 'items', 'locations', 'user_roles', 'reservations', 'returns',
-                                  'idempotency_keys', 'reason_codes', 'cycle_counts', 'adjustments',
-                                  'stock_policies', 'reorder_alerts']) as t;
+     from pg_catalog.unnest(array['settings', 'items', 'locations', 'user_roles', 'returns', 'reason_codes',
+                                  'cycle_counts', 'adjustments', 'stock_policies', 'reorder_alerts']) as t;
+  -- Holds are made, shipped, released and expired only with a ledger movement naming them, and an
+  -- idempotency key is stored only with its effect's movements: one record of each fact.
+  perform inventory.audit_table(t, recorded_by_ledger => true)
+     from pg_catalog.unnest(array['reservations', 'idempotency_keys']) as t;
   perform inventory.audit_table('stock_levels', audit_updates => false);
 end
 $audited$;
-create trigger stock_levels_audit_update after update on inventory.stock_levels
-  for each row when (old.on_hand = new.on_hand and old.reserved = new.reserved)
-  execute function inventory.record_audit();
-
-alter table inventory.stock_levels enable always trigger stock_levels_audit_update;
 
 create trigger audit_log_forbid_change
   before update or delete on inventory.audit_log

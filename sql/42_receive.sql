@@ -3,7 +3,7 @@
 -- Adds to on_hand of one level, creating the level (empty) on first use; the ledger trigger records
 -- the movement described by `movement`. on_hand is numeric(19, 4): the bound is part of the
 -- conditional UPDATE, so concurrent receipts cannot together overflow it between a check and the write.
-create function inventory.add_on_hand(item_id bigint, location_id bigint, quantity numeric, movement jsonb)
+create function inventory.add_on_hand(item_id bigint, location_id bigint, quantity numeric, movement inventory.movement)
 returns inventory.stock_levels
 language plpgsql volatile
 set search_path = ''
@@ -34,7 +34,7 @@ begin
 end
 $$;
 
-comment on function inventory.add_on_hand(bigint, bigint, numeric, jsonb) is 'Adds units on hand at one level (created empty on first use), recording the described movement; INVALID_QUANTITY when on_hand would pass 1e15.';
+comment on function inventory.add_on_hand(bigint, bigint, numeric, inventory.movement) is 'Adds units on hand at one level (created empty on first use), recording the described movement; INVALID_QUANTITY when on_hand would pass 1e15.';
 
 create function inventory.receive_stock(sku text, quantity numeric, location text, reference text,
                                         unit_cost numeric, idempotency_key text)
@@ -72,9 +72,8 @@ begin
   end if;
 
   v_level := inventory.add_on_hand(v_item.item_id, v_location_id, receive_stock.quantity,
-    pg_catalog.jsonb_build_object('type', 'RECEIVE', 'reason', 'receipt',
-      'reference', receive_stock.reference, 'idempotency_key', receive_stock.idempotency_key,
-      'metadata', pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('unit_cost', receive_stock.unit_cost))));
+    inventory.describe_movement('RECEIVE', 'receipt', receive_stock.reference, receive_stock.idempotency_key,
+      metadata => pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('unit_cost', receive_stock.unit_cost))));
 
   if receive_stock.unit_cost is not null then
     -- Moving-average cost over all units on hand, this receipt included.

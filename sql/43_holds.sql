@@ -99,16 +99,14 @@ begin
     update inventory.stock_levels s
        set on_hand = s.on_hand - case when v_type = 'SHIP' then g.quantity else 0 end,
            reserved = s.reserved - g.quantity,
-           pending_movement = pg_catalog.jsonb_build_object(
-             'type', v_type,
-             'reason', coalesce(apply_hold_moves.reason, case v_type
-                                  when 'SHIP' then 'order shipped'
-                                  when 'RELEASE' then 'reservation cancelled'
-                                  else 'reservation expired' end),
-             'reference', apply_hold_moves.reference,
-             'idempotency_key', apply_hold_moves.idempotency_key,
-             'reservation_id', case when pg_catalog.cardinality(g.reservation_ids) = 1 then g.reservation_ids[1] end,
-             'metadata', pg_catalog.jsonb_build_object('reservation_ids', pg_catalog.to_jsonb(g.reservation_ids)))
+           pending_movement = inventory.describe_movement(v_type::inventory.movement_type,
+             coalesce(apply_hold_moves.reason, case v_type
+                        when 'SHIP' then 'order shipped'
+                        when 'RELEASE' then 'reservation cancelled'
+                        else 'reservation expired' end),
+             apply_hold_moves.reference, apply_hold_moves.idempotency_key,
+             reservation_id => case when pg_catalog.cardinality(g.reservation_ids) = 1 then g.reservation_ids[1] end,
+             metadata => pg_catalog.jsonb_build_object('reservation_ids', pg_catalog.to_jsonb(g.reservation_ids)))
       from (select m.item_id, m.location_id, pg_catalog.sum(m.quantity) as quantity,
                    pg_catalog.array_agg(m.reservation_id order by m.reservation_id) as reservation_ids
               from pg_catalog.unnest(apply_hold_moves.moves) m

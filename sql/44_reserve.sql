@@ -4,25 +4,30 @@
 -- the hold row itself) happens before the one conditional UPDATE that takes it, so a hot SKU's row
 -- is locked only for that UPDATE, its ledger row and the commit.
 
+-- Units of overdue holds at a level that the sweeper has not released yet: they no longer count
+-- (expiry is lazy), so "available" everywhere means on_hand - reserved + these. The one home of
+-- that meaning: effective_available, shortfall and the inventory_api.stock_levels view use it.
+create function inventory.overdue_quantity(item_id bigint, location_id bigint) returns numeric
+language sql stable parallel safe
+begin atomic
+  select coalesce(pg_catalog.sum(r.quantity - r.quantity_fulfilled), 0) from inventory.reservations r
+   where r.item_id = overdue_quantity.item_id and r.location_id = overdue_quantity.location_id
+     and r.status = 'ACTIVE' and r.expires_at <= pg_catalog.now();
+end;
+comment on function inventory.overdue_quantity(bigint, bigint) is 'Open units of a level''s overdue holds not yet swept (they count as released).';
+
 -- Available units at a level, counting overdue holds as released (they are, lazily).
 create function inventory.effective_available(item_id bigint, location_id bigint) returns numeric
-language plpgsql stable
-set search_path = ''
-as $$
-begin
-  return (
-    select s.available + coalesce((
-             select pg_catalog.sum(r.quantity - r.quantity_fulfilled) from inventory.reservations r
-              where r.item_id = s.item_id and r.location_id = s.location_id
-                and r.status = 'ACTIVE' and r.expires_at <= pg_catalog.now()), 0)
-      from inventory.stock_levels s
-     where s.item_id = effective_available.item_id and s.location_id = effective_available.location_id);
-end
-$$;
-
+language sql stable parallel safe
+begin atomic
+  select s.available + inventory.overdue_quantity(s.item_id, s.location_id)
+    from inventory.stock_levels s
+   where s.item_id = effective_available.item_id and s.location_id = effective_available.location_id;
+end;
 comment on function inventory.effective_available(bigint, bigint) is 'on_hand - reserved + units of overdue holds not yet swept; null when the level does not exist.';
 
--- Describes why a line does not fit, for the DETAIL of INSUFFICIENT_STOCK.
+-- Describes why a line does not fit, for the DETAIL of INSUFFICIENT_STOCK, with available meaning
+-- what inventory_api.stock_levels shows.
 create function inventory.shortfall(item_id bigint, location_id bigint, sku text, location text,
                                     requested numeric)
 returns jsonb
@@ -31,42 +36,41 @@ set search_path = ''
 as $$
   select pg_catalog.jsonb_build_object(
            'sku', shortfall.sku, 'location', shortfall.location, 'requested', shortfall.requested,
-           'available', coalesce(s.available, 0), 'on_hand', coalesce(s.on_hand, 0),
+           'available', coalesce(s.available + o.overdue, 0), 'on_hand', coalesce(s.on_hand, 0),
            'reserved', coalesce(s.reserved, 0))
     from (select) dummy
     left join inventory.stock_levels s
       on s.item_id = shortfall.item_id and s.location_id = shortfall.location_id
+    left join lateral (select inventory.overdue_quantity(s.item_id, s.location_id) as overdue) o on true
 $$;
+comment on function inventory.shortfall(bigint, bigint, text, text, numeric) is 'JSON specifics of a line that does not fit: requested, available (overdue holds counted as released), on hand, reserved.';
 
-comment on function inventory.shortfall(bigint, bigint, text, text, numeric) is 'JSON specifics of a line that does not fit: requested, available, on hand, reserved.';
-
--- Takes `quantity` more units of one level into holds, if they fit. Overdue holds at the level are
--- expired first when they are what stands in the way; the second try runs under the level's lock,
--- after any other call that was expiring or moving units there has ended. Returns whether the units
--- were held.
-create function inventory.hold_units(item_id bigint, location_id bigint, quantity numeric, movement jsonb)
+-- Takes `quantity` more units of one level into holds, if they fit: the conditional UPDATE that
+-- locks the level. Overdue holds at the level are expired when they are what stands in the way,
+-- and the UPDATE is tried once more under the level's lock, after any other call that was expiring
+-- or moving units there has ended. Returns whether the units were held.
+create function inventory.hold_units(item_id bigint, location_id bigint, quantity numeric,
+                                     movement inventory.movement)
 returns boolean
 language plpgsql volatile
 set search_path = ''
 as $$
 begin
-  update inventory.stock_levels s
-     set reserved = s.reserved + hold_units.quantity, pending_movement = hold_units.movement
-   where s.item_id = hold_units.item_id and s.location_id = hold_units.location_id
-     and s.on_hand - s.reserved >= hold_units.quantity;
-  if found then
-    return true;
-  end if;
-  perform inventory.expire_overdue_at_level(hold_units.item_id, hold_units.location_id);
-  update inventory.stock_levels s
-     set reserved = s.reserved + hold_units.quantity, pending_movement = hold_units.movement
-   where s.item_id = hold_units.item_id and s.location_id = hold_units.location_id
-     and s.on_hand - s.reserved >= hold_units.quantity;
-  return found;
+  for attempt in 1 .. 2 loop
+    update inventory.stock_levels s
+       set reserved = s.reserved + hold_units.quantity, pending_movement = hold_units.movement
+     where s.item_id = hold_units.item_id and s.location_id = hold_units.location_id
+       and s.on_hand - s.reserved >= hold_units.quantity;
+    if found then
+      return true;
+    end if;
+    exit when attempt = 2;
+    perform inventory.expire_overdue_at_level(hold_units.item_id, hold_units.location_id);
+  end loop;
+  return false;
 end
 $$;
-
-comment on function inventory.hold_units(bigint, bigint, numeric, jsonb) is 'Conditionally adds units to reserved at one level (expiring overdue holds there if needed); true when they fit.';
+comment on function inventory.hold_units(bigint, bigint, numeric, inventory.movement) is 'Conditionally adds units to reserved at one level (expiring overdue holds there if needed); true when they fit.';
 
 create function inventory.reserve_stock(sku text, quantity numeric, order_ref text, location text,
                                         expires_in interval, idempotency_key text)
@@ -137,23 +141,17 @@ begin
                           reserve_stock.quantity));
   end if;
 
-  insert into inventory.reservations (reservation_id, order_ref, item_id, location_id, quantity, expires_at,
-                                      created_by, created_at)
+  -- Every column given: a column left to its default costs a re-parsed default expression per statement.
+  insert into inventory.reservations (reservation_id, order_ref, item_id, location_id, quantity, quantity_fulfilled,
+                                      status, expires_at, created_by, created_at, closed_at, quantity_returned)
   values (v_reservation_id, reserve_stock.order_ref, v_found.item_id, v_found.location_id, reserve_stock.quantity,
-          v_result.expires_at, v_result.created_by, v_result.created_at);
+          0, 'ACTIVE', v_result.expires_at, v_result.created_by, v_result.created_at, null, 0);
 
-  -- The one statement that locks the level; only the ledger row and the commit follow it.
-  update inventory.stock_levels s
-     set reserved = s.reserved + reserve_stock.quantity,
-         pending_movement = pg_catalog.jsonb_build_object('type', 'RESERVE', 'reason', 'order hold',
-           'reference', reserve_stock.order_ref, 'reservation_id', v_reservation_id,
-           'idempotency_key', reserve_stock.idempotency_key)
-   where s.item_id = v_found.item_id and s.location_id = v_found.location_id
-     and s.on_hand - s.reserved >= reserve_stock.quantity;
-  if not found and not inventory.hold_units(v_found.item_id, v_found.location_id, reserve_stock.quantity,
-           pg_catalog.jsonb_build_object('type', 'RESERVE', 'reason', 'order hold',
-             'reference', reserve_stock.order_ref, 'reservation_id', v_reservation_id,
-             'idempotency_key', reserve_stock.idempotency_key)) then
+  -- hold_units' conditional UPDATE is the one statement that locks the level; only the ledger row
+  -- and the commit follow it.
+  if not inventory.hold_units(v_found.item_id, v_found.location_id, reserve_stock.quantity,
+           inventory.describe_movement('RESERVE', 'order hold', reserve_stock.order_ref,
+                                       reserve_stock.idempotency_key, reservation_id => v_reservation_id)) then
     perform inventory.raise_error('INSUFFICIENT_STOCK',
       pg_catalog.format('insufficient stock for %s at %s', reserve_stock.sku, reserve_stock.location),
       inventory.shortfall(v_found.item_id, v_found.location_id, reserve_stock.sku, reserve_stock.location,
@@ -308,9 +306,8 @@ begin
   -- order and cannot deadlock. Every line is tried so that the error lists every short line.
   foreach v_line in array v_lines loop
     if not inventory.hold_units(v_line.item_id, v_line.location_id, v_line.quantity,
-             pg_catalog.jsonb_build_object('type', 'RESERVE', 'reason', 'order hold',
-               'reference', reserve_order.order_ref, 'reservation_id', v_line.reservation_id,
-               'idempotency_key', reserve_order.idempotency_key)) then
+             inventory.describe_movement('RESERVE', 'order hold', reserve_order.order_ref,
+                                         reserve_order.idempotency_key, reservation_id => v_line.reservation_id)) then
       v_short := v_short || inventory.shortfall(v_line.item_id, v_line.location_id, v_line.sku,
                                                 v_line.location, v_line.quantity);
     end if;

@@ -88,10 +88,9 @@ begin
    where r.reservation_id = t.reservation_id and t.take > 0;
 
   if process_return.restock then
-    perform inventory.add_on_hand(v_item_id, v_location_id, process_return.quantity,
-      pg_catalog.jsonb_build_object('type', 'RETURN', 'reason', process_return.reason,
-        'reference', process_return.order_ref, 'idempotency_key', process_return.idempotency_key));
-    v_movement_id := pg_catalog.currval('inventory.ledger_movement_id_seq'::regclass);
+    v_movement_id := (inventory.add_on_hand(v_item_id, v_location_id, process_return.quantity,
+      inventory.describe_movement('RETURN', process_return.reason, process_return.order_ref,
+                                  process_return.idempotency_key))).last_movement_id;
   end if;
   insert into inventory.returns (order_ref, item_id, location_id, quantity, reason, restocked, movement_id,
                                  created_by)

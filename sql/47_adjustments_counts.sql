@@ -37,18 +37,17 @@ $$;
 comment on function inventory.adjustment_result(bigint) is 'The public view of one adjustment.';
 
 -- Applies a delta to on_hand of one level through the ledger (an ADJUST movement described by
--- `movement`); returns the ledger row. Raises INSUFFICIENT_STOCK when on_hand would fall below
--- reserved (or below 0). The level is created empty when missing and the delta is positive.
--- Overdue holds standing in the way are expired first, before the level is locked (holds first).
-create function inventory.apply_on_hand_delta(item_id bigint, location_id bigint, delta numeric, movement jsonb,
-                                              sku text, location text)
-returns inventory.ledger
+-- `movement`); returns the level after it (its last_movement_id is the movement's). Raises
+-- INSUFFICIENT_STOCK when on_hand would fall below reserved (or below 0). The level is created empty
+-- when missing and the delta is positive. Overdue holds standing in the way are expired first.
+create function inventory.apply_on_hand_delta(item_id bigint, location_id bigint, delta numeric,
+                                              movement inventory.movement, sku text, location text)
+returns inventory.stock_levels
 language plpgsql volatile
 set search_path = ''
 as $$
 declare
   v_level inventory.stock_levels;
-  v_entry inventory.ledger;
 begin
   if apply_on_hand_delta.delta > 0 then
     insert into inventory.stock_levels (item_id, location_id)
@@ -66,7 +65,8 @@ begin
   update inventory.stock_levels s
      set on_hand = s.on_hand + apply_on_hand_delta.delta, pending_movement = apply_on_hand_delta.movement
    where s.item_id = apply_on_hand_delta.item_id and s.location_id = apply_on_hand_delta.location_id
-     and s.on_hand + apply_on_hand_delta.delta >= s.reserved;
+     and s.on_hand + apply_on_hand_delta.delta >= s.reserved
+  returning * into v_level;
   if not found then
     perform inventory.raise_error('INSUFFICIENT_STOCK',
       pg_catalog.format('removing %s of %s at %s would leave less on hand than is reserved',
@@ -74,13 +74,11 @@ begin
       inventory.shortfall(apply_on_hand_delta.item_id, apply_on_hand_delta.location_id, apply_on_hand_delta.sku,
                           apply_on_hand_delta.location, -apply_on_hand_delta.delta));
   end if;
-  select * into v_entry from inventory.ledger g
-   where g.movement_id = pg_catalog.currval('inventory.ledger_movement_id_seq'::regclass);
-  return v_entry;
+  return v_level;
 end
 $$;
 
-comment on function inventory.apply_on_hand_delta(bigint, bigint, numeric, jsonb, text, text) is 'Applies a delta to on_hand through the ledger; raises INSUFFICIENT_STOCK when on_hand would fall below reserved.';
+comment on function inventory.apply_on_hand_delta(bigint, bigint, numeric, inventory.movement, text, text) is 'Applies a delta to on_hand through the ledger and returns the level after it; raises INSUFFICIENT_STOCK when on_hand would fall below reserved.';
 
 -- Creates or changes a reason code (unscoped admins). Every change is audited (reason_codes is an
 -- audited table). Returns the code.
@@ -162,7 +160,7 @@ declare
   v_needs_approval boolean;
   v_adjustment_id bigint;
   v_on_hand numeric;
-  v_entry inventory.ledger;
+  v_level inventory.stock_levels;
   v_actor text := inventory.current_actor();
   v_replay jsonb;
   v_result inventory_api.adjustment;
@@ -218,14 +216,14 @@ begin
   select s.on_hand into v_on_hand from inventory.stock_levels s
    where s.item_id = v_item.item_id and s.location_id = v_location_id;
   if not v_needs_approval then
-    v_entry := inventory.apply_on_hand_delta(v_item.item_id, v_location_id, create_adjustment.quantity_delta,
-      pg_catalog.jsonb_build_object('type', 'ADJUST', 'reason', create_adjustment.reason_code,
-        'reference', 'adjustment:' || v_adjustment_id, 'idempotency_key', create_adjustment.idempotency_key,
-        'metadata', pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+    v_level := inventory.apply_on_hand_delta(v_item.item_id, v_location_id, create_adjustment.quantity_delta,
+      inventory.describe_movement('ADJUST', create_adjustment.reason_code, 'adjustment:' || v_adjustment_id,
+        create_adjustment.idempotency_key,
+        metadata => pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
           'adjustment_id', v_adjustment_id, 'adjustment_type', create_adjustment.adjustment_type,
           'description', create_adjustment.description))),
       create_adjustment.sku, create_adjustment.location);
-    v_on_hand := v_entry.on_hand_before;
+    v_on_hand := v_level.on_hand - create_adjustment.quantity_delta;
   end if;
   insert into inventory.adjustments (adjustment_id, item_id, location_id, quantity_delta, adjustment_type,
                                      reason_code, description, status, requires_approval, on_hand_at_request,
@@ -237,7 +235,8 @@ begin
           v_actor,
           case when v_needs_approval then null else v_actor end,
           case when v_needs_approval then null else pg_catalog.now() end,
-          v_entry.on_hand_before, v_entry.movement_id, create_adjustment.idempotency_key);
+          case when v_level.item_id is not null then v_on_hand end, v_level.last_movement_id,
+          create_adjustment.idempotency_key);
   v_result := inventory.adjustment_result(v_adjustment_id);
   if create_adjustment.idempotency_key is not null then
     perform inventory.complete_idempotency_key(create_adjustment.idempotency_key, pg_catalog.to_jsonb(v_result));
@@ -256,7 +255,7 @@ as $$
 declare
   v_adjustment inventory.adjustments;
   v_actor text := inventory.current_actor();
-  v_entry inventory.ledger;
+  v_level inventory.stock_levels;
   v_sku text;
   v_location text;
 begin
@@ -302,11 +301,10 @@ begin
   if approve_adjustment.decision = 'approved' then
     select i.sku into v_sku from inventory.items i where i.item_id = v_adjustment.item_id;
     select l.code into v_location from inventory.locations l where l.location_id = v_adjustment.location_id;
-    v_entry := inventory.apply_on_hand_delta(v_adjustment.item_id, v_adjustment.location_id,
+    v_level := inventory.apply_on_hand_delta(v_adjustment.item_id, v_adjustment.location_id,
       v_adjustment.quantity_delta,
-      pg_catalog.jsonb_build_object('type', 'ADJUST', 'reason', v_adjustment.reason_code,
-        'reference', 'adjustment:' || v_adjustment.adjustment_id,
-        'metadata', pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+      inventory.describe_movement('ADJUST', v_adjustment.reason_code, 'adjustment:' || v_adjustment.adjustment_id,
+        metadata => pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
           'adjustment_id', v_adjustment.adjustment_id, 'adjustment_type', v_adjustment.adjustment_type,
           'description', v_adjustment.description, 'requested_by', v_adjustment.requested_by,
           'approved_by', v_actor, 'count_id', v_adjustment.count_id))),
@@ -315,7 +313,7 @@ begin
   update inventory.adjustments a
      set status = case when approve_adjustment.decision = 'approved' then 'APPROVED' else 'REJECTED' end,
          decided_by = v_actor, decided_at = pg_catalog.now(), decision_note = approve_adjustment.note,
-         on_hand_at_apply = v_entry.on_hand_before, movement_id = v_entry.movement_id
+         on_hand_at_apply = v_level.on_hand - v_adjustment.quantity_delta, movement_id = v_level.last_movement_id
    where a.adjustment_id = v_adjustment.adjustment_id;
   return inventory.adjustment_result(v_adjustment.adjustment_id);
 end
@@ -338,7 +336,7 @@ declare
   v_adjustment_id bigint;
   v_difference numeric;
   v_apply boolean;
-  v_entry inventory.ledger;
+  v_movement_id bigint;
 begin
   v_item := inventory.item_for_sku(record_count.sku);
   v_location_id := inventory.location_for_code(record_count.location);
@@ -387,16 +385,13 @@ begin
     update inventory.stock_levels s
        set last_counted_at = pg_catalog.now(), last_counted_by = v_actor,
            on_hand = case when v_apply then record_count.counted_quantity else s.on_hand end,
-           pending_movement = case when v_apply then pg_catalog.jsonb_build_object(
-             'type', 'ADJUST', 'reason', 'cycle_count', 'reference', 'adjustment:' || v_adjustment_id,
-             'metadata', pg_catalog.jsonb_build_object('adjustment_id', v_adjustment_id,
+           pending_movement = case when v_apply then inventory.describe_movement('ADJUST', 'cycle_count',
+             'adjustment:' || v_adjustment_id,
+             metadata => pg_catalog.jsonb_build_object('adjustment_id', v_adjustment_id,
                                                        'adjustment_type', 'physical_count', 'count_id', v_count_id,
                                                        'counted_quantity', record_count.counted_quantity)) end
-     where s.item_id = v_item.item_id and s.location_id = v_location_id;
-    if v_apply then
-      select * into v_entry from inventory.ledger g
-       where g.movement_id = pg_catalog.currval('inventory.ledger_movement_id_seq'::regclass);
-    end if;
+     where s.item_id = v_item.item_id and s.location_id = v_location_id
+    returning s.last_movement_id into v_movement_id;
     insert into inventory.adjustments (adjustment_id, item_id, location_id, quantity_delta, adjustment_type,
                                        reason_code, description, status, requires_approval, on_hand_at_request,
                                        count_id, requested_by, decided_by, decided_at, on_hand_at_apply, movement_id)
@@ -405,7 +400,7 @@ begin
                               record_count.counted_quantity, v_level.on_hand),
             case when v_apply then 'APPLIED' else 'PENDING' end, not v_apply, v_level.on_hand, v_count_id, v_actor,
             case when v_apply then v_actor end, case when v_apply then pg_catalog.now() end,
-            v_entry.on_hand_before, v_entry.movement_id);
+            case when v_apply then v_level.on_hand end, case when v_apply then v_movement_id end);
   end if;
   return (select row(c.count_id, record_count.sku, record_count.location, c.counted_quantity, c.on_hand_at_count,
                      c.reserved_at_count, c.difference, a.adjustment_id, a.status, c.counted_by,

@@ -12,8 +12,6 @@ declare
   v_to_id bigint;
   v_from inventory.stock_levels;
   v_to inventory.stock_levels;
-  v_out bigint;
-  v_in bigint;
   v_available numeric;
   v_replay jsonb;
   v_result inventory_api.stock_transfer;
@@ -57,9 +55,9 @@ begin
   end if;
   update inventory.stock_levels s
      set on_hand = s.on_hand - transfer_stock.quantity,
-         pending_movement = pg_catalog.jsonb_build_object('type', 'TRANSFER_OUT', 'reason', 'transfer',
-           'reference', transfer_stock.reference, 'idempotency_key', transfer_stock.idempotency_key,
-           'metadata', pg_catalog.jsonb_build_object('to_location', transfer_stock.to_location))
+         pending_movement = inventory.describe_movement('TRANSFER_OUT', 'transfer', transfer_stock.reference,
+           transfer_stock.idempotency_key,
+           metadata => pg_catalog.jsonb_build_object('to_location', transfer_stock.to_location))
    where s.item_id = v_item.item_id and s.location_id = v_from_id
      and s.on_hand - s.reserved >= transfer_stock.quantity
   returning * into v_from;
@@ -70,18 +68,16 @@ begin
       inventory.shortfall(v_item.item_id, v_from_id, transfer_stock.sku, transfer_stock.from_location,
                           transfer_stock.quantity));
   end if;
-  v_out := pg_catalog.currval('inventory.ledger_movement_id_seq'::regclass);
   update inventory.stock_levels s
      set on_hand = s.on_hand + transfer_stock.quantity,
-         pending_movement = pg_catalog.jsonb_build_object('type', 'TRANSFER_IN', 'reason', 'transfer',
-           'reference', transfer_stock.reference, 'idempotency_key', transfer_stock.idempotency_key,
-           'related_movement_id', v_out,
-           'metadata', pg_catalog.jsonb_build_object('from_location', transfer_stock.from_location))
+         pending_movement = inventory.describe_movement('TRANSFER_IN', 'transfer', transfer_stock.reference,
+           transfer_stock.idempotency_key, related_movement_id => v_from.last_movement_id,
+           metadata => pg_catalog.jsonb_build_object('from_location', transfer_stock.from_location))
    where s.item_id = v_item.item_id and s.location_id = v_to_id
   returning * into v_to;
-  v_in := pg_catalog.currval('inventory.ledger_movement_id_seq'::regclass);
   v_result := row(transfer_stock.sku, transfer_stock.quantity, transfer_stock.from_location,
-                  transfer_stock.to_location, transfer_stock.reference, v_out, v_in, v_from.on_hand,
+                  transfer_stock.to_location, transfer_stock.reference, v_from.last_movement_id,
+                  v_to.last_movement_id, v_from.on_hand,
                   v_from.available, v_to.on_hand, v_to.available)::inventory_api.stock_transfer;
   if transfer_stock.idempotency_key is not null then
     perform inventory.complete_idempotency_key(transfer_stock.idempotency_key, pg_catalog.to_jsonb(v_result));

@@ -76,28 +76,6 @@ $$;
 
 comment on function inventory.evaluate_reorder_alert(bigint, bigint, numeric) is 'Opens, raises or resolves the reorder alert of one level for its available quantity (caller holds the level lock).';
 
-create function inventory.reorder_alert_trigger() returns trigger
-language plpgsql security definer
-set search_path = ''
-as $$
-begin
-  if not new.has_stock_policy then
-    return null;
-  end if;
-  perform inventory.evaluate_reorder_alert(new.item_id, new.location_id, new.on_hand - new.reserved);
-  return null;
-end
-$$;
-
-comment on function inventory.reorder_alert_trigger() is 'Trigger: re-evaluates the reorder alert of a level with a stock policy when its available quantity changes.';
-
--- The WHEN clause is evaluated without calling any function: levels without a policy (and changes
--- that leave available unchanged) cost nothing on the reserve path.
-create trigger stock_levels_reorder_alert
-  after update on inventory.stock_levels
-  for each row
-  when (new.has_stock_policy and (new.on_hand - new.reserved) is distinct from (old.on_hand - old.reserved))
-  execute function inventory.reorder_alert_trigger();
 
 create function inventory.reorder_alert_result(alert_id bigint) returns inventory_api.reorder_alert
 language sql stable

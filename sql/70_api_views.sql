@@ -15,17 +15,12 @@ comment on view inventory_api.locations is 'Stock locations.';
 
 create view inventory_api.stock_levels with (security_invoker = true) as
   select i.sku, l.code as location, s.on_hand, s.reserved,
-         s.available + coalesce(o.overdue, 0) as available,
-         coalesce(o.overdue, 0) as expired_unreleased,
+         s.available + o.overdue as available, o.overdue as expired_unreleased,
          i.status, s.version, s.updated_at
     from inventory.stock_levels s
     join inventory.items i on i.item_id = s.item_id
     join inventory.locations l on l.location_id = s.location_id
-    left join lateral (
-      select pg_catalog.sum(r.quantity - r.quantity_fulfilled) as overdue
-        from inventory.reservations r
-       where r.item_id = s.item_id and r.location_id = s.location_id
-         and r.status = 'ACTIVE' and r.expires_at <= pg_catalog.now()) o on true
+    cross join lateral (select inventory.overdue_quantity(s.item_id, s.location_id) as overdue) o
    where i.deleted_at is null;
 
 comment on view inventory_api.stock_levels is 'Stock per item and location. available already counts overdue holds as released (expired_unreleased of them are not swept yet), so available = on_hand - reserved + expired_unreleased.';

@@ -7,8 +7,8 @@
 revoke all on all functions in schema inventory, inventory_api from public;
 revoke all on all tables in schema inventory, inventory_api from public;
 revoke all on all sequences in schema inventory, inventory_api from public;
-revoke all on type inventory.hold_move, inventory.order_line, inventory.movement_type, inventory.audit_operation
-  from public;
+revoke all on type inventory.hold_move, inventory.order_line, inventory.movement_type, inventory.movement,
+  inventory.audit_operation from public;
 
 grant usage on schema inventory, inventory_api to inventory_viewer, inventory_scheduler;
 
@@ -19,6 +19,8 @@ grant execute on function inventory.current_actor(), inventory.visible_location_
 -- Readers (security_invoker views read the tables as the caller, under RLS).
 grant select on inventory.error_codes, inventory.items, inventory.locations, inventory.stock_levels,
                 inventory.reservations, inventory.ledger, inventory.returns to inventory_viewer;
+-- What "available" means, read by inventory_api.stock_levels as the caller.
+grant execute on function inventory.overdue_quantity(bigint, bigint) to inventory_viewer;
 grant select on inventory_api.error_codes, inventory_api.items, inventory_api.locations, inventory_api.stock_levels,
                 inventory_api.reservations, inventory_api.stock_movements, inventory_api.returns
   to inventory_viewer;

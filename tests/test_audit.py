@@ -36,19 +36,22 @@ def seal_all(db) -> int:
     return total
 
 
-def test_every_change_leaves_one_audit_row(catalogue: Inventory, db) -> None:
+def test_every_change_is_recorded_once(catalogue: Inventory, db) -> None:
     before = len(audit_rows(db))
-    catalogue.reserve_stock("A1", 2, "SO-1", idempotency_key="k-1")
-    rows = audit_rows(db)[before:]
-    assert sorted((table, op) for table, op, *_ in rows) == [("idempotency_keys", "INSERT"), ("reservations", "INSERT")]
+    hold = catalogue.reserve_stock("A1", 2, "SO-1", idempotency_key="k-1")
+    # The hold, the key and the stock level's change are one fact: the ledger movement names them all.
+    assert audit_rows(db)[before:] == []
     user = db.info.user
-    assert {(actor, role, login) for _, _, actor, role, login, *_ in rows} == {(user, user, user)}
-    # The stock level's change is recorded once, by its ledger movement, in the same transaction.
     [movement] = db.execute(
-        "select l.movement_type::text, l.actor, l.reserved_before, l.reserved_after from inventory.ledger l"
-        " where l.reference = 'SO-1' and l.transaction_id = (select a.transaction_id from inventory.audit_log a"
-        " where a.table_name = 'reservations' order by a.audit_id desc limit 1)").fetchall()
-    assert movement == ("RESERVE", user, 0, 2)
+        "select l.movement_type::text, l.actor, l.reserved_before, l.reserved_after, l.reservation_id,"
+        " l.idempotency_key from inventory.ledger l where l.reference = 'SO-1'").fetchall()
+    assert movement == ("RESERVE", user, 0, 2, hold.reservation_id, "k-1")
+    # Anyone else's change of a hold or a key is audited, row by row.
+    db.execute("update inventory.reservations set expires_at = now() + interval '1 day' where order_ref = 'SO-1'")
+    db.execute("delete from inventory.idempotency_keys where idempotency_key = 'k-1'")
+    rows = audit_rows(db)[before:]
+    assert [(table, op, actor) for table, op, actor, *_ in rows] == [
+        ("reservations", "UPDATE", user), ("idempotency_keys", "DELETE", user)]
 
 
 def test_stock_level_changes_outside_the_ledger_are_audited(catalogue: Inventory, db) -> None:
@@ -106,11 +109,14 @@ def test_postgrest_calls_are_attributed_to_the_jwt_subject(catalogue: Inventory,
                     " set_config('request.headers', '{\"x-request-id\": \"req-7\"}', true)",
                     (json.dumps({"sub": "u-42", "role": "authenticated"}),))
     gateway.execute("select inventory_api.reserve_stock(sku => 'A1', quantity => 1, order_ref => 'SO-API')")
+    gateway.execute("select inventory_api.record_count(sku => 'A1', location => 'main', counted_quantity => 11)")
     gateway.commit()
-    rows = [row for row in audit_rows(db) if row[0] == "reservations"]
-    assert rows[-1][2:7] == ("u-42", "authenticated", "authenticator", "/rpc/reserve_stock", "req-7")
+    # The hold is recorded by its movement, which keeps the request; the count by its audit row.
     [movement] = catalogue.movements(reference="SO-API")
     assert movement.actor == "u-42"
+    assert movement.metadata == {"request_path": "/rpc/reserve_stock", "request_id": "req-7"}
+    rows = [row for row in audit_rows(db) if row[0] == "cycle_counts"]
+    assert rows[-1][2:7] == ("u-42", "authenticated", "authenticator", "/rpc/reserve_stock", "req-7")
 
 
 @pytest.mark.parametrize("table", ["audit_log", "audit_chain"])
@@ -142,8 +148,8 @@ def test_concurrent_writers_give_one_linear_chain(catalogue: Inventory, db, dsn:
     def write(n: int) -> None:
         with Inventory.connect(dsn) as client:
             barrier.wait()
-            for i in range(200):
-                client.reserve_stock(f"W{n}", 1, f"SO-{n}-{i}")
+            for i in range(200):  # catalogue rows: each write is an audit row
+                client.create_item(f"W{n}-{i}", f"Writer {n} item {i}")
 
     def seal_while_writing() -> None:
         with psycopg.connect(dsn, autocommit=True) as connection:
@@ -235,8 +241,8 @@ def test_a_long_transaction_in_another_database_does_not_hold_sealing_back(catal
 def test_an_open_writer_here_delays_sealing_until_it_ends(catalogue: Inventory, db, connect) -> None:
     seal_all(db)
     writer = connect(autocommit=False)
-    writer.execute("select inventory_api.receive_stock(sku => 'B2', quantity => 1)")
-    catalogue.reserve_stock("A1", 1, "SO-LATER")
+    writer.execute("select inventory_api.create_item(sku => 'EARLY', name => 'Written first')")
+    catalogue.create_item("LATER", "Written later")
     assert seal_all(db) == 0  # the writer's rows could still come before the later ones
     writer.commit()
     assert seal_all(db) > 0
@@ -260,9 +266,13 @@ def test_audit_table_refuses_a_key_it_cannot_pair_rows_by(db) -> None:
 def test_a_direct_login_cannot_forge_request_context(catalogue: Inventory, db, login_dsn, connect) -> None:
     clerk = connect(conninfo=login_dsn("pyinv_clerk"))
     clerk.execute("select set_config('request.path', '/rpc/forged', false),"
-                  " set_config('request.headers', '{\"x-request-id\": \"forged\"}', false)")
+                  " set_config('request.headers', '{\"x-request-id\": \"forged\"}', false),"
+                  " set_config('request.jwt.claims', '{\"sub\": \"someone-else\"}', false)")
     clerk.execute("select inventory_api.reserve_stock(sku => 'A1', quantity => 1, order_ref => 'SO-F')")
-    assert audit_rows(db, "reservations")[-1][2:7] == ("pyinv_clerk", "pyinv_clerk", "pyinv_clerk", None, None)
+    clerk.execute("select inventory_api.record_count(sku => 'A1', location => 'main', counted_quantity => 11)")
+    [movement] = catalogue.movements(reference="SO-F")
+    assert (movement.actor, movement.metadata) == ("pyinv_clerk", {})
+    assert audit_rows(db, "cycle_counts")[-1][2:7] == ("pyinv_clerk", "pyinv_clerk", "pyinv_clerk", None, None)
 
 
 def test_a_busy_sealer_is_told_apart_from_nothing_to_seal(catalogue: Inventory, db, connect) -> None:
@@ -321,7 +331,7 @@ def test_an_anchor_reveals_a_rewritten_ledger_with_recomputed_hashes(catalogue: 
                                                                      anchored: dict) -> None:
     with db.transaction():
         db.execute("alter table inventory.ledger disable trigger ledger_forbid_change;"
-                   " alter table inventory.stock_levels disable trigger stock_levels_record_movement")
+                   " alter table inventory.stock_levels disable trigger stock_levels_record_change")
         db.execute("update inventory.ledger set reason = 'nothing happened' where movement_type = 'SHIP'")
         # A careful superuser recomputes the level's whole chain and its head.
         db.execute("""
@@ -337,7 +347,7 @@ def test_an_anchor_reveals_a_rewritten_ledger_with_recomputed_hashes(catalogue: 
               update inventory.stock_levels set ledger_hash = v_prev where item_id = 1 and location_id = 1;
             end $$""")
         db.execute("alter table inventory.ledger enable always trigger ledger_forbid_change;"
-                   " alter table inventory.stock_levels enable always trigger stock_levels_record_movement")
+                   " alter table inventory.stock_levels enable always trigger stock_levels_record_change")
     assert catalogue.verify_inventory() == []  # consistent again without the anchor
     [violation] = catalogue.verify_inventory(anchored)
     assert (violation.invariant, violation.location) == ("ledger_matches_anchor", "main")

@@ -239,10 +239,10 @@ def test_reservations_and_movements(catalogue: Inventory, run: Run) -> None:
 def test_verify_passes_then_reports_tampering(catalogue: Inventory, run: Run, db) -> None:
     assert run("verify").stdout.strip() == "books balance"
     assert run_json(run, "verify") == {"balanced": True, "violations": []}
-    db.execute("alter table inventory.stock_levels disable trigger stock_levels_record_movement")
+    db.execute("alter table inventory.stock_levels disable trigger stock_levels_record_change")
     db.execute("update inventory.stock_levels set on_hand = on_hand + 5"
                " where item_id = (select item_id from inventory.items where sku = 'A1')")
-    db.execute("alter table inventory.stock_levels enable always trigger stock_levels_record_movement")
+    db.execute("alter table inventory.stock_levels enable always trigger stock_levels_record_change")
     broken = run("verify", exit_code=1)
     assert [row[:5] for row in cells(broken.stdout.rsplit("\n", 2)[0])] == [
         ["on_hand_equals_ledger", "A1", "main", "10", "15"]]

@@ -25,7 +25,7 @@ def test_a_direct_update_cannot_oversell(catalogue: Inventory, db) -> None:
     with pytest.raises(psycopg.errors.CheckViolation) as caught:
         db.execute("update inventory.stock_levels set on_hand = 5"
                    " where item_id = (select item_id from inventory.items where sku = 'A1')")
-    assert caught.value.diag.constraint_name == "stock_levels_reserved_within_on_hand_check"
+    assert caught.value.diag.constraint_name == "stock_levels_quantities_check"
 
 
 def test_levels_are_born_empty(catalogue: Inventory, db) -> None:
@@ -92,10 +92,10 @@ def test_version_increments_with_every_movement(catalogue: Inventory) -> None:
 def test_verify_inventory_reports_tampering(catalogue: Inventory, db) -> None:
     assert catalogue.verify_inventory() == []
     # A superuser who disables the trigger can still corrupt a level: verify must notice.
-    db.execute("alter table inventory.stock_levels disable trigger stock_levels_record_movement")
+    db.execute("alter table inventory.stock_levels disable trigger stock_levels_record_change")
     db.execute("update inventory.stock_levels set on_hand = on_hand + 5, reserved = reserved + 1"
                " where item_id = (select item_id from inventory.items where sku = 'A1')")
-    db.execute("alter table inventory.stock_levels enable always trigger stock_levels_record_movement")
+    db.execute("alter table inventory.stock_levels enable always trigger stock_levels_record_change")
     found = {(v.invariant, v.sku) for v in catalogue.verify_inventory()}
     assert found == {("on_hand_equals_ledger", "A1"), ("reserved_equals_ledger", "A1"),
                      ("reserved_equals_active_holds", "A1")}

@@ -207,8 +207,9 @@ class StockMachine(RuleBasedStateMachine):
             return {"sku": sku, "location": location, "requested": requested, "available": 0, "on_hand": 0,
                     "reserved": 0}
         reserved = self.reserved(level) - (self.overdue(level) if expired else ZERO)
+        # available means what inventory_api.stock_levels shows: overdue holds count as released.
         return {"sku": sku, "location": location, "requested": requested,
-                "available": self.on_hand(level) - reserved, "on_hand": self.on_hand(level), "reserved": reserved}
+                "available": self.effective_available(level), "on_hand": self.on_hand(level), "reserved": reserved}
 
     def active_holds(self, order_ref: str, sku: str | None) -> list[Hold]:
         return sorted((hold for hold in self.holds

@@ -468,8 +468,8 @@ def test_the_history_checker_catches_lost_refused_duplicated_and_stray_effects(
     first = history.ops[0]
     hold = first.results()[0]
     db.execute("""update inventory.stock_levels s set reserved = reserved + 1,
-                    pending_movement = jsonb_build_object('type', 'RESERVE', 'idempotency_key', %s::text,
-                                                          'reservation_id', %s::bigint, 'reference', 'S-1')
+                    pending_movement = inventory.describe_movement('RESERVE', 'dba', reference => 'S-1',
+                                         idempotency_key => %s::text, reservation_id => %s::bigint)
                    where (item_id, location_id) = (select i.item_id, l.location_id from inventory.items i,
                                                    inventory.locations l where i.sku = 'J1' and l.code = 'main')""",
                (first.key, hold.reservation_id))

@@ -416,14 +416,13 @@ def test_check_reorder_points_repairs_everything_in_one_pass(catalogue: Inventor
     assert db.execute("select count(*) from inventory.reorder_alerts").fetchone() == (2,)
     assert catalogue.check_reorder_points().to_dict() == {"levels_checked": 2, "opened": 0, "escalated": 0,
                                                           "resolved": 0}
-    # A DBA deletes the alerts and changes a level behind the trigger's back (session_replication_role
-    # skips ordinary triggers, not the ledger).
+    # A DBA deletes A1's alert and lowers B2's thresholds by hand, not through set_stock_policy (which
+    # re-evaluates the level): both alerts are now wrong. (Every change of a level re-evaluates its
+    # alert in the ledger trigger, which runs in replica mode too, so stock changes cannot leave one.)
     db.execute("delete from inventory.reorder_alerts where item_id = (select item_id from inventory.items"
                " where sku = 'A1')")
-    with db.transaction():
-        db.execute("set local session_replication_role = replica")
-        db.execute("update inventory.stock_levels set on_hand = on_hand + 20 where item_id ="
-                   " (select item_id from inventory.items where sku = 'B2')")
+    db.execute("update inventory.stock_policies set reorder_point = 0, safety_stock = 0 where item_id ="
+               " (select item_id from inventory.items where sku = 'B2')")
     assert catalogue.check_reorder_points().to_dict() == {"levels_checked": 2, "opened": 1, "escalated": 0,
                                                           "resolved": 1}
     assert open_alerts(catalogue, "A1") == [("REORDER", "OPEN")] and open_alerts(catalogue, "B2") == []
@@ -454,7 +453,7 @@ def test_bad_policies_are_refused(catalogue: Inventory, db, arguments: dict[str,
         catalogue.set_stock_policy(**call)
 
 
-def test_the_reserve_path_of_items_without_a_policy_never_calls_the_alert_trigger(catalogue: Inventory) -> None:
+def test_the_reserve_path_of_items_without_a_policy_never_evaluates_alerts(catalogue: Inventory) -> None:
     catalogue.set_stock_policy("B2", "main", reorder_point=1, safety_stock=0)
     connection = catalogue.connection
     connection.execute("set track_functions = 'all'")
@@ -462,11 +461,11 @@ def test_the_reserve_path_of_items_without_a_policy_never_calls_the_alert_trigge
         with connection.transaction(force_rollback=True):
             catalogue.reserve_stock("A1", 1, "SO-1")
             calls = connection.execute("select coalesce(sum(calls), 0) from pg_stat_xact_user_functions"
-                                       " where funcname = 'reorder_alert_trigger'").fetchone()[0]
+                                       " where funcname = 'evaluate_reorder_alert'").fetchone()[0]
             assert calls == 0
             catalogue.reserve_stock("B2", 1, "SO-2")
             calls = connection.execute("select coalesce(sum(calls), 0) from pg_stat_xact_user_functions"
-                                       " where funcname = 'reorder_alert_trigger'").fetchone()[0]
+                                       " where funcname = 'evaluate_reorder_alert'").fetchone()[0]
             assert calls == 1
     finally:
         connection.execute("reset track_functions")
@@ -725,3 +724,14 @@ def test_cli_import(run, catalogue: Inventory, tmp_path: Path) -> None:
     assert "bad sku!" in result.stdout
     report = json.loads(run("--json", "import", str(path), exit_code=1).stdout)
     assert (report["unchanged"], len(report["rejected"])) == (299, 1)
+
+
+def test_a_level_changed_in_replica_mode_still_updates_its_alert(catalogue: Inventory, db) -> None:
+    catalogue.set_stock_policy("B2", "main", reorder_point=6, safety_stock=5)  # 5 on hand: CRITICAL
+    with db.transaction():
+        db.execute("set local session_replication_role = replica")  # skips ordinary triggers
+        db.execute("update inventory.stock_levels set on_hand = on_hand + 20 where item_id ="
+                   " (select item_id from inventory.items where sku = 'B2')")
+    assert open_alerts(catalogue, "B2") == []
+    assert catalogue.check_reorder_points().to_dict() == {"levels_checked": 1, "opened": 0, "escalated": 0,
+                                                          "resolved": 0}
