@@ -1,0 +1,61 @@
+"""Parameter types and options several commands share."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any, ClassVar
+
+import click
+
+
+class DecimalType(click.ParamType):
+    name = "number"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Decimal:
+        if isinstance(value, Decimal):
+            return value
+        try:
+            return Decimal(str(value).strip())
+        except InvalidOperation:
+            self.fail(f"{value!r} is not a number", param, ctx)
+
+
+class DurationType(click.ParamType):
+    """15m, 2h, 1d, 90s or plain seconds."""
+
+    name = "duration"
+    UNITS: ClassVar[dict[str, str]] = {"": "seconds", "s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> timedelta:
+        if isinstance(value, timedelta):
+            return value
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", str(value).lower())
+        if not match:
+            self.fail(f"{value!r} is not a duration like 90, 90s, 15m, 2h or 1d", param, ctx)
+        return timedelta(**{self.UNITS[match.group(2)]: float(match.group(1))})
+
+
+class OrderLineType(click.ParamType):
+    """SKU:QTY[:LOCATION] -> {"sku", "quantity", "location"?}."""
+
+    name = "SKU:QTY[:LOCATION]"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> dict[str, Any]:
+        if isinstance(value, dict):
+            return value
+        parts = str(value).split(":")
+        if len(parts) not in (2, 3) or not parts[0] or (len(parts) == 3 and not parts[2]):
+            self.fail(f"{value!r} is not SKU:QTY or SKU:QTY:LOCATION", param, ctx)
+        line: dict[str, Any] = {"sku": parts[0], "quantity": DecimalType().convert(parts[1], param, ctx)}
+        if len(parts) == 3:
+            line["location"] = parts[2]
+        return line
+
+
+DECIMAL = DecimalType()
+DURATION = DurationType()
+ORDER_LINE = OrderLineType()
+
+key_option = click.option("--key", help="Idempotency key: a retry with the same key replays the result.")
