@@ -12,11 +12,13 @@ from typing import Any
 
 import psycopg
 import pytest
-from helpers import make_catalogue
+from click.testing import CliRunner, Result
+from helpers import PostgREST, make_catalogue
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pytest_postgresql import factories
 
 from pyinv import Inventory, migrate, server
+from pyinv.cli import cli
 
 # A test cluster trades durability for speed; never use these settings for data you keep.
 TEST_CLUSTER_SETTINGS = {
@@ -131,6 +133,54 @@ def inv(request: pytest.FixtureRequest, connect: Callable[..., psycopg.Connectio
     yield client
     if request.node.get_closest_marker("breaks_invariants") is None and not client.connection.closed:
         assert client.verify_inventory() == []
+
+
+# Users known to PostgREST in the tests: JWT sub -> (business role, location code or None for all).
+USERS = {
+    "u-reader": ("viewer", None),
+    "u-clerk-main": ("operator", "main"),
+    "u-clerk-east": ("operator", "east"),
+    "u-admin": ("admin", None),
+    "u-admin-2": ("admin", None),
+    "u-admin-east": ("admin", "east"),
+}
+
+Run = Callable[..., Result]
+
+
+@pytest.fixture
+def clerk(login_dsn: Callable[[str], str], connect: Callable[..., psycopg.Connection[Any]],
+          catalogue: Inventory) -> Inventory:
+    """A second user: the pyinv_clerk login (a member of inventory_operator: operator everywhere)."""
+    return Inventory(connect(conninfo=login_dsn("pyinv_clerk")))
+
+
+@pytest.fixture
+def gateway(login_dsn: Callable[[str], str], catalogue: Inventory,
+            connect: Callable[..., psycopg.Connection[Any]]) -> Callable[..., PostgREST]:
+    """PostgREST clients (gateway(role, sub)) over the authenticator login; the catalogue has stock at
+    main and east, and USERS' roles are granted."""
+    catalogue.receive_stock("A1", 5, location="east")
+    for user, (role, location) in USERS.items():
+        catalogue.connection.execute(
+            "select inventory_api.grant_user_role(user_id => %s, role => %s, location => %s)", (user, role, location))
+    connection = connect(conninfo=login_dsn("authenticator"))
+    return lambda role, sub=None: PostgREST(connection, role, sub)
+
+
+@pytest.fixture
+def run(dsn: str, monkeypatch: pytest.MonkeyPatch) -> Run:
+    """Runs `pyinv --dsn <test database> ARGS...` in-process; checks the exit code (0 unless told otherwise)."""
+    for name in ("PYINV_DATABASE_URL", "DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+
+    def _run(*args: str, exit_code: int = 0, input: str | None = None, dsn_: str | None = None) -> Result:
+        result = CliRunner().invoke(cli, ["--dsn", dsn_ or dsn, *args], input=input, catch_exceptions=False)
+        assert result.exit_code == exit_code, (result.stdout, result.stderr)
+        assert "Traceback" not in result.stderr
+        return result
+
+    return _run
 
 
 def pytest_configure(config: pytest.Config) -> None:

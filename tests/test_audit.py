@@ -385,24 +385,19 @@ def test_an_anchor_needs_read_committed(catalogue: Inventory, connect) -> None:
     assert (caught.value.sqlstate, caught.value.diag.message_hint) == ("PT409", "INVALID_STATE")
 
 
-def test_audit_anchor_and_verify_commands(catalogue: Inventory, db, dsn: str, tmp_path) -> None:
-    from click.testing import CliRunner
-
-    from pyinv.cli import cli
-
+def test_audit_anchor_and_verify_commands(catalogue: Inventory, db, run, tmp_path) -> None:
     anchor_file = tmp_path / "anchor.json"
-    seal = CliRunner().invoke(cli, ["--dsn", dsn, "--json", "audit", "seal"])
-    assert seal.exit_code == 0 and json.loads(seal.stdout)["sealed"] > 0
-    assert CliRunner().invoke(cli, ["--dsn", dsn, "audit", "anchor", "-o", str(anchor_file)]).exit_code == 0
-    again = CliRunner().invoke(cli, ["--dsn", dsn, "audit", "anchor", "-o", str(anchor_file)])
-    assert again.exit_code != 0  # an anchor file is never overwritten
-    ok = CliRunner().invoke(cli, ["--dsn", dsn, "audit", "verify", "--anchor", str(anchor_file)])
-    assert (ok.exit_code, ok.stdout.strip()) == (0, "audit chain and ledger intact and match the anchor")
+    assert json.loads(run("--json", "audit", "seal").stdout)["sealed"] > 0
+    run("audit", "anchor", "-o", str(anchor_file))
+    again = run("audit", "anchor", "-o", str(anchor_file), exit_code=2)
+    assert "never overwritten" in again.stderr and "new file" in again.stderr
+    ok = run("audit", "verify", "--anchor", str(anchor_file))
+    assert ok.stdout.strip() == "audit chain and ledger intact and match the anchor"
     db.execute("alter table inventory.audit_chain disable trigger audit_chain_forbid_change")
     db.execute("delete from inventory.audit_chain where seq = (select max(seq) from inventory.audit_chain)")
     db.execute("alter table inventory.audit_chain enable always trigger audit_chain_forbid_change")
-    broken = CliRunner().invoke(cli, ["--dsn", dsn, "--json", "audit", "verify", "--anchor", str(anchor_file)])
-    assert broken.exit_code == 1 and json.loads(broken.stdout)["intact"] is False
+    broken = run("--json", "audit", "verify", "--anchor", str(anchor_file), exit_code=1)
+    assert json.loads(broken.stdout)["intact"] is False
 
 
 # -- sealing survives moving the database to another cluster, and reports a sealer that is not running ----

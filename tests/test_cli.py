@@ -10,29 +10,13 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
+from conftest import Run
 from helpers import MIGRATIONS
 
 from pyinv import Inventory
 from pyinv.cli import DURATION, cli, format_decimal, table
 from pyinv.demo import CATALOGUE, format_report, run_demo
-
-Run = Callable[..., Result]
-
-
-@pytest.fixture
-def run(dsn: str, monkeypatch: pytest.MonkeyPatch) -> Run:
-    """Runs `pyinv --dsn <test database> ARGS...`; checks the exit code (0 unless told otherwise)."""
-    for name in ("PYINV_DATABASE_URL", "DATABASE_URL"):
-        monkeypatch.delenv(name, raising=False)
-
-    def _run(*args: str, exit_code: int = 0, input: str | None = None, dsn_: str | None = None) -> Result:
-        result = CliRunner().invoke(cli, ["--dsn", dsn_ or dsn, *args], input=input, catch_exceptions=False)
-        assert result.exit_code == exit_code, (result.stdout, result.stderr)
-        assert "Traceback" not in result.stderr
-        return result
-
-    return _run
 
 
 def run_json(run: Run, *args: str, exit_code: int = 0) -> Any:

@@ -19,19 +19,10 @@ from psycopg import sql
 
 from pyinv import Inventory, PermissionDenied
 
-USERS = {
-    # user id (JWT sub): (role, location or None for all)
-    "u-reader": ("viewer", None),
-    "u-clerk-main": ("operator", "main"),
-    "u-clerk-east": ("operator", "east"),
-    "u-admin": ("admin", None),
-}
-
 
 @pytest.fixture
-def gateway(login_dsn, catalogue: Inventory, connect) -> Callable[[str, str | None], PostgREST]:
-    """PostgREST clients; the catalogue has stock at main and east and USERS' roles are granted."""
-    catalogue.receive_stock("A1", 5, location="east")
+def gateway(gateway: Callable[..., PostgREST], catalogue: Inventory) -> Callable[..., PostgREST]:
+    """The shared PostgREST clients, with something in every state for them to act on."""
     catalogue.create_item("C3", "Status toy")
     catalogue.create_adjustment("B2", -1, "write_off", "theft")  # pending adjustment 1, requested by the DBA
     catalogue.set_stock_policy("B2", "main", reorder_point=10, safety_stock=1)  # opens reorder alert 1
@@ -39,11 +30,7 @@ def gateway(login_dsn, catalogue: Inventory, connect) -> Callable[[str, str | No
     catalogue.reserve_stock("B2", 1, "M-CANCEL")
     catalogue.reserve_stock("B2", 1, "M-RETURN")
     catalogue.fulfill_order("M-RETURN")
-    for user, (role, location) in USERS.items():
-        catalogue.connection.execute(
-            "select inventory_api.grant_user_role(user_id => %s, role => %s, location => %s)", (user, role, location))
-    connection = connect(conninfo=login_dsn("authenticator"))
-    return lambda role, sub=None: PostgREST(connection, role, sub)
+    return gateway
 
 
 def denied(call: Callable[[], Any], hint: str | None = "PERMISSION_DENIED") -> None:

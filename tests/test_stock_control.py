@@ -12,11 +12,9 @@ from typing import Any
 
 import psycopg
 import pytest
-from click.testing import CliRunner
-from helpers import PostgREST, raises_db_error, raises_inventory_error, run_together
+from helpers import raises_db_error, raises_inventory_error, run_together
 
 from pyinv import Inventory
-from pyinv.cli import cli
 from pyinv.errors import (
     AdjustmentNotFound,
     AlertNotFound,
@@ -30,12 +28,6 @@ from pyinv.errors import (
     ProductNotFound,
     SelfApprovalForbidden,
 )
-
-
-@pytest.fixture
-def clerk(login_dsn, connect, catalogue: Inventory) -> Inventory:
-    """A second user: the pyinv_clerk login (operator at every location)."""
-    return Inventory(connect(conninfo=login_dsn("pyinv_clerk")))
 
 
 def level(inv: Inventory, sku: str = "A1", location: str = "main") -> tuple[Decimal, Decimal]:
@@ -473,26 +465,6 @@ def test_the_reserve_path_of_items_without_a_policy_never_evaluates_alerts(catal
 
 # -- roles through PostgREST -----------------------------------------------------------------------------------
 
-USERS = {
-    "u-reader": ("viewer", None),
-    "u-clerk-main": ("operator", "main"),
-    "u-clerk-east": ("operator", "east"),
-    "u-admin": ("admin", None),
-    "u-admin-2": ("admin", None),
-    "u-admin-east": ("admin", "east"),
-}
-
-
-@pytest.fixture
-def gateway(login_dsn, catalogue: Inventory, connect) -> Callable[..., PostgREST]:
-    catalogue.receive_stock("A1", 5, location="east")
-    for user, (role, location) in USERS.items():
-        catalogue.connection.execute(
-            "select inventory_api.grant_user_role(user_id => %s, role => %s, location => %s)", (user, role, location))
-    connection = connect(conninfo=login_dsn("authenticator"))
-    return lambda role, sub=None: PostgREST(connection, role, sub)
-
-
 def denied(db, call: Callable[[], Any], sqlstate: str = "42501", hint: str = "PERMISSION_DENIED") -> None:
     with raises_db_error(db, sqlstate, hint):
         call()
@@ -582,20 +554,6 @@ def test_new_tables_have_rls_audit_and_comments(db) -> None:
 
 
 # -- the CLI -------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def run(dsn: str, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
-    for name in ("PYINV_DATABASE_URL", "DATABASE_URL"):
-        monkeypatch.delenv(name, raising=False)
-
-    def _run(*args: str, exit_code: int = 0, dsn_: str | None = None) -> Any:
-        result = CliRunner().invoke(cli, ["--dsn", dsn_ or dsn, *args], catch_exceptions=False)
-        assert result.exit_code == exit_code, (result.stdout, result.stderr)
-        assert "Traceback" not in result.stderr
-        return result
-
-    return _run
 
 
 def test_cli_stock_control(run, catalogue: Inventory, login_dsn) -> None:
