@@ -16,6 +16,9 @@ grant usage on schema inventory, inventory_api to inventory_viewer, inventory_sc
 grant execute on function inventory.current_actor(), inventory.visible_location_ids(), inventory.has_any_role()
   to inventory_viewer;
 
+-- Which pyinv is installed: anyone who may use the API may ask.
+grant execute on function inventory_api.schema_version(), inventory.schema_version() to inventory_viewer;
+
 -- Readers (security_invoker views read the tables as the caller, under RLS).
 grant select on inventory.error_codes, inventory.items, inventory.locations, inventory.stock_levels,
                 inventory.reservations, inventory.ledger, inventory.returns to inventory_viewer;
