@@ -127,8 +127,8 @@ def test_a_bundle_install_is_recognised_by_migrate(empty_database: Callable[[], 
         recorded = connection.execute(
             "select migration_id, version, checksum, recorded_by from inventory_meta.pyinv_migrations order by 1")
         assert recorded.fetchall() == [(m.id, m.version, m.checksum, "bundle") for m in install.migrations()]
-        # The script leaves its login without the owner role and its temporary function behind.
-        assert connection.execute("select pg_has_role('inventory_owner', 'USAGE')").fetchone() == (True,)  # superuser
+        # The script leaves neither its login a member of the owner role nor its temporary function.
+        assert connection.execute("select to_regprocedure('pg_temp.pyinv_installed()')").fetchone() == (None,)
         assert connection.execute("select count(*) from pg_auth_members where roleid = 'inventory_owner'::regrole"
                                   " and member = current_user::regrole").fetchone() == (0,)
     assert yoyo == [(name,) for name in MIGRATIONS]
