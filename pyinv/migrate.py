@@ -117,7 +117,8 @@ def _reconcile(bookkeeping: psycopg.Connection[Any], backend: Any, migrations: A
     if newer:
         raise MigrationError(f"this database has migrations {', '.join(newer)}, newer than this pyinv"
                              f" ({max(known)}): use the pyinv release that applied them")
-    in_yoyo = {migration.id for migration in migrations if backend.is_applied(migration)}
+    hashes = set(backend.get_applied_migration_hashes())
+    in_yoyo = {migration.id for migration in migrations if migration.hash in hashes}
     to_mark = migrations.filter(lambda migration: migration.id in installed.applied and migration.id not in in_yoyo)
     if to_mark:
         backend.mark_migrations(to_mark)
