@@ -308,11 +308,6 @@ def post_apply_statements() -> list[str]:
             "notify pgrst, 'reload schema';"]
 
 
-def _describe(migration_id: str | None) -> str:
-    known = {migration.id: migration.version for migration in migrations()}
-    return f"{known[migration_id]} ({migration_id})" if migration_id in known else f"{migration_id}"
-
-
 def _guard_sql(expected: Migration | None) -> str:
     """A do block that refuses (SQLSTATE 55000, nothing changed) unless the database is at
     `expected` (None: has no pyinv schema). The hint starts with a code and says what to run."""
