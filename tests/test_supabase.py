@@ -203,8 +203,14 @@ IDENTITY = {"current_actor", "is_gateway_session", "current_grants", "is_allowed
             "schema_version"}
 AUTHORISATION = {"authorize", "authorize_locations", "is_allowed", "holds_role_somewhere", "has_any_role",
                  "visible_location_ids", "current_grants"}
-CALL = re.compile(r"inventory\.(\w+)\s*\(")
+CALL = re.compile(r"(?<!\w)inventory\.(\w+)\s*\(")
 WRITE = re.compile(r"\b(insert\s+into|update\s+inventory\.|delete\s+from)\b", re.IGNORECASE)
+
+
+def _body(definition: str) -> str:
+    """The body of a pg_get_functiondef() text (after its header), without comments."""
+    start = re.search(r"\n(AS \$|BEGIN ATOMIC)", definition)
+    return re.sub(r"--[^\n]*", "", definition[start.start() if start else 0:])
 
 
 def test_0029_by_design_definer_code_reachable_by_authenticated_is_confined(advisor: Any) -> None:
@@ -212,7 +218,7 @@ def test_0029_by_design_definer_code_reachable_by_authenticated_is_confined(advi
     pins search_path to '', is owned by a role without superuser or BYPASSRLS, and authorises the
     caller (itself, or through a helper that does) before its first write of its own; a write an
     authorisation failure follows is rolled back with it."""
-    bodies = {name: re.sub(r"--[^\n]*", "", source) for name, source in advisor.execute("""
+    bodies = {name: _body(source) for name, source in advisor.execute("""
         select p.proname, pg_get_functiondef(p.oid) from pg_proc p
          where p.pronamespace = 'inventory'::regnamespace and p.prokind = 'f'""").fetchall()}
     authorising = set(AUTHORISATION)
