@@ -20,6 +20,10 @@ alter table inventory.locations
   add constraint locations_name_check
     check (pg_catalog.length(name) between 1 and 200 and name = pg_catalog.btrim(name) and name !~ '[[:cntrl:]]');
 
+drop function inventory_api.schema_version();
+
+drop function inventory.schema_version();
+
 drop function inventory_api.set_reason_code(code text, requires_approval boolean, approval_threshold numeric, direction text, description text);
 
 drop function inventory_api.audit_anchor(wait_seconds numeric);
