@@ -209,6 +209,9 @@ def test_a_foreign_schema_named_inventory_is_not_taken_for_pyinv(empty_database:
                                    " or see pyinv migrate --status")
     with pytest.raises(migrate.MigrationError, match="nothing records which pyinv installed it"):
         migrate.apply(dsn)
+    result = CliRunner().invoke(cli, ["--dsn", dsn, "migrate"])
+    assert result.exit_code != 0 and "SCHEMA_NOT_RECOGNISED" in result.stderr, result.stderr
+    assert "nothing records which pyinv installed it" in result.stderr
 
 
 def test_rolling_back_a_bundle_install_with_migrate(empty_database: Callable[[], str]) -> None:
@@ -232,6 +235,7 @@ def test_migration_files_applied_in_order_converge(empty_database: Callable[[], 
     assert out.splitlines() == [f"wrote {path}" for path in files]
     assert [install.MIGRATION_FILE.match(path.name).group(2) for path in files] == MIGRATIONS
     assert "up to date" in pyinv("sql", "migrations", str(directory))
+    assert json.loads(pyinv("sql", "migrations", str(directory), "--json")) == {"written": []}
     assert sorted(directory.iterdir()) == files
     dsn = empty_database()
     for n, path in enumerate(files):
@@ -356,8 +360,8 @@ def _as_api_role(dsn: str, role: str, sub: str | None, statement: str) -> list[t
 
 
 def test_supabase_bundle_migrate_upgrade_on_postgresql_15(supabase_database: str, tmp_path: Path) -> None:
-    """Supabase-made roles (NOINHERIT, service_role BYPASSRLS): the 0.2.0 install as a migration
-    file, then the upgrade as a script; migrate sees each; the API roles work as Supabase uses them."""
+    """Supabase-made roles (NOINHERIT, service_role BYPASSRLS): a 0.2.0 install by script, then the
+    upgrade printed by `pyinv sql upgrade`; migrate sees each; the API roles work as Supabase uses them."""
     dsn = supabase_database
     installs(dsn, install.upgrade(None, VERSIONS[-2]))
     assert applied(dsn) == [*((name, True, "upgrade") for name in MIGRATIONS[:-1]), (MIGRATIONS[-1], False, None)]
