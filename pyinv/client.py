@@ -211,8 +211,10 @@ class Inventory:
     def stock_levels(self, sku: str | None = None, location: str | None = None) -> list[StockRow]:
         return self._view("stock_levels", StockRow, ("sku", "location"), sku=sku, location=location)
 
-    def items(self) -> list[Item]:
-        return self._view("items", Item, ("sku",))
+    def items(self, include_deleted: bool = False) -> list[Item]:
+        """The catalogue; deleted items (delete_item) only with include_deleted."""
+        items = self._view("items", Item, ("sku",))
+        return items if include_deleted else [item for item in items if item.deleted_at is None]
 
     def locations(self) -> list[Location]:
         return self._view("locations", Location, ("code",))
