@@ -876,6 +876,26 @@ $$;
 
 comment on function inventory.finish_job(text, bigint) is 'Records the end of a maintenance job''s run (in the same transaction as its work).';
 
+create function inventory.schema_version(out version text, out migration text)
+language sql stable parallel safe
+set search_path = ''
+begin atomic
+  select '0.3.0'::text, '0003_hardening'::text;
+end;
+
+comment on function inventory.schema_version() is 'The installed schema: pyinv release (version) and the last migration applied (migration).';
+
+create function inventory_api.schema_version(out version text, out migration text)
+language sql stable parallel safe
+set search_path = ''
+begin atomic
+  select v.version, v.migration from inventory.schema_version() v;
+end;
+
+comment on function inventory_api.schema_version() is
+'The installed pyinv schema: its release (version, e.g. 0.3.0) and the last migration applied (migration, e.g. 0003_hardening).
+Upgrade with `pyinv migrate`, or print the script with `pyinv sql upgrade --from <version>`.';
+
 -- Catalogue: items and locations. These are idempotent by their natural key: creating an object that
 -- exists with the same attributes returns it; with other attributes it is ALREADY_EXISTS.
 create or replace function inventory.item_result(item_id bigint) returns inventory_api.item

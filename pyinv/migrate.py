@@ -3,6 +3,12 @@
 Concurrent runs are serialised by a lock on a table in inventory_meta held for the whole run (yoyo's
 own lock table is polled and can itself race while being created), and the list of migrations to
 apply is computed only once the lock is held, so a second run finds nothing to do.
+
+pyinv's SQL scripts (the bundle, upgrade scripts, migration files; see install.py) record what they
+applied in inventory_meta.pyinv_migrations, and every run first brings yoyo's records and that table
+into step (install.detect() reads both, and dates an install nothing recorded from its schema): a
+database installed by a script is migrated from where it stands, and one migrated here can be
+upgraded by a script.
 """
 
 from __future__ import annotations
@@ -19,16 +25,26 @@ from urllib.parse import urlencode
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
+from . import install
+from .install import META_SCHEMA
 from .resources import migrations_dir
 
-META_SCHEMA = "inventory_meta"
 LOCK_TABLE = "pyinv_migration_lock"
 
 
 @dataclass(frozen=True)
 class MigrationState:
+    """One migration: whether it is applied, the release it brings, and how it was applied (migrate,
+    bundle, upgrade, sql-file, or schema for an install found in the schema without a record)."""
+
     id: str
     applied: bool
+    version: str | None = None
+    recorded_by: str | None = None
+
+
+class MigrationError(RuntimeError):
+    """The database is in a state migrate will not touch; the message says what to do."""
 
 
 def yoyo_url(dsn: str) -> str:
@@ -39,39 +55,12 @@ def yoyo_url(dsn: str) -> str:
     return f"postgresql+psycopg:///{dbname}?{urlencode(params)}"
 
 
-# The migrating login creates every object as inventory_owner, so it must be a member while it
-# migrates, and must not stay one: a member could disable the append-only triggers and rewrite the
-# ledger. Granted for the run, revoked at its end (also when nothing was applied, or it failed).
-# USAGE, not MEMBER: on PostgreSQL 16 and later the login that creates a role is granted ADMIN on it
-# without INHERIT or SET, which is membership without the right to act as the role. The owner role
-# is created here when missing, so that 0001_core (whose check predates that) finds it usable.
-_TAKE_OWNER = """
-do $owner$
-begin
-  if not exists (select from pg_catalog.pg_roles where rolname = 'inventory_owner') then
-    create role inventory_owner nologin;
-  end if;
-  if not pg_catalog.pg_has_role(current_user, 'inventory_owner', 'USAGE') then
-    execute pg_catalog.format('grant inventory_owner to %I', current_user);
-  end if;
-end
-$owner$"""
-_GIVE_UP_OWNER = """
-do $owner$
-begin
-  if exists (select from pg_catalog.pg_auth_members m
-              where m.roleid = (select oid from pg_catalog.pg_roles where rolname = 'inventory_owner')
-                and m.member = current_user::regrole) then
-    execute pg_catalog.format('revoke inventory_owner from %I', current_user);
-  end if;
-end
-$owner$"""
-
-
 def _create_lock_table(connection: psycopg.Connection[Any]) -> None:
     """inventory_meta and its lock table, created by the first run. Concurrent first runs race on
     the catalog (duplicate names, "tuple concurrently updated"), so a loser of that race tries again."""
-    if connection.execute("select to_regclass(%s)", (f"{META_SCHEMA}.{LOCK_TABLE}",)).fetchone() != (None,):
+    exists = connection.execute("select to_regclass(%s) is not null and to_regclass(%s) is not null",
+                                (f"{META_SCHEMA}.{LOCK_TABLE}", f"{META_SCHEMA}.{install.RECORD_TABLE}")).fetchone()
+    if exists == (True,):
         return
     for attempt in range(10):
         try:
@@ -81,6 +70,7 @@ def _create_lock_table(connection: psycopg.Connection[Any]) -> None:
                 connection.execute(f"revoke all on schema {META_SCHEMA} from public")
                 connection.execute(f"create table if not exists {META_SCHEMA}.{LOCK_TABLE} ()")
                 connection.execute(f"revoke all on {META_SCHEMA}.{LOCK_TABLE} from public")
+                connection.execute(install.RECORD_TABLE_SQL)
             return
         except (psycopg.errors.UniqueViolation, psycopg.errors.DuplicateObject, psycopg.errors.DuplicateSchema,
                 psycopg.errors.InternalError):
@@ -90,18 +80,19 @@ def _create_lock_table(connection: psycopg.Connection[Any]) -> None:
 
 
 @contextmanager
-def _migration_lock(dsn: str) -> Iterator[None]:
+def _migration_lock(dsn: str) -> Iterator[psycopg.Connection[Any]]:
     """Serialises migration runs with a table lock only the migrating login can take (an advisory
-    lock key could be taken by any login, which would hang every later run)."""
+    lock key could be taken by any login, which would hang every later run). Yields an autocommit
+    connection of the migrating login (a member of inventory_owner for the run) for bookkeeping."""
     with psycopg.connect(dsn, autocommit=True) as connection, psycopg.connect(dsn, autocommit=True) as owner:
         _create_lock_table(connection)
         with connection.transaction():
             connection.execute(f"lock table {META_SCHEMA}.{LOCK_TABLE} in access exclusive mode")
-            owner.execute(_TAKE_OWNER)
+            owner.execute(install.TAKE_OWNER_SQL)
             try:
-                yield
+                yield owner
             finally:
-                owner.execute(_GIVE_UP_OWNER)
+                owner.execute(install.GIVE_UP_OWNER_SQL)
 
 
 def _backend_and_migrations(dsn: str):  # type: ignore[no-untyped-def]
@@ -112,13 +103,41 @@ def _backend_and_migrations(dsn: str):  # type: ignore[no-untyped-def]
     return get_backend(yoyo_url(dsn)), read_migrations(str(migrations_dir()))
 
 
+def _reconcile(bookkeeping: psycopg.Connection[Any], backend: Any, migrations: Any) -> install.Installed:
+    """Brings yoyo's records and pyinv's (inventory_meta.pyinv_migrations) into step: what a script
+    applied is marked applied for yoyo, what yoyo applied (or the schema shows, for an install
+    nothing recorded) is recorded. Refuses a schema it cannot date or one newer than this pyinv."""
+    installed = install.detect(bookkeeping)
+    if installed.schema_present and not installed.applied:
+        raise MigrationError(
+            "the schema inventory exists but nothing records which pyinv installed it, and its objects match"
+            " no release: restore the inventory_meta schema it was installed with, or move that schema away")
+    known = {migration.id: migration for migration in install.migrations()}
+    newer = sorted(set(installed.applied) - set(known))
+    if newer:
+        raise MigrationError(f"this database has migrations {', '.join(newer)}, newer than this pyinv"
+                             f" ({max(known)}): use the pyinv release that applied them")
+    hashes = set(backend.get_applied_migration_hashes())
+    in_yoyo = {migration.id for migration in migrations if migration.hash in hashes}
+    to_mark = migrations.filter(lambda migration: migration.id in installed.applied and migration.id not in in_yoyo)
+    if to_mark:
+        backend.mark_migrations(to_mark)
+    recorded = {row[0] for row in bookkeeping.execute(
+        f"select migration_id from {META_SCHEMA}.{install.RECORD_TABLE}").fetchall()}
+    for migration_id, recorded_by in installed.applied.items():
+        if migration_id not in recorded:
+            bookkeeping.execute(install.record_sql(known[migration_id], recorded_by))
+    return installed
+
+
 def apply(dsn: str, up_to: str | None = None) -> list[str]:
     """Apply every pending migration (or those up to the id `up_to`); returns the ids applied
-    (empty when up to date)."""
-    with _migration_lock(dsn):
+    (empty when up to date). Migrations a script applied count as applied."""
+    with _migration_lock(dsn) as bookkeeping:
         backend, migrations = _backend_and_migrations(dsn)
         try:
             with backend.lock():
+                _reconcile(bookkeeping, backend, migrations)
                 pending = backend.to_apply(migrations)
                 if up_to is not None:
                     if up_to not in {migration.id for migration in migrations}:
@@ -129,29 +148,36 @@ def apply(dsn: str, up_to: str | None = None) -> list[str]:
                         # schema does not have yet.
                         pending.post_apply = []
                 backend.apply_migrations(pending)
+                known = {migration.id: migration for migration in install.migrations()}
+                for migration in pending:
+                    bookkeeping.execute(install.record_sql(known[migration.id], install.BY_MIGRATE))
                 return [migration.id for migration in pending]
         finally:
             backend.connection.close()
 
 
 def rollback(dsn: str, count: int = 1) -> list[str]:
-    """Roll back the last `count` applied migrations; returns their ids."""
-    with _migration_lock(dsn):
+    """Roll back the last `count` applied migrations (however they were applied); returns their ids."""
+    with _migration_lock(dsn) as bookkeeping:
         backend, migrations = _backend_and_migrations(dsn)
         try:
             with backend.lock():
+                _reconcile(bookkeeping, backend, migrations)
                 applied = backend.to_rollback(migrations)[:count]
                 backend.rollback_migrations(applied)
-                return [migration.id for migration in applied]
+                rolled_back = [migration.id for migration in applied]
+                bookkeeping.execute(f"delete from {META_SCHEMA}.{install.RECORD_TABLE} where migration_id = any (%s)",
+                                    (rolled_back,))
+                return rolled_back
         finally:
             backend.connection.close()
 
 
 def status(dsn: str) -> list[MigrationState]:
-    with _migration_lock(dsn):
-        backend, migrations = _backend_and_migrations(dsn)
-        try:
-            applied = {migration.id for migration in migrations if backend.is_applied(migration)}
-            return [MigrationState(migration.id, migration.id in applied) for migration in migrations]
-        finally:
-            backend.connection.close()
+    """Every shipped migration (and any newer one the database has), applied or not, and how."""
+    with _migration_lock(dsn) as bookkeeping:
+        installed = install.detect(bookkeeping)
+    known = {migration.id: migration.version for migration in install.migrations()}
+    ids = sorted(set(known) | set(installed.applied))
+    return [MigrationState(migration_id, migration_id in installed.applied, known.get(migration_id),
+                           installed.applied.get(migration_id)) for migration_id in ids]

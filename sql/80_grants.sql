@@ -17,6 +17,9 @@ grant execute on function inventory.current_actor(), inventory.visible_location_
   inventory.is_allowed(text, bigint)
   to inventory_viewer;
 
+-- Which pyinv is installed: anyone who may use the API may ask.
+grant execute on function inventory_api.schema_version(), inventory.schema_version() to inventory_viewer;
+
 -- Readers (security_invoker views read the tables as the caller, under RLS).
 grant select on inventory.error_codes, inventory.items, inventory.locations, inventory.stock_levels,
                 inventory.reservations, inventory.ledger, inventory.returns, inventory.user_roles,

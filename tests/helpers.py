@@ -12,11 +12,14 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from pyinv import install
 from pyinv.resources import migrations_dir
 
 MIGRATIONS = sorted(path.name.removesuffix(".sql") for path in migrations_dir().glob("[0-9]*.sql")
                     if not path.name.endswith(".rollback.sql"))
 """Ids of the shipped migrations, in order."""
+VERSIONS = [migration.version for migration in install.migrations()]
+"""The release each of MIGRATIONS brings a database to."""
 
 
 def snapshot(db: psycopg.Connection[Any]) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from conftest import Run
-from helpers import MIGRATIONS
+from helpers import MIGRATIONS, VERSIONS
 
 from pyinv import Inventory
 from pyinv.cli import DURATION, cli, format_decimal, table
@@ -302,16 +302,20 @@ def test_an_unreachable_database_is_reported_without_traceback(run: Run) -> None
 
 def test_migrate_status_and_rollback(run: Run) -> None:
     latest = MIGRATIONS[-1]
-    applied = [[name, "yes"] for name in MIGRATIONS]
+    applied = [[name, version, "yes", "migrate"] for name, version in zip(MIGRATIONS, VERSIONS, strict=True)]
     assert cells(run("migrate", "--status").stdout) == applied
-    assert run_json(run, "migrate", "--status") == [{"id": name, "applied": True} for name in MIGRATIONS]
+    assert run_json(run, "migrate", "--status") == [
+        {"id": name, "applied": True, "version": version, "recorded_by": "migrate"}
+        for name, version in zip(MIGRATIONS, VERSIONS, strict=True)]
     assert run("migrate").stdout.strip() == "up to date"
     declined = run("migrate", "--rollback", input="n\n", exit_code=1)
     assert f"Roll back migration {latest}" in declined.stderr
     assert cells(run("migrate", "--status").stdout) == applied
     for name in MIGRATIONS[::-1]:
         assert run_json(run, "migrate", "--rollback", "--yes") == {"rolled_back": [name]}
-    assert run_json(run, "migrate", "--status") == [{"id": name, "applied": False} for name in MIGRATIONS]
+    assert run_json(run, "migrate", "--status") == [
+        {"id": name, "applied": False, "version": version, "recorded_by": None}
+        for name, version in zip(MIGRATIONS, VERSIONS, strict=True)]
     assert "run `pyinv migrate` first" in run("stock", exit_code=2).stderr
     assert run_json(run, "migrate") == {"applied": MIGRATIONS}
     assert run("verify").stdout.strip() == "books balance"
@@ -321,8 +325,10 @@ def test_sql_bundle_is_one_transaction() -> None:
     result = CliRunner().invoke(cli, ["sql", "bundle"])
     assert result.exit_code == 0
     out = result.stdout
-    assert out.startswith("begin;\n")
-    assert out.rstrip().endswith("commit;")
+    assert out.startswith("-- pyinv ")
+    statements = [line for line in out.splitlines() if line and not line.startswith("--")]
+    assert statements[0] == "begin;"
+    assert statements[-1] == "commit;"
     assert "create schema inventory " in out and "create schema inventory_api " in out
     assert out.index("-- 00_roles_schemas.sql") < out.index("-- 72_api_stock.sql") < out.index("-- 99_finish.sql")
 

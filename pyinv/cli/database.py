@@ -1,16 +1,17 @@
-"""The database itself: the embedded server (`db`), the migrations (`migrate`), the SQL bundle (`sql`)."""
+"""The database itself: the embedded server (`db`), the migrations (`migrate`), the SQL scripts (`sql`)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict
+from pathlib import Path
 
 import click
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from .. import migrate, resources, server
+from .. import install, migrate, server
 from .context import CliError, json_option, state
-from .output import MIGRATION_COLUMNS, format_cell, table, to_json
+from .output import format_cell, table, to_json
 
 # -- embedded server ----------------------------------------------------------------------------------
 
@@ -71,7 +72,10 @@ def db_url() -> None:
     click.echo(to_json({"url": url}) if state().json else url)
 
 
-# -- migrations and the SQL bundle ----------------------------------------------------------------------
+# -- migrations and the SQL scripts ---------------------------------------------------------------------
+
+MIGRATION_COLUMNS = ("id", "version", "applied", "recorded_by")
+MIGRATION_HEADERS = ("id", "version", "applied", "applied by")
 
 
 def describe_dsn(dsn: str) -> str:
@@ -95,12 +99,21 @@ def migrate_command(show_status: bool, rollback: bool, yes: bool) -> None:
     if show_status and rollback:
         raise click.UsageError("use either --status or --rollback")
     dsn = state().dsn()
+    try:
+        _migrate(dsn, show_status, rollback, yes)
+    except migrate.MigrationError as error:
+        raise CliError("SCHEMA_NOT_RECOGNISED", f"pyinv migrate cannot run on {describe_dsn(dsn)}: {error}",
+                       "See `pyinv migrate --status`; `pyinv sql upgrade --help` for installs by SQL script."
+                       ) from error
+
+
+def _migrate(dsn: str, show_status: bool, rollback: bool, yes: bool) -> None:
     if show_status:
         states = migrate.status(dsn)
         if state().json:
             click.echo(to_json([asdict(item) for item in states]))
         else:
-            click.echo(table([asdict(item) for item in states], MIGRATION_COLUMNS))
+            click.echo(table([asdict(item) for item in states], MIGRATION_COLUMNS, MIGRATION_HEADERS))
         return
     if rollback:
         applied = [item.id for item in migrate.status(dsn) if item.applied]
@@ -125,12 +138,66 @@ def migrate_command(show_status: bool, rollback: bool, yes: bool) -> None:
 
 @click.group("sql")
 def sql_group() -> None:
-    """The SQL schema, for databases you manage by hand."""
+    """SQL scripts for databases you manage by hand (psql, the Supabase SQL editor or CLI).
+
+    Each script runs in one transaction, records what it applied in inventory_meta (so `pyinv
+    migrate` recognises it), and is refused with SQLSTATE 55000, changing nothing, unless the
+    database is in the state it was written for."""
+
+
+def _version(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return install.resolve(value).version
+    except install.InstallError as error:
+        raise click.BadParameter(str(error)) from error
 
 
 @sql_group.command("bundle")
 def sql_bundle() -> None:
-    """Print the schema as one SQL transaction.
+    """Print the whole schema as one SQL transaction (a new install).
 
-    For databases where migrations cannot run, e.g. paste it into the Supabase SQL editor."""
-    click.echo("begin;\n\n" + resources.schema_sql().rstrip() + "\n\ncommit;")
+    For databases where migrations cannot run, e.g. `psql -v ON_ERROR_STOP=1 -f install.sql`
+    or the Supabase SQL editor. Run on a database that has pyinv already, it is refused and
+    names the upgrade to print instead."""
+    click.echo(install.bundle(), nl=False)
+
+
+@sql_group.command("upgrade")
+@click.option("--from", "from_version", required=True, metavar="VERSION",
+              help="The installed release (e.g. 0.2.0; `pyinv migrate --status` or"
+                   " `select * from inventory_api.schema_version()` shows it).")
+@click.option("--to", "to_version", metavar="VERSION", help="Stop at this release (default: the newest).")
+def sql_upgrade(from_version: str, to_version: str | None) -> None:
+    """Print the upgrade from release --from as one SQL transaction.
+
+    Example: pyinv sql upgrade --from 0.2.0 > upgrade.sql && psql -v ON_ERROR_STOP=1 -f upgrade.sql"""
+    start, end = _version(from_version), _version(to_version)
+    try:
+        click.echo(install.upgrade(start, end), nl=False)
+    except install.InstallError as error:
+        raise click.BadParameter(str(error), param_hint="--from/--to") from error
+
+
+@sql_group.command("migrations")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--from", "from_version", metavar="VERSION",
+              help="The installed release (default: after the newest pyinv file in DIRECTORY, else from nothing).")
+@json_option
+def sql_migrations(directory: Path, from_version: str | None) -> None:
+    """Write one SQL file per migration into DIRECTORY, for tools that apply files in name order.
+
+    Named <UTC timestamp>_pyinv_<migration>.sql, as the Supabase CLI expects
+    (e.g. pyinv sql migrations supabase/migrations, then supabase db push). Each file is one
+    transaction that records itself."""
+    try:
+        written = install.write_migration_files(directory, _version(from_version))
+    except install.InstallError as error:
+        raise click.BadParameter(str(error), param_hint="--from") from error
+    if state().json:
+        click.echo(to_json({"written": [str(path) for path in written]}))
+    elif written:
+        click.echo("\n".join(f"wrote {path}" for path in written))
+    else:
+        click.echo(f"up to date: {directory} has every pyinv migration")
