@@ -1,14 +1,17 @@
 """pyinv: a PostgreSQL-native inventory engine. The rules live in SQL; this package applies the
 migrations, calls the functions, runs maintenance and offers the ``pyinv`` command."""
 
-from .client import Inventory
+from .client import AsyncInventory, Inventory
 from .errors import (
     AdjustmentNotFound,
     AlertNotFound,
     AlreadyExists,
     AppendOnly,
     Busy,
+    ConfigurationError,
     Conflict,
+    ConnectionFailed,
+    DatabaseError,
     IdempotencyConflict,
     InsufficientStock,
     InvalidArgument,
@@ -26,7 +29,10 @@ from .errors import (
     ReservationExpired,
     Retryable,
     SelfApprovalForbidden,
+    VersionConflict,
 )
+from .retry import RetryPolicy
+from .server import resolve_dsn
 
 __version__ = "0.2.0"
 
@@ -35,8 +41,12 @@ __all__ = [
     "AlertNotFound",
     "AlreadyExists",
     "AppendOnly",
+    "AsyncInventory",
     "Busy",
+    "ConfigurationError",
     "Conflict",
+    "ConnectionFailed",
+    "DatabaseError",
     "IdempotencyConflict",
     "InsufficientStock",
     "InvalidArgument",
@@ -53,7 +63,10 @@ __all__ = [
     "ProductUnavailable",
     "QuantityMismatch",
     "ReservationExpired",
+    "RetryPolicy",
     "Retryable",
     "SelfApprovalForbidden",
+    "VersionConflict",
     "__version__",
+    "resolve_dsn",
 ]
