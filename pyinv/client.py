@@ -58,6 +58,7 @@ from .models import (
     ReservationChange,
     ReservationRow,
     ReturnRow,
+    SchemaVersion,
     StockCheck,
     StockCount,
     StockLevel,
@@ -510,6 +511,11 @@ class _Api:
     def error_codes(self, limit: int | None = None, offset: int = 0) -> _Call[list[ErrorCode]]:
         """The error catalogue: every code pyinv raises, its SQLSTATE and meaning."""
         return _view("error_codes", ErrorCode, ("code",), limit=limit, offset=offset)
+
+    @_operation
+    def schema_version(self) -> _Call[SchemaVersion]:
+        """The installed schema's release and last migration (compare with pyinv.__version__)."""
+        return _one("schema_version", SchemaVersion, {}, idempotent=True)
 
     # -- stock control: adjustments, counts, transfers, policies, alerts, bulk import ----------------------
 

@@ -425,6 +425,14 @@ class AuditEntry(Row):
 
 
 @dataclass(frozen=True)
+class SchemaVersion(Row):
+    """The installed pyinv schema: its release (e.g. 0.3.0) and the last migration applied."""
+
+    version: str
+    migration: str
+
+
+@dataclass(frozen=True)
 class ErrorCode(Row):
     """An entry of the error catalogue: the HINT token, its SQLSTATE and what it means."""
 
