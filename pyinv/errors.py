@@ -258,10 +258,14 @@ def translate(error: psycopg.Error) -> InventoryError:
 
 
 def translate_connect(error: psycopg.Error) -> InventoryError:
-    """An error raised while connecting: always ConnectionFailed (refused, timed out, login refused,
-    no such database), keeping the server's SQLSTATE when there is one."""
+    """An error raised while connecting: ConnectionFailed (refused, timed out, login refused, no such
+    database), keeping the server's SQLSTATE when there is one; ConfigurationError for a DSN that
+    libpq cannot parse."""
     message = str(error).strip() or type(error).__name__
     first_line = message.splitlines()[0]
+    if not isinstance(error, psycopg.OperationalError):
+        return ConfigurationError(f"cannot use the DSN: {first_line} (give a libpq DSN: "
+                                  "postgresql://user@host:5432/dbname or 'host=... dbname=...')")
     return ConnectionFailed(f"cannot connect to the database: {first_line}",
                             detail={"detail": message} if message != first_line else {}, sqlstate=error.sqlstate)
 

@@ -214,3 +214,9 @@ def test_prepared_statements_can_be_switched_off(clean_env: pytest.MonkeyPatch, 
 
 def test_the_package_is_typed() -> None:
     assert (Path(pyinv.__file__).parent / "py.typed").is_file()
+
+
+def test_a_dsn_libpq_cannot_parse_is_a_configuration_error(clean_env) -> None:
+    with pytest.raises(ConfigurationError) as refused:
+        Inventory.connect("host")
+    assert "DSN" in refused.value.message
