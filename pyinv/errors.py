@@ -144,8 +144,9 @@ class ConnectionFailed(DatabaseError):
 
     @property
     def retryable(self) -> bool:
-        # A refused login or a missing database does not heal by itself.
-        return not (self.actual_sqlstate.startswith("28") or self.actual_sqlstate == "3D000")
+        # libpq reports a failed connection attempt without a SQLSTATE, so a refused login cannot be
+        # told from a server that is down: a connection failure is always worth another try.
+        return True
 
 
 class ConfigurationError(InventoryError, ValueError):

@@ -64,6 +64,14 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def _socket_owner(host: str) -> str:
+    if host.startswith("/") and os.path.isdir(host):
+        owner = pwd.getpwuid(os.stat(host).st_uid).pw_name
+        if owner != "root":
+            return owner
+    return "postgres"
+
+
 def _wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
@@ -91,10 +99,11 @@ def bouncer(postgresql_template: Any) -> Iterator[Bouncer]:
     with psycopg.connect(maintenance, autocommit=True) as connection:
         connection.execute(f'drop database if exists "{SINGLE}" with (force)')
         connection.execute(f'create database "{SINGLE}" template "{postgresql_template.template_dbname}"')
-    # PgBouncer refuses to run as root: it then drops to the postgres OS user (-u), who must be
-    # able to read its files and write its log.
+    # PgBouncer refuses to run as root: it then drops (-u) to the OS user that owns the server's
+    # socket directory (the only one besides root who may enter it), else postgres; that user must
+    # be able to read its files and write its log.
     directory = Path(tempfile.mkdtemp(prefix="pyinv-pgbouncer-"))
-    run_as = ["-u", "postgres"] if os.geteuid() == 0 else []
+    run_as = ["-u", _socket_owner(str(SERVER["host"]))] if os.geteuid() == 0 else []
     port = _free_port()
     backend = f"host={SERVER['host']} port={SERVER['port']}"
     (directory / "pgbouncer.ini").write_text(f"""\
@@ -121,7 +130,7 @@ pidfile = {directory / "pgbouncer.pid"}
     users = {SERVER["user"]: SERVER["password"] or "", "pyinv_clerk": "pyinv-test"}
     (directory / "userlist.txt").write_text("".join(f'"{user}" "{password}"\n' for user, password in users.items()))
     if run_as:
-        account = pwd.getpwnam("postgres")
+        account = pwd.getpwnam(run_as[1])
         for path in (directory, *directory.iterdir()):
             os.chown(path, account.pw_uid, account.pw_gid)
     log = directory / "pgbouncer.log"
