@@ -200,14 +200,12 @@ class Busy(Retryable):
 
 CATALOGUE[Busy.code] = Busy
 
-# -- optimistic locking (issue 11) ---------------------------------------------------------------------------
-
 
 class VersionConflict(Conflict):
-    """The row changed since the version the caller read (expected_version)."""
+    """The object changed since the version passed as expected_version (VERSION_CONFLICT, PT409)."""
 
     code = "VERSION_CONFLICT"
-    advice = "Someone changed it since you read it: read it again, check the change, and retry with its new version."
+    advice = "Someone changed it since you read it: re-read it (DETAIL has the current version) and decide again."
 
 
 CATALOGUE[VersionConflict.code] = VersionConflict

@@ -93,7 +93,7 @@ class Reservation(Row):
     expires_at: datetime | None
     created_by: str
     created_at: datetime
-    reference_type: str
+    reference_type: str | None  # None only in results replayed from keys stored before 0.3.0
     notes: str | None
 
 
