@@ -140,7 +140,8 @@ class ConnectionFailed(DatabaseError):
 
     code = "CONNECTION_FAILED"
     advice = ("Check that the database server runs and is reachable (the DSN comes from --dsn, "
-              "PYINV_DATABASE_URL, DATABASE_URL or the PG* variables), then retry.")
+              "PYINV_DATABASE_URL, DATABASE_URL or the PG* variables), or start the embedded server "
+              "with `pyinv db start`; then retry.")
 
     @property
     def retryable(self) -> bool:
@@ -155,6 +156,13 @@ class ConfigurationError(InventoryError, ValueError):
 
     code = "INVALID_CONFIGURATION"
     advice = "Fix the setting named in the message and try again."
+
+
+class InvalidDsn(ConfigurationError):
+    """A DSN libpq cannot parse."""
+
+    code = "INVALID_DSN"
+    advice = "Give a libpq DSN: postgresql://user@host:5432/dbname or 'host=... dbname=...'."
 
 
 CATALOGUE: dict[str, type[InventoryError]] = {
@@ -258,13 +266,12 @@ def translate(error: psycopg.Error) -> InventoryError:
 
 def translate_connect(error: psycopg.Error) -> InventoryError:
     """An error raised while connecting: ConnectionFailed (refused, timed out, login refused, no such
-    database), keeping the server's SQLSTATE when there is one; ConfigurationError for a DSN that
-    libpq cannot parse."""
+    database), keeping the server's SQLSTATE when there is one; InvalidDsn for a DSN that libpq
+    cannot parse."""
     message = str(error).strip() or type(error).__name__
     first_line = message.splitlines()[0]
     if not isinstance(error, psycopg.OperationalError):
-        return ConfigurationError(f"cannot use the DSN: {first_line} (give a libpq DSN: "
-                                  "postgresql://user@host:5432/dbname or 'host=... dbname=...')")
+        return InvalidDsn(f"cannot use the DSN: {first_line}")
     return ConnectionFailed(f"cannot connect to the database: {first_line}",
                             detail={"detail": message} if message != first_line else {}, sqlstate=error.sqlstate)
 

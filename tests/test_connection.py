@@ -217,6 +217,6 @@ def test_the_package_is_typed() -> None:
 
 
 def test_a_dsn_libpq_cannot_parse_is_a_configuration_error(clean_env) -> None:
-    with pytest.raises(ConfigurationError) as refused:
+    with pytest.raises(pyinv.InvalidDsn) as refused:
         Inventory.connect("host")
-    assert "DSN" in refused.value.message
+    assert "DSN" in refused.value.message and isinstance(refused.value, ConfigurationError)
