@@ -34,7 +34,7 @@ from pyinv import AsyncInventory, Inventory
 from pyinv.cli import cli
 from pyinv.connection import connect_kwargs
 
-SINGLE = "pyinv_bouncer_single"
+SINGLE = f"pyinv_bouncer_single_{os.getpid()}"
 """A database reached through an alias whose pool has one server connection: every client's
 transactions run on that same server connection, one after the other."""
 
