@@ -777,6 +777,14 @@ class Inventory(_Api):
         method.__signature__ = operation.__signature__  # type: ignore[attr-defined]
         return method
 
+    def _can_reconnect(self) -> bool:
+        """A pool gives a working connection; a connection this client opened is reopened when it
+        broke (never when it was closed on purpose); a connection it was given is never replaced."""
+        if self._pool is not None:
+            return True
+        return self._reconnect is not None and self._connection is not None and (
+            self._connection.broken or not self._connection.closed)
+
     @contextmanager
     def _borrow(self) -> Iterator[psycopg.Connection[Any]]:
         if self._pool is not None:
@@ -806,8 +814,7 @@ class Inventory(_Api):
                 return call.shape(rows)
             except InventoryError as error:
                 delay = None if joined or self.retry is None else self.retry.next_delay(
-                    error, attempt, idempotent=call.idempotent,
-                    can_reconnect=self._pool is not None or self._reconnect is not None)
+                    error, attempt, idempotent=call.idempotent, can_reconnect=self._can_reconnect())
                 if delay is None:
                     raise
                 _log.info("retrying after %s (attempt %d) in %.3fs", error.actual_sqlstate or error.code, attempt,
@@ -906,6 +913,14 @@ class AsyncInventory(_Api):
         method.__signature__ = operation.__signature__  # type: ignore[attr-defined]
         return method
 
+    def _can_reconnect(self) -> bool:
+        """A pool gives a working connection; a connection this client opened is reopened when it
+        broke (never when it was closed on purpose); a connection it was given is never replaced."""
+        if self._pool is not None:
+            return True
+        return self._reconnect is not None and self._connection is not None and (
+            self._connection.broken or not self._connection.closed)
+
     @asynccontextmanager
     async def _borrow(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         if self._pool is not None:
@@ -936,8 +951,7 @@ class AsyncInventory(_Api):
                 return call.shape(rows)
             except InventoryError as error:
                 delay = None if joined or self.retry is None else self.retry.next_delay(
-                    error, attempt, idempotent=call.idempotent,
-                    can_reconnect=self._pool is not None or self._reconnect is not None)
+                    error, attempt, idempotent=call.idempotent, can_reconnect=self._can_reconnect())
                 if delay is None:
                     raise
                 _log.info("retrying after %s (attempt %d) in %.3fs", error.actual_sqlstate or error.code, attempt,

@@ -162,6 +162,15 @@ def test_a_client_does_not_reopen_a_connection_it_was_given(connect, db, catalog
     assert retries == []
 
 
+def test_a_client_closed_on_purpose_stays_closed(dsn: str, catalogue: Inventory) -> None:
+    retries: Retries = []
+    client = Inventory.connect(dsn, retry=recording(retries))
+    client.close()
+    with pytest.raises(ConnectionFailed):
+        client.stock_levels()
+    assert retries == [] and client.connection.closed
+
+
 def test_retry_none_never_retries(db, connect, catalogue: Inventory, repeatable_read) -> None:
     client = Inventory(repeatable_read, retry=None)
     error = serialization_failure(db, connect, client, lambda: client.receive_stock("A1", 2, idempotency_key="k-1"))
