@@ -1,17 +1,21 @@
 """pyinv: a PostgreSQL-native inventory engine. The rules live in SQL; this package applies the
 migrations, calls the functions, runs maintenance and offers the ``pyinv`` command."""
 
-from .client import Inventory
+from .client import AsyncInventory, Inventory
 from .errors import (
     AdjustmentNotFound,
     AlertNotFound,
     AlreadyExists,
     AppendOnly,
     Busy,
+    ConfigurationError,
     Conflict,
+    ConnectionFailed,
+    DatabaseError,
     IdempotencyConflict,
     InsufficientStock,
     InvalidArgument,
+    InvalidDsn,
     InvalidInput,
     InvalidQuantity,
     InvalidState,
@@ -26,7 +30,10 @@ from .errors import (
     ReservationExpired,
     Retryable,
     SelfApprovalForbidden,
+    VersionConflict,
 )
+from .retry import RetryPolicy
+from .server import resolve_dsn
 
 __version__ = "0.2.0"
 
@@ -35,11 +42,16 @@ __all__ = [
     "AlertNotFound",
     "AlreadyExists",
     "AppendOnly",
+    "AsyncInventory",
     "Busy",
+    "ConfigurationError",
     "Conflict",
+    "ConnectionFailed",
+    "DatabaseError",
     "IdempotencyConflict",
     "InsufficientStock",
     "InvalidArgument",
+    "InvalidDsn",
     "InvalidInput",
     "InvalidQuantity",
     "InvalidState",
@@ -53,7 +65,10 @@ __all__ = [
     "ProductUnavailable",
     "QuantityMismatch",
     "ReservationExpired",
+    "RetryPolicy",
     "Retryable",
     "SelfApprovalForbidden",
+    "VersionConflict",
     "__version__",
+    "resolve_dsn",
 ]

@@ -26,12 +26,13 @@ class InventoryError(Exception):
                  hint: str | None = None) -> None:
         super().__init__(message)
         self.message = message
-        self.detail = detail or {}
+        self.detail: dict[str, Any] = detail or {}
         self.actual_sqlstate = sqlstate or self.sqlstate
         self.hint = hint or self.code
 
     @property
     def retryable(self) -> bool:
+        """Whether the same call may succeed if tried again later (see RetryPolicy)."""
         return False
 
 
@@ -132,6 +133,38 @@ class DatabaseError(InventoryError):
     advice = "This is not a pyinv business error; the message says what the database refused."
 
 
+class ConnectionFailed(DatabaseError):
+    """The database could not be reached, did not answer within connect_timeout, or the connection
+    broke during a call (then whether the call took effect is unknown, unless it was read-only or
+    carried an idempotency key: retry it with the same key)."""
+
+    code = "CONNECTION_FAILED"
+    advice = ("Check that the database server runs and is reachable (the DSN comes from --dsn, "
+              "PYINV_DATABASE_URL, DATABASE_URL or the PG* variables), or start the embedded server "
+              "with `pyinv db start`; then retry.")
+
+    @property
+    def retryable(self) -> bool:
+        # libpq reports a failed connection attempt without a SQLSTATE, so a refused login cannot be
+        # told from a server that is down: a connection failure is always worth another try.
+        return True
+
+
+class ConfigurationError(InventoryError, ValueError):
+    """A setting pyinv reads (an argument or environment variable such as PYINV_PREPARED_STATEMENTS
+    or PYINV_CONNECT_TIMEOUT) has a value it cannot use. Raised before anything is sent."""
+
+    code = "INVALID_CONFIGURATION"
+    advice = "Fix the setting named in the message and try again."
+
+
+class InvalidDsn(ConfigurationError):
+    """A DSN libpq cannot parse."""
+
+    code = "INVALID_DSN"
+    advice = "Give a libpq DSN: postgresql://user@host:5432/dbname or 'host=... dbname=...'."
+
+
 CATALOGUE: dict[str, type[InventoryError]] = {
     cls.code: cls
     for cls in (ProductNotFound, LocationNotFound, NoReservation, InsufficientStock, ProductUnavailable,
@@ -186,6 +219,22 @@ class VersionConflict(Conflict):
 CATALOGUE[VersionConflict.code] = VersionConflict
 
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01", "55P03", "57014"})
+"""Errors after which the transaction was rolled back and the same call may succeed later."""
+
+AUTOMATIC_RETRY_SQLSTATES = frozenset({"40001", "40P01", "55P03"})
+"""The retryable errors the client retries by itself (serialization failure, deadlock, lock not
+available); a statement timeout or cancel (57014) is left to the caller."""
+
+# Connection-level failures: the connection is gone (or never came up).
+_CONNECTION_SQLSTATES = frozenset({"57P01", "57P02", "57P03"})
+
+
+def is_connection_failure(error: psycopg.Error) -> bool:
+    """Whether a psycopg error means the connection failed or broke (not that a statement failed)."""
+    if not isinstance(error, psycopg.OperationalError):
+        return False
+    sqlstate = error.sqlstate or ""
+    return not sqlstate or sqlstate.startswith("08") or sqlstate in _CONNECTION_SQLSTATES
 
 
 def translate(error: psycopg.Error) -> InventoryError:
@@ -202,6 +251,9 @@ def translate(error: psycopg.Error) -> InventoryError:
             detail = {"detail": diag.message_detail}
     if diag.constraint_name:
         detail.setdefault("constraint", diag.constraint_name)
+    if is_connection_failure(error):
+        return ConnectionFailed(message.strip().splitlines()[0] if message.strip() else type(error).__name__,
+                                detail=detail, sqlstate=sqlstate, hint=hint or None)
     cls = CATALOGUE.get(hint)
     if cls is not None and cls.sqlstate == sqlstate:
         return cls(message, detail=detail, sqlstate=sqlstate, hint=hint)
@@ -212,6 +264,18 @@ def translate(error: psycopg.Error) -> InventoryError:
     return DatabaseError(message, detail=detail, sqlstate=sqlstate, hint=hint or None)
 
 
+def translate_connect(error: psycopg.Error) -> InventoryError:
+    """An error raised while connecting: ConnectionFailed (refused, timed out, login refused, no such
+    database), keeping the server's SQLSTATE when there is one; InvalidDsn for a DSN that libpq
+    cannot parse."""
+    message = str(error).strip() or type(error).__name__
+    first_line = message.splitlines()[0]
+    if not isinstance(error, psycopg.OperationalError):
+        return InvalidDsn(f"cannot use the DSN: {first_line}")
+    return ConnectionFailed(f"cannot connect to the database: {first_line}",
+                            detail={"detail": message} if message != first_line else {}, sqlstate=error.sqlstate)
+
+
 @contextmanager
 def translated() -> Iterator[None]:
     """Re-raise psycopg errors as pyinv exceptions (the original stays as __cause__)."""
@@ -219,3 +283,12 @@ def translated() -> Iterator[None]:
         yield
     except psycopg.Error as error:
         raise translate(error) from error
+
+
+@contextmanager
+def translated_connect() -> Iterator[None]:
+    """Re-raise errors of opening a connection as ConnectionFailed (the original stays as __cause__)."""
+    try:
+        yield
+    except psycopg.Error as error:
+        raise translate_connect(error) from error

