@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -22,6 +22,7 @@ from psycopg.types.json import Jsonb
 
 from .errors import translated
 from .models import (
+    AuditEntry,
     ChainBreak,
     InvariantViolation,
     Item,
@@ -31,10 +32,13 @@ from .models import (
     Reservation,
     ReservationChange,
     ReservationRow,
+    ReturnRow,
     StockCheck,
     StockLevel,
     StockReturn,
     StockRow,
+    UserRole,
+    UserRoleRow,
 )
 
 T = TypeVar("T")
@@ -55,8 +59,15 @@ class Inventory:
         self.connection = connection
 
     @classmethod
-    def connect(cls, dsn: str, **kwargs: Any) -> Inventory:
+    def connect(cls, dsn: str, *, prepared_statements: bool = True, connect_timeout: int | None = None,
+                **kwargs: Any) -> Inventory:
+        """Connect to `dsn`. prepared_statements=False for transaction-mode poolers (PgBouncer,
+        Supavisor); connect_timeout in seconds (libpq's)."""
         kwargs.setdefault("autocommit", True)
+        if not prepared_statements:
+            kwargs["prepare_threshold"] = None
+        if connect_timeout is not None:
+            kwargs["connect_timeout"] = connect_timeout
         return cls(psycopg.connect(dsn, **kwargs))
 
     def close(self) -> None:
@@ -105,22 +116,38 @@ class Inventory:
             return row[0] if row else None
 
     def _view(self, view: str, row_type: type[T], order_by: Sequence[str], limit: int | None = None,
-              **filters: Any) -> list[T]:
-        """Rows of an inventory_api view, filtered by equality, ordered by `order_by`; with `limit`,
-        the last `limit` rows in that order (the most recent ones)."""
+              offset: int | None = None, latest: bool = False,
+              conditions: Sequence[tuple[str, str, Any]] = (), **filters: Any) -> list[T]:
+        """Rows of an inventory_api view, filtered by equality (None: no filter) and by `conditions`
+        (column, operator, value) with operator one of >=, <, <>, "is null", "is not null", ordered by
+        `order_by`. `limit` / `offset` page through them in that order; with latest=True from the end
+        (the most recent rows: offset skips the newest), still returned in that order."""
         present = {name: value for name, value in filters.items() if value is not None}
+        clauses = [sql.SQL("{} = {}").format(sql.Identifier(name), sql.Placeholder(name)) for name in present]
+        for number, (column, operator, value) in enumerate(conditions):
+            if operator in ("is null", "is not null"):
+                clauses.append(sql.SQL("{} " + operator).format(sql.Identifier(column)))
+            elif operator in (">=", "<", "<>"):
+                present[f"_c{number}"] = value
+                clauses.append(sql.SQL("{} " + operator + " {}").format(sql.Identifier(column),
+                                                                       sql.Placeholder(f"_c{number}")))
+            else:
+                raise ValueError(f"unsupported operator {operator!r}")
         query = sql.SQL("select * from inventory_api.{}").format(sql.Identifier(view))
-        if present:
-            query += sql.SQL(" where ") + sql.SQL(" and ").join(
-                sql.SQL("{} = {}").format(sql.Identifier(name), sql.Placeholder(name)) for name in present
-            )
+        if clauses:
+            query += sql.SQL(" where ") + sql.SQL(" and ").join(clauses)
         ascending = sql.SQL(", ").join(sql.Identifier(column) for column in order_by)
+        page = sql.SQL("")
         if limit is not None:
+            page += sql.SQL(" limit {}").format(sql.Literal(limit))
+        if offset:
+            page += sql.SQL(" offset {}").format(sql.Literal(offset))
+        if latest and (limit is not None or offset):
             descending = sql.SQL(", ").join(sql.SQL("{} desc").format(sql.Identifier(column)) for column in order_by)
-            query = sql.SQL("select * from ({} order by {} limit {}) latest order by {}").format(
-                query, descending, sql.Literal(limit), ascending)
+            query = sql.SQL("select * from ({} order by {}{}) latest order by {}").format(
+                query, descending, page, ascending)
         else:
-            query += sql.SQL(" order by ") + ascending
+            query += sql.SQL(" order by ") + ascending + page
         with self._transaction(), self.connection.cursor(row_factory=class_row(row_type)) as cursor:
             cursor.execute(query, present)
             return cursor.fetchall()
@@ -147,20 +174,24 @@ class Inventory:
                               idempotency_key=idempotency_key)
 
     def reserve_stock(self, sku: str, quantity: Number, order_ref: str, location: str = "main",
-                      expires_in: timedelta | None = None, idempotency_key: str | None = None) -> Reservation:
+                      expires_in: timedelta | None = None, idempotency_key: str | None = None,
+                      reference_type: str | None = None, notes: str | None = None) -> Reservation:
+        """Hold stock for an order; reference_type (order, work_order, transfer, production, sample,
+        other; default order) and notes are stored with the hold."""
         return self._call_one("reserve_stock", Reservation, sku=sku, quantity=_quantity(quantity),
                               order_ref=order_ref, location=location, expires_in=expires_in,
-                              idempotency_key=idempotency_key)
+                              idempotency_key=idempotency_key, **_given(reference_type=reference_type, notes=notes))
 
     def reserve_order(self, order_ref: str, lines: Sequence[dict[str, Any]], expires_in: timedelta | None = None,
-                      idempotency_key: str | None = None) -> list[Reservation]:
+                      idempotency_key: str | None = None, reference_type: str | None = None,
+                      notes: str | None = None) -> list[Reservation]:
         payload = [
             {**line, "quantity": _quantity(line["quantity"])} if "quantity" in line else dict(line)
             for line in lines
         ]
         return self._call("reserve_order", Reservation, order_ref=order_ref,
                           lines=Jsonb(payload, dumps=exact_json), expires_in=expires_in,
-                          idempotency_key=idempotency_key)
+                          idempotency_key=idempotency_key, **_given(reference_type=reference_type, notes=notes))
 
     def fulfill_order(self, order_ref: str, sku: str | None = None, quantity: Number | None = None,
                       idempotency_key: str | None = None) -> list[ReservationChange]:
@@ -208,23 +239,29 @@ class Inventory:
 
     # -- readers --------------------------------------------------------------------------------------
 
-    def stock_levels(self, sku: str | None = None, location: str | None = None) -> list[StockRow]:
-        return self._view("stock_levels", StockRow, ("sku", "location"), sku=sku, location=location)
+    def stock_levels(self, sku: str | None = None, location: str | None = None, limit: int | None = None,
+                     offset: int | None = None) -> list[StockRow]:
+        return self._view("stock_levels", StockRow, ("sku", "location"), limit=limit, offset=offset, sku=sku,
+                          location=location)
 
-    def items(self) -> list[Item]:
-        return self._view("items", Item, ("sku",))
+    def items(self, include_deleted: bool = False, limit: int | None = None, offset: int | None = None) -> list[Item]:
+        """The catalogue by SKU; soft-deleted items only with include_deleted."""
+        conditions = () if include_deleted else (("deleted_at", "is null", None),)
+        return self._view("items", Item, ("sku",), limit=limit, offset=offset, conditions=conditions)
 
-    def locations(self) -> list[Location]:
-        return self._view("locations", Location, ("code",))
+    def locations(self, limit: int | None = None, offset: int | None = None) -> list[Location]:
+        return self._view("locations", Location, ("code",), limit=limit, offset=offset)
 
-    def reservations(self, order_ref: str | None = None, status: str | None = None) -> list[ReservationRow]:
-        return self._view("reservations", ReservationRow, ("reservation_id",), order_ref=order_ref,
-                          status=status)
+    def reservations(self, order_ref: str | None = None, status: str | None = None, limit: int | None = None,
+                     offset: int | None = None) -> list[ReservationRow]:
+        return self._view("reservations", ReservationRow, ("reservation_id",), limit=limit, offset=offset,
+                          order_ref=order_ref, status=status)
 
     def movements(self, sku: str | None = None, reference: str | None = None,
-                  limit: int | None = None) -> list[Movement]:
-        return self._view("stock_movements", Movement, ("movement_id",), limit=limit, sku=sku,
-                          reference=reference)
+                  limit: int | None = None, offset: int | None = None) -> list[Movement]:
+        """The latest `limit` movements (offset skips the newest), oldest first."""
+        return self._view("stock_movements", Movement, ("movement_id",), limit=limit, offset=offset, latest=True,
+                          sku=sku, reference=reference)
 
     # -- stock control: adjustments, counts, transfers, policies, alerts, bulk import ------------------
 
@@ -254,11 +291,11 @@ class Inventory:
                               note=note)
 
     def adjustments(self, status: str | None = None, sku: str | None = None, location: str | None = None,
-                    limit: int | None = None) -> list[Any]:
+                    limit: int | None = None, offset: int | None = None) -> list[Any]:
         from .models import Adjustment
 
-        return self._view("adjustments", Adjustment, ("adjustment_id",), limit=limit, status=status, sku=sku,
-                          location=location)
+        return self._view("adjustments", Adjustment, ("adjustment_id",), limit=limit, offset=offset, latest=True,
+                          status=status, sku=sku, location=location)
 
     def record_count(self, sku: str, counted_quantity: Number, location: str = "main") -> Any:
         from .models import StockCount
@@ -284,16 +321,22 @@ class Inventory:
                               reorder_quantity=_quantity(reorder_quantity),
                               max_stock_level=_quantity(max_stock_level), lead_time_days=lead_time_days)
 
-    def stock_policies(self, sku: str | None = None, location: str | None = None) -> list[Any]:
+    def stock_policies(self, sku: str | None = None, location: str | None = None, limit: int | None = None,
+                       offset: int | None = None) -> list[Any]:
         from .models import StockPolicy
 
-        return self._view("stock_policies", StockPolicy, ("sku", "location"), sku=sku, location=location)
+        return self._view("stock_policies", StockPolicy, ("sku", "location"), limit=limit, offset=offset, sku=sku,
+                          location=location)
 
     def reorder_alerts(self, status: str | None = None, sku: str | None = None,
-                       location: str | None = None) -> list[Any]:
+                       location: str | None = None, limit: int | None = None, offset: int | None = None,
+                       open_only: bool = False) -> list[Any]:
+        """Reorder alerts by id; open_only: OPEN and ACKNOWLEDGED ones."""
         from .models import ReorderAlert
 
-        return self._view("reorder_alerts", ReorderAlert, ("alert_id",), status=status, sku=sku, location=location)
+        conditions = (("closed_at", "is null", None),) if open_only else ()
+        return self._view("reorder_alerts", ReorderAlert, ("alert_id",), limit=limit, offset=offset,
+                          conditions=conditions, status=status, sku=sku, location=location)
 
     def update_reorder_alert(self, alert_id: int, status: str, note: str | None = None) -> Any:
         from .models import ReorderAlert
@@ -306,11 +349,14 @@ class Inventory:
         return self._call_one("check_reorder_points", ReorderCheck)
 
     def reorder_recommendations(self, sku: str | None = None, location: str | None = None,
-                                status: str | None = None) -> list[Any]:
+                                status: str | None = None, limit: int | None = None, offset: int | None = None,
+                                actionable: bool = False) -> list[Any]:
+        """Levels with a stock policy and what to order; actionable: only CRITICAL and REORDER ones."""
         from .models import ReorderRecommendation
 
-        return self._view("reorder_recommendations", ReorderRecommendation, ("sku", "location"), sku=sku,
-                          location=location, status=status)
+        conditions = (("status", "<>", "NORMAL"),) if actionable else ()
+        return self._view("reorder_recommendations", ReorderRecommendation, ("sku", "location"), limit=limit,
+                          offset=offset, conditions=conditions, sku=sku, location=location, status=status)
 
     def import_batch(self, kind: str, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         """One batch (at most 10000 rows) of `kind` items or policies: one call, one transaction."""
@@ -366,6 +412,66 @@ class Inventory:
                 flush()
         return ImportReport(kind=kind, received=received, applied=applied, unchanged=unchanged, batches=batches,
                             seconds=round(time.perf_counter() - started, 3), rejected=tuple(rejected))
+
+    # added by the CLI branch: the catalogue's updates, user grants, the audit log, returns, counts
+
+    def update_item(self, sku: str, name: str | None = None, unit_of_measure: str | None = None,
+                    unit_cost: Number | None = None, expected_version: int | None = None) -> Item:
+        """Change an item's attributes (None: unchanged); with expected_version, refused with
+        VersionConflict when the item changed since that version (admins)."""
+        return self._call_one("update_item", Item, sku=sku, name=name, unit_of_measure=unit_of_measure,
+                              unit_cost=_quantity(unit_cost), expected_version=expected_version)
+
+    def delete_item(self, sku: str, expected_version: int | None = None) -> Item:
+        """Soft-delete an item (refused with InvalidState while stock is on hand or held; admins)."""
+        return self._call_one("delete_item", Item, sku=sku, expected_version=expected_version)
+
+    def restore_item(self, sku: str) -> Item:
+        """Undo a soft delete (admins)."""
+        return self._call_one("restore_item", Item, sku=sku)
+
+    def grant_user_role(self, user_id: str, role: str, location: str | None = None) -> UserRole:
+        """Give a user (JWT sub or login name) a business role, at one location or (None) everywhere."""
+        return self._call_one("grant_user_role", UserRole, user_id=user_id, role=role, location=location)
+
+    def revoke_user_role(self, user_id: str, role: str, location: str | None = None) -> int:
+        """Take a business role away; the number of grants removed."""
+        return int(self._scalar("revoke_user_role", user_id=user_id, role=role, location=location))
+
+    def user_roles(self, user_id: str | None = None, role: str | None = None, limit: int | None = None,
+                   offset: int | None = None) -> list[UserRoleRow]:
+        """Grants of business roles (admins see all, others their own)."""
+        return self._view("user_roles", UserRoleRow, ("user_id", "role", "user_role_id"), limit=limit,
+                          offset=offset, user_id=user_id, role=role)
+
+    def audit_log(self, table: str | None = None, actor: str | None = None, since: datetime | None = None,
+                  until: datetime | None = None, limit: int | None = None,
+                  offset: int | None = None) -> list[AuditEntry]:
+        """The latest audit rows (admins; others see none), oldest first: filtered by table name, actor,
+        and created_at in [since, until)."""
+        conditions = [(column, operator, value) for column, operator, value in
+                      (("created_at", ">=", since), ("created_at", "<", until)) if value is not None]
+        return self._view("audit_log", AuditEntry, ("audit_id",), limit=limit, offset=offset, latest=True,
+                          conditions=conditions, table_name=table, actor=actor)
+
+    def returns(self, order_ref: str | None = None, sku: str | None = None, location: str | None = None,
+                limit: int | None = None, offset: int | None = None) -> list[ReturnRow]:
+        """Customer returns, the latest first page oldest first."""
+        return self._view("returns", ReturnRow, ("return_id",), limit=limit, offset=offset, latest=True,
+                          order_ref=order_ref, sku=sku, location=location)
+
+    def cycle_counts(self, sku: str | None = None, location: str | None = None, limit: int | None = None,
+                     offset: int | None = None) -> list[Any]:
+        """Physical counts and the adjustment each produced, the latest page oldest first."""
+        from .models import StockCount
+
+        return self._view("cycle_counts", StockCount, ("count_id",), limit=limit, offset=offset, latest=True,
+                          sku=sku, location=location)
+
+
+def _given(**arguments: Any) -> dict[str, Any]:
+    """The optional arguments that were given: the rest keep the SQL function's defaults."""
+    return {name: value for name, value in arguments.items() if value is not None}
 
 
 def _jsonb(value: Any) -> Jsonb | None:

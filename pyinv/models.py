@@ -301,3 +301,55 @@ class ImportReport(Row):
     batches: int = 0
     seconds: float = 0.0
     rejected: tuple[dict[str, Any], ...] = ()
+
+
+# -- added by the CLI branch: user grants, the audit log, the returns view ------------------------------
+
+
+@dataclass(frozen=True)
+class UserRole(Row):
+    """A business role held by a user (result of grant_user_role)."""
+
+    user_id: str
+    role: str
+    location: str | None
+    granted_by: str
+    granted_at: datetime
+
+
+@dataclass(frozen=True)
+class UserRoleRow(Row):
+    """A row of the inventory_api.user_roles view."""
+
+    user_role_id: int
+    user_id: str
+    role: str
+    location: str | None
+    granted_by: str
+    granted_at: datetime
+
+
+@dataclass(frozen=True)
+class AuditEntry(Row):
+    """A row of the inventory_api.audit_log view (admins only)."""
+
+    audit_id: int
+    table_name: str
+    operation: str
+    actor: str | None
+    db_role: str | None
+    login: str | None
+    request_path: str | None
+    request_id: str | None
+    old_row: dict[str, Any] | None
+    new_row: dict[str, Any] | None
+    created_at: datetime
+    sealed: bool
+    chain_seq: int | None
+
+
+@dataclass(frozen=True)
+class ReturnRow(StockReturn):
+    """A row of the inventory_api.returns view."""
+
+    created_by: str

@@ -8,6 +8,7 @@ import atexit
 import logging
 import os
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -146,9 +147,16 @@ def status(pgdata: Path | None = None) -> ServerStatus:
     )
 
 
-def resolve_dsn(dsn: str | None = None) -> str:
-    """The DSN to use: the one named, else the embedded server (started if needed)."""
-    return configured_dsn(dsn) or start()
+def resolve_dsn(dsn: str | None = None, announce: Callable[[str], None] | None = None) -> str:
+    """The DSN to use: the one named, else the embedded server (started if needed; `announce` is told
+    when it is initialised or started)."""
+    configured = configured_dsn(dsn)
+    if configured:
+        return configured
+    if announce is not None and _postmaster(data_dir()) is None:
+        verb = "starting" if (data_dir() / "PG_VERSION").exists() else "initialising and starting"
+        announce(f"{verb} the embedded PostgreSQL in {data_dir()}")
+    return start()
 
 
 def bin_dir() -> Path:

@@ -9,19 +9,21 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 from .. import migrate, resources, server
-from .context import CliError, json_option, state
+from .context import CliError, HelpGroup, example, json_option, state
 from .output import MIGRATION_COLUMNS, format_cell, table, to_json
 
 # -- embedded server ----------------------------------------------------------------------------------
 
 
-@click.group()
+@example("pyinv db status", "pyinv db start")
+@click.group(cls=HelpGroup)
 def db() -> None:
     """Manage the embedded PostgreSQL.
 
     It lives in a per-user data directory (PYINV_DATA_DIR overrides it)."""
 
 
+@example("pyinv db start")
 @db.command("start")
 @json_option
 def db_start() -> None:
@@ -37,6 +39,7 @@ def db_start() -> None:
         click.echo(f"running: {url}")
 
 
+@example("pyinv db stop")
 @db.command("stop")
 @json_option
 def db_stop() -> None:
@@ -48,6 +51,7 @@ def db_stop() -> None:
         click.echo("stopped" if stopped else "not running")
 
 
+@example("pyinv db status")
 @db.command("status")
 @json_option
 def db_status() -> None:
@@ -63,6 +67,7 @@ def db_status() -> None:
     click.echo(f"url:         {status.url or '-'}")
 
 
+@example("psql \"$(pyinv db url)\"")
 @db.command("url")
 @json_option
 def db_url() -> None:
@@ -85,6 +90,7 @@ def describe_dsn(dsn: str) -> str:
     return f"database {params.get('dbname') or params.get('user') or '?'} on {host}{port}"
 
 
+@example("pyinv migrate", "pyinv migrate --status")
 @click.command("migrate")
 @click.option("--status", "show_status", is_flag=True, help="List migrations and whether they are applied.")
 @click.option("--rollback", is_flag=True, help="Roll back the last applied migration.")
@@ -123,11 +129,13 @@ def migrate_command(show_status: bool, rollback: bool, yes: bool) -> None:
         click.echo(f"applied {', '.join(done)}" if done else "up to date")
 
 
-@click.group("sql")
+@example("pyinv sql bundle > install.sql")
+@click.group("sql", cls=HelpGroup)
 def sql_group() -> None:
     """The SQL schema, for databases you manage by hand."""
 
 
+@example("pyinv sql bundle > install.sql")
 @sql_group.command("bundle")
 def sql_bundle() -> None:
     """Print the schema as one SQL transaction.
