@@ -23,7 +23,6 @@ from .. import __version__
 from . import catalogue, database, demo, maintenance, orders, stock_control
 from .context import (
     EXIT_CODES,
-    EXIT_ERROR,
     EXIT_INTERNAL,
     EXIT_OK,
     EXIT_PERMISSION,
@@ -48,7 +47,6 @@ __all__ = [
     "DECIMAL",
     "DURATION",
     "EXIT_CODES",
-    "EXIT_ERROR",
     "EXIT_INTERNAL",
     "EXIT_OK",
     "EXIT_PERMISSION",

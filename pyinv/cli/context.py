@@ -36,7 +36,6 @@ EXIT_REFUSED = 3
 EXIT_PERMISSION = 4
 EXIT_RETRY = 5
 EXIT_INTERNAL = 6
-EXIT_ERROR = EXIT_REFUSED  # kept for callers of pyinv.cli 0.2 (every error used to exit 2)
 
 EXIT_CODES: tuple[tuple[int, str], ...] = (
     (EXIT_OK, "ok"),
@@ -189,6 +188,9 @@ def _first_line(error: BaseException) -> str:
 
 def error_fields(error: BaseException) -> dict[str, Any]:
     """code, sqlstate, message, detail, advice and exit_code of any failure a command can end with."""
+    if isinstance(error, DatabaseError) and not error.actual_sqlstate and isinstance(
+            error.__cause__, psycopg.OperationalError):
+        return error_fields(error.__cause__)  # the connection broke during the call
     if isinstance(error, InventoryError):
         code, advice = error.code, error.advice
         if isinstance(error, DatabaseError) and _schema_missing(error):
@@ -203,7 +205,8 @@ def error_fields(error: BaseException) -> dict[str, Any]:
                   "message": f"cannot connect to the database: {_first_line(error)}", "detail": {},
                   "advice": CONNECT_ADVICE}
         if error.sqlstate and error.sqlstate.startswith("28"):
-            fields["advice"] = "Check the user name and password of the DSN (or ~/.pgpass)."
+            fields["code"] = "AUTHENTICATION_FAILED"
+            fields["advice"] = "Check the user name and password of the DSN (or ~/.pgpass, PGPASSWORD)."
     elif isinstance(error, psycopg.Error) and error.sqlstate is None and not isinstance(
             error, psycopg.OperationalError):
         # raised by libpq/psycopg itself, e.g. a malformed DSN
