@@ -21,8 +21,8 @@ from pyinv.cli import DURATION, cli, format_decimal, table
 from pyinv.demo import CATALOGUE, format_report, run_demo
 
 
-def run_json(run: Run, *args: str, exit_code: int = 0) -> Any:
-    return json.loads(run("--json", *args, exit_code=exit_code).stdout)
+def run_json(run: Run, *args: str, exit_code: int = 0, dsn_: str | None = None) -> Any:
+    return json.loads(run("--json", *args, exit_code=exit_code, dsn_=dsn_).stdout)
 
 
 def rows(stdout: str) -> list[list[str]]:

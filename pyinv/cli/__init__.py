@@ -77,7 +77,8 @@ __all__ = [
 ]
 
 
-@click.group("pyinv", cls=PyinvGroup, context_settings={"help_option_names": ["-h", "--help"]}, epilog=exit_codes_help())
+@click.group("pyinv", cls=PyinvGroup, context_settings={"help_option_names": ["-h", "--help"]},
+             epilog=exit_codes_help())
 @click.option("--dsn", metavar="DSN",
               help="PostgreSQL to use (also PYINV_DATABASE_URL or DATABASE_URL); default: the embedded server.")
 @click.option("--json", "json_output", is_flag=True,

@@ -6,6 +6,7 @@ import functools
 import io
 import json
 import os
+import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, is_dataclass
@@ -13,8 +14,6 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-
-import click
 
 
 def format_decimal(value: Decimal) -> str:
@@ -115,9 +114,12 @@ def terminal_width() -> int | None:
     columns = os.environ.get("COLUMNS", "")
     if columns.isdigit() and int(columns) > 0:
         return int(columns)
-    stream = click.get_text_stream("stdout")
+    stream = sys.stdout
     if stream.isatty():
-        return os.get_terminal_size(stream.fileno()).columns
+        try:
+            return os.get_terminal_size(stream.fileno()).columns
+        except (OSError, ValueError):
+            return None
     return None
 
 
