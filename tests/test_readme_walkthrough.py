@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -43,7 +45,11 @@ def fresh_embedded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     """PYINV_DATA_DIR pointing to a new directory, no database named by the environment, a tmp cwd."""
     if os.environ.get("PYINV_TEST_DSN"):
         pytest.skip("the tests run against PYINV_TEST_DSN, not embedded clusters")
-    pgdata = tmp_path / "pgdata"
+    # Not under tmp_path: pytest keeps its parents private (0700), and as root the embedded server runs
+    # as a system user of its own that must reach the data directory.
+    home = Path(tempfile.mkdtemp(prefix="pyinv-readme-"))
+    home.chmod(0o755)
+    pgdata = home / "pgdata"
     monkeypatch.setenv("PYINV_DATA_DIR", str(pgdata))
     for name in ("PYINV_DATABASE_URL", "DATABASE_URL", "PGHOST", "PGPORT", "PGDATABASE", "PGSERVICE", "PGUSER",
                  "COLUMNS"):
@@ -51,8 +57,11 @@ def fresh_embedded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
-    yield pgdata
-    server.stop(pgdata)
+    try:
+        yield pgdata
+    finally:
+        server.stop(pgdata)
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def test_the_walkthrough_runs_verbatim(fresh_embedded: Path) -> None:
