@@ -470,10 +470,10 @@ def list_options(function: Callable[..., Any]) -> Callable[..., Any]:
     """--limit, --offset, --wide and --json: the options of every list command."""
     function = json_option(function)
     function = wide_option(function)
-    function = click.option("--offset", default=0, show_default=True, type=click.IntRange(min=0),
+    function = click.option("--offset", default=0, show_default=True, type=click.IntRange(min=0), metavar="N",
                             help="Skip this many rows (page on with the offset the last page names).")(function)
     return click.option("--limit", default=DEFAULT_LIMIT, show_default=True, type=click.IntRange(min=1),
-                        help="Show at most this many rows.")(function)
+                        metavar="N", help="Show at most this many rows.")(function)
 
 
 def state() -> State:

@@ -85,7 +85,7 @@ def audit() -> None:
 
 @example("pyinv audit log --table items --actor alice --since 2026-05-01")
 @audit.command("log")
-@click.option("--table", "table_name", help="Only changes of this table (items, locations, user_roles...).")
+@click.option("--table", "table_name", help="Only changes of this table, e.g. items, locations, user_roles.")
 @click.option("--actor", help="Only changes by this user.")
 @click.option("--since", type=MOMENT, help="From this time: 2026-05-01, 2026-05-01T09:30, or ago: 2h, 7d.")
 @click.option("--until", type=MOMENT, help="Before this time (same forms as --since).")
