@@ -186,6 +186,9 @@ def test_help_groups_commands_by_section_with_an_example_each() -> None:
             assert not [line for line in sub.stdout.splitlines() if "..." in line and "Usage:" not in line], name
             for child in command.list_commands(ctx):
                 assert getattr(command.get_command(ctx, child), "examples", ()), f"{name} {child} has no example"
+                leaf = CliRunner().invoke(cli, [name, child, "--help"], terminal_width=100)
+                assert leaf.exit_code == 0 and "Example" in leaf.stdout, (name, child)
+                assert not [line for line in leaf.stdout.splitlines() if "..." in line and "Usage:" not in line]
     assert "Exit codes:" in out
 
 
