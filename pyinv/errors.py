@@ -175,6 +175,16 @@ class Busy(Retryable):
 
 CATALOGUE[Busy.code] = Busy
 
+
+class VersionConflict(Conflict):
+    """The object changed since the version passed as expected_version (VERSION_CONFLICT, PT409)."""
+
+    code = "VERSION_CONFLICT"
+    advice = "Someone changed it since you read it: re-read it (DETAIL has the current version) and decide again."
+
+
+CATALOGUE[VersionConflict.code] = VersionConflict
+
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01", "55P03", "57014"})
 
 

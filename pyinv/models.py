@@ -23,6 +23,9 @@ class Item(Row):
     track_lots: bool
     created_at: datetime
     updated_at: datetime
+    version: int
+    deleted_at: datetime | None
+    deleted_by: str | None
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,8 @@ class Reservation(Row):
     expires_at: datetime | None
     created_by: str
     created_at: datetime
+    reference_type: str | None  # None only in results replayed from keys stored before 0.3.0
+    notes: str | None
 
 
 @dataclass(frozen=True)
@@ -240,6 +245,7 @@ class StockPolicy(Row):
     lead_time_days: int | None
     updated_by: str
     updated_at: datetime
+    version: int
 
 
 @dataclass(frozen=True)

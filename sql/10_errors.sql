@@ -36,7 +36,8 @@ insert into inventory.error_codes (code, sqlstate, description) values
   ('INVALID_STATE', 'PT409', 'The object is not in a state that allows this (e.g. the adjustment was already decided, the alert is closed).'),
   ('ADJUSTMENT_NOT_FOUND', 'PT404', 'No stock adjustment with this id.'),
   ('ALERT_NOT_FOUND', 'PT404', 'No reorder alert with this id.'),
-  ('BUSY', '55P03', 'Other transactions kept what this needs busy for longer than it may wait; retry later.');
+  ('BUSY', '55P03', 'Other transactions kept what this needs busy for longer than it may wait; retry later.'),
+  ('VERSION_CONFLICT', 'PT409', 'The object changed since the version given as expected_version was read; re-read it and decide again.');
 
 -- Raises the catalogued error `code`. DETAIL is a JSON object of specifics for programs.
 create function inventory.raise_error(code text, message text, detail jsonb default null)

@@ -1,10 +1,14 @@
 -- Layer 1, foundation: argument checks shared by every function and by the tables' own constraints
--- (so they come before the tables). Each check is a predicate with a SQL-standard body, inlined by
--- its callers, and a raising wrapper that names the argument.
+-- (so they come before the tables). Each check is a predicate with a SQL-standard body (bound to
+-- the objects it names when it is created) and a raising wrapper that names the argument. Every
+-- function pins search_path, inlinable helpers too: Supabase's linter (function_search_path_mutable)
+-- flags any that does not, and the inlining given up costs a few microseconds per call (measured in
+-- docs/benchmarks.md).
 
 -- Largest quantity accepted in one call (numeric(19,4) holds 1e15; add_on_hand refuses totals past it).
 create function inventory.max_quantity() returns numeric
 language sql immutable parallel safe
+set search_path = ''
 begin atomic
   select 1000000000000::numeric;
 end;
@@ -14,6 +18,7 @@ comment on function inventory.max_quantity() is 'Largest quantity accepted by on
 -- Inlined into callers (SQL-standard body, no SET clause): on every call's path.
 create function inventory.quantity_is_valid(quantity numeric) returns boolean
 language sql immutable parallel safe
+set search_path = ''
 begin atomic
   -- NaN and Infinity sort above every number, so the upper bound excludes them; null stays null.
   select coalesce(quantity_is_valid.quantity > 0
@@ -48,9 +53,10 @@ comment on function inventory.check_quantity(numeric, text) is 'Raises INVALID_Q
 -- around it, so that no two references (or names) differ only by something a person cannot see.
 -- Invisible: the format category (Cf: soft hyphen, zero-width and bidi controls, word joiner and
 -- invisible operators, tags...), the Hangul fillers and the other default-ignorable code points
--- (combining grapheme joiner, variation selectors). A SQL-standard body, so callers inline it.
+-- (combining grapheme joiner, variation selectors).
 create function inventory.text_problem(value text, max_length integer) returns text
 language sql immutable parallel safe
+set search_path = ''
 begin atomic
   select case
     when text_problem.value is null then 'missing'
@@ -67,6 +73,7 @@ comment on function inventory.text_problem(text, integer) is 'Why a free-text va
 
 create function inventory.text_is_valid(value text, max_length integer) returns boolean
 language sql immutable parallel safe
+set search_path = ''
 begin atomic
   select inventory.text_problem(text_is_valid.value, text_is_valid.max_length) is null;
 end;
@@ -125,6 +132,7 @@ comment on function inventory.check_unit_cost(numeric) is 'Raises INVALID_ARGUME
 -- the arguments of a retry with these, so a retry from a differently configured connection matches.
 create function inventory.interval_key(value interval) returns text
 language sql immutable parallel safe
+set search_path = ''
 begin atomic
   select pg_catalog.format('%s months %s days %s seconds',
            extract(year from interval_key.value) * 12 + extract(month from interval_key.value),
@@ -149,3 +157,23 @@ end
 $$;
 
 comment on function inventory.check_level_quantity(numeric, text) is 'Raises INVALID_QUANTITY unless the quantity is 0 or valid (> 0, <= 1e12, at most 4 decimals).';
+
+-- Optimistic locking: the caller read `expected` and the row (locked by the caller) is now at
+-- `current`; anything else is a lost update prevented.
+create function inventory.check_version(current_version integer, expected_version integer, subject jsonb)
+returns void
+language plpgsql stable
+set search_path = ''
+as $$
+begin
+  if check_version.expected_version is not null and check_version.expected_version is distinct from check_version.current_version then
+    perform inventory.raise_error('VERSION_CONFLICT',
+      pg_catalog.format('expected version %s but it is at version %s', check_version.expected_version,
+                        coalesce(check_version.current_version::text, 'none')),
+      check_version.subject || pg_catalog.jsonb_build_object('expected_version', check_version.expected_version,
+                                                            'version', check_version.current_version));
+  end if;
+end
+$$;
+
+comment on function inventory.check_version(integer, integer, jsonb) is 'Raises VERSION_CONFLICT when expected_version is given and differs from the current version.';

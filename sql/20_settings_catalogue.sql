@@ -30,6 +30,20 @@ comment on column inventory.settings.gateway_roles is 'Login roles (PostgREST''s
 
 insert into inventory.settings default values;
 
+-- Counts every change of a row (the API's, a DBA's): callers pass the version they read as
+-- expected_version, and a change made since is a VERSION_CONFLICT instead of a lost update.
+create function inventory.count_version() returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  new.version := old.version + 1;
+  return new;
+end
+$$;
+
+comment on function inventory.count_version() is 'Trigger: increments the version of a changed row (optimistic locking with expected_version).';
+
 create table inventory.items (
   item_id bigint generated always as identity primary key,
   sku text not null constraint items_sku_key unique,
@@ -42,6 +56,8 @@ create table inventory.items (
   created_at timestamptz not null default pg_catalog.now(),
   updated_at timestamptz not null default pg_catalog.now(),
   deleted_at timestamptz,
+  deleted_by text,
+  version integer not null default 1,
   constraint items_sku_format_check check (sku ~ '^[A-Za-z0-9][A-Za-z0-9._:/#+-]{0,63}$'),
   constraint items_name_check check (inventory.text_is_valid(name, 200)),
   constraint items_unit_of_measure_check check (unit_of_measure ~ '^[a-z][a-z0-9_]{0,19}$'),
@@ -72,6 +88,13 @@ comment on column inventory.items.created_at is 'When the item was created.';
 comment on column inventory.items.updated_at is 'When the item last changed.';
 
 comment on column inventory.items.deleted_at is 'Soft delete: a deleted item is treated as unknown by every function.';
+
+comment on column inventory.items.deleted_by is 'Acting user who deleted the item (null while it is live).';
+
+comment on column inventory.items.version is 'Incremented by every change of the row: pass it as expected_version to update_item or delete_item.';
+
+create trigger items_count_version before update on inventory.items
+  for each row execute function inventory.count_version();
 
 create table inventory.locations (
   location_id bigint generated always as identity primary key,

@@ -27,6 +27,7 @@ create function inventory.describe_movement(movement_type inventory.movement_typ
                                             metadata jsonb default '{}')
 returns inventory.movement
 language sql immutable parallel safe
+set search_path = ''
 begin atomic
   select row(describe_movement.movement_type, describe_movement.reason, describe_movement.reference,
              describe_movement.idempotency_key, describe_movement.reservation_id,
@@ -65,6 +66,7 @@ create table inventory.stock_levels (
   last_counted_at timestamptz,
   last_counted_by text,
   last_movement_id bigint,
+  item_deleted boolean not null default false,
   primary key (item_id, location_id),
   constraint stock_levels_quantities_check
     check (inventory.level_quantities_are_valid(on_hand, reserved, pending_movement is null))
@@ -83,6 +85,7 @@ comment on column inventory.stock_levels.ledger_hash is 'Hash of the level''s la
 comment on column inventory.stock_levels.has_stock_policy is 'Whether a stock policy exists for the level: the reorder alert trigger fires only then (a trigger WHEN clause, so levels without a policy pay nothing).';
 comment on column inventory.stock_levels.last_counted_at is 'When the level was last physically counted (record_count).';
 comment on column inventory.stock_levels.last_counted_by is 'Acting user of the last count.';
+comment on column inventory.stock_levels.item_deleted is 'Whether the item is deleted: set by delete_item under the level''s lock (and for new levels by the trigger); the trigger then refuses any increase, so no call that looked the item up before it was deleted can put stock under it.';
 comment on column inventory.stock_levels.last_movement_id is 'Id of the level''s latest ledger movement, set by the ledger trigger: the one way to learn the id of the movement just written (UPDATE ... RETURNING last_movement_id).';
 
 create function inventory.movement_adds_up(on_hand_before numeric, on_hand_delta numeric, on_hand_after numeric,
@@ -175,9 +178,9 @@ comment on column inventory.ledger.hash is 'sha256(prev_hash || canonical bytes 
 -- Canonical bytes of a movement: independent of TimeZone and DateStyle.
 create function inventory.ledger_entry_bytes(entry inventory.ledger) returns bytea
 language sql stable parallel safe
+set search_path = ''
 -- Fields in a fixed order, separated by a unit separator; texts of numbers, ids and jsonb are
 -- canonical, and the time is an epoch number, so the bytes do not depend on session settings.
--- A SQL-standard body: the ledger trigger inlines it under the stock level's row lock.
 begin atomic
   select pg_catalog.convert_to(pg_catalog.concat_ws(pg_catalog.chr(31),
            (ledger_entry_bytes.entry).movement_id, (ledger_entry_bytes.entry).movement_type,
@@ -224,6 +227,11 @@ begin
     end if;
     new.version := 1;
     new.last_movement_id := null;
+    -- A locking read waits for a delete_item in progress and sees its outcome (see item_deleted).
+    select i.deleted_at is not null into new.item_deleted
+      from inventory.items i where i.item_id = new.item_id
+       for key share;
+    new.item_deleted := coalesce(new.item_deleted, false);  -- no such item: the foreign key says so
     return new;
   end if;
   new.version := old.version + 1;
@@ -234,6 +242,10 @@ begin
     return new;
   end if;
   new.updated_at := pg_catalog.now();
+  if new.item_deleted and (new.on_hand > old.on_hand or new.reserved > old.reserved) then
+    perform inventory.raise_error('PRODUCT_NOT_FOUND', 'the item was deleted; restore it (restore_item) first',
+      pg_catalog.jsonb_build_object('item_id', new.item_id, 'deleted', true));
+  end if;
   if v_movement is null then  -- not described: a direct change (a DBA's UPDATE)
     v_movement := inventory.describe_movement('ADJUST', 'direct change of inventory.stock_levels');
   end if;

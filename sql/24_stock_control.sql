@@ -167,6 +167,7 @@ create table inventory.stock_policies (
   lead_time_days integer,
   updated_by text not null,
   updated_at timestamptz not null default pg_catalog.now(),
+  version integer not null default 1,
   primary key (item_id, location_id),
   constraint stock_policies_reorder_point_check check (reorder_point >= 0 and reorder_point <> 'NaN'::numeric),
   constraint stock_policies_safety_stock_check
@@ -178,6 +179,9 @@ create table inventory.stock_policies (
 );
 
 create index stock_policies_location_id_idx on inventory.stock_policies (location_id);
+
+create trigger stock_policies_count_version before update on inventory.stock_policies
+  for each row execute function inventory.count_version();
 
 comment on table inventory.stock_policies is 'Replenishment policy of an item at a location: reorder point, safety stock, order quantity, maximum, lead time.';
 
@@ -198,6 +202,8 @@ comment on column inventory.stock_policies.lead_time_days is 'Days a replenishme
 comment on column inventory.stock_policies.updated_by is 'Acting user who last set the policy.';
 
 comment on column inventory.stock_policies.updated_at is 'When the policy was last set.';
+
+comment on column inventory.stock_policies.version is 'Incremented by every change of the policy: pass it as expected_version to set_stock_policy.';
 
 create table inventory.reorder_alerts (
   alert_id bigint generated always as identity primary key,

@@ -56,6 +56,7 @@ comment on function inventory.is_gateway_session() is 'Whether the login is a tr
 -- else the login. Inside SECURITY DEFINER code current_user is the owner, so it is not used.
 create function inventory.acting_db_role() returns text
 language sql stable
+set search_path = ''
 begin atomic
   select case when pg_catalog.current_setting('role') = 'none' then session_user::text
               else pg_catalog.current_setting('role') end;
@@ -93,6 +94,7 @@ comment on function inventory.current_grants() is 'Business roles of the caller 
 
 create function inventory.role_rank(role text) returns integer
 language sql immutable parallel safe
+set search_path = ''
 begin atomic
   select case role_rank.role when 'viewer' then 1 when 'operator' then 2 when 'admin' then 3 else 0 end;
 end;

@@ -3,7 +3,7 @@
 
 create type inventory_api.item as (
   sku text, name text, unit_of_measure text, unit_cost numeric, status text, track_lots boolean,
-  created_at timestamptz, updated_at timestamptz);
+  created_at timestamptz, updated_at timestamptz, version integer, deleted_at timestamptz, deleted_by text);
 comment on type inventory_api.item is 'An item of the catalogue.';
 
 create type inventory_api.location as (code text, name text, created_at timestamptz);
@@ -21,7 +21,7 @@ comment on type inventory_api.stock_level is 'Quantities of one item at one loca
 create type inventory_api.reservation as (
   reservation_id bigint, order_ref text, sku text, location text, quantity numeric,
   quantity_fulfilled numeric, quantity_open numeric, status text, expires_at timestamptz,
-  created_by text, created_at timestamptz);
+  created_by text, created_at timestamptz, reference_type text, notes text);
 comment on type inventory_api.reservation is 'A hold of stock for an order.';
 
 create type inventory_api.reservation_change as (
@@ -65,7 +65,7 @@ comment on type inventory_api.stock_transfer is 'A transfer between two location
 
 create type inventory_api.stock_policy as (
   sku text, location text, reorder_point numeric, safety_stock numeric, reorder_quantity numeric,
-  max_stock_level numeric, lead_time_days integer, updated_by text, updated_at timestamptz);
+  max_stock_level numeric, lead_time_days integer, updated_by text, updated_at timestamptz, version integer);
 comment on type inventory_api.stock_policy is 'Replenishment policy of an item at a location.';
 
 create type inventory_api.reorder_alert as (

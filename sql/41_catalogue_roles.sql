@@ -61,7 +61,7 @@ language sql stable
 set search_path = ''
 as $$
   select row(i.sku, i.name, i.unit_of_measure, i.unit_cost, i.status, i.track_lots, i.created_at,
-             i.updated_at)::inventory_api.item
+             i.updated_at, i.version, i.deleted_at, i.deleted_by)::inventory_api.item
     from inventory.items i where i.item_id = item_result.item_id
 $$;
 
@@ -142,6 +142,159 @@ end
 $$;
 
 comment on function inventory.set_item_status(text, text) is 'Implements inventory_api.set_item_status.';
+
+-- Locks every stock level of an item, in the global lock order, and lists those holding stock (null
+-- when none does): what must be empty before an item is deleted or its unit of measure changes.
+create function inventory.lock_item_levels(item_id bigint) returns jsonb
+language sql volatile
+set search_path = ''
+begin atomic
+  select pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('location', l.code, 'on_hand', s.on_hand,
+                                                            'reserved', s.reserved) order by l.code)
+           filter (where s.on_hand <> 0 or s.reserved <> 0)
+    from (select s.location_id, s.on_hand, s.reserved from inventory.stock_levels s
+           where s.item_id = lock_item_levels.item_id
+           order by s.item_id, s.location_id
+             for update) s
+    join inventory.locations l on l.location_id = s.location_id;
+end;
+
+comment on function inventory.lock_item_levels(bigint) is 'Locks all stock levels of an item in lock order; returns those holding stock (or null).';
+
+-- The item row, locked after its levels (global lock order), and checked against expected_version.
+create function inventory.lock_item(sku text, expected_version integer, deleted boolean default false)
+returns inventory.items
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  v_item inventory.items;
+begin
+  select * into v_item from inventory.items i
+   where i.sku = lock_item.sku and (i.deleted_at is not null) = lock_item.deleted
+     for update;
+  if not found then
+    perform inventory.raise_error('PRODUCT_NOT_FOUND',
+      pg_catalog.format(case when lock_item.deleted then 'no deleted item with SKU %L' else 'no item with SKU %L' end,
+                        lock_item.sku),
+      pg_catalog.jsonb_build_object('sku', lock_item.sku));
+  end if;
+  perform inventory.check_version(v_item.version, lock_item.expected_version,
+                                  pg_catalog.jsonb_build_object('sku', lock_item.sku));
+  return v_item;
+end
+$$;
+
+comment on function inventory.lock_item(text, integer, boolean) is 'Locks a live (or deleted) item by SKU, raising PRODUCT_NOT_FOUND or VERSION_CONFLICT.';
+
+create function inventory.update_item(sku text, name text, unit_of_measure text, unit_cost numeric,
+                                      expected_version integer)
+returns inventory_api.item
+language plpgsql volatile security definer
+set search_path = ''
+as $$
+declare
+  v_found record;
+  v_item inventory.items;
+  v_stocked jsonb;
+begin
+  perform inventory.authorize('admin');
+  if update_item.name is not null then
+    perform inventory.check_text(update_item.name, 'name', 200);
+  end if;
+  if update_item.unit_of_measure !~ '^[a-z][a-z0-9_]{0,19}$' then
+    perform inventory.raise_error('INVALID_ARGUMENT',
+      'unit_of_measure must be 1-20 lower-case letters, digits or _, starting with a letter',
+      pg_catalog.jsonb_build_object('argument', 'unit_of_measure', 'problem', 'malformed'));
+  end if;
+  perform inventory.check_unit_cost(update_item.unit_cost);
+  v_found := inventory.item_for_sku(update_item.sku);
+  -- Quantities are counted in the unit of measure: it changes only while nothing is in stock.
+  if update_item.unit_of_measure is not null then
+    v_stocked := inventory.lock_item_levels(v_found.item_id);
+  end if;
+  v_item := inventory.lock_item(update_item.sku, update_item.expected_version);
+  if v_stocked is not null and update_item.unit_of_measure <> v_item.unit_of_measure then
+    perform inventory.raise_error('INVALID_STATE',
+      pg_catalog.format('item %s has stock; its unit of measure can change only while nothing is on hand or held',
+                        update_item.sku),
+      pg_catalog.jsonb_build_object('sku', update_item.sku, 'stock', v_stocked));
+  end if;
+  update inventory.items i
+     set name = coalesce(update_item.name, i.name),
+         unit_of_measure = coalesce(update_item.unit_of_measure, i.unit_of_measure),
+         unit_cost = coalesce(update_item.unit_cost, i.unit_cost),
+         updated_at = pg_catalog.now()
+   where i.item_id = v_item.item_id
+     and (i.name, i.unit_of_measure, i.unit_cost) is distinct from
+         (coalesce(update_item.name, i.name), coalesce(update_item.unit_of_measure, i.unit_of_measure),
+          coalesce(update_item.unit_cost, i.unit_cost));
+  return inventory.item_result(v_item.item_id);
+end
+$$;
+
+comment on function inventory.update_item(text, text, text, numeric, integer) is 'Implements inventory_api.update_item.';
+
+create function inventory.delete_item(sku text, expected_version integer)
+returns inventory_api.item
+language plpgsql volatile security definer
+set search_path = ''
+as $$
+declare
+  v_found record;
+  v_item inventory.items;
+  v_stocked jsonb;
+begin
+  perform inventory.authorize('admin');
+  -- A level created by a transaction this snapshot cannot see would escape the check below.
+  if pg_catalog.current_setting('transaction_isolation') = 'repeatable read' then
+    perform inventory.raise_error('INVALID_STATE',
+      'delete_item runs at READ COMMITTED or SERIALIZABLE: at REPEATABLE READ it cannot see stock received since the transaction began',
+      pg_catalog.jsonb_build_object('sku', delete_item.sku, 'isolation', 'repeatable read'));
+  end if;
+  v_found := inventory.item_for_sku(delete_item.sku);
+  v_stocked := inventory.lock_item_levels(v_found.item_id);
+  v_item := inventory.lock_item(delete_item.sku, delete_item.expected_version);
+  if v_stocked is not null then
+    perform inventory.raise_error('INVALID_STATE',
+      pg_catalog.format('item %s still has stock on hand or held; move, ship or write it off first', delete_item.sku),
+      pg_catalog.jsonb_build_object('sku', delete_item.sku, 'stock', v_stocked));
+  end if;
+  -- Under the levels' locks: the ledger trigger refuses to add stock at a level marked here, and a
+  -- level created from now on is marked by the same trigger.
+  update inventory.stock_levels s set item_deleted = true where s.item_id = v_item.item_id;
+  update inventory.items i set deleted_at = pg_catalog.now(), deleted_by = inventory.current_actor(),
+                               updated_at = pg_catalog.now()
+   where i.item_id = v_item.item_id;
+  return inventory.item_result(v_item.item_id);
+end
+$$;
+
+comment on function inventory.delete_item(text, integer) is 'Implements inventory_api.delete_item.';
+
+create function inventory.restore_item(sku text)
+returns inventory_api.item
+language plpgsql volatile security definer
+set search_path = ''
+as $$
+declare
+  v_item inventory.items;
+begin
+  perform inventory.authorize('admin');
+  perform inventory.check_text(restore_item.sku, 'sku', 64);
+  select * into v_item from inventory.items i where i.sku = restore_item.sku and i.deleted_at is not null;
+  if found then
+    perform inventory.lock_item_levels(v_item.item_id);
+  end if;
+  v_item := inventory.lock_item(restore_item.sku, null, deleted => true);
+  update inventory.stock_levels s set item_deleted = false where s.item_id = v_item.item_id;
+  update inventory.items i set deleted_at = null, deleted_by = null, updated_at = pg_catalog.now()
+   where i.item_id = v_item.item_id;
+  return inventory.item_result(v_item.item_id);
+end
+$$;
+
+comment on function inventory.restore_item(text) is 'Implements inventory_api.restore_item.';
 
 create function inventory.create_location(code text, name text)
 returns inventory_api.location

@@ -9,6 +9,7 @@
 -- that meaning: effective_available, shortfall and the inventory_api.stock_levels view use it.
 create function inventory.overdue_quantity(item_id bigint, location_id bigint) returns numeric
 language sql stable parallel safe
+set search_path = ''
 begin atomic
   select coalesce(pg_catalog.sum(r.quantity - r.quantity_fulfilled), 0) from inventory.reservations r
    where r.item_id = overdue_quantity.item_id and r.location_id = overdue_quantity.location_id
@@ -19,6 +20,7 @@ comment on function inventory.overdue_quantity(bigint, bigint) is 'Open units of
 -- Available units at a level, counting overdue holds as released (they are, lazily).
 create function inventory.effective_available(item_id bigint, location_id bigint) returns numeric
 language sql stable parallel safe
+set search_path = ''
 begin atomic
   select s.available + inventory.overdue_quantity(s.item_id, s.location_id)
     from inventory.stock_levels s
@@ -72,8 +74,42 @@ end
 $$;
 comment on function inventory.hold_units(bigint, bigint, numeric, inventory.movement) is 'Conditionally adds units to reserved at one level (expiring overdue holds there if needed); true when they fit.';
 
+-- Checks what a hold says it is for: a known reference type and, when given, notes of 1-1000
+-- visible characters. Called only when either differs from the default (an order, no notes).
+create function inventory.check_hold_description(reference_type text, notes text) returns void
+language plpgsql stable
+set search_path = ''
+as $$
+begin
+  if check_hold_description.reference_type is null
+     or not check_hold_description.reference_type = any (pg_catalog.enum_range(null::inventory.reference_type)::text[]) then
+    perform inventory.raise_error('INVALID_ARGUMENT',
+      pg_catalog.format('reference_type must be one of %s',
+                        pg_catalog.array_to_string(pg_catalog.enum_range(null::inventory.reference_type)::text[], ', ')),
+      pg_catalog.jsonb_build_object('argument', 'reference_type', 'problem', 'unknown'));
+  end if;
+  if check_hold_description.notes is not null then
+    perform inventory.check_text(check_hold_description.notes, 'notes', 1000);
+  end if;
+end
+$$;
+comment on function inventory.check_hold_description(text, text) is 'Validates reference_type and notes of a hold.';
+
+-- The idempotency request of a hold: the arguments that identify it. reference_type and notes join
+-- it only when they differ from the default, so keys stored before they existed still match.
+create function inventory.hold_request(arguments jsonb, reference_type text, notes text) returns jsonb
+language sql immutable
+set search_path = ''
+begin atomic
+  select case when hold_request.reference_type = 'order' and hold_request.notes is null then hold_request.arguments
+              else hold_request.arguments || pg_catalog.jsonb_build_object('reference_type', hold_request.reference_type,
+                                                                           'notes', hold_request.notes) end;
+end;
+comment on function inventory.hold_request(jsonb, text, text) is 'Idempotency request of reserve_stock / reserve_order, with reference_type and notes when not the default.';
+
 create function inventory.reserve_stock(sku text, quantity numeric, order_ref text, location text,
-                                        expires_in interval, idempotency_key text)
+                                        expires_in interval, idempotency_key text, reference_type text,
+                                        notes text)
 returns inventory_api.reservation
 language plpgsql volatile security definer
 set search_path = ''
@@ -108,18 +144,24 @@ begin
   if not inventory.is_allowed('operator', v_found.location_id) then
     perform inventory.authorize('operator', v_found.location_id);
   end if;
+  if reserve_stock.reference_type is distinct from 'order' or reserve_stock.notes is not null then
+    perform inventory.check_hold_description(reserve_stock.reference_type, reserve_stock.notes);
+  end if;
   -- A retry with the key replays the original result even if stock or status changed since.
   v_reservation_id := pg_catalog.nextval('inventory.reservations_reservation_id_seq'::regclass);
   v_result := row(v_reservation_id, reserve_stock.order_ref, reserve_stock.sku, reserve_stock.location,
                   reserve_stock.quantity, 0, reserve_stock.quantity, 'ACTIVE',
                   case when reserve_stock.expires_in is null then pg_catalog.now() + v_found.default_reservation_ttl
                        else inventory.hold_expiry(reserve_stock.expires_in) end,
-                  inventory.current_actor(), pg_catalog.now())::inventory_api.reservation;
+                  inventory.current_actor(), pg_catalog.now(), reserve_stock.reference_type,
+                  reserve_stock.notes)::inventory_api.reservation;
   if reserve_stock.idempotency_key is not null then
     v_replay := inventory.claim_idempotency_key(reserve_stock.idempotency_key, 'reserve_stock',
-      pg_catalog.jsonb_build_object('sku', reserve_stock.sku, 'quantity', reserve_stock.quantity,
-        'order_ref', reserve_stock.order_ref, 'location', reserve_stock.location,
-        'expires_in', inventory.interval_key(reserve_stock.expires_in)),
+      inventory.hold_request(
+        pg_catalog.jsonb_build_object('sku', reserve_stock.sku, 'quantity', reserve_stock.quantity,
+          'order_ref', reserve_stock.order_ref, 'location', reserve_stock.location,
+          'expires_in', inventory.interval_key(reserve_stock.expires_in)),
+        reserve_stock.reference_type, reserve_stock.notes),
       pg_catalog.to_jsonb(v_result));
     if v_replay is not null then
       return pg_catalog.jsonb_populate_record(null::inventory_api.reservation, v_replay);
@@ -143,9 +185,11 @@ begin
 
   -- Every column given: a column left to its default costs a re-parsed default expression per statement.
   insert into inventory.reservations (reservation_id, order_ref, item_id, location_id, quantity, quantity_fulfilled,
-                                      status, expires_at, created_by, created_at, closed_at, quantity_returned)
+                                      status, expires_at, created_by, created_at, closed_at, quantity_returned,
+                                      reference_type, notes)
   values (v_reservation_id, reserve_stock.order_ref, v_found.item_id, v_found.location_id, reserve_stock.quantity,
-          0, 'ACTIVE', v_result.expires_at, v_result.created_by, v_result.created_at, null, 0);
+          0, 'ACTIVE', v_result.expires_at, v_result.created_by, v_result.created_at, null, 0,
+          reserve_stock.reference_type::inventory.reference_type, reserve_stock.notes);
 
   -- hold_units' conditional UPDATE is the one statement that locks the level; only the ledger row
   -- and the commit follow it.
@@ -161,7 +205,7 @@ begin
 end
 $$;
 
-comment on function inventory.reserve_stock(text, numeric, text, text, interval, text) is 'Implements inventory_api.reserve_stock.';
+comment on function inventory.reserve_stock(text, numeric, text, text, interval, text, text, text) is 'Implements inventory_api.reserve_stock.';
 
 create type inventory.order_line as (
   item_id bigint, location_id bigint, sku text, location text, quantity numeric, reservation_id bigint);
@@ -252,7 +296,8 @@ $$;
 
 comment on function inventory.parse_order_lines(jsonb) is 'Validates reserve_order lines, merges duplicates per (SKU, location) and returns them in lock order.';
 
-create function inventory.reserve_order(order_ref text, lines jsonb, expires_in interval, idempotency_key text)
+create function inventory.reserve_order(order_ref text, lines jsonb, expires_in interval, idempotency_key text,
+                                        reference_type text, notes text)
 returns setof inventory_api.reservation
 language plpgsql volatile security definer
 set search_path = ''
@@ -268,18 +313,22 @@ declare
   v_replay jsonb;
 begin
   perform inventory.check_text(reserve_order.order_ref, 'order_ref', 200);
+  perform inventory.check_hold_description(reserve_order.reference_type, reserve_order.notes);
   v_lines := inventory.parse_order_lines(reserve_order.lines);
   perform inventory.authorize_locations('operator', array(select l.location_id from pg_catalog.unnest(v_lines) l));
   v_expires_at := inventory.hold_expiry(reserve_order.expires_in);
   select pg_catalog.array_agg(row(l.reservation_id, reserve_order.order_ref, l.sku, l.location, l.quantity, 0,
-                                  l.quantity, 'ACTIVE', v_expires_at, v_actor,
-                                  pg_catalog.now())::inventory_api.reservation order by l.reservation_id)
+                                  l.quantity, 'ACTIVE', v_expires_at, v_actor, pg_catalog.now(),
+                                  reserve_order.reference_type, reserve_order.notes
+                                 )::inventory_api.reservation order by l.reservation_id)
     into v_result
     from pg_catalog.unnest(v_lines) l;
   if reserve_order.idempotency_key is not null then
     v_replay := inventory.claim_idempotency_key(reserve_order.idempotency_key, 'reserve_order',
-      pg_catalog.jsonb_build_object('order_ref', reserve_order.order_ref, 'lines', reserve_order.lines,
-                                    'expires_in', inventory.interval_key(reserve_order.expires_in)),
+      inventory.hold_request(
+        pg_catalog.jsonb_build_object('order_ref', reserve_order.order_ref, 'lines', reserve_order.lines,
+                                      'expires_in', inventory.interval_key(reserve_order.expires_in)),
+        reserve_order.reference_type, reserve_order.notes),
       pg_catalog.to_jsonb(v_result));
     if v_replay is not null then
       return query select * from pg_catalog.jsonb_populate_recordset(null::inventory_api.reservation, v_replay);
@@ -297,9 +346,9 @@ begin
   end if;
 
   insert into inventory.reservations (reservation_id, order_ref, item_id, location_id, quantity, expires_at,
-                                      created_by, created_at)
+                                      created_by, created_at, reference_type, notes)
   select l.reservation_id, reserve_order.order_ref, l.item_id, l.location_id, l.quantity, v_expires_at,
-         v_actor, pg_catalog.now()
+         v_actor, pg_catalog.now(), reserve_order.reference_type::inventory.reference_type, reserve_order.notes
     from pg_catalog.unnest(v_lines) l;
 
   -- v_lines is in (item_id, location_id) order, so concurrent orders lock levels in one global
@@ -323,4 +372,4 @@ begin
 end
 $$;
 
-comment on function inventory.reserve_order(text, jsonb, interval, text) is 'Implements inventory_api.reserve_order.';
+comment on function inventory.reserve_order(text, jsonb, interval, text, text, text) is 'Implements inventory_api.reserve_order.';

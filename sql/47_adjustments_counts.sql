@@ -14,6 +14,7 @@
 create function inventory.adjustment_needs_approval(reason inventory.reason_codes, quantity_delta numeric)
 returns boolean
 language sql immutable parallel safe
+set search_path = ''
 begin atomic
   select pg_catalog.abs(adjustment_needs_approval.quantity_delta) > (adjustment_needs_approval.reason).approval_threshold
          and (adjustment_needs_approval.quantity_delta < 0 or (adjustment_needs_approval.reason).requires_approval);

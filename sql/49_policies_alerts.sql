@@ -234,7 +234,7 @@ language sql stable
 set search_path = ''
 as $$
   select row(i.sku, l.code, p.reorder_point, p.safety_stock, p.reorder_quantity, p.max_stock_level,
-             p.lead_time_days, p.updated_by, p.updated_at)::inventory_api.stock_policy
+             p.lead_time_days, p.updated_by, p.updated_at, p.version)::inventory_api.stock_policy
     from inventory.stock_policies p
     join inventory.items i on i.item_id = p.item_id
     join inventory.locations l on l.location_id = p.location_id
@@ -245,7 +245,7 @@ comment on function inventory.stock_policy_result(bigint, bigint) is 'The public
 
 create function inventory.set_stock_policy(sku text, location text, reorder_point numeric, safety_stock numeric,
                                            reorder_quantity numeric, max_stock_level numeric,
-                                           lead_time_days integer)
+                                           lead_time_days integer, expected_version integer)
 returns inventory_api.stock_policy
 language plpgsql volatile security definer
 set search_path = ''
@@ -254,6 +254,7 @@ declare
   v_item record;
   v_location_id bigint;
   v_level inventory.stock_levels;
+  v_version integer;
 begin
   v_item := inventory.item_for_sku(set_stock_policy.sku);
   v_location_id := inventory.location_for_code(set_stock_policy.location);
@@ -294,6 +295,13 @@ begin
   select * into v_level from inventory.stock_levels s
    where s.item_id = v_item.item_id and s.location_id = v_location_id
      for update;
+  if set_stock_policy.expected_version is not null then
+    -- A level's policy is changed only under the level's lock, so the version read here stays.
+    select p.version into v_version from inventory.stock_policies p
+     where p.item_id = v_item.item_id and p.location_id = v_location_id;
+    perform inventory.check_version(coalesce(v_version, 0), set_stock_policy.expected_version,
+      pg_catalog.jsonb_build_object('sku', set_stock_policy.sku, 'location', set_stock_policy.location));
+  end if;
   insert into inventory.stock_policies as p (item_id, location_id, reorder_point, safety_stock, reorder_quantity,
                                              max_stock_level, lead_time_days, updated_by)
   values (v_item.item_id, v_location_id, set_stock_policy.reorder_point, set_stock_policy.safety_stock,
@@ -315,4 +323,4 @@ begin
 end
 $$;
 
-comment on function inventory.set_stock_policy(text, text, numeric, numeric, numeric, numeric, integer) is 'Implements inventory_api.set_stock_policy.';
+comment on function inventory.set_stock_policy(text, text, numeric, numeric, numeric, numeric, integer, integer) is 'Implements inventory_api.set_stock_policy.';

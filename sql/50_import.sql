@@ -6,6 +6,7 @@
 -- The JSON text of a field, trimmed; empty strings are null (CSV has no nulls).
 create function inventory.import_field(value jsonb, field text) returns text
 language sql immutable parallel safe
+set search_path = ''
 begin atomic
   select nullif(pg_catalog.btrim(import_field.value ->> import_field.field), '');
 end;
@@ -15,6 +16,7 @@ comment on function inventory.import_field(jsonb, text) is 'A trimmed text field
 -- Whether text is a decimal with at most 4 decimals between 0 and 1e12 (checked before any cast).
 create function inventory.import_quantity_is_valid(value text, allow_zero boolean) returns boolean
 language sql immutable parallel safe
+set search_path = ''
 begin atomic
   select import_quantity_is_valid.value ~ '^[0-9]{1,13}(\.[0-9]{1,4})?$'
          and case when import_quantity_is_valid.value ~ '^[0-9]{1,13}(\.[0-9]{1,4})?$'
@@ -29,6 +31,7 @@ comment on function inventory.import_quantity_is_valid(text, boolean) is 'Whethe
 -- else its position in the batch. import_row_problem says when "row" is present but unusable.
 create function inventory.import_row_number(value jsonb, ordinal bigint) returns bigint
 language sql immutable parallel safe
+set search_path = ''
 begin atomic
   select case when pg_catalog.jsonb_typeof(import_row_number.value -> 'row') = 'number'
                    and (import_row_number.value ->> 'row') ~ '^[0-9]{1,15}$'
@@ -40,6 +43,7 @@ comment on function inventory.import_row_number(jsonb, bigint) is 'Source line o
 
 create function inventory.import_row_problem(value jsonb) returns text
 language sql immutable parallel safe
+set search_path = ''
 begin atomic
   select case
     when pg_catalog.jsonb_typeof(import_row_problem.value) <> 'object' then 'row is not an object'

@@ -2,8 +2,9 @@
 -- (every change goes through the SECURITY DEFINER functions, which authorise the caller themselves
 -- and run as the table owner), so the only policies are for reading: the catalogue for anyone with a business
 -- role, stock rows for the locations the caller may see. Tables without a policy have no grants
--- to API roles at all (settings, user_roles, idempotency_keys, audit_log, audit_chain, the sealer's
--- state and the maintenance jobs).
+-- to API roles at all (settings, idempotency_keys, the sealer's state and the maintenance jobs).
+-- Access grants and the audit log are read through their API views: admins see every row, other
+-- users only their own grants.
 -- Identity functions are called as (select ...) so they run once per statement, not per row.
 -- RLS is not FORCEd: the owner (the definer functions) must see every row to check invariants.
 
@@ -44,6 +45,12 @@ create policy stock_policies_viewer_select on inventory.stock_policies for selec
   using (location_id = any ((select inventory.visible_location_ids())::bigint[]));
 create policy reorder_alerts_viewer_select on inventory.reorder_alerts for select to inventory_viewer
   using (location_id = any ((select inventory.visible_location_ids())::bigint[]));
+create policy user_roles_viewer_select on inventory.user_roles for select to inventory_viewer
+  using (user_id = (select inventory.current_actor()) or (select inventory.is_allowed('admin')));
+create policy audit_log_viewer_select on inventory.audit_log for select to inventory_viewer
+  using ((select inventory.is_allowed('admin')));
+create policy audit_chain_viewer_select on inventory.audit_chain for select to inventory_viewer
+  using ((select inventory.is_allowed('admin')));
 
 comment on policy error_codes_viewer_select on inventory.error_codes is 'The error catalogue is public to every pyinv role.';
 comment on policy items_viewer_select on inventory.items is 'The catalogue is visible to anyone holding a business role.';
@@ -57,3 +64,6 @@ comment on policy cycle_counts_viewer_select on inventory.cycle_counts is 'Only 
 comment on policy adjustments_viewer_select on inventory.adjustments is 'Only adjustments at the locations the caller may see.';
 comment on policy stock_policies_viewer_select on inventory.stock_policies is 'Only policies at the locations the caller may see.';
 comment on policy reorder_alerts_viewer_select on inventory.reorder_alerts is 'Only alerts at the locations the caller may see.';
+comment on policy user_roles_viewer_select on inventory.user_roles is 'Admins (unscoped) see every grant; other users their own.';
+comment on policy audit_log_viewer_select on inventory.audit_log is 'Only unscoped admins read the audit log.';
+comment on policy audit_chain_viewer_select on inventory.audit_chain is 'Only unscoped admins read the audit chain.';

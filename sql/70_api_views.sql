@@ -2,11 +2,11 @@
 -- caller, so row level security (60_row_security.sql) decides what each user sees.
 
 create view inventory_api.items with (security_invoker = true) as
-  select i.sku, i.name, i.unit_of_measure, i.unit_cost, i.status, i.track_lots, i.created_at, i.updated_at
-    from inventory.items i
-   where i.deleted_at is null;
+  select i.sku, i.name, i.unit_of_measure, i.unit_cost, i.status, i.track_lots, i.created_at, i.updated_at,
+         i.version, i.deleted_at, i.deleted_by
+    from inventory.items i;
 
-comment on view inventory_api.items is 'The catalogue (deleted items excluded).';
+comment on view inventory_api.items is 'The catalogue, deleted items included (deleted_at is set; filter deleted_at=is.null for the live ones).';
 
 create view inventory_api.locations with (security_invoker = true) as
   select l.code, l.name, l.created_at from inventory.locations l;
@@ -29,7 +29,8 @@ create view inventory_api.reservations with (security_invoker = true) as
   select r.reservation_id, r.order_ref, i.sku, l.code as location, r.quantity, r.quantity_fulfilled,
          case when r.status = 'ACTIVE' then r.quantity - r.quantity_fulfilled else 0 end as quantity_open,
          r.status, r.status = 'ACTIVE' and r.expires_at <= pg_catalog.now() as is_overdue,
-         r.expires_at, r.created_by, r.created_at, r.closed_at, r.quantity_returned
+         r.expires_at, r.created_by, r.created_at, r.closed_at, r.quantity_returned,
+         r.reference_type::text as reference_type, r.notes
     from inventory.reservations r
     join inventory.items i on i.item_id = r.item_id
     join inventory.locations l on l.location_id = r.location_id;
@@ -90,7 +91,7 @@ comment on view inventory_api.cycle_counts is 'Physical counts, the on_hand each
 
 create view inventory_api.stock_policies with (security_invoker = true) as
   select i.sku, l.code as location, p.reorder_point, p.safety_stock, p.reorder_quantity, p.max_stock_level,
-         p.lead_time_days, p.updated_by, p.updated_at
+         p.lead_time_days, p.updated_by, p.updated_at, p.version
     from inventory.stock_policies p
     join inventory.items i on i.item_id = p.item_id
     join inventory.locations l on l.location_id = p.location_id;
@@ -128,3 +129,69 @@ create view inventory_api.reorder_recommendations with (security_invoker = true)
    where i.deleted_at is null;
 
 comment on view inventory_api.reorder_recommendations is 'Every level with a stock policy: CRITICAL (available <= safety stock), REORDER (<= reorder point) or NORMAL, with a suggested order quantity (the reorder quantity, else up to the maximum level; null when the policy gives neither) and the open alert.';
+
+create view inventory_api.user_roles with (security_invoker = true) as
+  select u.user_role_id, u.user_id, u.role, l.code as location, u.granted_by, u.granted_at
+    from inventory.user_roles u
+    left join inventory.locations l on l.location_id = u.location_id;
+
+comment on view inventory_api.user_roles is 'Business roles granted to users (grant_user_role): admins see every grant, other users their own.';
+
+create view inventory_api.audit_log with (security_invoker = true) as
+  select a.audit_id, a.table_name, a.operation::text as operation, a.actor, a.db_role, a.login, a.request_path,
+         a.request_id, a.old_row, a.new_row, a.created_at, c.seq is not null as sealed, c.seq as chain_seq
+    from inventory.audit_log a
+    left join inventory.audit_chain c on c.audit_id = a.audit_id;
+
+comment on view inventory_api.audit_log is 'Row changes outside the ledger (catalogue, access, policies, changes made outside the API), for admins; sealed rows are in the hash chain (verify_audit_chain).';
+
+-- Columns computed or renamed by the views, described here; every other column of a view carries
+-- the comment of the table column it shows (copied below), so each column is described once.
+comment on column inventory_api.stock_levels.sku is 'SKU of the item.';
+comment on column inventory_api.stock_levels.location is 'Code of the location.';
+comment on column inventory_api.stock_levels.available is 'Units a new hold may take now: on_hand - reserved + expired_unreleased (overdue holds already count as released).';
+comment on column inventory_api.stock_levels.expired_unreleased is 'Units of overdue holds not yet released by expire_reservations (they no longer count).';
+comment on column inventory_api.reservations.sku is 'SKU of the item held.';
+comment on column inventory_api.reservations.location is 'Code of the location it is held at.';
+comment on column inventory_api.reservations.quantity_open is 'Units still held: quantity - quantity_fulfilled while ACTIVE, else 0.';
+comment on column inventory_api.reservations.is_overdue is 'ACTIVE but past expires_at: no longer counts and cannot be fulfilled.';
+comment on column inventory_api.user_roles.location is 'Code of the location the role is limited to; null = every location.';
+comment on column inventory_api.audit_log.sealed is 'Whether the row is in the audit hash chain yet (seal_audit_log).';
+comment on column inventory_api.audit_log.chain_seq is 'Its position in the audit hash chain, once sealed.';
+comment on column inventory_api.reorder_recommendations.status is 'CRITICAL (available <= safety stock), REORDER (available <= reorder point) or NORMAL.';
+comment on column inventory_api.reorder_recommendations.suggested_order_quantity is 'Units to order: the reorder quantity, else up to the maximum level; 0 when NORMAL; null when the policy gives neither.';
+comment on column inventory_api.reorder_recommendations.alert_status is 'Status of the level''s open (OPEN or ACKNOWLEDGED) reorder alert, if any.';
+comment on column inventory_api.cycle_counts.adjustment_status is 'Status of the adjustment the count produced (see inventory_api.adjustments).';
+
+do $view_column_comments$
+declare
+  v_column record;
+begin
+  for v_column in
+    select v.oid::regclass as view_name, a.attname,
+           (select d.description
+              from pg_catalog.pg_depend dep
+              join pg_catalog.pg_rewrite rw on rw.oid = dep.objid and rw.ev_class = v.oid
+              join pg_catalog.pg_attribute ta on ta.attrelid = dep.refobjid and ta.attnum = dep.refobjsubid
+              join pg_catalog.pg_class t on t.oid = dep.refobjid and t.relkind in ('r', 'p')
+              join pg_catalog.pg_description d on d.objoid = t.oid and d.classoid = 'pg_catalog.pg_class'::regclass
+                                              and d.objsubid = ta.attnum
+             where dep.classid = 'pg_catalog.pg_rewrite'::regclass and ta.attname = a.attname
+             -- the table the view is named after first (items for inventory_api.items), then any
+             order by (t.relname = v.relname) desc, t.relname
+             limit 1) as description
+      from pg_catalog.pg_class v
+      join pg_catalog.pg_attribute a on a.attrelid = v.oid and a.attnum > 0 and not a.attisdropped
+     where v.relnamespace = 'inventory_api'::regnamespace and v.relkind = 'v'
+       and not exists (select from pg_catalog.pg_description d
+                        where d.objoid = v.oid and d.classoid = 'pg_catalog.pg_class'::regclass
+                          and d.objsubid = a.attnum)
+  loop
+    if v_column.description is not null or v_column.attname = 'location' then
+      execute pg_catalog.format('comment on column %s.%I is %L', v_column.view_name, v_column.attname,
+                                coalesce(v_column.description, 'Code of the location.'));
+    end if;
+  end loop;
+end
+$view_column_comments$;
+

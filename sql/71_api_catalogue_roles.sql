@@ -29,6 +29,43 @@ comment on function inventory_api.set_item_status(text, text) is
 'Set an item''s status: active, on_hold or discontinued.
 on_hold and discontinued items cannot be reserved; discontinued items cannot be received.';
 
+create function inventory_api.update_item(sku text, name text default null, unit_of_measure text default null,
+                                          unit_cost numeric default null, expected_version integer default null)
+returns inventory_api.item
+language sql volatile
+set search_path = ''
+begin atomic
+  select * from inventory.update_item(update_item.sku, update_item.name, update_item.unit_of_measure,
+                                      update_item.unit_cost, update_item.expected_version);
+end;
+
+comment on function inventory_api.update_item(text, text, text, numeric, integer) is
+'Change an item''s name, unit of measure or unit cost (null arguments leave them as they are).
+expected_version (from the items view) guards against lost updates: VERSION_CONFLICT (PT409) when the item changed since. The unit of measure changes only while nothing is on hand or held (INVALID_STATE).';
+
+create function inventory_api.delete_item(sku text, expected_version integer default null)
+returns inventory_api.item
+language sql volatile
+set search_path = ''
+begin atomic
+  select * from inventory.delete_item(delete_item.sku, delete_item.expected_version);
+end;
+
+comment on function inventory_api.delete_item(text, integer) is
+'Soft-delete an item: it then behaves as unknown (PRODUCT_NOT_FOUND) everywhere but stays in the ledger and the items view (deleted_at, deleted_by).
+Refused with INVALID_STATE while stock is on hand or held anywhere; VERSION_CONFLICT when expected_version is stale. restore_item undoes it.';
+
+create function inventory_api.restore_item(sku text)
+returns inventory_api.item
+language sql volatile
+set search_path = ''
+begin atomic
+  select * from inventory.restore_item(restore_item.sku);
+end;
+
+comment on function inventory_api.restore_item(text) is
+'Undo delete_item: the item is live again with its history.';
+
 create function inventory_api.create_location(code text, name text)
 returns inventory_api.location
 language sql volatile

@@ -18,31 +18,35 @@ Writes a RECEIVE movement. unit_cost, when given, updates the item''s moving-ave
 
 create function inventory_api.reserve_stock(sku text, quantity numeric, order_ref text,
                                             location text default 'main', expires_in interval default null,
-                                            idempotency_key text default null)
+                                            idempotency_key text default null, reference_type text default 'order',
+                                            notes text default null)
 returns inventory_api.reservation
 language sql volatile
 set search_path = ''
 begin atomic
   select * from inventory.reserve_stock(reserve_stock.sku, reserve_stock.quantity, reserve_stock.order_ref,
                                         reserve_stock.location, reserve_stock.expires_in,
-                                        reserve_stock.idempotency_key);
+                                        reserve_stock.idempotency_key, reserve_stock.reference_type,
+                                        reserve_stock.notes);
 end;
 
-comment on function inventory_api.reserve_stock(text, numeric, text, text, interval, text) is
+comment on function inventory_api.reserve_stock(text, numeric, text, text, interval, text, text, text) is
 'Hold stock for an order, atomically: never more than is available.
-expires_in defaults to the configured TTL (24 hours). Raises INSUFFICIENT_STOCK (PT409) with the available quantity in DETAIL.';
+expires_in defaults to the configured TTL (24 hours). reference_type says what order_ref is (order, work_order, transfer, production, sample, other); notes is free text. Raises INSUFFICIENT_STOCK (PT409) with the available quantity in DETAIL.';
 
 create function inventory_api.reserve_order(order_ref text, lines jsonb, expires_in interval default null,
-                                            idempotency_key text default null)
+                                            idempotency_key text default null, reference_type text default 'order',
+                                            notes text default null)
 returns setof inventory_api.reservation
 language sql volatile
 set search_path = ''
 begin atomic
   select * from inventory.reserve_order(reserve_order.order_ref, reserve_order.lines,
-                                        reserve_order.expires_in, reserve_order.idempotency_key);
+                                        reserve_order.expires_in, reserve_order.idempotency_key,
+                                        reserve_order.reference_type, reserve_order.notes);
 end;
 
-comment on function inventory_api.reserve_order(text, jsonb, interval, text) is
+comment on function inventory_api.reserve_order(text, jsonb, interval, text, text, text) is
 'Hold every line of an order, or none.
 lines: [{"sku": "A1", "quantity": 2, "location": "main"}]. Duplicate lines are merged; rows are locked in a fixed order so concurrent orders never deadlock; INSUFFICIENT_STOCK lists every short line.';
 

@@ -74,7 +74,8 @@ comment on function inventory_api.transfer_stock(text, numeric, text, text, text
 create function inventory_api.set_stock_policy(sku text, location text, reorder_point numeric, safety_stock numeric,
                                                reorder_quantity numeric default null,
                                                max_stock_level numeric default null,
-                                               lead_time_days integer default null)
+                                               lead_time_days integer default null,
+                                               expected_version integer default null)
 returns inventory_api.stock_policy
 language sql volatile
 set search_path = ''
@@ -82,10 +83,10 @@ begin atomic
   select * from inventory.set_stock_policy(set_stock_policy.sku, set_stock_policy.location,
                                            set_stock_policy.reorder_point, set_stock_policy.safety_stock,
                                            set_stock_policy.reorder_quantity, set_stock_policy.max_stock_level,
-                                           set_stock_policy.lead_time_days);
+                                           set_stock_policy.lead_time_days, set_stock_policy.expected_version);
 end;
 
-comment on function inventory_api.set_stock_policy(text, text, numeric, numeric, numeric, numeric, integer) is
+comment on function inventory_api.set_stock_policy(text, text, numeric, numeric, numeric, numeric, integer, integer) is
 'Set the replenishment policy of an item at a location (admins). From then on a reorder alert opens whenever available falls to or below reorder_point (CRITICAL at or below safety_stock) and resolves when it recovers.';
 
 create function inventory_api.update_reorder_alert(alert_id bigint, status text, note text default null)

@@ -8,21 +8,24 @@ revoke all on all functions in schema inventory, inventory_api from public;
 revoke all on all tables in schema inventory, inventory_api from public;
 revoke all on all sequences in schema inventory, inventory_api from public;
 revoke all on type inventory.hold_move, inventory.order_line, inventory.movement_type, inventory.movement,
-  inventory.audit_operation from public;
+  inventory.audit_operation, inventory.reference_type from public;
 
 grant usage on schema inventory, inventory_api to inventory_viewer, inventory_scheduler;
 
 -- Identity helpers called by the row level security policies (as the caller).
-grant execute on function inventory.current_actor(), inventory.visible_location_ids(), inventory.has_any_role()
+grant execute on function inventory.current_actor(), inventory.visible_location_ids(), inventory.has_any_role(),
+  inventory.is_allowed(text, bigint)
   to inventory_viewer;
 
 -- Readers (security_invoker views read the tables as the caller, under RLS).
 grant select on inventory.error_codes, inventory.items, inventory.locations, inventory.stock_levels,
-                inventory.reservations, inventory.ledger, inventory.returns to inventory_viewer;
+                inventory.reservations, inventory.ledger, inventory.returns, inventory.user_roles,
+                inventory.audit_log, inventory.audit_chain to inventory_viewer;
 -- What "available" means, read by inventory_api.stock_levels as the caller.
 grant execute on function inventory.overdue_quantity(bigint, bigint) to inventory_viewer;
 grant select on inventory_api.error_codes, inventory_api.items, inventory_api.locations, inventory_api.stock_levels,
-                inventory_api.reservations, inventory_api.stock_movements, inventory_api.returns
+                inventory_api.reservations, inventory_api.stock_movements, inventory_api.returns,
+                inventory_api.user_roles, inventory_api.audit_log
   to inventory_viewer;
 grant execute on function
   inventory_api.validate_stock(text, numeric, text), inventory.validate_stock(text, numeric, text),
@@ -33,9 +36,10 @@ grant execute on function
 grant execute on function
   inventory_api.receive_stock(text, numeric, text, text, numeric, text),
   inventory.receive_stock(text, numeric, text, text, numeric, text),
-  inventory_api.reserve_stock(text, numeric, text, text, interval, text),
-  inventory.reserve_stock(text, numeric, text, text, interval, text),
-  inventory_api.reserve_order(text, jsonb, interval, text), inventory.reserve_order(text, jsonb, interval, text),
+  inventory_api.reserve_stock(text, numeric, text, text, interval, text, text, text),
+  inventory.reserve_stock(text, numeric, text, text, interval, text, text, text),
+  inventory_api.reserve_order(text, jsonb, interval, text, text, text),
+  inventory.reserve_order(text, jsonb, interval, text, text, text),
   inventory_api.fulfill_order(text, text, numeric, text), inventory.fulfill_order(text, text, numeric, text),
   inventory_api.cancel_reservation(text, text, text), inventory.cancel_reservation(text, text, text),
   inventory_api.process_return(text, text, numeric, text, boolean, text, text),
@@ -46,6 +50,9 @@ grant execute on function
 grant execute on function
   inventory_api.create_item(text, text, text, numeric, boolean), inventory.create_item(text, text, text, numeric, boolean),
   inventory_api.set_item_status(text, text), inventory.set_item_status(text, text),
+  inventory_api.update_item(text, text, text, numeric, integer), inventory.update_item(text, text, text, numeric, integer),
+  inventory_api.delete_item(text, integer), inventory.delete_item(text, integer),
+  inventory_api.restore_item(text), inventory.restore_item(text),
   inventory_api.create_location(text, text), inventory.create_location(text, text),
   inventory_api.grant_user_role(text, text, text), inventory.grant_user_role(text, text, text),
   inventory_api.revoke_user_role(text, text, text), inventory.revoke_user_role(text, text, text),
@@ -89,8 +96,8 @@ grant execute on function
   inventory_api.set_reason_code(text, boolean, numeric, text, text),
   inventory.set_reason_code(text, boolean, numeric, text, text),
   inventory_api.approve_adjustment(bigint, text, text), inventory.approve_adjustment(bigint, text, text),
-  inventory_api.set_stock_policy(text, text, numeric, numeric, numeric, numeric, integer),
-  inventory.set_stock_policy(text, text, numeric, numeric, numeric, numeric, integer),
+  inventory_api.set_stock_policy(text, text, numeric, numeric, numeric, numeric, integer, integer),
+  inventory.set_stock_policy(text, text, numeric, numeric, numeric, numeric, integer, integer),
   inventory_api.import_items(jsonb), inventory.import_items(jsonb),
   inventory_api.import_stock_policies(jsonb), inventory.import_stock_policies(jsonb)
   to inventory_admin;

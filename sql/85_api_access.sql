@@ -3,8 +3,10 @@
 -- (nothing Supabase-specific is created here). anon gets nothing. authenticated may call every API
 -- function except maintenance and read the views; what each user may actually do comes from
 -- inventory.user_roles, checked inside the functions and by the row level security policies.
--- service_role acts as an unscoped admin (its membership of inventory_admin is granted in
--- 00_roles_schemas.sql, by the migrating login). Re-run after every migration.
+-- service_role acts as an unscoped admin. Supabase creates anon, authenticated and service_role
+-- NOINHERIT, so a membership gives them no privileges: each gets its grants directly here
+-- (service_role those of inventory_admin and inventory_scheduler: the API and maintenance).
+-- Re-run after every migration.
 do $api_access$
 declare
   v_role text;
@@ -19,6 +21,9 @@ begin
   perform inventory.grant_api_access('inventory_user');
   if exists (select from pg_catalog.pg_roles r where r.rolname = 'authenticated') then
     perform inventory.grant_api_access('authenticated');
+  end if;
+  if exists (select from pg_catalog.pg_roles r where r.rolname = 'service_role') then
+    perform inventory.grant_api_access('service_role', maintenance => true);
   end if;
 end
 $api_access$;

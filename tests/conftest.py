@@ -50,15 +50,18 @@ def _test_server() -> dict[str, Any]:
 SERVER = _test_server()
 
 
-# Test-only stand-ins for the roles PostgREST/Supabase create (never created by migrations), and two
-# plain logins: a clerk (member of inventory_operator) and an attacker with only PUBLIC's default TEMP right.
+# Test-only stand-ins for the roles PostgREST/Supabase create, made as Supabase makes them (NOINHERIT;
+# never created by migrations), and two plain logins: a clerk (member of inventory_operator) and an
+# attacker with only PUBLIC's default TEMP right.
 TEST_ROLES = """
 do $roles$
 begin
-  if not exists (select from pg_roles where rolname = 'anon') then create role anon nologin; end if;
-  if not exists (select from pg_roles where rolname = 'authenticated') then create role authenticated nologin; end if;
+  if not exists (select from pg_roles where rolname = 'anon') then create role anon nologin noinherit; end if;
+  if not exists (select from pg_roles where rolname = 'authenticated') then
+    create role authenticated nologin noinherit;
+  end if;
   if not exists (select from pg_roles where rolname = 'service_role') then
-    create role service_role nologin bypassrls;
+    create role service_role nologin noinherit bypassrls;
   end if;
   if not exists (select from pg_roles where rolname = 'authenticator') then
     create role authenticator login noinherit password 'pyinv-test';
@@ -71,6 +74,9 @@ begin
   end if;
 end
 $roles$;
+alter role anon noinherit;
+alter role authenticated noinherit;
+alter role service_role noinherit bypassrls;
 grant anon, authenticated, service_role to authenticator;
 """
 

@@ -128,6 +128,14 @@ class PostgREST:
         finally:
             self.connection.execute("rollback")
 
+    def query(self, statement: str) -> list[tuple[Any, ...]]:
+        """A read with filters, as PostgREST turns GET /view?... into one (any SQL here, for brevity)."""
+        self._begin("/query", read_only=True)
+        try:
+            return self.connection.execute(statement).fetchall()
+        finally:
+            self.connection.execute("rollback")
+
     def execute(self, statement: str) -> None:
         self._begin("/raw", read_only=False)
         try:

@@ -1,6 +1,6 @@
 """Backend CPU and WAL per call of the reservation path, beside the bare function and the bare UPDATE.
 
-    python tools/hot_path.py [--dsn DSN] [--calls 5000] [--skus 10000] [--rounds 3]
+    python tools/hot_path.py [--dsn DSN] [--calls 5000] [--skus 10000] [--rounds 3] [--released]
 
 One connection makes CALLS calls of each variant, each call its own transaction with asynchronous
 commit (the flush is priced by `pyinv bench`, not here), over SKUS stock levels at random. Measured
@@ -8,7 +8,9 @@ on the server: the backend's CPU time (/proc/<pid>/schedstat, so the server must
 and the WAL written (pg_current_wal_lsn). Variants: B0 the bare conditional UPDATE, Bfn a bare
 PL/pgSQL function making reserve_stock's three writes, B3 inventory_api.reserve_stock, B3k the same
 with an idempotency key. Rounds are interleaved; the median round is reported. Uses a scratch
-database `pyinv_hot_path` (dropped first) with the bench's seed.
+database `pyinv_hot_path` (dropped first) with the bench's seed. With --released the schema is the
+released one (the migrations listed in migrations/CHECKSUMS) instead of sql/: before and after a change,
+on the same machine.
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=5000)
     parser.add_argument("--skus", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--released", action="store_true", help="the released migrations' schema, not sql/")
     args = parser.parse_args()
     base = args.dsn or server.resolve_dsn(None)
     with psycopg.connect(make_conninfo(base, dbname="postgres"), autocommit=True) as admin:
@@ -75,7 +78,13 @@ def main() -> None:
         admin.execute("create database pyinv_hot_path")
     dsn = make_conninfo(base, dbname="pyinv_hot_path")
     with psycopg.connect(dsn) as connection:
-        connection.execute(schema_sql())
+        if args.released:
+            for line in (ROOT / "migrations" / "CHECKSUMS").read_text().splitlines():
+                if not line.split()[1].endswith(".rollback.sql"):
+                    connection.execute((ROOT / "migrations" / line.split()[1]).read_text())
+                    connection.execute("reset role")
+        else:
+            connection.execute(schema_sql())
     seed(dsn, args.skus)
     rng = random.Random(7)
     results: dict[str, list[tuple[float, float]]] = {variant: [] for variant in CALLS}

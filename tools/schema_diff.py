@@ -157,7 +157,7 @@ def main() -> None:
             create = re.sub(r"create\s+(function|view)", r"create or replace \1", create, count=1, flags=re.I)
         out.append("\n\n".join([create, *statements_[1:]]))
     if args.rollback:
-        args.rollback.write_text(rollback(dsns["pyinv_diff_old"], old, new))
+        args.rollback.write_text(rollback(dsns["pyinv_diff_old"], old, new, position))
         print(f"-- rollback statements written to {args.rollback}", file=sys.stderr)
     for name in sorted(set(old) - set(new)):
         print(f"-- only in the released schema, drop it: {old[name][0]} {name}({old[name][2]})", file=sys.stderr)
@@ -188,20 +188,35 @@ select case when p.oid is not null then pg_get_functiondef(p.oid) || ';'
 """
 
 
-def rollback(old_dsn: str, old: dict[str, tuple[str, str, str]], new: dict[str, tuple[str, str, str]]) -> str:
-    """Drops what the migration added, then restores each released function or view it changed."""
-    out = [f"drop {new[name][0]} {name}({new[name][2]});".replace("view " + name + "()", "view " + name)
-           for name in sorted(set(new) - set(old), key=lambda n: new[n][0] == "view")]
+def rollback(old_dsn: str, old: dict[str, tuple[str, str, str]], new: dict[str, tuple[str, str, str]],
+             position: dict[str, int]) -> str:
+    """Drops what the migration added and restores each released function or view it changed, in an
+    order dependencies allow: added views and API functions, then the changed views and the new
+    versions of functions whose arguments changed (API first: they call the others), then the
+    released functions (private first) and views, then the added private functions, dependents
+    before what they call (the reverse of sql/'s order)."""
+    def drop(name: str) -> str:
+        # "if exists": a rollback may have taken a function out already (one returning a type it changes).
+        return f"drop {new[name][0]} if exists {name}({new[name][2]});".replace(
+            "view if exists " + name + "()", "view if exists " + name)
+
+    def api_first(name: str) -> tuple[bool, str]:
+        return not name.startswith("inventory_api."), name
+
+    added = sorted(set(new) - set(old), key=lambda n: (-position.get(n.lower(), len(position)), n))
+    first = [name for name in added if new[name][0] == "view" or name.startswith("inventory_api.")]
+    out = [drop(name) for name in first]
     changed = [name for name in old if name not in new or new[name][1] != old[name][1]]
+    views = sorted(name for name in changed if old[name][0] == "view")
+    functions = [name for name in changed if old[name][0] == "function"]
+    out += [f"drop view {name};" for name in views if name in new]
+    out += [f"drop function if exists {name}({new[name][2]});" for name in sorted(functions, key=api_first)
+            if name in new and new[name][2] != old[name][2]]
     with psycopg.connect(old_dsn) as connection:
-        for name in sorted(changed, key=lambda n: (old[n][0] != "view", n)):
-            kind = old[name][0]
-            if kind == "view" and name in new:
-                out.append(f"drop view {name};")
-            elif name in new and new[name][2] != old[name][2]:
-                out.append(f"drop function {name}({new[name][2]});")
+        for name in sorted(functions, key=lambda n: (not api_first(n)[0], n)) + views:
             create, comment = connection.execute(ROLLBACK_DEFINITION, {"name": name}).fetchone()
             out.append(f"{create}\n{comment}")
+    out += [drop(name) for name in added if name not in first]
     return "\n\n".join(out) + "\n"
 
 
