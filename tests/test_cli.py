@@ -71,7 +71,7 @@ def test_expires_in_durations(text: str, expected: timedelta) -> None:
 
 def test_item_add_status_and_list(run: Run) -> None:
     added = run("item", "add", "TEE-M", "T-shirt, M", "--unit-cost", "12.50")
-    assert cells(added.stdout) == [["TEE-M", "T-shirt, M", "each", "12.5", "active", "no"]]
+    assert cells(added.stdout) == [["TEE-M", "T-shirt, M", "each", "12.5", "active", "no", "1"]]
     mug = run_json(run, "item", "add", "MUG", "Mug", "--uom", "box", "--track-lots")
     assert (mug["sku"], mug["unit_of_measure"], mug["unit_cost"], mug["track_lots"]) == ("MUG", "box", None, True)
     datetime.fromisoformat(mug["created_at"])  # ISO 8601

@@ -503,12 +503,13 @@ def print_table(rows: Sequence[Any], columns: Sequence[str] | None = None) -> No
 
 
 def emit_page(fetch: Callable[..., list[Any]], limit: int, offset: int, columns: Sequence[str],
-              empty: str = "(none)", **filters: Any) -> None:
+              empty: str = "(none)", latest: bool = False, **filters: Any) -> None:
     """One page of a list: fetches limit + 1 rows to know whether more follow, prints `limit` of them,
-    and when the list was cut says on stderr how to see the rest."""
+    and when the list was cut says on stderr how to see the rest. latest: `fetch` pages from the newest
+    row back (returned oldest first), so the extra row is the first one."""
     rows = fetch(limit=limit + 1, offset=offset, **filters)
     more = len(rows) > limit
-    rows = rows[:limit]
+    rows = rows[len(rows) - limit:] if latest and more else rows[:limit]
     emit(rows, columns, empty=empty if offset == 0 else f"{empty} (at offset {offset})")
     if more:
         notice(f"showing rows {offset + 1}-{offset + limit}; more rows: use --offset {offset + limit}"

@@ -93,8 +93,8 @@ def audit() -> None:
 def audit_log(table_name: str | None, actor: str | None, since: datetime | None, until: datetime | None,
               limit: int, offset: int) -> None:
     """Who changed what: the latest --limit audit rows (admins; --offset skips newer ones)."""
-    emit_page(state().inventory().audit_log, limit, offset, AUDIT_COLUMNS, empty="no audit rows", table=table_name,
-              actor=actor, since=since, until=until)
+    emit_page(state().inventory().audit_log, limit, offset, AUDIT_COLUMNS, latest=True,
+              empty="no audit rows", table=table_name, actor=actor, since=since, until=until)
 
 
 @example("pyinv audit seal")

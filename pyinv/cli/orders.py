@@ -171,8 +171,8 @@ def reservations(order_ref: str | None, status: str | None, limit: int, offset: 
 @list_options
 def returns(order_ref: str | None, sku: str | None, location: str | None, limit: int, offset: int) -> None:
     """Customer returns: the latest --limit of them (--offset skips newer ones), oldest first."""
-    emit_page(state().inventory().returns, limit, offset, RETURN_LIST_COLUMNS, empty="no returns",
-              order_ref=order_ref, sku=sku, location=location)
+    emit_page(state().inventory().returns, limit, offset, RETURN_LIST_COLUMNS, latest=True,
+              empty="no returns", order_ref=order_ref, sku=sku, location=location)
 
 
 @example("pyinv movements --sku TSHIRT-M --limit 10")
@@ -182,5 +182,5 @@ def returns(order_ref: str | None, sku: str | None, location: str | None, limit:
 @list_options
 def movements(sku: str | None, reference: str | None, limit: int, offset: int) -> None:
     """The ledger: the latest --limit movements (--offset skips newer ones), oldest first."""
-    emit_page(state().inventory().movements, limit, offset, MOVEMENT_COLUMNS, empty="no movements", sku=sku,
-              reference=reference)
+    emit_page(state().inventory().movements, limit, offset, MOVEMENT_COLUMNS, latest=True,
+              empty="no movements", sku=sku, reference=reference)

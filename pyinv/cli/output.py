@@ -150,7 +150,7 @@ def table(rows: Iterable[Any], columns: Sequence[str], headers: Sequence[str] | 
 
 # -- the columns of each kind of row in a table ------------------------------------------------------------
 
-ITEM_COLUMNS = ("sku", "name", "unit_of_measure", "unit_cost", "status", "track_lots")
+ITEM_COLUMNS = ("sku", "name", "unit_of_measure", "unit_cost", "status", "track_lots", "version")
 LOCATION_COLUMNS = ("code", "name", "created_at")
 LEVEL_COLUMNS = ("sku", "location", "on_hand", "reserved", "available")
 STOCK_COLUMNS = ("sku", "location", "on_hand", "reserved", "available", "status")

@@ -68,8 +68,8 @@ def approve(adjustment_id: int, reject: bool, note: str | None) -> None:
 @list_options
 def adjustments(status: str | None, sku: str | None, location: str | None, limit: int, offset: int) -> None:
     """History of stock adjustments: the latest --limit of them (--offset skips newer ones)."""
-    emit_page(state().inventory().adjustments, limit, offset, ADJUSTMENT_COLUMNS, empty="no adjustments",
-              status=status.upper() if status else None, sku=sku, location=location)
+    emit_page(state().inventory().adjustments, limit, offset, ADJUSTMENT_COLUMNS, latest=True,
+              empty="no adjustments", status=status.upper() if status else None, sku=sku, location=location)
 
 
 @example("pyinv count TSHIRT-M 37 --location main")
@@ -90,8 +90,8 @@ def count(sku: str, counted_quantity: Decimal, location: str) -> None:
 @list_options
 def counts(sku: str | None, location: str | None, limit: int, offset: int) -> None:
     """Physical counts and their adjustments: the latest --limit (--offset skips newer ones)."""
-    emit_page(state().inventory().cycle_counts, limit, offset, COUNT_LIST_COLUMNS, empty="no counts", sku=sku,
-              location=location)
+    emit_page(state().inventory().cycle_counts, limit, offset, COUNT_LIST_COLUMNS, latest=True,
+              empty="no counts", sku=sku, location=location)
 
 
 @example("pyinv transfer TSHIRT-M 5 --from main --to store-1")
