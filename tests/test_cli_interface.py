@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from conftest import Run
 
 from pyinv import Inventory
-from pyinv.cli import EXIT_CODES, cli, exit_code_for
+from pyinv.cli import EXIT_CODES, State, cli, exit_code_for
 
 
 def json_error(stderr: str) -> dict[str, Any]:
@@ -159,10 +159,16 @@ def test_a_check_that_fails_exits_1_and_the_rest_0(catalogue: Inventory, run: Ru
     assert json.loads(run("--json", "validate", "A1", "11", exit_code=1).stdout)["can_fulfill"] is False
 
 
-def test_the_connection_options_reach_the_client(catalogue: Inventory, run: Run) -> None:
+def test_the_connection_options_reach_the_client(catalogue: Inventory, run: Run, dsn: str) -> None:
     levels = json.loads(run("--no-prepared-statements", "--connect-timeout", "5", "--json", "stock").stdout)
     assert [level["sku"] for level in levels] == ["A1", "B2"]
     assert "--connect-timeout" in run("--connect-timeout", "0", "stock", exit_code=2).stderr
+    # What the global options become: the connection the commands use.
+    with State(prepared_statements=False, connect_timeout=5).connect(dsn) as client:
+        assert client.connection.prepare_threshold is None
+        assert client.connection.info.get_parameters()["connect_timeout"] == "5"
+    with State().connect(dsn) as client:
+        assert client.connection.prepare_threshold is not None
 
 
 # -- help -------------------------------------------------------------------------------------------------------
