@@ -1,12 +1,14 @@
 """`pyinv demo`: a concurrent order simulation that ends by proving nothing was oversold.
 
-It applies the migrations, creates a small shop (apparel and hardware at 'main' and 'store-1', with
-SKUs unique to the run so it can run again on the same database), receives stock (a few items only a
-handful of units, so workers race for the last ones, and one item recalled), then lets `workers`
-threads, each with its own connection, place orders: single holds and all-or-nothing multi-line
-orders, shipped fully or partly, cancelled, or abandoned so that their short holds lapse while a
-sweeper thread expires them; some shipped orders come back. Some calls carry idempotency keys and
-are retried to show replays. At the end the books are checked from the database.
+`pyinv demo` runs it in a database of its own (DEMO_DATABASE on the same server, dropped and created
+anew by prepare_database()), never in the user's. It applies the migrations, creates a small shop
+(apparel and hardware at 'main' and 'store-1', with SKUs unique to the run so it can run again on the
+same database), receives stock (a few items only a handful of units, so workers race for the last
+ones, and one item recalled), then lets `workers` threads, each with its own connection, place
+orders: single holds and all-or-nothing multi-line orders, shipped fully or partly, cancelled, or
+abandoned so that their short holds lapse while a sweeper thread expires them; some shipped orders
+come back. Some calls carry idempotency keys and are retried to show replays. At the end the books
+are checked from the database.
 """
 
 from __future__ import annotations
@@ -19,19 +21,23 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
-import click
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
 from . import migrate
 from .client import Inventory
 from .errors import InventoryError, Retryable
 
 T = TypeVar("T")
+
+DEMO_DATABASE = "pyinv_demo"
 
 SECOND_LOCATION = ("store-1", "Store 1 (high street)")
 SHORT_HOLD = timedelta(seconds=1)
@@ -376,6 +382,20 @@ def _ledger_figures(inv: Inventory, prefix: str, report: DemoReport) -> None:
         """, (prefix,)).fetchone()[0])
 
 
+def prepare_database(dsn: str, name: str = DEMO_DATABASE) -> str:
+    """Drop and create database `name` on the server of `dsn` for the demo; return its DSN. The name
+    must start with pyinv_demo and must not be the database `dsn` names (never the user's data)."""
+    if not name.startswith(DEMO_DATABASE):
+        raise ValueError(f"the demo database's name must start with {DEMO_DATABASE}, not {name!r}")
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        current = connection.execute("select current_database()").fetchone()
+        if current is not None and current[0] == name:
+            raise ValueError(f"{name} is the database you named; the demo needs one of its own")
+        connection.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+        connection.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+    return make_conninfo(dsn, dbname=name)
+
+
 def run_demo(dsn: str, workers: int = 8, orders: int = 400, seed: int | None = None,
              progress: bool = True) -> DemoReport:
     """Run the simulation on `dsn` (migrating it first) and return its figures."""
@@ -419,22 +439,16 @@ def run_demo(dsn: str, workers: int = 8, orders: int = 400, seed: int | None = N
     threads = [threading.Thread(target=work, name=f"pyinv-demo-{i}", daemon=True) for i in range(workers)]
     for thread in threads:
         thread.start()
-    stderr = sys.stderr
-    bar = click.progressbar(length=orders, label="orders", file=stderr) if progress and stderr.isatty() else None
     try:
-        if bar is not None:
-            bar.__enter__()
-        shown = 0
-        while any(thread.is_alive() for thread in threads):
-            time.sleep(0.05)
-            if bar is not None and done[0] > shown:
-                bar.update(done[0] - shown)
-                shown = done[0]
-        if bar is not None and done[0] > shown:
-            bar.update(done[0] - shown)
+        with contextlib.ExitStack() as stack:
+            update = stack.enter_context(_progress(orders)) if progress and sys.stderr.isatty() else None
+            while any(thread.is_alive() for thread in threads):
+                time.sleep(0.05)
+                if update is not None:
+                    update(done[0])
+            if update is not None:
+                update(done[0])
     finally:
-        if bar is not None:
-            bar.__exit__(None, None, None)
         for thread in threads:
             thread.join()
     report.simulation_seconds = time.perf_counter() - simulation_started
@@ -483,6 +497,18 @@ def run_demo(dsn: str, workers: int = 8, orders: int = 400, seed: int | None = N
     report.elapsed_seconds = time.perf_counter() - started
     report.throughput = orders / report.simulation_seconds if report.simulation_seconds else 0.0
     return report
+
+
+@contextlib.contextmanager
+def _progress(orders: int) -> Iterator[Callable[[int], None]]:
+    """A bar of the orders placed so far, on stderr (rich)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("orders"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=Console(stderr=True), transient=True) as display:
+        task = display.add_task("orders", total=orders)
+        yield lambda completed: display.update(task, completed=completed)
 
 
 def format_report(report: DemoReport) -> str:

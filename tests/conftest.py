@@ -177,7 +177,7 @@ def gateway(login_dsn: Callable[[str], str], catalogue: Inventory,
 @pytest.fixture
 def run(dsn: str, monkeypatch: pytest.MonkeyPatch) -> Run:
     """Runs `pyinv --dsn <test database> ARGS...` in-process; checks the exit code (0 unless told otherwise)."""
-    for name in ("PYINV_DATABASE_URL", "DATABASE_URL"):
+    for name in ("PYINV_DATABASE_URL", "DATABASE_URL", "COLUMNS"):  # COLUMNS: tables at full width
         monkeypatch.delenv(name, raising=False)
 
     def _run(*args: str, exit_code: int = 0, input: str | None = None, dsn_: str | None = None) -> Result:

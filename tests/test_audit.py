@@ -389,7 +389,7 @@ def test_audit_anchor_and_verify_commands(catalogue: Inventory, db, run, tmp_pat
     anchor_file = tmp_path / "anchor.json"
     assert json.loads(run("--json", "audit", "seal").stdout)["sealed"] > 0
     run("audit", "anchor", "-o", str(anchor_file))
-    again = run("audit", "anchor", "-o", str(anchor_file), exit_code=2)
+    again = run("audit", "anchor", "-o", str(anchor_file), exit_code=3)
     assert "never overwritten" in again.stderr and "new file" in again.stderr
     ok = run("audit", "verify", "--anchor", str(anchor_file))
     assert ok.stdout.strip() == "audit chain and ledger intact and match the anchor"

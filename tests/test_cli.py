@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -13,14 +14,15 @@ import pytest
 from click.testing import CliRunner
 from conftest import Run
 from helpers import MIGRATIONS, VERSIONS
+from psycopg.conninfo import make_conninfo
 
 from pyinv import Inventory
 from pyinv.cli import DURATION, cli, format_decimal, table
 from pyinv.demo import CATALOGUE, format_report, run_demo
 
 
-def run_json(run: Run, *args: str, exit_code: int = 0) -> Any:
-    return json.loads(run("--json", *args, exit_code=exit_code).stdout)
+def run_json(run: Run, *args: str, exit_code: int = 0, dsn_: str | None = None) -> Any:
+    return json.loads(run("--json", *args, exit_code=exit_code, dsn_=dsn_).stdout)
 
 
 def rows(stdout: str) -> list[list[str]]:
@@ -50,7 +52,7 @@ def test_table_aligns_numbers_right_and_text_left() -> None:
                 ("sku", "qty"))
     assert out.splitlines() == [
         "sku       qty",
-        "--------  ---",
+        "--------- ---",
         "A1         10",
         "LONG-SKU  2.5",
     ]
@@ -69,7 +71,7 @@ def test_expires_in_durations(text: str, expected: timedelta) -> None:
 
 def test_item_add_status_and_list(run: Run) -> None:
     added = run("item", "add", "TEE-M", "T-shirt, M", "--unit-cost", "12.50")
-    assert cells(added.stdout) == [["TEE-M", "T-shirt, M", "each", "12.5", "active", "no"]]
+    assert cells(added.stdout) == [["TEE-M", "T-shirt, M", "each", "12.5", "active", "no", "1"]]
     mug = run_json(run, "item", "add", "MUG", "Mug", "--uom", "box", "--track-lots")
     assert (mug["sku"], mug["unit_of_measure"], mug["unit_cost"], mug["track_lots"]) == ("MUG", "box", None, True)
     datetime.fromisoformat(mug["created_at"])  # ISO 8601
@@ -144,7 +146,7 @@ def test_fulfill_cancel_and_return(catalogue: Inventory, run: Run) -> None:
     run("reserve", "SO-2", "A1", "2")
     [cancelled] = run_json(run, "cancel", "SO-2", "--key", "cancel-2")
     assert (cancelled["movement_type"], cancelled["quantity"], cancelled["status"]) == ("RELEASE", "2", "CANCELLED")
-    assert "NO_RESERVATION" in run("cancel", "SO-2", exit_code=2).stderr  # nothing left to release
+    assert "NO_RESERVATION" in run("cancel", "SO-2", exit_code=3).stderr  # nothing left to release
     assert run_json(run, "cancel", "SO-2", "--key", "cancel-2") == [cancelled]  # the keyed call replays
 
     restocked = run_json(run, "return", "SO-1", "A1", "2", "--reason", "wrong size")
@@ -155,12 +157,12 @@ def test_fulfill_cancel_and_return(catalogue: Inventory, run: Run) -> None:
     levels = {level["sku"]: level for level in run_json(run, "stock")}
     assert (levels["A1"]["on_hand"], levels["A1"]["reserved"]) == ("8", "0")  # 10 - 4 shipped + 2 back
     assert (levels["B2"]["on_hand"], levels["B2"]["reserved"]) == ("3", "0")  # not restocked
-    too_many = run("return", "SO-1", "A1", "3", "--reason", "all of it", exit_code=2)
+    too_many = run("return", "SO-1", "A1", "3", "--reason", "all of it", exit_code=3)
     assert "QUANTITY_MISMATCH (PT409)" in too_many.stderr
 
 
 def test_cancel_without_holds_is_an_error(catalogue: Inventory, run: Run) -> None:
-    result = run("cancel", "SO-404", exit_code=2)
+    result = run("cancel", "SO-404", exit_code=3)
     assert "NO_RESERVATION (PT404)" in result.stderr
     assert "what to do:" in result.stderr
 
@@ -256,24 +258,24 @@ def test_expire_releases_overdue_holds_in_batches(catalogue: Inventory, run: Run
 
 
 def test_business_errors_go_to_stderr_with_advice(catalogue: Inventory, run: Run) -> None:
-    result = run("reserve", "SO-1", "A1", "11", exit_code=2)
+    result = run("reserve", "SO-1", "A1", "11", exit_code=3)
     assert result.stdout == ""
     lines = result.stderr.splitlines()
     assert lines[0] == "error: insufficient stock for A1 at main"
-    assert lines[1] == "  code: INSUFFICIENT_STOCK (PT409)"
+    assert lines[1] == "  code: INSUFFICIENT_STOCK (PT409), exit code 3"
     assert lines[2].startswith("  detail: ") and "requested=11" in lines[2] and "available=10" in lines[2]
     assert lines[3].startswith("  what to do: ") and "receive more stock" in lines[3]
 
-    as_json = run("--json", "reserve", "SO-1", "A1", "11", exit_code=2)
+    as_json = run("--json", "reserve", "SO-1", "A1", "11", exit_code=3)
     assert as_json.stdout == ""
     error = json.loads(as_json.stderr)["error"]
-    assert (error["code"], error["sqlstate"]) == ("INSUFFICIENT_STOCK", "PT409")
+    assert (error["code"], error["sqlstate"], error["exit_code"]) == ("INSUFFICIENT_STOCK", "PT409", 3)
     assert (error["detail"]["requested"], error["detail"]["available"]) == ("11", "10")
     assert "receive more stock" in error["advice"]
 
-    unknown = run("receive", "NOPE", "1", exit_code=2)
+    unknown = run("receive", "NOPE", "1", exit_code=3)
     assert "PRODUCT_NOT_FOUND (PT404)" in unknown.stderr and "pyinv item add" in unknown.stderr
-    invalid = run("receive", "A1", "0", exit_code=2)
+    invalid = run("receive", "A1", "0", exit_code=3)
     assert "INVALID_QUANTITY (22023)" in invalid.stderr
     assert "is not a number" in run("receive", "A1", "ten", exit_code=2).stderr
 
@@ -281,7 +283,7 @@ def test_business_errors_go_to_stderr_with_advice(catalogue: Inventory, run: Run
 def test_a_database_without_the_schema_asks_for_migrate(empty_database: Callable[[], str], run: Run) -> None:
     dsn = empty_database()
     for args in (("stock",), ("item", "add", "A1", "Widget"), ("verify",)):
-        result = run(*args, exit_code=2, dsn_=dsn)
+        result = run(*args, exit_code=6, dsn_=dsn)
         assert "run `pyinv migrate` first" in result.stderr, result.stderr
     assert run("migrate", dsn_=dsn).stdout.strip() == "applied " + ", ".join(MIGRATIONS)
     assert run("stock", dsn_=dsn).stdout.strip() == "no stock levels"
@@ -289,7 +291,7 @@ def test_a_database_without_the_schema_asks_for_migrate(empty_database: Callable
 
 
 def test_an_unreachable_database_is_reported_without_traceback(run: Run) -> None:
-    result = run("stock", exit_code=2, dsn_="postgresql://pyinv@127.0.0.1:1/nothing?connect_timeout=3")
+    result = run("stock", exit_code=5, dsn_="postgresql://pyinv@127.0.0.1:1/nothing?connect_timeout=3")
     assert result.stderr.startswith("error: cannot connect to the database")
     assert "CONNECTION_FAILED" in result.stderr
     assert "--dsn" in result.stderr and "pyinv db start" in result.stderr
@@ -316,7 +318,7 @@ def test_migrate_status_and_rollback(run: Run) -> None:
     assert run_json(run, "migrate", "--status") == [
         {"id": name, "applied": False, "version": version, "recorded_by": None}
         for name, version in zip(MIGRATIONS, VERSIONS, strict=True)]
-    assert "run `pyinv migrate` first" in run("stock", exit_code=2).stderr
+    assert "run `pyinv migrate` first" in run("stock", exit_code=6).stderr
     assert run_json(run, "migrate") == {"applied": MIGRATIONS}
     assert run("verify").stdout.strip() == "books balance"
 
@@ -348,9 +350,18 @@ def test_db_status_of_an_unused_data_dir(tmp_path, monkeypatch: pytest.MonkeyPat
 # -- the demo --------------------------------------------------------------------------------------------------
 
 
-def test_demo_races_for_scarce_stock_and_oversells_nothing(run: Run, dsn: str) -> None:
-    report = run_json(run, "demo", "--workers", "4", "--orders", "60", "--seed", "7")
+@pytest.fixture
+def demo_database(dsn: str, db) -> Iterator[str]:
+    """A demo database name unique to this test run (dropped afterwards)."""
+    name = f"pyinv_demo_test_{os.getpid()}"
+    yield name
+    db.execute(f'drop database if exists "{name}" with (force)')
+
+
+def test_demo_races_for_scarce_stock_and_oversells_nothing(run: Run, dsn: str, demo_database: str) -> None:
+    report = run_json(run, "demo", "--workers", "4", "--orders", "60", "--seed", "7", "--database", demo_database)
     assert report["ok"] is True and report["books_balance"] is True
+    assert report["database"] == demo_database
     assert report["violations"] == []
     assert (report["oversold_units"], report["oversold_levels"], report["overshipped_units"]) == (0, 0, 0)
     assert report["ledger_agrees"] is True and report["replay_mismatches"] == 0
@@ -361,15 +372,31 @@ def test_demo_races_for_scarce_stock_and_oversells_nothing(run: Run, dsn: str) -
     assert report["idempotent_replays"] > 0
     assert report["items"] == len(CATALOGUE) == 12
 
-    # From the database: nothing of this run is oversold and every hold is resolved or open.
-    levels = [lv for lv in run_json(run, "stock") if lv["sku"].startswith(report["run_id"] + "-")]
+    # The user's database is untouched: the demo ran in a database of its own.
+    assert run_json(run, "stock") == []
+    assert [location["code"] for location in run_json(run, "location", "list")] == ["main"]
+    demo_dsn = make_conninfo(dsn, dbname=demo_database)
+    levels = [lv for lv in run_json(run, "stock", "--limit", "1000", dsn_=demo_dsn)
+              if lv["sku"].startswith(report["run_id"] + "-")]
     assert len(levels) >= 20 and {lv["location"] for lv in levels} == {"main", "store-1"}
     assert all(Decimal(lv["reserved"]) <= Decimal(lv["on_hand"]) for lv in levels)
-    assert run("verify").stdout.strip() == "books balance"
+    assert run("verify", dsn_=demo_dsn).stdout.strip() == "books balance"
 
-    # It runs again on the same database, with new SKUs, and the text summary says so.
+    # The next demo replaces the demo database; the text summary says where the shop is.
+    again = run("demo", "--workers", "2", "--orders", "20", "--seed", "7", "--database", demo_database)
+    assert "verify       books balance" in again.stdout and "oversold     0 units" in again.stdout
+    assert f"stays in the database {demo_database}" in again.stdout
+    assert report["run_id"] not in run("stock", "--limit", "1000", dsn_=demo_dsn).stdout
+    # Never the user's own database, and only names that say they are the demo's.
+    mine = run("demo", "--database", demo_database, dsn_=demo_dsn, exit_code=2)
+    assert "the demo needs one of its own" in mine.stderr
+    assert "must start with pyinv_demo" in run("demo", "--database", "shop", exit_code=2).stderr
+
+
+def test_run_demo_runs_again_on_the_same_database(dsn: str) -> None:
+    first = run_demo(dsn, workers=2, orders=20, seed=7, progress=False)
     again = run_demo(dsn, workers=2, orders=20, seed=7, progress=False)
-    assert again.run_id != report["run_id"] and again.ok and again.migrations_applied == []
+    assert again.run_id != first.run_id and again.ok and again.migrations_applied == []
     summary = format_report(again)
     assert "verify       books balance" in summary
     assert "oversold     0 units" in summary

@@ -561,10 +561,10 @@ def test_cli_stock_control(run, catalogue: Inventory, login_dsn) -> None:
     adjusted = json.loads(run("--json", "adjust", "A1", "-6", "--type", "damage", "--reason", "damaged",
                               dsn_=clerk).stdout)
     assert adjusted["status"] == "PENDING"
-    failed = run("approve", str(adjusted["adjustment_id"]), dsn_=clerk, exit_code=2)
+    failed = run("approve", str(adjusted["adjustment_id"]), dsn_=clerk, exit_code=4)
     assert "PERMISSION_DENIED" in failed.stderr
     assert "APPROVED" in run("approve", str(adjusted["adjustment_id"])).stdout
-    assert "INVALID_STATE (PT409)" in run("approve", str(adjusted["adjustment_id"]), exit_code=2).stderr
+    assert "INVALID_STATE (PT409)" in run("approve", str(adjusted["adjustment_id"]), exit_code=3).stderr
     assert "APPROVED" in run("adjustments").stdout
     counted = json.loads(run("--json", "count", "A1", "3").stdout)
     assert (counted["difference"], counted["adjustment_status"]) == ("-1", "APPLIED")
@@ -578,7 +578,7 @@ def test_cli_stock_control(run, catalogue: Inventory, login_dsn) -> None:
         "ACKNOWLEDGED")
     assert "DISMISSED" in run("alerts", "dismiss", str(alert["alert_id"])).stdout
     assert run("alerts").stdout.strip() == "no open alerts"
-    assert "INVALID_STATE" in run("alerts", "resolve", str(alert["alert_id"]), exit_code=2).stderr
+    assert "INVALID_STATE" in run("alerts", "resolve", str(alert["alert_id"]), exit_code=3).stderr
     assert "levels_checked" in run("alerts", "check").stdout
     assert "A1" in run("alerts", "recommendations").stdout
 

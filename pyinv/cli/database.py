@@ -10,19 +10,21 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 from .. import install, migrate, server
-from .context import CliError, json_option, state
+from .context import CliError, HelpGroup, example, json_option, state
 from .output import format_cell, table, to_json
 
 # -- embedded server ----------------------------------------------------------------------------------
 
 
-@click.group()
+@example("pyinv db status", "pyinv db start")
+@click.group(cls=HelpGroup)
 def db() -> None:
     """Manage the embedded PostgreSQL.
 
     It lives in a per-user data directory (PYINV_DATA_DIR overrides it)."""
 
 
+@example("pyinv db start")
 @db.command("start")
 @json_option
 def db_start() -> None:
@@ -38,6 +40,7 @@ def db_start() -> None:
         click.echo(f"running: {url}")
 
 
+@example("pyinv db stop")
 @db.command("stop")
 @json_option
 def db_stop() -> None:
@@ -49,6 +52,7 @@ def db_stop() -> None:
         click.echo("stopped" if stopped else "not running")
 
 
+@example("pyinv db status")
 @db.command("status")
 @json_option
 def db_status() -> None:
@@ -64,6 +68,7 @@ def db_status() -> None:
     click.echo(f"url:         {status.url or '-'}")
 
 
+@example("psql \"$(pyinv db url)\"")
 @db.command("url")
 @json_option
 def db_url() -> None:
@@ -89,6 +94,7 @@ def describe_dsn(dsn: str) -> str:
     return f"database {params.get('dbname') or params.get('user') or '?'} on {host}{port}"
 
 
+@example("pyinv migrate", "pyinv migrate --status")
 @click.command("migrate")
 @click.option("--status", "show_status", is_flag=True, help="List migrations and whether they are applied.")
 @click.option("--rollback", is_flag=True, help="Roll back the last applied migration.")
@@ -136,7 +142,8 @@ def _migrate(dsn: str, show_status: bool, rollback: bool, yes: bool) -> None:
         click.echo(f"applied {', '.join(done)}" if done else "up to date")
 
 
-@click.group("sql")
+@example("pyinv sql bundle > install.sql")
+@click.group("sql", cls=HelpGroup)
 def sql_group() -> None:
     """SQL scripts for databases you manage by hand (psql, the Supabase SQL editor or CLI).
 
@@ -154,6 +161,7 @@ def _version(value: str | None) -> str | None:
         raise click.BadParameter(str(error)) from error
 
 
+@example("pyinv sql bundle > install.sql")
 @sql_group.command("bundle")
 def sql_bundle() -> None:
     """Print the whole schema as one SQL transaction (a new install).
@@ -164,15 +172,14 @@ def sql_bundle() -> None:
     click.echo(install.bundle(), nl=False)
 
 
+@example("pyinv sql upgrade --from 0.2.0 > upgrade.sql")
 @sql_group.command("upgrade")
 @click.option("--from", "from_version", required=True, metavar="VERSION",
               help="The installed release (e.g. 0.2.0; `pyinv migrate --status` or"
                    " `select * from inventory_api.schema_version()` shows it).")
 @click.option("--to", "to_version", metavar="VERSION", help="Stop at this release (default: the newest).")
 def sql_upgrade(from_version: str, to_version: str | None) -> None:
-    """Print the upgrade from release --from as one SQL transaction.
-
-    Example: pyinv sql upgrade --from 0.2.0 > upgrade.sql && psql -v ON_ERROR_STOP=1 -f upgrade.sql"""
+    """Print the upgrade from release --from as one SQL transaction (then psql -v ON_ERROR_STOP=1 -f it)."""
     start, end = _version(from_version), _version(to_version)
     try:
         click.echo(install.upgrade(start, end), nl=False)
@@ -180,6 +187,7 @@ def sql_upgrade(from_version: str, to_version: str | None) -> None:
         raise click.BadParameter(str(error), param_hint="--from/--to") from error
 
 
+@example("pyinv sql migrations supabase/migrations")
 @sql_group.command("migrations")
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--from", "from_version", metavar="VERSION",

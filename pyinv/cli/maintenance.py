@@ -1,17 +1,40 @@
-"""Maintenance and checks: verify the books, expire holds, the audit chain (`audit`), bulk `import`."""
+"""Maintenance and checks: verify the books, expire holds, the audit log and its chain (`audit`), bulk
+`import`."""
 
 from __future__ import annotations
 
 import json
+from contextlib import nullcontext
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
 import click
 
-from .context import EXIT_VIOLATIONS, CliError, json_option, state
-from .output import AUDIT_BREAK_COLUMNS, IMPORT_REJECT_COLUMNS, VIOLATION_COLUMNS, plain, table, to_json
+from .context import (
+    EXIT_VIOLATIONS,
+    CliError,
+    HelpGroup,
+    emit_page,
+    example,
+    json_option,
+    list_options,
+    print_table,
+    state,
+)
+from .output import (
+    AUDIT_BREAK_COLUMNS,
+    AUDIT_COLUMNS,
+    IMPORT_REJECT_COLUMNS,
+    VIOLATION_COLUMNS,
+    plain,
+    progress,
+    to_json,
+)
+from .params import MOMENT
 
 
+@example("pyinv verify")
 @click.command()
 @json_option
 def verify() -> None:
@@ -20,7 +43,7 @@ def verify() -> None:
     if state().json:
         click.echo(to_json({"balanced": not violations, "violations": plain(violations)}))
     elif violations:
-        click.echo(table(violations, VIOLATION_COLUMNS))
+        print_table(violations, VIOLATION_COLUMNS)
         click.echo(f"{len(violations)} violation{'s' if len(violations) != 1 else ''}: the books do not balance")
     else:
         click.echo("books balance")
@@ -28,24 +51,23 @@ def verify() -> None:
         click.get_current_context().exit(EXIT_VIOLATIONS)
 
 
+@example("pyinv expire")
 @click.command()
 @click.option("--batch-size", default=1000, show_default=True, type=click.IntRange(min=1))
 @json_option
 def expire(batch_size: int) -> None:
     """Release overdue holds, in batches, until none are left."""
     inv = state().inventory()
-    total = batches = 0
-    show_progress = not state().json
-    while True:
-        expired = inv.expire_reservations(batch_size)
-        total += expired
-        batches += 1
-        if show_progress and (batches > 1 or expired == batch_size):
-            click.echo(f"\rexpired {total} so far ({batches} batches)", nl=False, err=True)
-        if expired < batch_size:
-            break
-    if show_progress and batches > 1:
-        click.echo(err=True)
+    total = expired = inv.expire_reservations(batch_size)
+    batches = 1
+    if expired == batch_size:  # more may follow: show the running count
+        with progress(f"expired {total} so far (1 batch)") if not state().json else nullcontext() as update:
+            while expired == batch_size:
+                expired = inv.expire_reservations(batch_size)
+                total += expired
+                batches += 1
+                if update is not None:
+                    update(description=f"expired {total} so far ({batches} batches)")
     if state().json:
         click.echo(to_json({"expired": total, "batches": batches}))
     else:
@@ -55,11 +77,27 @@ def expire(batch_size: int) -> None:
 # -- the audit chain ------------------------------------------------------------------------------------------
 
 
-@click.group()
+@example("pyinv audit log --table items --since 1d", "pyinv audit verify --anchor anchor.json")
+@click.group(cls=HelpGroup)
 def audit() -> None:
-    """The audit log's hash chain: seal it, verify it, anchor it outside the database."""
+    """The audit log and its hash chain: log, seal, anchor, verify."""
 
 
+@example("pyinv audit log --table items --actor alice --since 2026-05-01")
+@audit.command("log")
+@click.option("--table", "table_name", help="Only changes of this table, e.g. items, locations, user_roles.")
+@click.option("--actor", help="Only changes by this user.")
+@click.option("--since", type=MOMENT, help="From this time: 2026-05-01, 2026-05-01T09:30, or ago: 2h, 7d.")
+@click.option("--until", type=MOMENT, help="Before this time (same forms as --since).")
+@list_options
+def audit_log(table_name: str | None, actor: str | None, since: datetime | None, until: datetime | None,
+              limit: int, offset: int) -> None:
+    """Who changed what: the latest --limit audit rows (admins; --offset skips newer ones)."""
+    emit_page(state().inventory().audit_log, limit, offset, AUDIT_COLUMNS, latest=True,
+              empty="no audit rows", table=table_name, actor=actor, since=since, until=until)
+
+
+@example("pyinv audit seal")
 @audit.command("seal")
 @click.option("--batch-size", default=10000, show_default=True, type=click.IntRange(1, 1000000))
 @json_option
@@ -83,13 +121,15 @@ def audit_seal(batch_size: int) -> None:
         click.echo(f"sealed {total} audit row{'s' if total != 1 else ''}")
 
 
+@example("pyinv audit anchor -o anchor.json")
 @audit.command("anchor")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the anchor to this new file (it is never overwritten); default: stdout.")
 @click.option("--wait", "wait_seconds", default=10.0, show_default=True, type=click.FloatRange(0, 3600),
               help="Seconds to wait for transactions still writing below the ledger cut.")
+@json_option
 def audit_anchor(output: Path | None, wait_seconds: float) -> None:
-    """Export the heads of the audit and ledger chains.
+    """Export the heads of the audit and ledger chains (JSON).
 
     Keep anchors where the database (and its superuser) cannot write: another machine, object
     storage with retention, a mailbox. `pyinv audit verify --anchor FILE` later reports anything
@@ -109,9 +149,13 @@ def audit_anchor(output: Path | None, wait_seconds: float) -> None:
             handle.write(text)
     except FileExistsError:
         raise exists from None
-    click.echo(f"anchor written to {output}", err=True)
+    if state().json:
+        click.echo(to_json({"written": str(output)}))
+    else:
+        click.echo(f"anchor written to {output}", err=True)
 
 
+@example("pyinv audit verify --anchor anchor.json")
 @audit.command("verify")
 @click.option("--anchor", "anchor_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="An anchor from `pyinv audit anchor`: also check nothing it covers changed.")
@@ -126,9 +170,9 @@ def audit_verify(anchor_path: Path | None) -> None:
                             "inventory": plain(violations)}))
     else:
         if breaks:
-            click.echo(table(breaks, AUDIT_BREAK_COLUMNS))
+            print_table(breaks, AUDIT_BREAK_COLUMNS)
         if violations:
-            click.echo(table(violations, VIOLATION_COLUMNS))
+            print_table(violations, VIOLATION_COLUMNS)
         if not breaks and not violations:
             click.echo("audit chain and ledger intact" + (" and match the anchor" if anchor else ""))
     if breaks or violations:
@@ -138,6 +182,7 @@ def audit_verify(anchor_path: Path | None) -> None:
 # -- bulk import ------------------------------------------------------------------------------------------------
 
 
+@example("pyinv import items.csv", "pyinv import policies.csv --kind policies")
 @click.command("import")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--kind", type=click.Choice(["items", "policies"]),
@@ -152,24 +197,15 @@ def import_command(path: Path, kind: str | None, batch_size: int) -> None:
     sku,location,reorder_point,safety_stock[,reorder_quantity,max_stock_level,lead_time_days].
     One transaction per batch: its valid rows are applied, the rest reported with the reason.
     Exit code 1 when rows were rejected."""
-    import sys
-
     inv = state().inventory()
     if state().json:
         report = inv.import_csv(path, kind=kind, batch_size=batch_size)
     else:
         with path.open("rb") as handle:
             total = max(sum(1 for _ in handle) - 1, 0)
-        with click.progressbar(length=total, label=f"importing {path.name}", file=sys.stderr,
-                               show_pos=True) as bar:
-            done = 0
-
-            def advance(rows_done: int) -> None:
-                nonlocal done
-                bar.update(rows_done - done)
-                done = rows_done
-
-            report = inv.import_csv(path, kind=kind, batch_size=batch_size, progress=advance)
+        with progress(f"importing {path.name}", total) as update:
+            report = inv.import_csv(path, kind=kind, batch_size=batch_size,
+                                    progress=lambda rows_done: update(completed=rows_done))
     if state().json:
         click.echo(to_json(plain(report)))
     else:
@@ -177,6 +213,6 @@ def import_command(path: Path, kind: str | None, batch_size: int) -> None:
                    f"{'es' if report.batches != 1 else ''}, {report.applied} applied, {report.unchanged} unchanged, "
                    f"{len(report.rejected)} rejected ({report.seconds:.1f}s)")
         if report.rejected:
-            click.echo(table(list(report.rejected), IMPORT_REJECT_COLUMNS))
+            print_table(list(report.rejected), IMPORT_REJECT_COLUMNS)
     if report.rejected:
         click.get_current_context().exit(EXIT_VIOLATIONS)

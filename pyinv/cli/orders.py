@@ -1,5 +1,5 @@
-"""The order lifecycle (receive, reserve, fulfill, cancel, return) and its readers (stock, reservations,
-movements)."""
+"""The order lifecycle (receive, reserve, fulfill, cancel, return) and its readers (stock, validate,
+reservations, returns, movements)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,26 @@ from typing import Any
 
 import click
 
-from .context import emit, json_option, state
-from .output import CHANGE_COLUMNS, LEVEL_COLUMNS, MOVEMENT_COLUMNS, RESERVATION_COLUMNS, RETURN_COLUMNS, STOCK_COLUMNS
+from .context import EXIT_VIOLATIONS, emit, emit_page, example, json_option, list_options, state
+from .output import (
+    CHANGE_COLUMNS,
+    LEVEL_COLUMNS,
+    MOVEMENT_COLUMNS,
+    RESERVATION_COLUMNS,
+    RETURN_COLUMNS,
+    RETURN_LIST_COLUMNS,
+    STOCK_CHECK_COLUMNS,
+    STOCK_COLUMNS,
+    to_json,
+)
 from .params import DECIMAL, DURATION, ORDER_LINE, key_option
+
+REFERENCE_TYPES = ("order", "work_order", "transfer", "production", "sample", "other")
 
 # -- the order lifecycle ----------------------------------------------------------------------------------
 
 
+@example("pyinv receive TSHIRT-M 40 --reference PO-1001")
 @click.command()
 @click.argument("sku")
 @click.argument("quantity", type=DECIMAL)
@@ -31,6 +44,8 @@ def receive(sku: str, quantity: Decimal, location: str, reference: str | None, u
                                            unit_cost=unit_cost, idempotency_key=key), LEVEL_COLUMNS)
 
 
+@example("pyinv reserve SO-1001 TSHIRT-M 2 --expires-in 15m --key checkout-7f3a",
+         "pyinv reserve SO-1002 --line TSHIRT-M:1 --line MUG:2:store-1")
 @click.command()
 @click.argument("order_ref")
 @click.argument("sku", required=False)
@@ -39,10 +54,14 @@ def receive(sku: str, quantity: Decimal, location: str, reference: str | None, u
               help="SKU:QTY[:LOCATION]; repeat for an all-or-nothing multi-line order.")
 @click.option("--location", default=None, help="Location of SKU QTY (default main).")
 @click.option("--expires-in", type=DURATION, help="Hold lifetime: 90 (seconds), 15m, 2h, 1d.")
+@click.option("--reference-type", type=click.Choice(REFERENCE_TYPES),
+              help="What ORDER_REF names (default order).")
+@click.option("--notes", help="Free text stored with the hold.")
 @key_option
 @json_option
 def reserve(order_ref: str, sku: str | None, quantity: Decimal | None, lines: tuple[dict[str, Any], ...],
-            location: str | None, expires_in: timedelta | None, key: str | None) -> None:
+            location: str | None, expires_in: timedelta | None, reference_type: str | None, notes: str | None,
+            key: str | None) -> None:
     """Hold stock for an order.
 
     Either `ORDER_REF SKU QTY [--location L]`, or `ORDER_REF --line SKU:QTY[:LOCATION] ...` to hold every
@@ -51,15 +70,16 @@ def reserve(order_ref: str, sku: str | None, quantity: Decimal | None, lines: tu
     if lines:
         if sku is not None or quantity is not None or location is not None:
             raise click.UsageError("give either SKU QTY [--location L] or --line options, not both")
-        emit(inv.reserve_order(order_ref, list(lines), expires_in=expires_in, idempotency_key=key),
-             RESERVATION_COLUMNS)
+        emit(inv.reserve_order(order_ref, list(lines), expires_in=expires_in, idempotency_key=key,
+                               reference_type=reference_type, notes=notes), RESERVATION_COLUMNS)
         return
     if sku is None or quantity is None:
         raise click.UsageError("give SKU and QTY, or one or more --line SKU:QTY[:LOCATION]")
     emit(inv.reserve_stock(sku, quantity, order_ref, location=location or "main", expires_in=expires_in,
-                           idempotency_key=key), RESERVATION_COLUMNS)
+                           idempotency_key=key, reference_type=reference_type, notes=notes), RESERVATION_COLUMNS)
 
 
+@example("pyinv fulfill SO-1001", "pyinv fulfill SO-1001 --sku TSHIRT-M --quantity 1")
 @click.command()
 @click.argument("order_ref")
 @click.option("--sku", help="Ship only this item.")
@@ -72,6 +92,7 @@ def fulfill(order_ref: str, sku: str | None, quantity: Decimal | None, key: str 
          CHANGE_COLUMNS, empty="nothing shipped")
 
 
+@example("pyinv cancel SO-1002")
 @click.command()
 @click.argument("order_ref")
 @click.option("--sku", help="Release only the holds of this item.")
@@ -83,6 +104,7 @@ def cancel(order_ref: str, sku: str | None, key: str | None) -> None:
          empty="nothing released")
 
 
+@example("pyinv return SO-1001 TSHIRT-M 1 --reason \"wrong size\"")
 @click.command("return")
 @click.argument("order_ref")
 @click.argument("sku")
@@ -102,31 +124,63 @@ def return_command(order_ref: str, sku: str, quantity: Decimal, reason: str, no_
 # -- readers -----------------------------------------------------------------------------------------------
 
 
+@example("pyinv stock --sku TSHIRT-M")
 @click.command()
 @click.option("--sku")
 @click.option("--location")
-@json_option
-def stock(sku: str | None, location: str | None) -> None:
+@list_options
+def stock(sku: str | None, location: str | None, limit: int, offset: int) -> None:
     """Stock levels: on hand, reserved, available."""
-    emit(state().inventory().stock_levels(sku=sku, location=location), STOCK_COLUMNS, empty="no stock levels")
+    emit_page(state().inventory().stock_levels, limit, offset, STOCK_COLUMNS, empty="no stock levels", sku=sku,
+              location=location)
 
 
+@example("pyinv validate TSHIRT-M 3 --location main")
+@click.command()
+@click.argument("sku")
+@click.argument("quantity", type=DECIMAL)
+@click.option("--location", default="main", show_default=True)
+@json_option
+def validate(sku: str, quantity: Decimal, location: str) -> None:
+    """Could QUANTITY of SKU be reserved now? Reserves nothing; exit code 1 when not."""
+    check = state().inventory().validate_stock(sku, quantity, location=location)
+    if state().json:
+        click.echo(to_json({"sku": sku, "location": location, "quantity": quantity, **check.to_dict()}))
+    else:
+        emit({"sku": sku, "location": location, "quantity": quantity, **check.to_dict()}, STOCK_CHECK_COLUMNS)
+    if not check.can_fulfill:
+        click.get_current_context().exit(EXIT_VIOLATIONS)
+
+
+@example("pyinv reservations --status active")
 @click.command()
 @click.option("--order", "order_ref", help="Only this order.")
 @click.option("--status", type=click.Choice(["ACTIVE", "FULFILLED", "CANCELLED", "EXPIRED"], case_sensitive=False))
-@json_option
-def reservations(order_ref: str | None, status: str | None) -> None:
-    """Holds of stock for orders."""
-    emit(state().inventory().reservations(order_ref=order_ref, status=status.upper() if status else None),
-         RESERVATION_COLUMNS, empty="no reservations")
+@list_options
+def reservations(order_ref: str | None, status: str | None, limit: int, offset: int) -> None:
+    """Holds of stock for orders, oldest first."""
+    emit_page(state().inventory().reservations, limit, offset, RESERVATION_COLUMNS, empty="no reservations",
+              order_ref=order_ref, status=status.upper() if status else None)
 
 
+@example("pyinv returns --order SO-1001")
+@click.command()
+@click.option("--order", "order_ref", help="Only this order.")
+@click.option("--sku")
+@click.option("--location")
+@list_options
+def returns(order_ref: str | None, sku: str | None, location: str | None, limit: int, offset: int) -> None:
+    """Customer returns: the latest --limit of them (--offset skips newer ones), oldest first."""
+    emit_page(state().inventory().returns, limit, offset, RETURN_LIST_COLUMNS, latest=True,
+              empty="no returns", order_ref=order_ref, sku=sku, location=location)
+
+
+@example("pyinv movements --sku TSHIRT-M --limit 10")
 @click.command()
 @click.option("--sku")
 @click.option("--reference", help="Order reference or purchase order.")
-@click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1))
-@json_option
-def movements(sku: str | None, reference: str | None, limit: int) -> None:
-    """The ledger: the latest stock movements (--limit of them), oldest first."""
-    emit(state().inventory().movements(sku=sku, reference=reference, limit=limit), MOVEMENT_COLUMNS,
-         empty="no movements")
+@list_options
+def movements(sku: str | None, reference: str | None, limit: int, offset: int) -> None:
+    """The ledger: the latest --limit movements (--offset skips newer ones), oldest first."""
+    emit_page(state().inventory().movements, limit, offset, MOVEMENT_COLUMNS, latest=True,
+              empty="no movements", sku=sku, reference=reference)

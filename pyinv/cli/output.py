@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+import io
 import json
-from collections.abc import Iterable, Mapping, Sequence
+import os
+import sys
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, is_dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -69,29 +74,83 @@ def is_numeric(value: Any) -> bool:
     return isinstance(value, (int, float, Decimal)) and not isinstance(value, bool)
 
 
-def table(rows: Iterable[Any], columns: Sequence[str], headers: Sequence[str] | None = None) -> str:
-    """Aligned columns: numbers right-aligned, everything else left-aligned."""
+@functools.cache
+def _box() -> Any:
+    """No borders: a header, a rule of dashes under it, columns two spaces apart."""
+    from rich.box import Box
+
+    return Box("    \n    \n -  \n    \n    \n    \n    \n    \n", ascii=True)
+
+
+def render_table(rows: Iterable[Any], columns: Sequence[str], headers: Sequence[str] | None = None,
+                 width: int | None = None) -> str:
+    """An aligned table (numbers right-aligned, everything else left-aligned), drawn by rich. With a
+    `width`, long text cells wrap so that the table fits it; without, nothing is ever cut or wrapped."""
+    from rich.console import Console
+    from rich.table import Table
+
     records = [row if isinstance(row, Mapping) else plain(row) for row in rows]
     headers = list(headers or columns)
-    cells = [[format_cell(record.get(column)) for column in columns] for record in records]
     numeric = [
         any(is_numeric(record.get(column)) for record in records)
         and all(record.get(column) is None or is_numeric(record.get(column)) for record in records)
         for column in columns
     ]
-    widths = [max([len(header)] + [len(row[i]) for row in cells]) for i, header in enumerate(headers)]
+    grid = Table(box=_box(), show_edge=False, pad_edge=False, padding=(0, 1, 0, 0), highlight=False)
+    for header, right in zip(headers, numeric, strict=True):
+        grid.add_column(header, justify="right" if right else "left", no_wrap=right, overflow="fold")
+    for record in records:
+        grid.add_row(*(format_cell(record.get(column)) for column in columns))
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=width or 1_000_000, color_system=None, highlight=False, emoji=False,
+                      markup=False, soft_wrap=False, legacy_windows=False)
+    console.print(grid)
+    return "".join(line.rstrip() + "\n" for line in buffer.getvalue().splitlines())
 
-    def line(values: Sequence[str]) -> str:
-        parts = [value.rjust(width) if right else value.ljust(width)
-                 for value, width, right in zip(values, widths, numeric, strict=True)]
-        return "  ".join(parts).rstrip()
 
-    return "\n".join([line(headers), line(["-" * width for width in widths]), *(line(row) for row in cells)])
+def terminal_width() -> int | None:
+    """The width tables must fit: the terminal's, or COLUMNS; None (no limit) when stdout is not a
+    terminal and COLUMNS is unset, so piped output is never cut."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    stream = sys.stdout
+    if stream.isatty():
+        try:
+            return os.get_terminal_size(stream.fileno()).columns
+        except (OSError, ValueError):
+            return None
+    return None
+
+
+@contextmanager
+def progress(label: str, total: int | None = None) -> Iterator[Callable[..., None]]:
+    """A progress display on stderr (rich): yields update(completed=None, description=None). On a
+    terminal it redraws in place; otherwise it prints its final state once, at the end."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns: list[Any] = [TextColumn("{task.description}")]
+    if total is not None:
+        columns += [BarColumn(), MofNCompleteColumn()]
+    columns.append(TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True, highlight=False)) as display:
+        task = display.add_task(label, total=total)
+
+        def update(completed: int | None = None, description: str | None = None) -> None:
+            display.update(task, completed=completed, description=description)
+
+        yield update
+
+
+def table(rows: Iterable[Any], columns: Sequence[str], headers: Sequence[str] | None = None) -> str:
+    """The table of `rows` at full width (no trailing newline)."""
+    return render_table(rows, columns, headers).rstrip("\n")
 
 
 # -- the columns of each kind of row in a table ------------------------------------------------------------
 
-ITEM_COLUMNS = ("sku", "name", "unit_of_measure", "unit_cost", "status", "track_lots")
+ITEM_COLUMNS = ("sku", "name", "unit_of_measure", "unit_cost", "status", "track_lots", "version")
 LOCATION_COLUMNS = ("code", "name", "created_at")
 LEVEL_COLUMNS = ("sku", "location", "on_hand", "reserved", "available")
 STOCK_COLUMNS = ("sku", "location", "on_hand", "reserved", "available", "status")
@@ -117,5 +176,12 @@ ALERT_COLUMNS = ("alert_id", "sku", "location", "severity", "status", "available
 ALERT_CHECK_COLUMNS = ("levels_checked", "opened", "escalated", "resolved")
 RECOMMENDATION_COLUMNS = ("sku", "location", "available", "reorder_point", "safety_stock", "status",
                           "suggested_order_quantity", "alert_id")
+RETURN_LIST_COLUMNS = ("return_id", "order_ref", "sku", "location", "quantity", "reason", "restocked", "created_by",
+                       "created_at")
+COUNT_LIST_COLUMNS = ("count_id", "sku", "location", "counted_quantity", "on_hand_at_count", "difference",
+                      "adjustment_id", "adjustment_status", "counted_by", "counted_at")
+STOCK_CHECK_COLUMNS = ("sku", "location", "quantity", "can_fulfill", "available", "error_code")
+USER_ROLE_COLUMNS = ("user_id", "role", "location", "granted_by", "granted_at")
+AUDIT_COLUMNS = ("audit_id", "created_at", "table_name", "operation", "actor", "login", "sealed", "chain_seq")
 MIGRATION_COLUMNS = ("id", "applied")
 IMPORT_REJECT_COLUMNS = ("row", "key", "code", "reason")

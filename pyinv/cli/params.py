@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
 
@@ -59,3 +59,26 @@ DURATION = DurationType()
 ORDER_LINE = OrderLineType()
 
 key_option = click.option("--key", help="Idempotency key: a retry with the same key replays the result.")
+
+
+class MomentType(click.ParamType):
+    """A point in time: ISO 8601 (2026-05-01, 2026-05-01T09:30, with or without offset; local time when
+    without) or a duration ago (90s, 15m, 2h, 7d)."""
+
+    name = "time"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        text = str(value).strip()
+        if re.fullmatch(r"\d+(?:\.\d+)?\s*[smhd]?", text.lower()):
+            return datetime.now(timezone.utc) - DURATION.convert(text, param, ctx)
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            self.fail(f"{value!r} is neither a time like 2026-05-01T09:30 nor a duration ago like 2h or 7d",
+                      param, ctx)
+        return moment if moment.tzinfo is not None else moment.astimezone()
+
+
+MOMENT = MomentType()

@@ -7,12 +7,13 @@ from decimal import Decimal
 
 import click
 
-from .context import emit, json_option, state
+from .context import HelpGroup, emit, emit_page, example, json_option, list_options, state
 from .output import (
     ADJUSTMENT_COLUMNS,
     ALERT_CHECK_COLUMNS,
     ALERT_COLUMNS,
     COUNT_COLUMNS,
+    COUNT_LIST_COLUMNS,
     POLICY_COLUMNS,
     RECOMMENDATION_COLUMNS,
     TRANSFER_COLUMNS,
@@ -24,6 +25,7 @@ ADJUSTMENT_TYPES = ("physical_count", "damage", "correction", "write_off", "foun
 # -- adjustments, counts, transfers --------------------------------------------------------------------------
 
 
+@example("pyinv adjust TSHIRT-M -3 --type damage --reason damaged")
 @click.command(context_settings={"ignore_unknown_options": True})
 @click.argument("sku")
 @click.argument("quantity_delta", type=DECIMAL)
@@ -45,6 +47,7 @@ def adjust(sku: str, quantity_delta: Decimal, adjustment_type: str, reason_code:
                                                description=description, idempotency_key=key), ADJUSTMENT_COLUMNS)
 
 
+@example("pyinv approve 42", "pyinv approve 42 --reject --note \"recount first\"")
 @click.command()
 @click.argument("adjustment_id", type=int)
 @click.option("--reject", is_flag=True, help="Reject instead of approving.")
@@ -56,19 +59,20 @@ def approve(adjustment_id: int, reject: bool, note: str | None) -> None:
          ADJUSTMENT_COLUMNS)
 
 
+@example("pyinv adjustments --status PENDING")
 @click.command()
 @click.option("--status", type=click.Choice(["PENDING", "APPLIED", "APPROVED", "REJECTED", "SUPERSEDED"],
                                             case_sensitive=False))
 @click.option("--sku")
 @click.option("--location")
-@click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1))
-@json_option
-def adjustments(status: str | None, sku: str | None, location: str | None, limit: int) -> None:
-    """History of stock adjustments (the latest --limit of them)."""
-    emit(state().inventory().adjustments(status=status.upper() if status else None, sku=sku, location=location,
-                                         limit=limit), ADJUSTMENT_COLUMNS, empty="no adjustments")
+@list_options
+def adjustments(status: str | None, sku: str | None, location: str | None, limit: int, offset: int) -> None:
+    """History of stock adjustments: the latest --limit of them (--offset skips newer ones)."""
+    emit_page(state().inventory().adjustments, limit, offset, ADJUSTMENT_COLUMNS, latest=True,
+              empty="no adjustments", status=status.upper() if status else None, sku=sku, location=location)
 
 
+@example("pyinv count TSHIRT-M 37 --location main")
 @click.command()
 @click.argument("sku")
 @click.argument("counted_quantity", type=DECIMAL)
@@ -79,6 +83,18 @@ def count(sku: str, counted_quantity: Decimal, location: str) -> None:
     emit(state().inventory().record_count(sku, counted_quantity, location=location), COUNT_COLUMNS)
 
 
+@example("pyinv counts --sku TSHIRT-M")
+@click.command()
+@click.option("--sku")
+@click.option("--location")
+@list_options
+def counts(sku: str | None, location: str | None, limit: int, offset: int) -> None:
+    """Physical counts and their adjustments: the latest --limit (--offset skips newer ones)."""
+    emit_page(state().inventory().cycle_counts, limit, offset, COUNT_LIST_COLUMNS, latest=True,
+              empty="no counts", sku=sku, location=location)
+
+
+@example("pyinv transfer TSHIRT-M 5 --from main --to store-1")
 @click.command()
 @click.argument("sku")
 @click.argument("quantity", type=DECIMAL)
@@ -97,11 +113,13 @@ def transfer(sku: str, quantity: Decimal, from_location: str, to_location: str, 
 # -- stock policies and reorder alerts ------------------------------------------------------------------------
 
 
-@click.group()
+@example("pyinv policy set TSHIRT-M --reorder-point 10 --safety-stock 3 --reorder-quantity 50")
+@click.group(cls=HelpGroup)
 def policy() -> None:
-    """Stock policies: reorder point, safety stock, order quantity."""
+    """Stock policies (reorder point, safety stock, order quantity): set, list."""
 
 
+@example("pyinv policy set TSHIRT-M --location main --reorder-point 10 --safety-stock 3 --reorder-quantity 50")
 @policy.command("set")
 @click.argument("sku")
 @click.option("--location", default="main", show_default=True)
@@ -120,30 +138,32 @@ def policy_set(sku: str, location: str, reorder_point: Decimal, safety_stock: De
                                               lead_time_days=lead_time_days), POLICY_COLUMNS)
 
 
+@example("pyinv policy list --sku TSHIRT-M")
 @policy.command("list")
 @click.option("--sku")
 @click.option("--location")
-@json_option
-def policy_list(sku: str | None, location: str | None) -> None:
+@list_options
+def policy_list(sku: str | None, location: str | None, limit: int, offset: int) -> None:
     """List stock policies."""
-    emit(state().inventory().stock_policies(sku=sku, location=location), POLICY_COLUMNS, empty="no policies")
+    emit_page(state().inventory().stock_policies, limit, offset, POLICY_COLUMNS, empty="no policies", sku=sku,
+              location=location)
 
 
-@click.group(invoke_without_command=True)
+@example("pyinv alerts", "pyinv alerts ack 7 --note \"PO-2001 placed\"")
+@click.group(cls=HelpGroup, invoke_without_command=True)
 @click.option("--all", "show_all", is_flag=True, help="Include resolved and dismissed alerts.")
-@json_option
+@list_options
 @click.pass_context
-def alerts(ctx: click.Context, show_all: bool) -> None:
-    """Reorder alerts: a table of the open ones (ack | resolve | dismiss ALERT_ID to handle them)."""
+def alerts(ctx: click.Context, show_all: bool, limit: int, offset: int) -> None:
+    """Reorder alerts: the open ones, or ack | resolve | dismiss | check | recommendations."""
     if ctx.invoked_subcommand is not None:
         return
-    rows = state().inventory().reorder_alerts()
-    if not show_all:
-        rows = [row for row in rows if row.status in ("OPEN", "ACKNOWLEDGED")]
-    emit(rows, ALERT_COLUMNS, empty="no open alerts")
+    emit_page(state().inventory().reorder_alerts, limit, offset, ALERT_COLUMNS,
+              empty="no alerts" if show_all else "no open alerts", open_only=not show_all)
 
 
 def _alert_command(name: str, status: str, help_text: str) -> None:
+    @example(f"pyinv alerts {name} 7")
     @alerts.command(name, help=help_text)
     @click.argument("alert_id", type=int)
     @click.option("--note", help="Note recorded with the change.")
@@ -157,6 +177,7 @@ _alert_command("resolve", "RESOLVED", "Resolve an alert by hand.")
 _alert_command("dismiss", "DISMISSED", "Dismiss an alert; it is not reopened until stock has recovered once.")
 
 
+@example("pyinv alerts check")
 @alerts.command("check")
 @json_option
 def alerts_check() -> None:
@@ -164,12 +185,11 @@ def alerts_check() -> None:
     emit(state().inventory().check_reorder_points(), ALERT_CHECK_COLUMNS)
 
 
+@example("pyinv alerts recommendations")
 @alerts.command("recommendations")
 @click.option("--all", "show_all", is_flag=True, help="Include levels in NORMAL state.")
-@json_option
-def alerts_recommendations(show_all: bool) -> None:
+@list_options
+def alerts_recommendations(show_all: bool, limit: int, offset: int) -> None:
     """What to reorder: CRITICAL / REORDER levels with a suggested order quantity."""
-    rows = state().inventory().reorder_recommendations()
-    if not show_all:
-        rows = [row for row in rows if row.status != "NORMAL"]
-    emit(rows, RECOMMENDATION_COLUMNS, empty="nothing to reorder")
+    emit_page(state().inventory().reorder_recommendations, limit, offset, RECOMMENDATION_COLUMNS,
+              empty="nothing to reorder", actionable=not show_all)
