@@ -86,18 +86,21 @@ CALLS: dict[str, tuple[str, dict[str, Any]]] = {
     "update_item": ("update_item", {"sku": "A1", "name": "Widget (renamed)"}),
     "delete_item": ("delete_item", {"sku": "IMP-1"}),
     "restore_item": ("restore_item", {"sku": "IMP-1"}),
+    # which pyinv is installed: public to every API user, with or without a business role
+    "schema_version": ("schema_version", {}),
 }
 # Maintenance (what inventory_scheduler may run) is never exposed to PostgREST's users.
 MAINTENANCE = {"expire_reservations", "seal_audit_log", "check_reorder_points", "audit_anchor"}
 ALLOWED = {
     # (db role, sub): calls that succeed; every other call fails with 42501
     ("authenticated", "u-admin"): set(CALLS) - MAINTENANCE,
-    ("authenticated", "u-clerk-main"): {"receive_main", "reserve_main", "reserve_order_main", "fulfill_main",
-                                        "cancel_main", "return_main", "validate_main",
+    ("authenticated", "u-clerk-main"): {"schema_version", "receive_main", "reserve_main", "reserve_order_main",
+                                        "fulfill_main", "cancel_main", "return_main", "validate_main",
                                         "adjust_main", "count_main", "alert_main"},
-    ("authenticated", "u-clerk-east"): {"receive_east", "reserve_east", "validate_east", "adjust_east"},
-    ("authenticated", "u-reader"): {"validate_main", "validate_east", "verify_inventory"},
-    ("authenticated", "u-nobody"): set(),
+    ("authenticated", "u-clerk-east"): {"schema_version", "receive_east", "reserve_east", "validate_east",
+                                        "adjust_east"},
+    ("authenticated", "u-reader"): {"schema_version", "validate_main", "validate_east", "verify_inventory"},
+    ("authenticated", "u-nobody"): {"schema_version"},
     ("anon", None): set(),
     ("service_role", None): set(CALLS),
 }
@@ -110,7 +113,7 @@ def test_role_by_function_matrix(gateway, role: str, sub: str | None, db) -> Non
     assert api_functions == {function for function, _ in CALLS.values()}, "every API function is in the matrix"
     client = gateway(role, sub)
     for name, (function, arguments) in CALLS.items():
-        read_only = function in ("validate_stock", "verify_inventory", "verify_audit_chain")
+        read_only = function in ("validate_stock", "verify_inventory", "verify_audit_chain", "schema_version")
         if name in ALLOWED[(role, sub)]:
             client.rpc(function, read_only=read_only, **arguments)
         else:
@@ -369,9 +372,10 @@ def test_readers_run_read_only_and_writers_are_volatile(db) -> None:
         select p.proname, p.provolatile from pg_proc p
          where p.pronamespace = 'inventory_api'::regnamespace""").fetchall()
     readers = {name for name, volatility in rows if volatility == "s"}
-    assert readers == {"validate_stock", "verify_inventory", "verify_audit_chain"}
+    assert readers == {"validate_stock", "verify_inventory", "verify_audit_chain", "schema_version"}
     with db.transaction(force_rollback=True):
         db.execute("set transaction read only")
+        db.execute("select * from inventory_api.schema_version()")
         db.execute("select * from inventory_api.validate_stock(sku => 'A1', quantity => 1)")
         db.execute("select * from inventory_api.verify_inventory()")
         db.execute("select * from inventory_api.verify_audit_chain()")
