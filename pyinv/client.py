@@ -476,10 +476,11 @@ class _Api:
                      limit=limit, offset=offset, newest_first=True)
 
     @_operation
-    def returns(self, order_ref: str | None = None, sku: str | None = None, limit: int | None = None,
-                offset: int = 0) -> _Call[list[ReturnRow]]:
+    def returns(self, order_ref: str | None = None, sku: str | None = None, location: str | None = None,
+                limit: int | None = None, offset: int = 0) -> _Call[list[ReturnRow]]:
         """Customer returns, oldest first; limit/offset count from the newest."""
-        return _view("returns", ReturnRow, ("return_id",), [("order_ref", "=", order_ref), ("sku", "=", sku)],
+        return _view("returns", ReturnRow, ("return_id",),
+                     [("order_ref", "=", order_ref), ("sku", "=", sku), ("location", "=", location)],
                      limit=limit, offset=offset, newest_first=True)
 
     @_operation
@@ -501,11 +502,11 @@ class _Api:
                       ("created_at", "<", until)], limit=limit, offset=offset, newest_first=True)
 
     @_operation
-    def user_roles(self, user_id: str | None = None, limit: int | None = None,
+    def user_roles(self, user_id: str | None = None, role: str | None = None, limit: int | None = None,
                    offset: int = 0) -> _Call[list[UserRoleRow]]:
         """Business roles granted (admins see all, others their own), by user and role."""
-        return _view("user_roles", UserRoleRow, ("user_id", "role", "user_role_id"), [("user_id", "=", user_id)],
-                     limit=limit, offset=offset)
+        return _view("user_roles", UserRoleRow, ("user_id", "role", "user_role_id"),
+                     [("user_id", "=", user_id), ("role", "=", role)], limit=limit, offset=offset)
 
     @_operation
     def error_codes(self, limit: int | None = None, offset: int = 0) -> _Call[list[ErrorCode]]:

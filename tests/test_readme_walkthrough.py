@@ -74,6 +74,6 @@ def test_the_walkthrough_runs_verbatim(fresh_embedded: Path) -> None:
         assert result.exit_code == 0, (args, result.stdout, result.stderr)
         assert "Traceback" not in result.stderr, args
         if number == 0:  # the first command starts the new embedded server and says so
-            assert "initialising and starting the embedded PostgreSQL" in result.stderr
+            assert "pyinv: initialising a new embedded PostgreSQL" in result.stderr
     assert (fresh_embedded / "PG_VERSION").exists()
     assert Path("anchor.json").exists()  # written in the working directory
