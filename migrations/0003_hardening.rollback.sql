@@ -575,6 +575,59 @@ $function$
 ;
 comment on function inventory.create_adjustment(text,numeric,text,text,text,text,text) is 'Implements inventory_api.create_adjustment.';
 
+CREATE OR REPLACE FUNCTION inventory.create_item(sku text, name text, unit_of_measure text, unit_cost numeric, track_lots boolean)
+ RETURNS inventory_api.item
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO ''
+AS $function$
+declare
+  v_existing inventory.items;
+  v_item_id bigint;
+begin
+  perform inventory.authorize('admin');
+  perform inventory.check_text(create_item.sku, 'sku', 64);
+  if create_item.sku !~ '^[A-Za-z0-9][A-Za-z0-9._:/#+-]{0,63}$' then
+    perform inventory.raise_error('INVALID_ARGUMENT',
+      'sku must start with a letter or digit and use only letters, digits and . _ : / # + -',
+      pg_catalog.jsonb_build_object('argument', 'sku', 'problem', 'malformed'));
+  end if;
+  perform inventory.check_text(create_item.name, 'name', 200);
+  if create_item.unit_of_measure is null or create_item.unit_of_measure !~ '^[a-z][a-z0-9_]{0,19}$' then
+    perform inventory.raise_error('INVALID_ARGUMENT',
+      'unit_of_measure must be 1-20 lower-case letters, digits or _, starting with a letter',
+      pg_catalog.jsonb_build_object('argument', 'unit_of_measure', 'problem', 'malformed'));
+  end if;
+  perform inventory.check_unit_cost(create_item.unit_cost);
+  if create_item.track_lots is null then
+    perform inventory.raise_error('INVALID_ARGUMENT', 'track_lots is required',
+      pg_catalog.jsonb_build_object('argument', 'track_lots', 'problem', 'missing'));
+  end if;
+
+  insert into inventory.items (sku, name, unit_of_measure, unit_cost, track_lots, created_by)
+  values (create_item.sku, create_item.name, create_item.unit_of_measure, create_item.unit_cost,
+          create_item.track_lots, inventory.current_actor())
+  on conflict on constraint items_sku_key do nothing
+  returning item_id into v_item_id;
+  if v_item_id is null then
+    select * into v_existing from inventory.items i where i.sku = create_item.sku;
+    if v_existing.deleted_at is not null
+       or v_existing.name <> create_item.name
+       or v_existing.unit_of_measure <> create_item.unit_of_measure
+       or v_existing.unit_cost is distinct from create_item.unit_cost
+       or v_existing.track_lots <> create_item.track_lots then
+      perform inventory.raise_error('ALREADY_EXISTS',
+        pg_catalog.format('an item with SKU %L already exists with other attributes', create_item.sku),
+        pg_catalog.jsonb_build_object('sku', create_item.sku));
+    end if;
+    v_item_id := v_existing.item_id;
+  end if;
+  return inventory.item_result(v_item_id);
+end
+$function$
+;
+comment on function inventory.create_item(text,text,text,numeric,boolean) is 'Implements inventory_api.create_item.';
+
 CREATE OR REPLACE FUNCTION inventory.current_grants()
  RETURNS TABLE(role text, location_id bigint)
  LANGUAGE plpgsql
@@ -2505,6 +2558,8 @@ drop function if exists inventory.level_quantities_are_valid(on_hand numeric, re
 drop function if exists inventory.describe_movement(movement_type inventory.movement_type, reason text, reference text, idempotency_key text, reservation_id bigint, related_movement_id bigint, metadata jsonb);
 
 drop function if exists inventory.count_version();
+
+drop function if exists inventory.check_unit_of_measure(value text);
 
 drop function if exists inventory.check_version(current_version integer, expected_version integer, subject jsonb);
 

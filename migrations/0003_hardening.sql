@@ -367,6 +367,21 @@ $$;
 
 comment on function inventory.check_version(integer, integer, jsonb) is 'Raises VERSION_CONFLICT when expected_version is given and differs from the current version.';
 
+create function inventory.check_unit_of_measure(value text) returns void
+language plpgsql stable
+set search_path = ''
+as $$
+begin
+  if check_unit_of_measure.value is null or check_unit_of_measure.value !~ '^[a-z][a-z0-9_]{0,19}$' then
+    perform inventory.raise_error('INVALID_ARGUMENT',
+      'unit_of_measure must be 1-20 lower-case letters, digits or _, starting with a letter',
+      pg_catalog.jsonb_build_object('argument', 'unit_of_measure', 'problem', 'malformed'));
+  end if;
+end
+$$;
+
+comment on function inventory.check_unit_of_measure(text) is 'Validates a unit of measure (1-20 lower-case letters, digits or _, starting with a letter).';
+
 -- Counts every change of a row (the API's, a DBA's): callers pass the version they read as
 -- expected_version, and a change made since is a VERSION_CONFLICT instead of a lost update.
 create function inventory.count_version() returns trigger
@@ -874,6 +889,55 @@ $$;
 
 comment on function inventory.item_result(bigint) is 'Public view of one item.';
 
+create or replace function inventory.create_item(sku text, name text, unit_of_measure text, unit_cost numeric,
+                                      track_lots boolean)
+returns inventory_api.item
+language plpgsql volatile security definer
+set search_path = ''
+as $$
+declare
+  v_existing inventory.items;
+  v_item_id bigint;
+begin
+  perform inventory.authorize('admin');
+  perform inventory.check_text(create_item.sku, 'sku', 64);
+  if create_item.sku !~ '^[A-Za-z0-9][A-Za-z0-9._:/#+-]{0,63}$' then
+    perform inventory.raise_error('INVALID_ARGUMENT',
+      'sku must start with a letter or digit and use only letters, digits and . _ : / # + -',
+      pg_catalog.jsonb_build_object('argument', 'sku', 'problem', 'malformed'));
+  end if;
+  perform inventory.check_text(create_item.name, 'name', 200);
+  perform inventory.check_unit_of_measure(create_item.unit_of_measure);
+  perform inventory.check_unit_cost(create_item.unit_cost);
+  if create_item.track_lots is null then
+    perform inventory.raise_error('INVALID_ARGUMENT', 'track_lots is required',
+      pg_catalog.jsonb_build_object('argument', 'track_lots', 'problem', 'missing'));
+  end if;
+
+  insert into inventory.items (sku, name, unit_of_measure, unit_cost, track_lots, created_by)
+  values (create_item.sku, create_item.name, create_item.unit_of_measure, create_item.unit_cost,
+          create_item.track_lots, inventory.current_actor())
+  on conflict on constraint items_sku_key do nothing
+  returning item_id into v_item_id;
+  if v_item_id is null then
+    select * into v_existing from inventory.items i where i.sku = create_item.sku;
+    if v_existing.deleted_at is not null
+       or v_existing.name <> create_item.name
+       or v_existing.unit_of_measure <> create_item.unit_of_measure
+       or v_existing.unit_cost is distinct from create_item.unit_cost
+       or v_existing.track_lots <> create_item.track_lots then
+      perform inventory.raise_error('ALREADY_EXISTS',
+        pg_catalog.format('an item with SKU %L already exists with other attributes', create_item.sku),
+        pg_catalog.jsonb_build_object('sku', create_item.sku));
+    end if;
+    v_item_id := v_existing.item_id;
+  end if;
+  return inventory.item_result(v_item_id);
+end
+$$;
+
+comment on function inventory.create_item(text, text, text, numeric, boolean) is 'Implements inventory_api.create_item.';
+
 -- Locks every stock level of an item, in the global lock order, and lists those holding stock (null
 -- when none does): what must be empty before an item is deleted or its unit of measure changes.
 create function inventory.lock_item_levels(item_id bigint) returns jsonb
@@ -933,10 +997,8 @@ begin
   if update_item.name is not null then
     perform inventory.check_text(update_item.name, 'name', 200);
   end if;
-  if update_item.unit_of_measure !~ '^[a-z][a-z0-9_]{0,19}$' then
-    perform inventory.raise_error('INVALID_ARGUMENT',
-      'unit_of_measure must be 1-20 lower-case letters, digits or _, starting with a letter',
-      pg_catalog.jsonb_build_object('argument', 'unit_of_measure', 'problem', 'malformed'));
+  if update_item.unit_of_measure is not null then
+    perform inventory.check_unit_of_measure(update_item.unit_of_measure);
   end if;
   perform inventory.check_unit_cost(update_item.unit_cost);
   v_found := inventory.item_for_sku(update_item.sku);

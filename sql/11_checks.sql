@@ -177,3 +177,18 @@ end
 $$;
 
 comment on function inventory.check_version(integer, integer, jsonb) is 'Raises VERSION_CONFLICT when expected_version is given and differs from the current version.';
+
+create function inventory.check_unit_of_measure(value text) returns void
+language plpgsql stable
+set search_path = ''
+as $$
+begin
+  if check_unit_of_measure.value is null or check_unit_of_measure.value !~ '^[a-z][a-z0-9_]{0,19}$' then
+    perform inventory.raise_error('INVALID_ARGUMENT',
+      'unit_of_measure must be 1-20 lower-case letters, digits or _, starting with a letter',
+      pg_catalog.jsonb_build_object('argument', 'unit_of_measure', 'problem', 'malformed'));
+  end if;
+end
+$$;
+
+comment on function inventory.check_unit_of_measure(text) is 'Validates a unit of measure (1-20 lower-case letters, digits or _, starting with a letter).';

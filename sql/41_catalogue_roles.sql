@@ -85,11 +85,7 @@ begin
       pg_catalog.jsonb_build_object('argument', 'sku', 'problem', 'malformed'));
   end if;
   perform inventory.check_text(create_item.name, 'name', 200);
-  if create_item.unit_of_measure is null or create_item.unit_of_measure !~ '^[a-z][a-z0-9_]{0,19}$' then
-    perform inventory.raise_error('INVALID_ARGUMENT',
-      'unit_of_measure must be 1-20 lower-case letters, digits or _, starting with a letter',
-      pg_catalog.jsonb_build_object('argument', 'unit_of_measure', 'problem', 'malformed'));
-  end if;
+  perform inventory.check_unit_of_measure(create_item.unit_of_measure);
   perform inventory.check_unit_cost(create_item.unit_cost);
   if create_item.track_lots is null then
     perform inventory.raise_error('INVALID_ARGUMENT', 'track_lots is required',
@@ -202,10 +198,8 @@ begin
   if update_item.name is not null then
     perform inventory.check_text(update_item.name, 'name', 200);
   end if;
-  if update_item.unit_of_measure !~ '^[a-z][a-z0-9_]{0,19}$' then
-    perform inventory.raise_error('INVALID_ARGUMENT',
-      'unit_of_measure must be 1-20 lower-case letters, digits or _, starting with a letter',
-      pg_catalog.jsonb_build_object('argument', 'unit_of_measure', 'problem', 'malformed'));
+  if update_item.unit_of_measure is not null then
+    perform inventory.check_unit_of_measure(update_item.unit_of_measure);
   end if;
   perform inventory.check_unit_cost(update_item.unit_cost);
   v_found := inventory.item_for_sku(update_item.sku);
