@@ -214,6 +214,35 @@ def test_the_async_client_has_the_same_methods_and_results(dsn: str, catalogue: 
     assert catalogue.stock_levels("B2")[0].available == 0
 
 
+def test_the_async_client_retries_a_serialization_failure_too(dsn: str, db, connect, catalogue: Inventory) -> None:
+    retries: Retries = []
+
+    async def scenario() -> object:
+        connection = await psycopg.AsyncConnection.connect(dsn)
+        await connection.set_isolation_level(IsolationLevel.REPEATABLE_READ)
+        client = AsyncInventory(connection, retry=recording(retries))
+        blocker = connect(autocommit=False)
+        blocker.execute("select inventory_api.receive_stock(sku => 'A1', quantity => 1)")
+        call = asyncio.ensure_future(client.receive_stock("A1", 2, idempotency_key="async-rr"))
+        pid = connection.info.backend_pid
+        for _ in range(1000):  # at most 20 s
+            waiting = db.execute("select wait_event_type from pg_stat_activity where pid = %s", (pid,)).fetchone()
+            if waiting == ("Lock",):
+                break
+            await asyncio.sleep(0.02)
+        else:
+            raise AssertionError("the async call never waited for the blocker's lock")
+        blocker.commit()
+        try:
+            return await asyncio.wait_for(call, 30)
+        finally:
+            await client.close()
+
+    level = asyncio.run(scenario())
+    assert retries == [(Retryable, "40001", 1)]
+    assert isinstance(level, pyinv.models.StockLevel) and level.on_hand == 13
+
+
 def test_both_clients_offer_the_same_documented_methods() -> None:
     def public(cls: type) -> set[str]:
         return {name for name in dir(cls) if not name.startswith("_")}

@@ -64,7 +64,7 @@ import psycopg
 import pytest
 from history import ACK, ANOMALY, FAILED, REFUSED, UNKNOWN, Attempt, Baseline, History, Op, check_history
 
-from pyinv import Inventory, migrate, server
+from pyinv import ConnectionFailed, Inventory, migrate, server
 
 SOAK = os.environ.get("PYINV_SOAK") == "1"
 SOAK_REASON = "long reliability profile: set PYINV_SOAK=1 to run it"
@@ -210,9 +210,10 @@ class Worker(threading.Thread):
             if self.stop.is_set():
                 return None
             try:
+                # retry=None: the worker is the retry layer here, and must see every interrupted attempt.
                 self.inv = Inventory.connect(self.dsn, application_name=self.app, connect_timeout=5,
-                                             options=WORKER_OPTIONS)
-            except psycopg.Error:
+                                             options=WORKER_OPTIONS, retry=None)
+            except ConnectionFailed:
                 self.reconnects += 1
                 time.sleep(0.05)
         return self.inv
