@@ -598,10 +598,13 @@ class _Api:
 
     @_operation
     def reorder_alerts(self, status: str | None = None, sku: str | None = None, location: str | None = None,
-                       limit: int | None = None, offset: int = 0) -> _Call[list[ReorderAlert]]:
-        """Low-stock alerts, oldest first; limit/offset count from the newest."""
+                       limit: int | None = None, offset: int = 0, open_only: bool = False
+                       ) -> _Call[list[ReorderAlert]]:
+        """Low-stock alerts, oldest first; limit/offset count from the newest; open_only: OPEN and
+        ACKNOWLEDGED ones."""
         return _view("reorder_alerts", ReorderAlert, ("alert_id",),
-                     [("status", "=", status), ("sku", "=", sku), ("location", "=", location)],
+                     [("status", "=", status), ("sku", "=", sku), ("location", "=", location),
+                      ("closed_at", "is null", True if open_only else None)],
                      limit=limit, offset=offset, newest_first=True)
 
     @_operation
@@ -612,10 +615,13 @@ class _Api:
 
     @_operation
     def reorder_recommendations(self, sku: str | None = None, location: str | None = None, status: str | None = None,
-                                limit: int | None = None, offset: int = 0) -> _Call[list[ReorderRecommendation]]:
-        """Every level with a policy, CRITICAL / REORDER / NORMAL, with a suggested order quantity."""
+                                limit: int | None = None, offset: int = 0, actionable: bool = False
+                                ) -> _Call[list[ReorderRecommendation]]:
+        """Every level with a policy, CRITICAL / REORDER / NORMAL, with a suggested order quantity;
+        actionable: only CRITICAL and REORDER ones."""
         return _view("reorder_recommendations", ReorderRecommendation, ("sku", "location"),
-                     [("sku", "=", sku), ("location", "=", location), ("status", "=", status)],
+                     [("sku", "=", sku), ("location", "=", location), ("status", "=", status),
+                      ("status", "<>", "NORMAL" if actionable else None)],
                      limit=limit, offset=offset)
 
     @_operation
