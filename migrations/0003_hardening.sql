@@ -876,6 +876,11 @@ $$;
 
 comment on function inventory.finish_job(text, bigint) is 'Records the end of a maintenance job''s run (in the same transaction as its work).';
 
+-- What is installed, read from the schema itself: pyinv's release and the migration that brings a
+-- database to it. Every migration replaces it with its own values (tests/test_install.py checks
+-- them against the newest file in migrations/), so that a database whose install was recorded
+-- nowhere (a dump restored without inventory_meta) still tells `pyinv migrate` and
+-- `pyinv sql upgrade` where it stands.
 create function inventory.schema_version(out version text, out migration text)
 language sql stable parallel safe
 set search_path = ''
