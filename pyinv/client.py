@@ -15,6 +15,7 @@ asyncio and returns an awaitable. Errors are translated in errors.py; retries fo
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import csv
 import functools
@@ -270,11 +271,12 @@ def _operation(build: Callable[Concatenate[Any, P], _Call[T]]) -> _Operation[P, 
     return _Operation(build)
 
 
-class _Api:
+class _Api(abc.ABC):
     """The methods both clients share, each building its call (see _Operation)."""
 
+    @abc.abstractmethod
     def _bind(self, operation: _Operation[P, T]) -> Callable[..., Any]:
-        raise NotImplementedError
+        """How the client runs a built call: at once (Inventory) or as a coroutine (AsyncInventory)."""
 
     # -- catalogue --------------------------------------------------------------------------------------------
 
