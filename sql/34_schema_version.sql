@@ -9,7 +9,7 @@ create function inventory.schema_version(out version text, out migration text)
 language sql stable parallel safe
 set search_path = ''
 begin atomic
-  select '0.3.0'::text, '0003_hardening'::text;
+  select '0.4.0'::text, '0004_lots'::text;
 end;
 
 comment on function inventory.schema_version() is 'The installed schema: pyinv release (version) and the last migration applied (migration).';
@@ -22,5 +22,5 @@ begin atomic
 end;
 
 comment on function inventory_api.schema_version() is
-'The installed pyinv schema: its release (version, e.g. 0.3.0) and the last migration applied (migration, e.g. 0003_hardening).
+'The installed pyinv schema: its release (version, e.g. 0.4.0) and the last migration applied (migration, e.g. 0004_lots).
 Upgrade with `pyinv migrate`, or print the script with `pyinv sql upgrade --from <version>`.';
