@@ -68,6 +68,23 @@ def test_rollback_and_reapply(empty_database) -> None:
     assert schema_dump(dsn) == before
 
 
+def test_rolling_back_the_newest_migration_restores_the_previous_release(empty_database) -> None:
+    """The hand-written rollback gives back the previous release's schema (privileges apart: a database
+    migrated only up to an older release has not had the grants layer run, which `pyinv migrate` runs
+    after the newest; the rollback restores the privileges the restored objects had)."""
+    previous, rolled_back = empty_database(), empty_database()
+    assert migrate.apply(previous, up_to=MIGRATIONS[-2]) == MIGRATIONS[:-1]
+    migrate.apply(rolled_back)
+    assert migrate.rollback(rolled_back) == [MIGRATIONS[-1]]
+
+    def without_privileges(dsn: str) -> str:
+        lines = [re.sub(r" TO [a-z_, ]+ USING ", " USING ", line) for line in schema_dump(dsn).splitlines()
+                 if not line.startswith(("GRANT ", "REVOKE "))]
+        return "\n".join(lines)
+
+    assert without_privileges(rolled_back) == without_privileges(previous)
+
+
 def test_concurrent_migrate_runs_are_safe(empty_database) -> None:
     dsn = empty_database()
     results = run_together(4, lambda n: migrate.apply(dsn))
@@ -185,3 +202,87 @@ def test_the_migrating_login_keeps_no_owner_rights(empty_database) -> None:
             db.execute(sql.SQL("alter database {} owner to postgres").format(sql.Identifier(name)))
             db.execute("drop owned by pyinv_migrator")
             db.execute("drop role pyinv_migrator")
+
+
+def test_upgrading_puts_the_stock_of_lot_tracked_items_into_an_unlotted_lot(empty_database) -> None:
+    """Before 0.4.0 an item's track_lots was stored and read by nothing: a 0.3.0 database can hold
+    such an item with stock at two locations, an open hold, a shipped and partly returned one, a
+    cancelled one and an adjustment awaiting approval, all without lots. Upgraded, one lot UNLOTTED
+    holds all of it (levels, history, holds, the adjustment), the books verify, and the item is
+    served from the lot like any other."""
+    dsn = empty_database()
+    assert migrate.apply(dsn, up_to="0003_hardening") == MIGRATIONS[:3]
+    with psycopg.connect(dsn, autocommit=True) as db:
+        db.execute("drop role if exists pyinv_lot_clerk")
+        db.execute("create role pyinv_lot_clerk login password 'pyinv-test' in role inventory_operator")
+        try:
+            db.execute("""
+                select inventory_api.create_item(sku => 'LOT-1', name => 'Vaccine', track_lots => true);
+                select inventory_api.create_item(sku => 'PLAIN-1', name => 'Widget');
+                select inventory_api.create_location(code => 'east', name => 'East');
+                select inventory_api.receive_stock(sku => 'LOT-1', quantity => 10, location => 'main');
+                select inventory_api.receive_stock(sku => 'LOT-1', quantity => 6, location => 'east');
+                select inventory_api.receive_stock(sku => 'PLAIN-1', quantity => 5);
+                select inventory_api.reserve_stock(sku => 'LOT-1', quantity => 3, order_ref => 'SO-OPEN');
+                select inventory_api.reserve_stock(sku => 'LOT-1', quantity => 4, order_ref => 'SO-SHIPPED');
+                select inventory_api.fulfill_order(order_ref => 'SO-SHIPPED');
+                select inventory_api.process_return(order_ref => 'SO-SHIPPED', sku => 'LOT-1', quantity => 1,
+                                                   reason => 'damaged box');
+                select inventory_api.reserve_stock(sku => 'LOT-1', quantity => 2, order_ref => 'SO-CANCELLED',
+                                                   location => 'east');
+                select inventory_api.cancel_reservation(order_ref => 'SO-CANCELLED');""")
+            with psycopg.connect(make_conninfo(dsn, user="pyinv_lot_clerk", password="pyinv-test"),
+                                 autocommit=True) as clerk:
+                pending = clerk.execute(
+                    "select adjustment_id, status from inventory_api.create_adjustment(sku => 'LOT-1',"
+                    " quantity_delta => -2, adjustment_type => 'damage', reason_code => 'shrinkage',"
+                    " location => 'east')").fetchone()
+            assert pending[1] == "PENDING"
+            movements = db.execute("select count(*) from inventory.ledger l join inventory.items i using (item_id)"
+                                   " where i.sku = 'LOT-1'").fetchone()[0]
+
+            assert migrate.apply(dsn) == ["0004_lots"]
+
+            assert db.execute("select * from inventory_api.verify_inventory()").fetchall() == []
+            lots = ("select sku, lot_number, location, on_hand, reserved, available, expires_on, qc_status, sellable"
+                    " from inventory_api.lots order by location")
+            assert db.execute(lots).fetchall() == [
+                ("LOT-1", "UNLOTTED", "east", 6, 0, 6, None, "PASSED", True),
+                ("LOT-1", "UNLOTTED", "main", 7, 3, 4, None, "PASSED", True)]
+            assert db.execute(
+                "select t.received_at = (select min(g.created_at) from inventory.ledger g where g.item_id = t.item_id)"
+                " from inventory.lots t").fetchall() == [(True,)]
+            # Every ledger movement of the item has its lot movement; the other item has no lots.
+            assert db.execute("select count(*), count(distinct movement_id) from inventory.lot_movements"
+                              " where reason = 'migrated to lot tracking'").fetchone() == (movements, movements)
+            assert db.execute("select i.sku, s.track_lots from inventory.stock_levels s"
+                              " join inventory.items i using (item_id) order by 1, s.location_id").fetchall() == [
+                ("LOT-1", True), ("LOT-1", True), ("PLAIN-1", False)]
+            assert db.execute("select order_ref, lot_number, quantity, fulfilled, released, returned"
+                              " from inventory_api.lot_allocations order by reservation_id").fetchall() == [
+                ("SO-OPEN", "UNLOTTED", 3, 0, 0, 0), ("SO-SHIPPED", "UNLOTTED", 4, 4, 0, 1),
+                ("SO-CANCELLED", "UNLOTTED", 2, 0, 2, 0)]
+            assert db.execute("select lot_number from inventory_api.adjustments where adjustment_id = %s",
+                              (pending[0],)).fetchone() == ("UNLOTTED",)
+
+            # The item is now served from its lot: shipping the open hold, a new hold, the adjustment.
+            db.execute("select inventory_api.fulfill_order(order_ref => 'SO-OPEN')")
+            db.execute("select inventory_api.reserve_stock(sku => 'LOT-1', quantity => 2, order_ref => 'SO-NEW',"
+                       " location => 'east')")
+            assert db.execute("select status from inventory_api.approve_adjustment(adjustment_id => %s,"
+                              " decision => 'approved')", (pending[0],)).fetchone() == ("APPROVED",)
+            assert db.execute(lots).fetchall() == [
+                ("LOT-1", "UNLOTTED", "east", 4, 2, 2, None, "PASSED", True),
+                ("LOT-1", "UNLOTTED", "main", 4, 0, 4, None, "PASSED", True)]
+            assert db.execute("select lots from inventory_api.stock_movements"
+                              " order by movement_id desc limit 1").fetchone() == (
+                [{"lot_number": "UNLOTTED", "on_hand_delta": -2, "reserved_delta": 0}],)
+            assert db.execute("select order_ref, allocated, fulfilled, returned, released, hold_status"
+                              " from inventory_api.trace_lot(sku => 'LOT-1', lot_number => 'UNLOTTED')"
+                              " order by reservation_id").fetchall() == [
+                ("SO-OPEN", 3, 3, 0, 0, "FULFILLED"), ("SO-SHIPPED", 4, 4, 1, 0, "FULFILLED"),
+                ("SO-CANCELLED", 2, 0, 0, 2, "CANCELLED"), ("SO-NEW", 2, 0, 0, 0, "ACTIVE")]
+            assert db.execute("select * from inventory_api.verify_inventory()").fetchall() == []
+        finally:
+            db.execute("drop owned by pyinv_lot_clerk")
+            db.execute("drop role pyinv_lot_clerk")
