@@ -166,11 +166,11 @@ def test_an_upgrade_needs_an_install(empty_database: Callable[[], str]) -> None:
 # -- upgrades, both ways -------------------------------------------------------------------------------------
 
 
-def test_a_migrated_0_2_0_database_upgraded_by_script_equals_a_fresh_install(
+def test_a_migrated_previous_release_upgraded_by_script_equals_a_fresh_install(
         empty_database: Callable[[], str], fresh_dump: Callable[..., str]) -> None:
     dsn = empty_database()
     assert migrate.apply(dsn, up_to=MIGRATIONS[-2]) == MIGRATIONS[:-1]
-    drop_record(dsn)  # as pyinv 0.2.0's migrate left it: only yoyo's bookkeeping
+    drop_record(dsn)  # as pyinv 0.2.0's migrate left a database: only yoyo's bookkeeping
     installs(dsn, pyinv("sql", "upgrade", "--from", VERSIONS[-2]))
     assert schema_dump(dsn) == fresh_dump(empty_database)
     assert applied(dsn) == [*((name, True, "migrate") for name in MIGRATIONS[:-1]), (MIGRATIONS[-1], True, "upgrade")]
@@ -178,7 +178,8 @@ def test_a_migrated_0_2_0_database_upgraded_by_script_equals_a_fresh_install(
     refused(dsn, install.upgrade(VERSIONS[-2]), "ALREADY_INSTALLED: it is up to date, nothing to do")
 
 
-def test_a_database_migrated_by_pyinv_0_2_0_is_upgraded_by_migrate(empty_database: Callable[[], str]) -> None:
+def test_a_previous_release_migrated_without_its_record_is_upgraded_by_migrate(
+        empty_database: Callable[[], str]) -> None:
     dsn = empty_database()
     assert migrate.apply(dsn, up_to=MIGRATIONS[-2]) == MIGRATIONS[:-1]
     drop_record(dsn)
@@ -189,7 +190,7 @@ def test_a_database_migrated_by_pyinv_0_2_0_is_upgraded_by_migrate(empty_databas
                                   " order by 1").fetchall() == [(name, "migrate") for name in MIGRATIONS]
 
 
-def test_a_scripted_0_2_0_install_is_upgraded_by_migrate(
+def test_a_scripted_previous_release_is_upgraded_by_migrate(
         empty_database: Callable[[], str], fresh_dump: Callable[..., str]) -> None:
     dsn = empty_database()
     installs(dsn, install.upgrade(None, VERSIONS[-2]))
@@ -201,7 +202,8 @@ def test_a_scripted_0_2_0_install_is_upgraded_by_migrate(
 
 def test_an_install_nothing_recorded_is_dated_from_its_schema(
         empty_database: Callable[[], str], fresh_dump: Callable[..., str]) -> None:
-    """A 0.2.0 bundle (which recorded nothing) or a dump restored without inventory_meta."""
+    """The previous release restored from a dump without inventory_meta (as a 0.1.0 or 0.2.0 bundle,
+    which recorded nothing, left it), dated from inventory.schema_version()."""
     old = empty_database()
     installs(old, install.upgrade(None, VERSIONS[-2]))
     current = empty_database()
@@ -377,8 +379,9 @@ def _as_api_role(dsn: str, role: str, sub: str | None, statement: str) -> list[t
 
 
 def test_supabase_bundle_migrate_upgrade_on_postgresql_15(supabase_database: str, tmp_path: Path) -> None:
-    """Supabase-made roles (NOINHERIT, service_role BYPASSRLS): a 0.2.0 install by script, then the
-    upgrade printed by `pyinv sql upgrade`; migrate sees each; the API roles work as Supabase uses them."""
+    """Supabase-made roles (NOINHERIT, service_role BYPASSRLS): the previous release installed by script,
+    then the upgrade printed by `pyinv sql upgrade`; migrate sees each; the API roles work as Supabase
+    uses them."""
     dsn = supabase_database
     installs(dsn, install.upgrade(None, VERSIONS[-2]))
     assert applied(dsn) == [*((name, True, "upgrade") for name in MIGRATIONS[:-1]), (MIGRATIONS[-1], False, None)]
