@@ -190,8 +190,8 @@ def seed_lots(dsn: str, skus: int) -> None:
         for lot in range(1, LOTS_PER_SKU + 1):
             for low in range(1, skus + 1, 2_000):
                 connection.execute(
-                    "select count(inventory_api.receive_stock(sku => 'L' || g, quantity => %s, reference => 'bench seed',"
-                    " lot_number => 'LOT-' || %s, expires_on => current_date + 30 * %s))"
+                    "select count(inventory_api.receive_stock(sku => 'L' || g, quantity => %s,"
+                    " reference => 'bench seed', lot_number => 'LOT-' || %s, expires_on => current_date + 30 * %s))"
                     " from generate_series(%s::int, %s::int) g",
                     (STOCK_PER_SKU // LOTS_PER_SKU, lot, lot, low, min(skus, low + 1_999)))
         connection.execute("vacuum analyze")
