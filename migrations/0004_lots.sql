@@ -1917,7 +1917,6 @@ declare
   v_to inventory.stock_levels;
   v_available numeric;
   v_replay jsonb;
-  v_result inventory_api.stock_transfer;
   v_lot inventory.lots;
   v_deltas inventory.lot_delta[];
 begin
@@ -2198,7 +2197,7 @@ as $$
 declare
   v_hold record;
   v_deltas inventory.lot_delta[];
-  v_release inventory.hold_move[] := '{}';
+  v_release inventory.hold_move[] := '{}'::inventory.hold_move[];
 begin
   holds_reallocated := 0;
   perform from inventory.stock_levels s
@@ -2720,12 +2719,53 @@ alter table inventory.lot_allocations
   add constraint lot_allocations_quantities_check
     check (inventory.lot_allocation_is_valid(quantity, quantity_fulfilled, quantity_released, quantity_returned));
 
--- Columns the API views gained or whose table column's description changed (the others keep theirs).
+-- The API views' columns: those 0.4.0 computes are described here, two whose table column's
+-- description changed get the new one, and every other new column the comment of the table column
+-- it shows (as sql/70_api_views.sql does).
+comment on column inventory_api.stock_levels.blocked is 'Units on hand in lots that may not be sold (expired, awaiting or failed QC, quarantined) and no hold takes: not available.';
+comment on column inventory_api.stock_movements.lots is 'For lot-tracked items, the lots the movement moved: [{lot_number, on_hand_delta, reserved_delta}]; null otherwise.';
+comment on column inventory_api.lots.available is 'Units of the lot a new hold may take here: on_hand - reserved when the lot is sellable, else 0.';
+comment on column inventory_api.lots.sellable is 'Whether the lot may be sold now: QC PASSED, not quarantined, not expired.';
+comment on column inventory_api.lots.blocked_reason is 'Why the lot may not be sold: quarantined, qc_failed, expired or qc_pending; null when sellable.';
+comment on column inventory_api.expiring_lots.days_left is 'Days from today (UTC) to expires_on: 0 on the last sellable day, negative once expired.';
+comment on column inventory_api.expiring_lots.expiry_status is 'EXPIRED (past expires_on), EXPIRING_SOON (within 7 days) or EXPIRING (within 30 days).';
+comment on column inventory_api.lot_allocations.fulfilled is 'Units of the allocation shipped.';
+comment on column inventory_api.lot_allocations.released is 'Units of the allocation given back to the lot: the hold was cancelled or expired, or moved to another lot.';
+comment on column inventory_api.lot_allocations.returned is 'Units of the shipped ones that came back (process_return).';
+comment on column inventory_api.lot_allocations.hold_status is 'Status of the hold (ACTIVE, FULFILLED, CANCELLED, EXPIRED).';
 comment on column inventory_api.items.track_lots is 'Whether stock of this item is tracked by lot: receipts name the lot, holds are allocated first-expiring-first-out (FEFO) from sellable lots.';
-comment on column inventory_api.items.requires_qc is 'Whether new lots of the item wait for inspection (qc_status PENDING, not sellable) instead of starting PASSED.';
-comment on column inventory_api.adjustments.lot_number is 'The lot''s number, unique per item (1-64 visible characters).';
 comment on column inventory_api.cycle_counts.reserved_at_count is 'reserved of the level (of the lot, when lot_id is set) at the instant of the count.';
-comment on column inventory_api.cycle_counts.lot_number is 'The lot''s number, unique per item (1-64 visible characters).';
+do $view_column_comments$
+declare
+  v_column record;
+begin
+  for v_column in
+    select v.oid::regclass as view_name, a.attname,
+           (select d.description
+              from pg_catalog.pg_depend dep
+              join pg_catalog.pg_rewrite rw on rw.oid = dep.objid and rw.ev_class = v.oid
+              join pg_catalog.pg_attribute ta on ta.attrelid = dep.refobjid and ta.attnum = dep.refobjsubid
+              join pg_catalog.pg_class t on t.oid = dep.refobjid and t.relkind in ('r', 'p')
+              join pg_catalog.pg_description d on d.objoid = t.oid and d.classoid = 'pg_catalog.pg_class'::regclass
+                                              and d.objsubid = ta.attnum
+             where dep.classid = 'pg_catalog.pg_rewrite'::regclass and ta.attname = a.attname
+             -- the table the view is named after first (items for inventory_api.items), then any
+             order by (t.relname = v.relname) desc, t.relname
+             limit 1) as description
+      from pg_catalog.pg_class v
+      join pg_catalog.pg_attribute a on a.attrelid = v.oid and a.attnum > 0 and not a.attisdropped
+     where v.relnamespace = 'inventory_api'::regnamespace and v.relkind = 'v'
+       and not exists (select from pg_catalog.pg_description d
+                        where d.objoid = v.oid and d.classoid = 'pg_catalog.pg_class'::regclass
+                          and d.objsubid = a.attnum)
+  loop
+    if v_column.description is not null or v_column.attname = 'location' then
+      execute pg_catalog.format('comment on column %s.%I is %L', v_column.view_name, v_column.attname,
+                                coalesce(v_column.description, 'Code of the location.'));
+    end if;
+  end loop;
+end
+$view_column_comments$;
 
 -- Items flagged track_lots before 0.4.0 (which stored the flag and read it nowhere) may have stock,
 -- holds and history but no lots. Each such item with stock levels gets one lot, UNLOTTED (passed QC,
