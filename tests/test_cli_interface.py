@@ -229,7 +229,8 @@ def test_lists_page_with_limit_and_offset(inv: Inventory, run: Run) -> None:
 def test_every_list_command_takes_limit_and_offset() -> None:
     for args in (("item", "list"), ("location", "list"), ("stock",), ("reservations",), ("returns",),
                  ("movements",), ("adjustments",), ("counts",), ("policy", "list"), ("alerts",),
-                 ("alerts", "recommendations"), ("user", "list"), ("audit", "log")):
+                 ("alerts", "recommendations"), ("user", "list"), ("audit", "log"), ("lots",), ("lots", "expiring"),
+                 ("lots", "allocations")):
         out = CliRunner().invoke(cli, [*args, "--help"]).stdout
         assert "--limit" in out and "--offset" in out and "--wide" in out and "--json" in out, args
 
@@ -240,7 +241,7 @@ def test_wide_shows_every_column(catalogue: Inventory, run: Run) -> None:
     for args in (("--wide", "stock"), ("stock", "--wide")):
         wide = run(*args).stdout.splitlines()[0].split()
         assert wide == ["sku", "location", "on_hand", "reserved", "available", "expired_unreleased", "status",
-                        "version", "updated_at"]
+                        "version", "updated_at", "blocked"]
 
 
 def test_tables_fit_the_terminal(inv: Inventory, run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
