@@ -289,9 +289,12 @@ def test_min_shelf_life_leaves_out_lots_that_expire_too_soon(serum: Inventory, r
 
 
 def test_expire_lots_writes_off_expired_stock_and_moves_its_holds(serum: Inventory, run: Run,
-                                                                   db: psycopg.Connection[Any], today: date) -> None:
+                                                                   db: psycopg.Connection[Any], today: date,
+                                                                   login_dsn: Callable[[str], str]) -> None:
     run("reserve", "SO-1", "SERUM", "3")  # from L2
     expire_lot(db, "SERUM", "L2", today - timedelta(days=1))
+    error = json_error(run, "expire-lots", exit_code=4, dsn_=login_dsn("pyinv_clerk"))  # schedulers and admins
+    assert (error["code"], error["sqlstate"]) == ("PERMISSION_DENIED", "42501")
     lot = run_json(run, "lots", "--lot", "L2")[0]
     assert (lot["available"], lot["sellable"], lot["blocked_reason"]) == ("0", False, "expired")
     assert run_json(run, "lots", "expiring", "--status", "EXPIRED")[0]["days_left"] == -1
