@@ -25,7 +25,8 @@ class Row:
 class Item(Row):
     """An item of the catalogue (inventory_api.item, a row of inventory_api.items). `version` grows
     with every change (pass it as expected_version to update or delete it safely); `deleted_at` and
-    `deleted_by` are set while the item is soft-deleted."""
+    `deleted_by` are set while the item is soft-deleted. `track_lots`: its stock is kept by lot;
+    `requires_qc`: its new lots are not sellable until they pass QC."""
 
     sku: str
     name: str
@@ -33,12 +34,12 @@ class Item(Row):
     unit_cost: Decimal | None
     status: str
     track_lots: bool
-    requires_qc: bool
     created_at: datetime
     updated_at: datetime
     version: int
     deleted_at: datetime | None
     deleted_by: str | None
+    requires_qc: bool = False
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ class StockRow(Row):
     status: str
     version: int
     updated_at: datetime
-    blocked: Decimal
+    blocked: Decimal = Decimal(0)
 
 
 @dataclass(frozen=True)
@@ -216,7 +217,7 @@ class Movement(Row):
     reservation_id: int | None
     metadata: JsonObject
     created_at: datetime
-    lots: list[JsonObject] | None
+    lots: list[JsonObject] | None = None
 
 
 # -- stock control (issue 5) ---------------------------------------------------------------------------
@@ -245,7 +246,7 @@ class Adjustment(Row):
     decision_note: str | None
     on_hand_at_apply: Decimal | None
     movement_id: int | None
-    lot_number: str | None
+    lot_number: str | None = None
 
 
 @dataclass(frozen=True)
@@ -264,7 +265,7 @@ class StockCount(Row):
     adjustment_status: str | None
     counted_by: str
     counted_at: datetime
-    lot_number: str | None
+    lot_number: str | None = None
 
 
 @dataclass(frozen=True)

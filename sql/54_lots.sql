@@ -15,7 +15,7 @@ as $$
 declare
   v_hold record;
   v_deltas inventory.lot_delta[];
-  v_release inventory.hold_move[] := '{}';
+  v_release inventory.hold_move[] := '{}'::inventory.hold_move[];
 begin
   holds_reallocated := 0;
   perform from inventory.stock_levels s

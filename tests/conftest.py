@@ -17,7 +17,7 @@ from helpers import PostgREST, make_catalogue
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pytest_postgresql import factories
 
-from pyinv import Inventory, migrate, server
+from pyinv import Inventory, install, migrate, server
 from pyinv.cli import cli
 
 # A test cluster trades durability for speed; never use these settings for data you keep.
@@ -85,7 +85,13 @@ def migrate_template(host: str, port: int, user: str, dbname: str, password: str
     dsn = make_conninfo(host=host, port=port, user=user, dbname=dbname, password=password or None)
     with psycopg.connect(dsn, autocommit=True) as connection:
         connection.execute(TEST_ROLES)
-    migrate.apply(dsn)
+    if os.environ.get("PYINV_TEST_SCHEMA") == "sql":
+        # While a migration is being written: the schema straight from sql/ (`pyinv sql bundle`).
+        # tests/test_migrations.py proves the migrations produce the same schema.
+        with psycopg.connect(dsn, autocommit=True) as connection:
+            connection.execute(install.bundle())
+    else:
+        migrate.apply(dsn)
     with psycopg.connect(dsn, autocommit=True) as connection:
         connection.execute("grant inventory_operator to pyinv_clerk")
 
@@ -167,6 +173,8 @@ def gateway(login_dsn: Callable[[str], str], catalogue: Inventory,
     """PostgREST clients (gateway(role, sub)) over the authenticator login; the catalogue has stock at
     main and east, and USERS' roles are granted."""
     catalogue.receive_stock("A1", 5, location="east")
+    catalogue.connection.execute("select inventory_api.create_item('LOT-1', 'Lot-tracked', track_lots => true)")
+    catalogue.connection.execute("select inventory_api.receive_stock('LOT-1', 5, lot_number => 'L1')")
     for user, (role, location) in USERS.items():
         catalogue.connection.execute(
             "select inventory_api.grant_user_role(user_id => %s, role => %s, location => %s)", (user, role, location))
