@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar,
 import psycopg
 from psycopg import pq, sql
 from psycopg.rows import BaseRowFactory, class_row, tuple_row
-from psycopg.types.json import Jsonb
+from psycopg.types.json import Jsonb, set_json_loads
 
 from .connection import connect_kwargs, prepared_statements_enabled
 from .errors import ConfigurationError, InvalidArgument, InventoryError, translated, translated_connect
@@ -78,6 +78,10 @@ from .models import (
 )
 from .retry import DEFAULT_RETRY, RetryPolicy
 from .server import resolve_dsn
+
+# JSON in results (a movement's lots and metadata, import reports) keeps numbers exact, as quantities are
+# everywhere else: 987654321098.7654 must not come back as a float.
+_exact_json = functools.partial(json.loads, parse_float=Decimal)
 
 if TYPE_CHECKING:
     from psycopg_pool import AsyncConnectionPool, ConnectionPool
@@ -893,6 +897,7 @@ class Inventory(_Api):
                 with translated(), self._borrow() as connection:
                     joined = not connection.autocommit and not _idle(connection.info.transaction_status)
                     with connection.cursor(row_factory=call.row_factory) as cursor:
+                        set_json_loads(_exact_json, cursor)
                         if connection.autocommit:
                             rows = cursor.execute(call.query, call.params).fetchall()
                         else:
@@ -1030,6 +1035,7 @@ class AsyncInventory(_Api):
                     async with self._borrow() as connection:
                         joined = not connection.autocommit and not _idle(connection.info.transaction_status)
                         async with connection.cursor(row_factory=call.row_factory) as cursor:
+                            set_json_loads(_exact_json, cursor)
                             if connection.autocommit:
                                 rows = await (await cursor.execute(call.query, call.params)).fetchall()
                             else:

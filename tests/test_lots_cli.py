@@ -418,3 +418,12 @@ def test_the_lot_lists_page_and_show_every_column(serum: Inventory, run: Run) ->
     assert header(run("lots", "--wide").stdout) == list(Lot.__dataclass_fields__)
     assert header(run("lots", "allocations", "--wide").stdout) == list(LotAllocation.__dataclass_fields__)
     assert run("lots", "allocations", "--order", "SO-404").stdout.strip() == "no lot allocations"
+
+
+def test_the_lots_of_a_movement_come_back_exact(catalogue: Inventory) -> None:
+    catalogue.create_item("BULK", "Bulk powder", unit_of_measure="kg", track_lots=True)
+    catalogue.receive_stock("BULK", Decimal("987654321098.7654"), lot_number="B-1")
+    [movement] = catalogue.movements("BULK")
+    assert movement.lots == [{"lot_number": "B-1", "on_hand_delta": Decimal("987654321098.7654"),
+                              "reserved_delta": Decimal(0)}]
+    assert isinstance(movement.lots[0]["on_hand_delta"], Decimal)
