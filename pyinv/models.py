@@ -38,6 +38,7 @@ class Item(Row):
     version: int
     deleted_at: datetime | None
     deleted_by: str | None
+    requires_qc: bool = False
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,7 @@ class StockRow(Row):
     status: str
     version: int
     updated_at: datetime
+    blocked: Decimal = Decimal(0)
 
 
 @dataclass(frozen=True)
@@ -210,6 +212,7 @@ class Movement(Row):
     reservation_id: int | None
     metadata: JsonObject
     created_at: datetime
+    lots: list[JsonObject] | None = None
 
 
 # -- stock control (issue 5) ---------------------------------------------------------------------------
@@ -237,6 +240,7 @@ class Adjustment(Row):
     decision_note: str | None
     on_hand_at_apply: Decimal | None
     movement_id: int | None
+    lot_number: str | None = None
 
 
 @dataclass(frozen=True)
@@ -255,6 +259,7 @@ class StockCount(Row):
     adjustment_status: str | None
     counted_by: str
     counted_at: datetime
+    lot_number: str | None = None
 
 
 @dataclass(frozen=True)

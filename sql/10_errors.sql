@@ -36,6 +36,7 @@ insert into inventory.error_codes (code, sqlstate, description) values
   ('INVALID_STATE', 'PT409', 'The object is not in a state that allows this (e.g. the adjustment was already decided, the alert is closed).'),
   ('ADJUSTMENT_NOT_FOUND', 'PT404', 'No stock adjustment with this id.'),
   ('ALERT_NOT_FOUND', 'PT404', 'No reorder alert with this id.'),
+  ('LOT_NOT_FOUND', 'PT404', 'No lot with this number for the item.'),
   ('BUSY', '55P03', 'Other transactions kept what this needs busy for longer than it may wait; retry later.'),
   ('VERSION_CONFLICT', 'PT409', 'The object changed since the version given as expected_version was read; re-read it and decide again.');
 

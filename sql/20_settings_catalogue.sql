@@ -52,6 +52,7 @@ create table inventory.items (
   unit_cost numeric(19, 4),
   status text not null default 'active',
   track_lots boolean not null default false,
+  requires_qc boolean not null default false,
   created_by text not null,
   created_at timestamptz not null default pg_catalog.now(),
   updated_at timestamptz not null default pg_catalog.now(),
@@ -62,7 +63,8 @@ create table inventory.items (
   constraint items_name_check check (inventory.text_is_valid(name, 200)),
   constraint items_unit_of_measure_check check (unit_of_measure ~ '^[a-z][a-z0-9_]{0,19}$'),
   constraint items_unit_cost_check check (unit_cost >= 0 and unit_cost <> 'NaN'::numeric),
-  constraint items_status_check check (status in ('active', 'on_hold', 'discontinued'))
+  constraint items_status_check check (status in ('active', 'on_hold', 'discontinued')),
+  constraint items_requires_qc_check check (track_lots or not requires_qc)
 );
 
 comment on table inventory.items is 'Catalogue of stock-keeping units.';
@@ -79,7 +81,9 @@ comment on column inventory.items.unit_cost is 'Moving-average unit cost, update
 
 comment on column inventory.items.status is 'active (sellable), on_hold (no new holds) or discontinued (no new holds, no receipts).';
 
-comment on column inventory.items.track_lots is 'Whether stock of this item is tracked by lot.';
+comment on column inventory.items.track_lots is 'Whether stock of this item is tracked by lot: receipts name the lot, holds are allocated first-expiring-first-out (FEFO) from sellable lots.';
+
+comment on column inventory.items.requires_qc is 'Whether new lots of the item wait for inspection (qc_status PENDING, not sellable) instead of starting PASSED.';
 
 comment on column inventory.items.created_by is 'Acting user who created the item.';
 

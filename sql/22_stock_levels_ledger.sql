@@ -67,6 +67,7 @@ create table inventory.stock_levels (
   last_counted_by text,
   last_movement_id bigint,
   item_deleted boolean not null default false,
+  track_lots boolean not null default false,
   primary key (item_id, location_id),
   constraint stock_levels_quantities_check
     check (inventory.level_quantities_are_valid(on_hand, reserved, pending_movement is null))
@@ -86,6 +87,7 @@ comment on column inventory.stock_levels.has_stock_policy is 'Whether a stock po
 comment on column inventory.stock_levels.last_counted_at is 'When the level was last physically counted (record_count).';
 comment on column inventory.stock_levels.last_counted_by is 'Acting user of the last count.';
 comment on column inventory.stock_levels.item_deleted is 'Whether the item is deleted: set by delete_item under the level''s lock (and for new levels by the trigger); the trigger then refuses any increase, so no call that looked the item up before it was deleted can put stock under it.';
+comment on column inventory.stock_levels.track_lots is 'Whether the item is lot-tracked (copied from the item when the level is created): then on_hand and reserved must equal the sums of the level''s lots, which the trigger checks on every movement.';
 comment on column inventory.stock_levels.last_movement_id is 'Id of the level''s latest ledger movement, set by the ledger trigger: the one way to learn the id of the movement just written (UPDATE ... RETURNING last_movement_id).';
 
 create function inventory.movement_adds_up(on_hand_before numeric, on_hand_delta numeric, on_hand_after numeric,
@@ -228,10 +230,11 @@ begin
     new.version := 1;
     new.last_movement_id := null;
     -- A locking read waits for a delete_item in progress and sees its outcome (see item_deleted).
-    select i.deleted_at is not null into new.item_deleted
+    select i.deleted_at is not null, i.track_lots into new.item_deleted, new.track_lots
       from inventory.items i where i.item_id = new.item_id
        for key share;
     new.item_deleted := coalesce(new.item_deleted, false);  -- no such item: the foreign key says so
+    new.track_lots := coalesce(new.track_lots, false);
     return new;
   end if;
   new.version := old.version + 1;
@@ -245,6 +248,12 @@ begin
   if new.item_deleted and (new.on_hand > old.on_hand or new.reserved > old.reserved) then
     perform inventory.raise_error('PRODUCT_NOT_FOUND', 'the item was deleted; restore it (restore_item) first',
       pg_catalog.jsonb_build_object('item_id', new.item_id, 'deleted', true));
+  end if;
+  if new.track_lots and not inventory.lot_levels_add_up(new.item_id, new.location_id, new.on_hand, new.reserved) then
+    perform inventory.raise_error('INVALID_ARGUMENT',
+      'the item is tracked by lot: its stock moves only together with its lots (name the lot)',
+      pg_catalog.jsonb_build_object('argument', 'lot_number', 'problem', 'lot quantities do not add up',
+                                    'item_id', new.item_id, 'location_id', new.location_id));
   end if;
   if v_movement is null then  -- not described: a direct change (a DBA's UPDATE)
     v_movement := inventory.describe_movement('ADJUST', 'direct change of inventory.stock_levels');

@@ -55,6 +55,7 @@ create table inventory.cycle_counts (
   difference numeric(19, 4) generated always as (counted_quantity - on_hand_at_count) stored,
   counted_by text not null,
   counted_at timestamptz not null default pg_catalog.now(),
+  lot_id bigint references inventory.lots (lot_id),
   constraint cycle_counts_counted_quantity_check check (counted_quantity >= 0 and counted_quantity <> 'NaN'::numeric)
 );
 
@@ -74,7 +75,9 @@ comment on column inventory.cycle_counts.counted_quantity is 'Units found on the
 
 comment on column inventory.cycle_counts.on_hand_at_count is 'on_hand of the level at the instant of the count (read under its row lock).';
 
-comment on column inventory.cycle_counts.reserved_at_count is 'reserved of the level at the instant of the count.';
+comment on column inventory.cycle_counts.reserved_at_count is 'reserved of the level (of the lot, when lot_id is set) at the instant of the count.';
+
+comment on column inventory.cycle_counts.lot_id is 'The lot counted (lot-tracked items are counted lot by lot): then on_hand_at_count and reserved_at_count are the lot''s at the location.';
 
 comment on column inventory.cycle_counts.difference is 'counted_quantity - on_hand_at_count: the delta of the physical_count adjustment (none when 0).';
 
@@ -102,6 +105,7 @@ create table inventory.adjustments (
   on_hand_at_apply numeric(19, 4),
   movement_id bigint,
   idempotency_key text,
+  lot_id bigint references inventory.lots (lot_id),
   constraint adjustments_quantity_delta_check check (quantity_delta <> 0 and quantity_delta <> 'NaN'::numeric),
   constraint adjustments_type_check
     check (adjustment_type in ('physical_count', 'damage', 'correction', 'write_off', 'found')),
@@ -156,6 +160,8 @@ comment on column inventory.adjustments.on_hand_at_apply is 'on_hand just before
 comment on column inventory.adjustments.movement_id is 'The ADJUST ledger movement that applied it.';
 
 comment on column inventory.adjustments.idempotency_key is 'Idempotency key of the create_adjustment call.';
+
+comment on column inventory.adjustments.lot_id is 'The lot adjusted (lot-tracked items), or null.';
 
 create table inventory.stock_policies (
   item_id bigint not null references inventory.items (item_id),

@@ -28,4 +28,5 @@ comment on column inventory.maintenance_jobs.last_rows is 'Rows the last run tou
 
 insert into inventory.maintenance_jobs (job, description) values
   ('seal_audit_log', 'Append committed audit rows to the hash chain.'),
-  ('check_reorder_points', 'Re-evaluate every reorder alert in one pass.');
+  ('check_reorder_points', 'Re-evaluate every reorder alert in one pass.'),
+  ('expire_inventory_lots', 'Write off the units of lots past their expiry date.');

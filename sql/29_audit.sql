@@ -294,11 +294,11 @@ do $audited$
 begin
   perform inventory.audit_table(t)
      from pg_catalog.unnest(array['settings', 'items', 'locations', 'user_roles', 'returns', 'reason_codes',
-                                  'cycle_counts', 'adjustments', 'stock_policies', 'reorder_alerts']) as t;
+                                  'cycle_counts', 'adjustments', 'stock_policies', 'reorder_alerts', 'lots']) as t;
   -- Holds are made, shipped, released and expired only with a ledger movement naming them, and an
   -- idempotency key is stored only with its effect's movements: one record of each fact.
   perform inventory.audit_table(t, recorded_by_ledger => true)
-     from pg_catalog.unnest(array['reservations', 'idempotency_keys']) as t;
+     from pg_catalog.unnest(array['reservations', 'idempotency_keys', 'lot_levels', 'lot_allocations']) as t;
   perform inventory.audit_table('stock_levels', audit_updates => false);
 end
 $audited$;

@@ -1,13 +1,15 @@
 -- Layer 3, shared functions: lookups that raise the catalogued not-found errors.
 
 -- Lookups that raise the catalogued not-found errors.
-create function inventory.item_for_sku(sku text, out item_id bigint, out status text)
+create function inventory.item_for_sku(sku text, out item_id bigint, out status text, out track_lots boolean,
+                                       out requires_qc boolean)
 language plpgsql stable
 set search_path = ''
 as $$
 begin
   perform inventory.check_text(item_for_sku.sku, 'sku', 64);
-  select i.item_id, i.status into item_for_sku.item_id, item_for_sku.status
+  select i.item_id, i.status, i.track_lots, i.requires_qc
+    into item_for_sku.item_id, item_for_sku.status, item_for_sku.track_lots, item_for_sku.requires_qc
     from inventory.items i
    where i.sku = item_for_sku.sku and i.deleted_at is null;
   if not found then
@@ -18,7 +20,7 @@ begin
 end
 $$;
 
-comment on function inventory.item_for_sku(text) is 'item_id and status of a live item; raises PRODUCT_NOT_FOUND.';
+comment on function inventory.item_for_sku(text) is 'item_id, status and lot tracking of a live item; raises PRODUCT_NOT_FOUND.';
 
 create function inventory.location_for_code(code text) returns bigint
 language plpgsql stable

@@ -3,7 +3,8 @@
 
 create type inventory_api.item as (
   sku text, name text, unit_of_measure text, unit_cost numeric, status text, track_lots boolean,
-  created_at timestamptz, updated_at timestamptz, version integer, deleted_at timestamptz, deleted_by text);
+  created_at timestamptz, updated_at timestamptz, version integer, deleted_at timestamptz, deleted_by text,
+  requires_qc boolean);
 comment on type inventory_api.item is 'An item of the catalogue.';
 
 create type inventory_api.location as (code text, name text, created_at timestamptz);
@@ -48,13 +49,13 @@ create type inventory_api.adjustment as (
   adjustment_id bigint, sku text, location text, quantity_delta numeric, adjustment_type text, reason_code text,
   description text, status text, requires_approval boolean, on_hand_at_request numeric, count_id bigint,
   requested_by text, requested_at timestamptz, decided_by text, decided_at timestamptz, decision_note text,
-  on_hand_at_apply numeric, movement_id bigint);
+  on_hand_at_apply numeric, movement_id bigint, lot_number text);
 comment on type inventory_api.adjustment is 'A stock adjustment request and its outcome.';
 
 create type inventory_api.stock_count as (
   count_id bigint, sku text, location text, counted_quantity numeric, on_hand_at_count numeric,
   reserved_at_count numeric, difference numeric, adjustment_id bigint, adjustment_status text,
-  counted_by text, counted_at timestamptz);
+  counted_by text, counted_at timestamptz, lot_number text);
 comment on type inventory_api.stock_count is 'A recorded cycle count and the adjustment it produced (none when it matched).';
 
 create type inventory_api.stock_transfer as (
@@ -77,3 +78,18 @@ comment on type inventory_api.reorder_alert is 'A low-stock alert, with the leve
 
 create type inventory_api.reorder_check as (levels_checked integer, opened integer, escalated integer, resolved integer);
 comment on type inventory_api.reorder_check is 'What check_reorder_points did: levels with a policy checked, alerts opened, raised to CRITICAL and resolved.';
+
+create type inventory_api.lot_status_change as (
+  sku text, lot_number text, qc_status text, quarantined boolean, sellable boolean, holds_reallocated integer,
+  holds_released integer, units_released numeric);
+comment on type inventory_api.lot_status_change is 'What set_lot_status did: the lot''s status after it, and the holds it moved to other lots or released because the lot may no longer be sold.';
+
+create type inventory_api.lot_expiry as (
+  lots_expired integer, units_written_off numeric, holds_reallocated integer, holds_released integer,
+  units_released numeric);
+comment on type inventory_api.lot_expiry is 'What expire_inventory_lots did: lots whose expired units it wrote off, how many units, and the holds it moved to other lots or released.';
+
+create type inventory_api.lot_trace as (
+  order_ref text, reservation_id bigint, location text, allocated numeric, fulfilled numeric, returned numeric,
+  released numeric, hold_status text, reserved_at timestamptz, closed_at timestamptz);
+comment on type inventory_api.lot_trace is 'One hold that took units of a lot (recall trace): allocated, shipped, returned and given back.';

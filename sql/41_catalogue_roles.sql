@@ -61,14 +61,14 @@ language sql stable
 set search_path = ''
 as $$
   select row(i.sku, i.name, i.unit_of_measure, i.unit_cost, i.status, i.track_lots, i.created_at,
-             i.updated_at, i.version, i.deleted_at, i.deleted_by)::inventory_api.item
+             i.updated_at, i.version, i.deleted_at, i.deleted_by, i.requires_qc)::inventory_api.item
     from inventory.items i where i.item_id = item_result.item_id
 $$;
 
 comment on function inventory.item_result(bigint) is 'Public view of one item.';
 
 create function inventory.create_item(sku text, name text, unit_of_measure text, unit_cost numeric,
-                                      track_lots boolean)
+                                      track_lots boolean, requires_qc boolean)
 returns inventory_api.item
 language plpgsql volatile security definer
 set search_path = ''
@@ -91,10 +91,16 @@ begin
     perform inventory.raise_error('INVALID_ARGUMENT', 'track_lots is required',
       pg_catalog.jsonb_build_object('argument', 'track_lots', 'problem', 'missing'));
   end if;
+  if create_item.requires_qc is null or (create_item.requires_qc and not create_item.track_lots) then
+    perform inventory.raise_error('INVALID_ARGUMENT', 'requires_qc must be true or false, and true only with track_lots',
+      pg_catalog.jsonb_build_object('argument', 'requires_qc',
+                                    'problem', case when create_item.requires_qc is null then 'missing'
+                                                    else 'needs track_lots' end));
+  end if;
 
-  insert into inventory.items (sku, name, unit_of_measure, unit_cost, track_lots, created_by)
+  insert into inventory.items (sku, name, unit_of_measure, unit_cost, track_lots, requires_qc, created_by)
   values (create_item.sku, create_item.name, create_item.unit_of_measure, create_item.unit_cost,
-          create_item.track_lots, inventory.current_actor())
+          create_item.track_lots, create_item.requires_qc, inventory.current_actor())
   on conflict on constraint items_sku_key do nothing
   returning item_id into v_item_id;
   if v_item_id is null then
@@ -103,7 +109,8 @@ begin
        or v_existing.name <> create_item.name
        or v_existing.unit_of_measure <> create_item.unit_of_measure
        or v_existing.unit_cost is distinct from create_item.unit_cost
-       or v_existing.track_lots <> create_item.track_lots then
+       or v_existing.track_lots <> create_item.track_lots
+       or v_existing.requires_qc <> create_item.requires_qc then
       perform inventory.raise_error('ALREADY_EXISTS',
         pg_catalog.format('an item with SKU %L already exists with other attributes', create_item.sku),
         pg_catalog.jsonb_build_object('sku', create_item.sku));
@@ -114,7 +121,7 @@ begin
 end
 $$;
 
-comment on function inventory.create_item(text, text, text, numeric, boolean) is 'Implements inventory_api.create_item.';
+comment on function inventory.create_item(text, text, text, numeric, boolean, boolean) is 'Implements inventory_api.create_item.';
 
 create function inventory.set_item_status(sku text, status text)
 returns inventory_api.item

@@ -36,8 +36,61 @@ $$;
 
 comment on function inventory.add_on_hand(bigint, bigint, numeric, inventory.movement) is 'Adds units on hand at one level (created empty on first use), recording the described movement; INVALID_QUANTITY when on_hand would pass 1e15.';
 
+-- The lot a receipt goes into: created on first receipt (PENDING when the item requires inspection,
+-- else PASSED), or the existing one, locked (a lot's row before any level: the global lock order),
+-- whose expiry and supplier lot must agree with the receipt's. Its unit cost becomes the average
+-- over the lot's units on hand and these.
+create function inventory.receive_into_lot(item_id bigint, sku text, requires_qc boolean, lot_number text,
+                                           expires_on date, supplier_lot text, unit_cost numeric, quantity numeric)
+returns bigint
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  v_lot inventory.lots;
+  v_on_hand numeric;
+begin
+  insert into inventory.lots (item_id, lot_number, supplier_lot, expires_on, unit_cost, qc_status, created_by)
+  values (receive_into_lot.item_id, receive_into_lot.lot_number, receive_into_lot.supplier_lot,
+          receive_into_lot.expires_on, receive_into_lot.unit_cost,
+          case when receive_into_lot.requires_qc then 'PENDING' else 'PASSED' end, inventory.current_actor())
+  on conflict on constraint lots_item_id_lot_number_key do nothing
+  returning lot_id into v_lot.lot_id;
+  if v_lot.lot_id is not null then
+    return v_lot.lot_id;
+  end if;
+  select * into v_lot from inventory.lots l
+   where l.item_id = receive_into_lot.item_id and l.lot_number = receive_into_lot.lot_number
+     for update;
+  if (receive_into_lot.expires_on is not null and receive_into_lot.expires_on is distinct from v_lot.expires_on)
+     or (receive_into_lot.supplier_lot is not null and receive_into_lot.supplier_lot is distinct from v_lot.supplier_lot) then
+    perform inventory.raise_error('ALREADY_EXISTS',
+      pg_catalog.format('lot %s of %s exists with %s', receive_into_lot.lot_number, receive_into_lot.sku,
+                        case when receive_into_lot.expires_on is distinct from v_lot.expires_on
+                                  and receive_into_lot.expires_on is not null
+                             then 'expiry ' || coalesce(v_lot.expires_on::text, 'none')
+                             else 'supplier lot ' || coalesce(v_lot.supplier_lot, 'none') end),
+      pg_catalog.jsonb_build_object('sku', receive_into_lot.sku, 'lot_number', receive_into_lot.lot_number,
+                                    'expires_on', v_lot.expires_on, 'supplier_lot', v_lot.supplier_lot));
+  end if;
+  if receive_into_lot.unit_cost is not null then
+    select coalesce(pg_catalog.sum(ll.on_hand), 0) into v_on_hand from inventory.lot_levels ll
+     where ll.lot_id = v_lot.lot_id;
+    update inventory.lots l
+       set unit_cost = case when l.unit_cost is null or v_on_hand = 0 then receive_into_lot.unit_cost
+                            else pg_catalog.round((l.unit_cost * v_on_hand + receive_into_lot.unit_cost * receive_into_lot.quantity)
+                                                  / (v_on_hand + receive_into_lot.quantity), 4) end
+     where l.lot_id = v_lot.lot_id;
+  end if;
+  return v_lot.lot_id;
+end
+$$;
+
+comment on function inventory.receive_into_lot(bigint, text, boolean, text, date, text, numeric, numeric) is 'The lot a receipt goes into, created or checked against the receipt (ALREADY_EXISTS when its expiry or supplier lot differ); averages its unit cost.';
+
 create function inventory.receive_stock(sku text, quantity numeric, location text, reference text,
-                                        unit_cost numeric, idempotency_key text)
+                                        unit_cost numeric, idempotency_key text, lot_number text,
+                                        expires_on date, supplier_lot text)
 returns inventory_api.stock_level
 language plpgsql volatile security definer
 set search_path = ''
@@ -48,6 +101,7 @@ declare
   v_level inventory.stock_levels;
   v_result inventory_api.stock_level;
   v_replay jsonb;
+  v_lot_id bigint;
 begin
   v_item := inventory.item_for_sku(receive_stock.sku);
   perform inventory.check_quantity(receive_stock.quantity);
@@ -55,11 +109,23 @@ begin
   perform inventory.authorize('operator', v_location_id);
   perform inventory.check_text(receive_stock.reference, 'reference', 200, required => false);
   perform inventory.check_unit_cost(receive_stock.unit_cost);
+  perform inventory.check_lot_argument(v_item.track_lots, receive_stock.lot_number, required => true);
+  if not v_item.track_lots and (receive_stock.expires_on is not null or receive_stock.supplier_lot is not null) then
+    perform inventory.raise_error('INVALID_ARGUMENT', 'the item is not tracked by lot: leave expires_on and supplier_lot out',
+      pg_catalog.jsonb_build_object('argument', case when receive_stock.expires_on is not null then 'expires_on'
+                                                     else 'supplier_lot' end, 'problem', 'item not lot-tracked'));
+  end if;
+  if v_item.track_lots then
+    perform inventory.check_text(receive_stock.lot_number, 'lot_number', 64);
+    perform inventory.check_text(receive_stock.supplier_lot, 'supplier_lot', 64, required => false);
+  end if;
   if receive_stock.idempotency_key is not null then
     v_replay := inventory.claim_idempotency_key(receive_stock.idempotency_key, 'receive_stock',
       pg_catalog.jsonb_build_object('sku', receive_stock.sku, 'quantity', receive_stock.quantity,
         'location', receive_stock.location, 'reference', receive_stock.reference,
-        'unit_cost', receive_stock.unit_cost));
+        'unit_cost', receive_stock.unit_cost)
+      || pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('lot_number', receive_stock.lot_number,
+           'expires_on', receive_stock.expires_on, 'supplier_lot', receive_stock.supplier_lot)));
     if v_replay is not null then
       return pg_catalog.jsonb_populate_record(null::inventory_api.stock_level, v_replay);
     end if;
@@ -71,9 +137,21 @@ begin
       pg_catalog.jsonb_build_object('sku', receive_stock.sku, 'status', v_item.status));
   end if;
 
-  v_level := inventory.add_on_hand(v_item.item_id, v_location_id, receive_stock.quantity,
-    inventory.describe_movement('RECEIVE', 'receipt', receive_stock.reference, receive_stock.idempotency_key,
-      metadata => pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('unit_cost', receive_stock.unit_cost))));
+  if v_item.track_lots then
+    v_lot_id := inventory.receive_into_lot(v_item.item_id, receive_stock.sku, v_item.requires_qc,
+                                           receive_stock.lot_number, receive_stock.expires_on,
+                                           receive_stock.supplier_lot, receive_stock.unit_cost, receive_stock.quantity);
+    insert into inventory.stock_levels (item_id, location_id) values (v_item.item_id, v_location_id)
+    on conflict do nothing;
+    v_level := inventory.move_lot_units(v_item.item_id, v_location_id,
+      array[row(v_lot_id, receive_stock.quantity, 0, null)::inventory.lot_delta],
+      inventory.describe_movement('RECEIVE', 'receipt', receive_stock.reference, receive_stock.idempotency_key,
+        metadata => pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('unit_cost', receive_stock.unit_cost))));
+  else
+    v_level := inventory.add_on_hand(v_item.item_id, v_location_id, receive_stock.quantity,
+      inventory.describe_movement('RECEIVE', 'receipt', receive_stock.reference, receive_stock.idempotency_key,
+        metadata => pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('unit_cost', receive_stock.unit_cost))));
+  end if;
 
   if receive_stock.unit_cost is not null then
     -- Moving-average cost over all units on hand, this receipt included.
@@ -98,4 +176,4 @@ begin
 end
 $$;
 
-comment on function inventory.receive_stock(text, numeric, text, text, numeric, text) is 'Implements inventory_api.receive_stock.';
+comment on function inventory.receive_stock(text, numeric, text, text, numeric, text, text, date, text) is 'Implements inventory_api.receive_stock.';

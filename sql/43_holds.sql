@@ -62,9 +62,32 @@ $$;
 
 comment on function inventory.hold_expiry(interval) is 'Expiry time of a hold made now: after now and at most 366 days later (INVALID_ARGUMENT otherwise); the configured default TTL when expires_in is null.';
 
+-- How a SHIP, RELEASE or EXPIRE of holds is described in the ledger: one movement per level and
+-- type, naming its hold when there is one and listing them all in metadata.
+create function inventory.hold_move_description(movement_type text, reason text, reference text,
+                                                idempotency_key text, reservation_ids bigint[])
+returns inventory.movement
+language sql immutable parallel safe
+set search_path = ''
+begin atomic
+  select inventory.describe_movement(hold_move_description.movement_type::inventory.movement_type,
+           coalesce(hold_move_description.reason, case hold_move_description.movement_type
+                      when 'SHIP' then 'order shipped'
+                      when 'RELEASE' then 'reservation cancelled'
+                      else 'reservation expired' end),
+           hold_move_description.reference, hold_move_description.idempotency_key,
+           reservation_id => case when pg_catalog.cardinality(hold_move_description.reservation_ids) = 1
+                                  then hold_move_description.reservation_ids[1] end,
+           metadata => pg_catalog.jsonb_build_object('reservation_ids',
+                                                     pg_catalog.to_jsonb(hold_move_description.reservation_ids)));
+end;
+
+comment on function inventory.hold_move_description(text, text, text, text, bigint[]) is 'Ledger description of shipping, releasing or expiring holds at one level.';
+
 -- Applies hold moves set-wise: updates the holds, then every affected stock level once per
 -- movement type, locking the levels in the global order first. The ledger gets one row per level
--- and type, listing the reservations it covers.
+-- and type, listing the reservations it covers. Levels of lot-tracked items move with their lots
+-- (apply_lot_hold_moves).
 create function inventory.apply_hold_moves(moves inventory.hold_move[], reference text, reason text,
                                            idempotency_key text)
 returns void
@@ -73,12 +96,14 @@ set search_path = ''
 as $$
 declare
   v_type text;
+  v_lots boolean;
 begin
-  perform from inventory.stock_levels s
-    join (select distinct m.item_id, m.location_id from pg_catalog.unnest(apply_hold_moves.moves) m) l
-      on s.item_id = l.item_id and s.location_id = l.location_id
-   order by s.item_id, s.location_id
-     for update of s;
+  select coalesce(pg_catalog.bool_or(x.track_lots), false) into v_lots
+    from (select s.track_lots from inventory.stock_levels s
+            join (select distinct m.item_id, m.location_id from pg_catalog.unnest(apply_hold_moves.moves) m) l
+              on s.item_id = l.item_id and s.location_id = l.location_id
+           order by s.item_id, s.location_id
+             for update of s) x;
 
   update inventory.reservations r
      set quantity_fulfilled = r.quantity_fulfilled + case when m.movement_type = 'SHIP' then m.quantity else 0 end,
@@ -93,31 +118,84 @@ begin
     from pg_catalog.unnest(apply_hold_moves.moves) m
    where r.reservation_id = m.reservation_id and m.quantity > 0;
 
+  if v_lots then
+    perform inventory.apply_lot_hold_moves(apply_hold_moves.moves, apply_hold_moves.reference,
+                                           apply_hold_moves.reason, apply_hold_moves.idempotency_key);
+  end if;
   -- One statement per movement type: a level may get both a SHIP and a RELEASE in one call, and
   -- a row can be updated only once per statement. Each becomes its own ledger movement.
   foreach v_type in array array['SHIP', 'RELEASE', 'EXPIRE'] loop
     update inventory.stock_levels s
        set on_hand = s.on_hand - case when v_type = 'SHIP' then g.quantity else 0 end,
            reserved = s.reserved - g.quantity,
-           pending_movement = inventory.describe_movement(v_type::inventory.movement_type,
-             coalesce(apply_hold_moves.reason, case v_type
-                        when 'SHIP' then 'order shipped'
-                        when 'RELEASE' then 'reservation cancelled'
-                        else 'reservation expired' end),
-             apply_hold_moves.reference, apply_hold_moves.idempotency_key,
-             reservation_id => case when pg_catalog.cardinality(g.reservation_ids) = 1 then g.reservation_ids[1] end,
-             metadata => pg_catalog.jsonb_build_object('reservation_ids', pg_catalog.to_jsonb(g.reservation_ids)))
+           pending_movement = inventory.hold_move_description(v_type, apply_hold_moves.reason,
+             apply_hold_moves.reference, apply_hold_moves.idempotency_key, g.reservation_ids)
       from (select m.item_id, m.location_id, pg_catalog.sum(m.quantity) as quantity,
                    pg_catalog.array_agg(m.reservation_id order by m.reservation_id) as reservation_ids
               from pg_catalog.unnest(apply_hold_moves.moves) m
              where m.quantity > 0 and m.movement_type = v_type
              group by m.item_id, m.location_id) g
-     where s.item_id = g.item_id and s.location_id = g.location_id;
+     where s.item_id = g.item_id and s.location_id = g.location_id and not s.track_lots;
   end loop;
 end
 $$;
 
 comment on function inventory.apply_hold_moves(inventory.hold_move[], text, text, text) is 'Ships, releases or expires holds set-wise and records one ledger movement per level and type.';
+
+-- The part of apply_hold_moves at lot-tracked levels (already locked, holds already updated): each
+-- hold's open allocations are consumed first expiring first (the order they were allocated in), the
+-- allocations record what was shipped or given back, and each level moves once per type with its lots.
+create function inventory.apply_lot_hold_moves(moves inventory.hold_move[], reference text, reason text,
+                                               idempotency_key text)
+returns void
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  v_group record;
+  v_deltas inventory.lot_delta[];
+begin
+  for v_group in
+    select m.item_id, m.location_id, m.movement_type,
+           pg_catalog.array_agg(m.reservation_id order by m.reservation_id) as reservation_ids
+      from pg_catalog.unnest(apply_lot_hold_moves.moves) m
+      join inventory.stock_levels s on s.item_id = m.item_id and s.location_id = m.location_id
+     where m.quantity > 0 and s.track_lots
+     group by m.item_id, m.location_id, m.movement_type
+     order by m.item_id, m.location_id, m.movement_type
+  loop
+    with take as (
+      select a.reservation_id, a.lot_id,
+             least(a.quantity - a.quantity_fulfilled - a.quantity_released,
+                   greatest(m.quantity - coalesce(pg_catalog.sum(a.quantity - a.quantity_fulfilled - a.quantity_released)
+                              over (partition by a.reservation_id order by l.expires_on nulls last, l.received_at, a.lot_id
+                                    rows between unbounded preceding and 1 preceding), 0), 0)) as units
+        from pg_catalog.unnest(apply_lot_hold_moves.moves) m
+        join inventory.lot_allocations a
+          on a.reservation_id = m.reservation_id and a.quantity_fulfilled + a.quantity_released < a.quantity
+        join inventory.lots l on l.lot_id = a.lot_id
+       where m.item_id = v_group.item_id and m.location_id = v_group.location_id
+         and m.movement_type = v_group.movement_type and m.quantity > 0
+    ), taken as (
+      update inventory.lot_allocations a
+         set quantity_fulfilled = a.quantity_fulfilled + case when v_group.movement_type = 'SHIP' then t.units else 0 end,
+             quantity_released = a.quantity_released + case when v_group.movement_type = 'SHIP' then 0 else t.units end
+        from take t
+       where a.reservation_id = t.reservation_id and a.lot_id = t.lot_id and t.units > 0
+      returning a.lot_id, a.reservation_id, t.units)
+    select pg_catalog.array_agg(row(t.lot_id, case when v_group.movement_type = 'SHIP' then -t.units else 0 end,
+                                    -t.units, t.reservation_id)::inventory.lot_delta)
+      into v_deltas
+      from taken t;
+    perform inventory.move_lot_units(v_group.item_id, v_group.location_id, v_deltas,
+      inventory.hold_move_description(v_group.movement_type, apply_lot_hold_moves.reason,
+                                      apply_lot_hold_moves.reference, apply_lot_hold_moves.idempotency_key,
+                                      v_group.reservation_ids));
+  end loop;
+end
+$$;
+
+comment on function inventory.apply_lot_hold_moves(inventory.hold_move[], text, text, text) is 'Ships, releases or expires holds at lot-tracked levels: consumes their allocations first expiring first and moves each level once per type with its lots.';
 
 -- Locks the active holds of an order (optionally of one item), after their stock levels (the global
 -- lock order), checks that the caller may act at their locations, and describes them as moves of

@@ -19,33 +19,44 @@ comment on function inventory.overdue_quantity(bigint, bigint) is 'Open units of
 
 -- Available units at a level, counting overdue holds as released (they are, lazily).
 create function inventory.effective_available(item_id bigint, location_id bigint) returns numeric
-language sql stable parallel safe
+language sql stable
 set search_path = ''
 begin atomic
-  select s.available + inventory.overdue_quantity(s.item_id, s.location_id)
+  select case when s.track_lots
+              then (select coalesce(pg_catalog.sum(a.units) filter (where a.reason is null), 0)
+                      from inventory.lot_availability(s.item_id, s.location_id, null) a)
+              else s.available + inventory.overdue_quantity(s.item_id, s.location_id) end
     from inventory.stock_levels s
    where s.item_id = effective_available.item_id and s.location_id = effective_available.location_id;
 end;
-comment on function inventory.effective_available(bigint, bigint) is 'on_hand - reserved + units of overdue holds not yet swept; null when the level does not exist.';
+comment on function inventory.effective_available(bigint, bigint) is 'on_hand - reserved + units of overdue holds not yet swept, less units in lots that may not be sold; null when the level does not exist.';
 
 -- Describes why a line does not fit, for the DETAIL of INSUFFICIENT_STOCK, with available meaning
--- what inventory_api.stock_levels shows.
+-- what inventory_api.stock_levels shows; for a lot-tracked item also how many units their lots'
+-- state blocks, by reason (for this request: sellable_until is its min_shelf_life).
 create function inventory.shortfall(item_id bigint, location_id bigint, sku text, location text,
-                                    requested numeric)
+                                    requested numeric, sellable_until date default null)
 returns jsonb
 language sql stable
 set search_path = ''
 as $$
   select pg_catalog.jsonb_build_object(
            'sku', shortfall.sku, 'location', shortfall.location, 'requested', shortfall.requested,
-           'available', coalesce(s.available + o.overdue, 0), 'on_hand', coalesce(s.on_hand, 0),
-           'reserved', coalesce(s.reserved, 0))
+           'available', coalesce(case when s.track_lots then b.available else s.available + o.overdue end, 0),
+           'on_hand', coalesce(s.on_hand, 0), 'reserved', coalesce(s.reserved, 0))
+         || case when s.track_lots then pg_catalog.jsonb_build_object('blocked', b.blocked) else '{}'::jsonb end
     from (select) dummy
     left join inventory.stock_levels s
       on s.item_id = shortfall.item_id and s.location_id = shortfall.location_id
     left join lateral (select inventory.overdue_quantity(s.item_id, s.location_id) as overdue) o on true
+    left join lateral (
+          select coalesce(pg_catalog.sum(a.units) filter (where a.reason is null), 0) as available,
+                 coalesce(pg_catalog.jsonb_object_agg(a.reason, a.units) filter (where a.reason is not null and a.units > 0),
+                          '{}'::jsonb) as blocked
+            from inventory.lot_availability(s.item_id, s.location_id, shortfall.sellable_until) a
+           where s.track_lots) b on true
 $$;
-comment on function inventory.shortfall(bigint, bigint, text, text, numeric) is 'JSON specifics of a line that does not fit: requested, available (overdue holds counted as released), on hand, reserved.';
+comment on function inventory.shortfall(bigint, bigint, text, text, numeric, date) is 'JSON specifics of a line that does not fit: requested, available (overdue holds counted as released), on hand, reserved, and for lot-tracked items the units blocked by lot state (expired, qc_pending, qc_failed, quarantined, short_shelf_life).';
 
 -- Takes `quantity` more units of one level into holds, if they fit: the conditional UPDATE that
 -- locks the level. Overdue holds at the level are expired when they are what stands in the way,
@@ -107,9 +118,53 @@ begin atomic
 end;
 comment on function inventory.hold_request(jsonb, text, text) is 'Idempotency request of reserve_stock / reserve_order, with reference_type and notes when not the default.';
 
+-- min_shelf_life joins a hold's idempotency request only when given, so keys stored before it
+-- existed still match their retries.
+create function inventory.shelf_life_request(min_shelf_life interval) returns jsonb
+language sql immutable
+set search_path = ''
+begin atomic
+  select case when shelf_life_request.min_shelf_life is null then '{}'::jsonb
+              else pg_catalog.jsonb_build_object('min_shelf_life', inventory.interval_key(shelf_life_request.min_shelf_life))
+         end;
+end;
+comment on function inventory.shelf_life_request(interval) is 'The min_shelf_life part of a hold''s idempotency request ({} when not given).';
+
+-- The rest of reserve_stock for a lot-tracked item (validated, authorised, key claimed, status
+-- checked): the hold row, then its units FEFO from the sellable lots under the level's lock.
+create function inventory.reserve_from_lots(item_id bigint, location_id bigint, sellable_until date,
+                                            hold inventory_api.reservation, idempotency_key text)
+returns inventory_api.reservation
+language plpgsql volatile
+set search_path = ''
+as $$
+begin
+  insert into inventory.reservations (reservation_id, order_ref, item_id, location_id, quantity, expires_at,
+                                      created_by, created_at, reference_type, notes)
+  values ((reserve_from_lots.hold).reservation_id, (reserve_from_lots.hold).order_ref, reserve_from_lots.item_id,
+          reserve_from_lots.location_id, (reserve_from_lots.hold).quantity, (reserve_from_lots.hold).expires_at,
+          (reserve_from_lots.hold).created_by, (reserve_from_lots.hold).created_at,
+          (reserve_from_lots.hold).reference_type::inventory.reference_type, (reserve_from_lots.hold).notes);
+  if not inventory.hold_lot_units(reserve_from_lots.item_id, reserve_from_lots.location_id,
+           (reserve_from_lots.hold).quantity, reserve_from_lots.sellable_until, (reserve_from_lots.hold).reservation_id,
+           inventory.describe_movement('RESERVE', 'order hold', (reserve_from_lots.hold).order_ref,
+                                       reserve_from_lots.idempotency_key,
+                                       reservation_id => (reserve_from_lots.hold).reservation_id)) then
+    perform inventory.raise_error('INSUFFICIENT_STOCK',
+      pg_catalog.format('insufficient sellable stock for %s at %s', (reserve_from_lots.hold).sku,
+                        (reserve_from_lots.hold).location),
+      inventory.shortfall(reserve_from_lots.item_id, reserve_from_lots.location_id, (reserve_from_lots.hold).sku,
+                          (reserve_from_lots.hold).location, (reserve_from_lots.hold).quantity,
+                          reserve_from_lots.sellable_until));
+  end if;
+  return reserve_from_lots.hold;
+end
+$$;
+comment on function inventory.reserve_from_lots(bigint, bigint, date, inventory_api.reservation, text) is 'reserve_stock for a lot-tracked item: the hold and its FEFO allocation, or INSUFFICIENT_STOCK saying what the lots'' state blocks.';
+
 create function inventory.reserve_stock(sku text, quantity numeric, order_ref text, location text,
                                         expires_in interval, idempotency_key text, reference_type text,
-                                        notes text)
+                                        notes text, min_shelf_life interval)
 returns inventory_api.reservation
 language plpgsql volatile security definer
 set search_path = ''
@@ -119,10 +174,11 @@ declare
   v_reservation_id bigint;
   v_result inventory_api.reservation;
   v_replay jsonb;
+  v_sellable_until date;
 begin
   -- The hottest path in pyinv: one query resolves the item, the location, the level's current
   -- availability and the default hold lifetime; the helpers run only to raise their errors.
-  select i.item_id, i.status, l.location_id, s.available, t.default_reservation_ttl
+  select i.item_id, i.status, i.track_lots, l.location_id, s.available, t.default_reservation_ttl
     into v_found
     from inventory.settings t
     left join inventory.items i on i.sku = reserve_stock.sku and i.deleted_at is null
@@ -147,6 +203,9 @@ begin
   if reserve_stock.reference_type is distinct from 'order' or reserve_stock.notes is not null then
     perform inventory.check_hold_description(reserve_stock.reference_type, reserve_stock.notes);
   end if;
+  if v_found.track_lots or reserve_stock.min_shelf_life is not null then
+    v_sellable_until := inventory.sellable_until(reserve_stock.min_shelf_life);
+  end if;
   -- A retry with the key replays the original result even if stock or status changed since.
   v_reservation_id := pg_catalog.nextval('inventory.reservations_reservation_id_seq'::regclass);
   v_result := row(v_reservation_id, reserve_stock.order_ref, reserve_stock.sku, reserve_stock.location,
@@ -160,7 +219,8 @@ begin
       inventory.hold_request(
         pg_catalog.jsonb_build_object('sku', reserve_stock.sku, 'quantity', reserve_stock.quantity,
           'order_ref', reserve_stock.order_ref, 'location', reserve_stock.location,
-          'expires_in', inventory.interval_key(reserve_stock.expires_in)),
+          'expires_in', inventory.interval_key(reserve_stock.expires_in))
+          || inventory.shelf_life_request(reserve_stock.min_shelf_life),
         reserve_stock.reference_type, reserve_stock.notes),
       pg_catalog.to_jsonb(v_result));
     if v_replay is not null then
@@ -175,6 +235,10 @@ begin
   end if;
   -- Sold out is answered from this plain read, without writing or locking anything (unless overdue
   -- holds, which no longer count, are what stands in the way).
+  if v_found.track_lots then
+    return inventory.reserve_from_lots(v_found.item_id, v_found.location_id, v_sellable_until, v_result,
+                                       reserve_stock.idempotency_key);
+  end if;
   if coalesce(v_found.available, 0) < reserve_stock.quantity
      and coalesce(inventory.effective_available(v_found.item_id, v_found.location_id), 0) < reserve_stock.quantity then
     perform inventory.raise_error('INSUFFICIENT_STOCK',
@@ -205,7 +269,7 @@ begin
 end
 $$;
 
-comment on function inventory.reserve_stock(text, numeric, text, text, interval, text, text, text) is 'Implements inventory_api.reserve_stock.';
+comment on function inventory.reserve_stock(text, numeric, text, text, interval, text, text, text, interval) is 'Implements inventory_api.reserve_stock.';
 
 create type inventory.order_line as (
   item_id bigint, location_id bigint, sku text, location text, quantity numeric, reservation_id bigint);
@@ -297,7 +361,7 @@ $$;
 comment on function inventory.parse_order_lines(jsonb) is 'Validates reserve_order lines, merges duplicates per (SKU, location) and returns them in lock order.';
 
 create function inventory.reserve_order(order_ref text, lines jsonb, expires_in interval, idempotency_key text,
-                                        reference_type text, notes text)
+                                        reference_type text, notes text, min_shelf_life interval)
 returns setof inventory_api.reservation
 language plpgsql volatile security definer
 set search_path = ''
@@ -311,6 +375,9 @@ declare
   v_actor text := inventory.current_actor();
   v_result inventory_api.reservation[];
   v_replay jsonb;
+  v_lot_items bigint[];
+  v_sellable_until date := inventory.sellable_until(reserve_order.min_shelf_life);
+  v_held boolean;
 begin
   perform inventory.check_text(reserve_order.order_ref, 'order_ref', 200);
   perform inventory.check_hold_description(reserve_order.reference_type, reserve_order.notes);
@@ -327,7 +394,8 @@ begin
     v_replay := inventory.claim_idempotency_key(reserve_order.idempotency_key, 'reserve_order',
       inventory.hold_request(
         pg_catalog.jsonb_build_object('order_ref', reserve_order.order_ref, 'lines', reserve_order.lines,
-                                      'expires_in', inventory.interval_key(reserve_order.expires_in)),
+                                      'expires_in', inventory.interval_key(reserve_order.expires_in))
+          || inventory.shelf_life_request(reserve_order.min_shelf_life),
         reserve_order.reference_type, reserve_order.notes),
       pg_catalog.to_jsonb(v_result));
     if v_replay is not null then
@@ -337,9 +405,11 @@ begin
   end if;
 
   select pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('sku', i.sku, 'status', i.status) order by i.sku)
-    into v_unavailable
+           filter (where i.status <> 'active'),
+         pg_catalog.array_agg(i.item_id) filter (where i.track_lots)
+    into v_unavailable, v_lot_items
     from inventory.items i
-   where i.item_id in (select l.item_id from pg_catalog.unnest(v_lines) l) and i.status <> 'active';
+   where i.item_id in (select l.item_id from pg_catalog.unnest(v_lines) l);
   if v_unavailable is not null then
     perform inventory.raise_error('PRODUCT_UNAVAILABLE', 'order lines name items that cannot be reserved',
       pg_catalog.jsonb_build_object('unavailable', v_unavailable));
@@ -354,11 +424,19 @@ begin
   -- v_lines is in (item_id, location_id) order, so concurrent orders lock levels in one global
   -- order and cannot deadlock. Every line is tried so that the error lists every short line.
   foreach v_line in array v_lines loop
-    if not inventory.hold_units(v_line.item_id, v_line.location_id, v_line.quantity,
-             inventory.describe_movement('RESERVE', 'order hold', reserve_order.order_ref,
-                                         reserve_order.idempotency_key, reservation_id => v_line.reservation_id)) then
+    if v_line.item_id = any (v_lot_items) then
+      v_held := inventory.hold_lot_units(v_line.item_id, v_line.location_id, v_line.quantity, v_sellable_until,
+                  v_line.reservation_id,
+                  inventory.describe_movement('RESERVE', 'order hold', reserve_order.order_ref,
+                                              reserve_order.idempotency_key, reservation_id => v_line.reservation_id));
+    else
+      v_held := inventory.hold_units(v_line.item_id, v_line.location_id, v_line.quantity,
+                  inventory.describe_movement('RESERVE', 'order hold', reserve_order.order_ref,
+                                              reserve_order.idempotency_key, reservation_id => v_line.reservation_id));
+    end if;
+    if not v_held then
       v_short := v_short || inventory.shortfall(v_line.item_id, v_line.location_id, v_line.sku,
-                                                v_line.location, v_line.quantity);
+                                                v_line.location, v_line.quantity, v_sellable_until);
     end if;
   end loop;
   if pg_catalog.jsonb_array_length(v_short) > 0 then
@@ -372,4 +450,4 @@ begin
 end
 $$;
 
-comment on function inventory.reserve_order(text, jsonb, interval, text, text, text) is 'Implements inventory_api.reserve_order.';
+comment on function inventory.reserve_order(text, jsonb, interval, text, text, text, interval) is 'Implements inventory_api.reserve_order.';

@@ -1,14 +1,63 @@
 -- Layer 4, functions by concern: customer returns, never more than was shipped for the order and
 -- not yet returned.
 
+-- Which lots returned units go back into: the named lot, or else the lots shipped to the order's
+-- holds (first shipped, first returned), whose allocations count the return (the recall trace shows
+-- it). The holds are locked by the caller. Returns the on-hand deltas of the restock.
+create function inventory.return_to_lots(reservation_ids bigint[], lot_id bigint, quantity numeric, sku text)
+returns inventory.lot_delta[]
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  v_deltas inventory.lot_delta[];
+begin
+  with take as (
+    select a.reservation_id, a.lot_id,
+           least(a.quantity_fulfilled - a.quantity_returned,
+                 greatest(return_to_lots.quantity - coalesce(pg_catalog.sum(a.quantity_fulfilled - a.quantity_returned)
+                            over (order by a.reservation_id, l.expires_on nulls last, l.received_at, a.lot_id
+                                  rows between unbounded preceding and 1 preceding), 0), 0)) as units
+      from inventory.lot_allocations a
+      join inventory.lots l on l.lot_id = a.lot_id
+     where a.reservation_id = any (return_to_lots.reservation_ids) and a.quantity_fulfilled > a.quantity_returned
+       and (return_to_lots.lot_id is null or a.lot_id = return_to_lots.lot_id)
+  ), counted as (
+    update inventory.lot_allocations a
+       set quantity_returned = a.quantity_returned + t.units
+      from take t
+     where a.reservation_id = t.reservation_id and a.lot_id = t.lot_id and t.units > 0
+    returning a.lot_id, a.reservation_id, t.units)
+  select pg_catalog.array_agg(row(c.lot_id, c.units, 0, c.reservation_id)::inventory.lot_delta)
+    into v_deltas
+    from counted c;
+  if return_to_lots.lot_id is not null then
+    -- Everything goes back into the named lot, whether or not it was shipped to this order.
+    return array[row(return_to_lots.lot_id, return_to_lots.quantity, 0, null)::inventory.lot_delta];
+  end if;
+  if coalesce((select pg_catalog.sum(d.on_hand_delta) from pg_catalog.unnest(v_deltas) d), 0) < return_to_lots.quantity then
+    perform inventory.raise_error('INVALID_ARGUMENT',
+      pg_catalog.format('no shipped lot of %s is left to return these units into: name the lot (lot_number)',
+                        return_to_lots.sku),
+      pg_catalog.jsonb_build_object('argument', 'lot_number', 'problem', 'missing'));
+  end if;
+  return v_deltas;
+end
+$$;
+
+comment on function inventory.return_to_lots(bigint[], bigint, numeric, text) is 'Counts a return on the order''s lot allocations and says which lots the units go back into (the named lot, or the lots shipped).';
+
 create function inventory.process_return(order_ref text, sku text, quantity numeric, reason text,
-                                         restock boolean, location text, idempotency_key text)
+                                         restock boolean, location text, idempotency_key text, lot_number text)
 returns inventory_api.stock_return
 language plpgsql volatile security definer
 set search_path = ''
 as $$
 declare
+  v_item record;
   v_item_id bigint;
+  v_lot inventory.lots;
+  v_deltas inventory.lot_delta[];
   v_location_id bigint;
   v_holds bigint[];
   v_shipped_from bigint[];
@@ -20,7 +69,12 @@ declare
   v_replay jsonb;
 begin
   perform inventory.check_text(process_return.order_ref, 'order_ref', 200);
-  v_item_id := (inventory.item_for_sku(process_return.sku)).item_id;
+  v_item := inventory.item_for_sku(process_return.sku);
+  v_item_id := v_item.item_id;
+  perform inventory.check_lot_argument(v_item.track_lots, process_return.lot_number, required => false);
+  if process_return.lot_number is not null then
+    v_lot := inventory.lot_for_number(v_item_id, process_return.lot_number, process_return.sku);
+  end if;
   perform inventory.check_quantity(process_return.quantity);
   perform inventory.check_text(process_return.reason, 'reason', 500);
   if process_return.restock is null then
@@ -33,7 +87,8 @@ begin
     v_replay := inventory.claim_idempotency_key(process_return.idempotency_key, 'process_return',
       pg_catalog.jsonb_build_object('order_ref', process_return.order_ref, 'sku', process_return.sku,
         'quantity', process_return.quantity, 'reason', process_return.reason,
-        'restock', process_return.restock, 'location', process_return.location));
+        'restock', process_return.restock, 'location', process_return.location)
+      || pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('lot_number', process_return.lot_number)));
     if v_replay is not null then
       return pg_catalog.jsonb_populate_record(null::inventory_api.stock_return, v_replay);
     end if;
@@ -87,7 +142,14 @@ begin
            where h.reservation_id = any (v_holds)) t
    where r.reservation_id = t.reservation_id and t.take > 0;
 
-  if process_return.restock then
+  if v_item.track_lots then
+    v_deltas := inventory.return_to_lots(v_holds, v_lot.lot_id, process_return.quantity, process_return.sku);
+  end if;
+  if process_return.restock and v_item.track_lots then
+    v_movement_id := (inventory.move_lot_units(v_item_id, v_location_id, v_deltas,
+      inventory.describe_movement('RETURN', process_return.reason, process_return.order_ref,
+                                  process_return.idempotency_key))).last_movement_id;
+  elsif process_return.restock then
     v_movement_id := (inventory.add_on_hand(v_item_id, v_location_id, process_return.quantity,
       inventory.describe_movement('RETURN', process_return.reason, process_return.order_ref,
                                   process_return.idempotency_key))).last_movement_id;
@@ -107,4 +169,4 @@ begin
 end
 $$;
 
-comment on function inventory.process_return(text, text, numeric, text, boolean, text, text) is 'Implements inventory_api.process_return.';
+comment on function inventory.process_return(text, text, numeric, text, boolean, text, text, text) is 'Implements inventory_api.process_return.';

@@ -28,10 +28,12 @@ set search_path = ''
 as $$
   select row(a.adjustment_id, i.sku, l.code, a.quantity_delta, a.adjustment_type, a.reason_code, a.description,
              a.status, a.requires_approval, a.on_hand_at_request, a.count_id, a.requested_by, a.requested_at,
-             a.decided_by, a.decided_at, a.decision_note, a.on_hand_at_apply, a.movement_id)::inventory_api.adjustment
+             a.decided_by, a.decided_at, a.decision_note, a.on_hand_at_apply, a.movement_id,
+             t.lot_number)::inventory_api.adjustment
     from inventory.adjustments a
     join inventory.items i on i.item_id = a.item_id
     join inventory.locations l on l.location_id = a.location_id
+    left join inventory.lots t on t.lot_id = a.lot_id
    where a.adjustment_id = adjustment_result.adjustment_id
 $$;
 
@@ -40,9 +42,10 @@ comment on function inventory.adjustment_result(bigint) is 'The public view of o
 -- Applies a delta to on_hand of one level through the ledger (an ADJUST movement described by
 -- `movement`); returns the level after it (its last_movement_id is the movement's). Raises
 -- INSUFFICIENT_STOCK when on_hand would fall below reserved (or below 0). The level is created empty
--- when missing and the delta is positive. Overdue holds standing in the way are expired first.
+-- when missing and the delta is positive. Overdue holds standing in the way are expired first. For a
+-- lot-tracked item the delta applies to the lot named (lot_id), whose free units bound a removal.
 create function inventory.apply_on_hand_delta(item_id bigint, location_id bigint, delta numeric,
-                                              movement inventory.movement, sku text, location text)
+                                              movement inventory.movement, sku text, location text, lot_id bigint)
 returns inventory.stock_levels
 language plpgsql volatile
 set search_path = ''
@@ -50,6 +53,29 @@ as $$
 declare
   v_level inventory.stock_levels;
 begin
+  if apply_on_hand_delta.lot_id is not null then
+    insert into inventory.stock_levels (item_id, location_id)
+    values (apply_on_hand_delta.item_id, apply_on_hand_delta.location_id)
+    on conflict do nothing;
+    perform from inventory.stock_levels s
+     where s.item_id = apply_on_hand_delta.item_id and s.location_id = apply_on_hand_delta.location_id
+       for update;
+    if apply_on_hand_delta.delta < 0
+       and inventory.lot_units_to_move(apply_on_hand_delta.item_id, apply_on_hand_delta.location_id,
+                                       apply_on_hand_delta.lot_id, -apply_on_hand_delta.delta) is null then
+      perform inventory.raise_error('INSUFFICIENT_STOCK',
+        pg_catalog.format('removing %s of %s at %s would leave less of the lot on hand than is reserved',
+                          -apply_on_hand_delta.delta, apply_on_hand_delta.sku, apply_on_hand_delta.location),
+        inventory.shortfall(apply_on_hand_delta.item_id, apply_on_hand_delta.location_id, apply_on_hand_delta.sku,
+                            apply_on_hand_delta.location, -apply_on_hand_delta.delta)
+        || pg_catalog.jsonb_build_object('lot_on_hand', (select ll.on_hand from inventory.lot_levels ll
+                                                          where ll.lot_id = apply_on_hand_delta.lot_id
+                                                            and ll.location_id = apply_on_hand_delta.location_id)));
+    end if;
+    return inventory.move_lot_units(apply_on_hand_delta.item_id, apply_on_hand_delta.location_id,
+      array[row(apply_on_hand_delta.lot_id, apply_on_hand_delta.delta, 0, null)::inventory.lot_delta],
+      apply_on_hand_delta.movement);
+  end if;
   if apply_on_hand_delta.delta > 0 then
     insert into inventory.stock_levels (item_id, location_id)
     values (apply_on_hand_delta.item_id, apply_on_hand_delta.location_id)
@@ -79,7 +105,7 @@ begin
 end
 $$;
 
-comment on function inventory.apply_on_hand_delta(bigint, bigint, numeric, inventory.movement, text, text) is 'Applies a delta to on_hand through the ledger and returns the level after it; raises INSUFFICIENT_STOCK when on_hand would fall below reserved.';
+comment on function inventory.apply_on_hand_delta(bigint, bigint, numeric, inventory.movement, text, text, bigint) is 'Applies a delta to on_hand (of one lot, for lot-tracked items) through the ledger and returns the level after it; raises INSUFFICIENT_STOCK when on_hand would fall below reserved.';
 
 -- Creates or changes a reason code (unscoped admins). Every change is audited (reason_codes is an
 -- audited table). Returns the code.
@@ -149,7 +175,7 @@ comment on function inventory.set_reason_code(text, boolean, numeric, text, text
 
 create function inventory.create_adjustment(sku text, quantity_delta numeric, adjustment_type text,
                                             reason_code text, location text, description text,
-                                            idempotency_key text)
+                                            idempotency_key text, lot_number text)
 returns inventory_api.adjustment
 language plpgsql volatile security definer
 set search_path = ''
@@ -165,6 +191,7 @@ declare
   v_actor text := inventory.current_actor();
   v_replay jsonb;
   v_result inventory_api.adjustment;
+  v_lot inventory.lots;
 begin
   v_item := inventory.item_for_sku(create_adjustment.sku);
   v_location_id := inventory.location_for_code(create_adjustment.location);
@@ -202,11 +229,16 @@ begin
                                     'reason_code', v_reason.reason_code, 'direction', v_reason.direction));
   end if;
   perform inventory.check_text(create_adjustment.description, 'description', 500, required => false);
+  perform inventory.check_lot_argument(v_item.track_lots, create_adjustment.lot_number, required => true);
+  if v_item.track_lots then
+    v_lot := inventory.lot_for_number(v_item.item_id, create_adjustment.lot_number, create_adjustment.sku);
+  end if;
   if create_adjustment.idempotency_key is not null then
     v_replay := inventory.claim_idempotency_key(create_adjustment.idempotency_key, 'create_adjustment',
       pg_catalog.jsonb_build_object('sku', create_adjustment.sku, 'quantity_delta', create_adjustment.quantity_delta,
         'adjustment_type', create_adjustment.adjustment_type, 'reason_code', create_adjustment.reason_code,
-        'location', create_adjustment.location, 'description', create_adjustment.description));
+        'location', create_adjustment.location, 'description', create_adjustment.description)
+      || pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('lot_number', create_adjustment.lot_number)));
     if v_replay is not null then
       return pg_catalog.jsonb_populate_record(null::inventory_api.adjustment, v_replay);
     end if;
@@ -223,13 +255,13 @@ begin
         metadata => pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
           'adjustment_id', v_adjustment_id, 'adjustment_type', create_adjustment.adjustment_type,
           'description', create_adjustment.description))),
-      create_adjustment.sku, create_adjustment.location);
+      create_adjustment.sku, create_adjustment.location, v_lot.lot_id);
     v_on_hand := v_level.on_hand - create_adjustment.quantity_delta;
   end if;
   insert into inventory.adjustments (adjustment_id, item_id, location_id, quantity_delta, adjustment_type,
                                      reason_code, description, status, requires_approval, on_hand_at_request,
                                      requested_by, decided_by, decided_at, on_hand_at_apply, movement_id,
-                                     idempotency_key)
+                                     idempotency_key, lot_id)
   values (v_adjustment_id, v_item.item_id, v_location_id, create_adjustment.quantity_delta,
           create_adjustment.adjustment_type, create_adjustment.reason_code, create_adjustment.description,
           case when v_needs_approval then 'PENDING' else 'APPLIED' end, v_needs_approval, coalesce(v_on_hand, 0),
@@ -237,7 +269,7 @@ begin
           case when v_needs_approval then null else v_actor end,
           case when v_needs_approval then null else pg_catalog.now() end,
           case when v_level.item_id is not null then v_on_hand end, v_level.last_movement_id,
-          create_adjustment.idempotency_key);
+          create_adjustment.idempotency_key, v_lot.lot_id);
   v_result := inventory.adjustment_result(v_adjustment_id);
   if create_adjustment.idempotency_key is not null then
     perform inventory.complete_idempotency_key(create_adjustment.idempotency_key, pg_catalog.to_jsonb(v_result));
@@ -246,7 +278,7 @@ begin
 end
 $$;
 
-comment on function inventory.create_adjustment(text, numeric, text, text, text, text, text) is 'Implements inventory_api.create_adjustment.';
+comment on function inventory.create_adjustment(text, numeric, text, text, text, text, text, text) is 'Implements inventory_api.create_adjustment.';
 
 create function inventory.approve_adjustment(adjustment_id bigint, decision text, note text)
 returns inventory_api.adjustment
@@ -309,7 +341,7 @@ begin
           'adjustment_id', v_adjustment.adjustment_id, 'adjustment_type', v_adjustment.adjustment_type,
           'description', v_adjustment.description, 'requested_by', v_adjustment.requested_by,
           'approved_by', v_actor, 'count_id', v_adjustment.count_id))),
-      v_sku, v_location);
+      v_sku, v_location, v_adjustment.lot_id);
   end if;
   update inventory.adjustments a
      set status = case when approve_adjustment.decision = 'approved' then 'APPROVED' else 'REJECTED' end,
@@ -322,7 +354,7 @@ $$;
 
 comment on function inventory.approve_adjustment(bigint, text, text) is 'Implements inventory_api.approve_adjustment.';
 
-create function inventory.record_count(sku text, counted_quantity numeric, location text)
+create function inventory.record_count(sku text, counted_quantity numeric, location text, lot_number text)
 returns inventory_api.stock_count
 language plpgsql volatile security definer
 set search_path = ''
@@ -338,10 +370,17 @@ declare
   v_difference numeric;
   v_apply boolean;
   v_movement_id bigint;
+  v_lot inventory.lots;
+  v_on_hand numeric;
+  v_reserved numeric;
 begin
   v_item := inventory.item_for_sku(record_count.sku);
   v_location_id := inventory.location_for_code(record_count.location);
   perform inventory.authorize('operator', v_location_id);
+  perform inventory.check_lot_argument(v_item.track_lots, record_count.lot_number, required => true);
+  if v_item.track_lots then
+    v_lot := inventory.lot_for_number(v_item.item_id, record_count.lot_number, record_count.sku);
+  end if;
   if record_count.counted_quantity is null then
     perform inventory.raise_error('INVALID_QUANTITY', 'counted_quantity is required',
       pg_catalog.jsonb_build_object('argument', 'counted_quantity', 'value', null));
@@ -358,21 +397,29 @@ begin
      for update;
   perform from inventory.adjustments a
    where a.item_id = v_item.item_id and a.location_id = v_location_id and a.status = 'PENDING'
-     and a.adjustment_type = 'physical_count'
+     and a.adjustment_type = 'physical_count' and a.lot_id is not distinct from v_lot.lot_id
    order by a.adjustment_id
      for update;
-  v_difference := record_count.counted_quantity - v_level.on_hand;
+  -- A lot-tracked item is counted lot by lot: the count is compared with the lot's units there.
+  if v_lot.lot_id is not null then
+    select coalesce(pg_catalog.sum(ll.on_hand), 0), coalesce(pg_catalog.sum(ll.reserved), 0) into v_on_hand, v_reserved
+      from inventory.lot_levels ll where ll.lot_id = v_lot.lot_id and ll.location_id = v_location_id;
+  else
+    v_on_hand := v_level.on_hand;
+    v_reserved := v_level.reserved;
+  end if;
+  v_difference := record_count.counted_quantity - v_on_hand;
   v_count_id := pg_catalog.nextval('inventory.cycle_counts_count_id_seq'::regclass);
   insert into inventory.cycle_counts (count_id, item_id, location_id, counted_quantity, on_hand_at_count,
-                                      reserved_at_count, counted_by)
-  values (v_count_id, v_item.item_id, v_location_id, record_count.counted_quantity, v_level.on_hand,
-          v_level.reserved, v_actor);
+                                      reserved_at_count, counted_by, lot_id)
+  values (v_count_id, v_item.item_id, v_location_id, record_count.counted_quantity, v_on_hand,
+          v_reserved, v_actor, v_lot.lot_id);
   -- This count measures the whole discrepancy again: older pending count differences are void.
   update inventory.adjustments a
      set status = 'SUPERSEDED', decided_by = v_actor, decided_at = pg_catalog.now(),
          decision_note = pg_catalog.format('superseded by count %s', v_count_id)
    where a.item_id = v_item.item_id and a.location_id = v_location_id and a.status = 'PENDING'
-     and a.adjustment_type = 'physical_count';
+     and a.adjustment_type = 'physical_count' and a.lot_id is not distinct from v_lot.lot_id;
 
   if v_difference = 0 then
     update inventory.stock_levels s set last_counted_at = pg_catalog.now(), last_counted_by = v_actor
@@ -381,8 +428,18 @@ begin
     select * into v_reason from inventory.reason_codes r where r.reason_code = 'cycle_count';
     -- Applied at once when small enough and it keeps reserved <= on_hand; else left for an admin.
     v_apply := not inventory.adjustment_needs_approval(v_reason, v_difference)
-               and record_count.counted_quantity >= v_level.reserved;
+               and record_count.counted_quantity >= v_reserved;
     v_adjustment_id := pg_catalog.nextval('inventory.adjustments_adjustment_id_seq'::regclass);
+    if v_apply and v_lot.lot_id is not null then
+      v_movement_id := (inventory.move_lot_units(v_item.item_id, v_location_id,
+        array[row(v_lot.lot_id, v_difference, 0, null)::inventory.lot_delta],
+        inventory.describe_movement('ADJUST', 'cycle_count', 'adjustment:' || v_adjustment_id,
+          metadata => pg_catalog.jsonb_build_object('adjustment_id', v_adjustment_id,
+                                                    'adjustment_type', 'physical_count', 'count_id', v_count_id,
+                                                    'counted_quantity', record_count.counted_quantity,
+                                                    'lot_number', v_lot.lot_number)))).last_movement_id;
+      v_apply := false;  -- moved: the statement below only records the count
+    end if;
     update inventory.stock_levels s
        set last_counted_at = pg_catalog.now(), last_counted_by = v_actor,
            on_hand = case when v_apply then record_count.counted_quantity else s.on_hand end,
@@ -392,24 +449,26 @@ begin
                                                        'adjustment_type', 'physical_count', 'count_id', v_count_id,
                                                        'counted_quantity', record_count.counted_quantity)) end
      where s.item_id = v_item.item_id and s.location_id = v_location_id
-    returning s.last_movement_id into v_movement_id;
+    returning coalesce(v_movement_id, case when v_apply then s.last_movement_id end) into v_movement_id;
+    v_apply := v_movement_id is not null;
     insert into inventory.adjustments (adjustment_id, item_id, location_id, quantity_delta, adjustment_type,
                                        reason_code, description, status, requires_approval, on_hand_at_request,
-                                       count_id, requested_by, decided_by, decided_at, on_hand_at_apply, movement_id)
+                                       count_id, requested_by, decided_by, decided_at, on_hand_at_apply, movement_id,
+                                       lot_id)
     values (v_adjustment_id, v_item.item_id, v_location_id, v_difference, 'physical_count', 'cycle_count',
             pg_catalog.format('cycle count %s: counted %s, on hand %s', v_count_id,
-                              record_count.counted_quantity, v_level.on_hand),
+                              record_count.counted_quantity, v_on_hand),
             case when v_apply then 'APPLIED' else 'PENDING' end, not v_apply, v_level.on_hand, v_count_id, v_actor,
             case when v_apply then v_actor end, case when v_apply then pg_catalog.now() end,
-            case when v_apply then v_level.on_hand end, case when v_apply then v_movement_id end);
+            case when v_apply then v_level.on_hand end, case when v_apply then v_movement_id end, v_lot.lot_id);
   end if;
   return (select row(c.count_id, record_count.sku, record_count.location, c.counted_quantity, c.on_hand_at_count,
                      c.reserved_at_count, c.difference, a.adjustment_id, a.status, c.counted_by,
-                     c.counted_at)::inventory_api.stock_count
+                     c.counted_at, record_count.lot_number)::inventory_api.stock_count
             from inventory.cycle_counts c
             left join inventory.adjustments a on a.adjustment_id = v_adjustment_id
            where c.count_id = v_count_id);
 end
 $$;
 
-comment on function inventory.record_count(text, numeric, text) is 'Implements inventory_api.record_count.';
+comment on function inventory.record_count(text, numeric, text, text) is 'Implements inventory_api.record_count.';

@@ -129,6 +129,77 @@ as $$
     full join counted_returns c using (order_ref, item_id)
     join inventory.items i on i.item_id = coalesce(t.item_id, c.item_id)
    where coalesce(t.quantity, 0) <> coalesce(c.quantity, 0)
+  union all
+  select 'level_equals_lots', v.sku, v.location, coalesce(o.on_hand, 0), v.on_hand,
+         pg_catalog.format('the level''s on_hand / reserved (%s / %s) differ from the sums of its lots (%s / %s)',
+                           v.on_hand, v.reserved, coalesce(o.on_hand, 0), coalesce(o.reserved, 0))
+    from levels v
+    join inventory.items i on i.item_id = v.item_id
+    left join (select ll.item_id, ll.location_id, pg_catalog.sum(ll.on_hand) as on_hand,
+                      pg_catalog.sum(ll.reserved) as reserved
+                 from inventory.lot_levels ll group by ll.item_id, ll.location_id) o
+      on o.item_id = v.item_id and o.location_id = v.location_id
+   where (i.track_lots or o.item_id is not null)
+     and (not i.track_lots or v.on_hand <> coalesce(o.on_hand, 0) or v.reserved <> coalesce(o.reserved, 0))
+  union all
+  select 'level_tracks_lots_like_item', v.sku, v.location, null, null,
+         'the level''s track_lots differs from its item''s'
+    from levels v
+    join inventory.items i on i.item_id = v.item_id
+    join inventory.stock_levels s on s.item_id = v.item_id and s.location_id = v.location_id
+   where s.track_lots <> i.track_lots
+  union all
+  select 'lot_level_equals_lot_movements', i.sku, l.code, coalesce(m.on_hand, 0), ll.on_hand,
+         pg_catalog.format('lot %s: on_hand / reserved (%s / %s) differ from the sums of its lot movements (%s / %s)',
+                           t.lot_number, ll.on_hand, ll.reserved, coalesce(m.on_hand, 0), coalesce(m.reserved, 0))
+    from inventory.lot_levels ll
+    join inventory.lots t on t.lot_id = ll.lot_id
+    join inventory.items i on i.item_id = t.item_id
+    join inventory.locations l on l.location_id = ll.location_id
+    left join (select x.lot_id, x.location_id, pg_catalog.sum(x.on_hand_delta) as on_hand,
+                      pg_catalog.sum(x.reserved_delta) as reserved
+                 from inventory.lot_movements x group by x.lot_id, x.location_id) m
+      on m.lot_id = ll.lot_id and m.location_id = ll.location_id
+   where ll.on_hand <> coalesce(m.on_hand, 0) or ll.reserved <> coalesce(m.reserved, 0)
+  union all
+  select 'movement_equals_lot_movements', i.sku, l.code, g.on_hand_delta, m.on_hand,
+         pg_catalog.format('movement %s moved %s / %s, its lot movements %s / %s', g.movement_id, g.on_hand_delta,
+                           g.reserved_delta, coalesce(m.on_hand, 0), coalesce(m.reserved, 0))
+    from inventory.ledger g
+    join inventory.stock_levels s on s.item_id = g.item_id and s.location_id = g.location_id and s.track_lots
+    join inventory.items i on i.item_id = g.item_id
+    join inventory.locations l on l.location_id = g.location_id
+    left join (select x.movement_id, pg_catalog.sum(x.on_hand_delta) as on_hand, pg_catalog.sum(x.reserved_delta) as reserved
+                 from inventory.lot_movements x where x.movement_id is not null group by x.movement_id) m
+      on m.movement_id = g.movement_id
+   where g.on_hand_delta <> coalesce(m.on_hand, 0) or g.reserved_delta <> coalesce(m.reserved, 0)
+  union all
+  select 'lot_reserved_equals_allocations', i.sku, l.code, coalesce(a.open, 0), ll.reserved,
+         pg_catalog.format('lot %s: reserved differs from the open allocations of active holds', t.lot_number)
+    from inventory.lot_levels ll
+    join inventory.lots t on t.lot_id = ll.lot_id
+    join inventory.items i on i.item_id = t.item_id
+    join inventory.locations l on l.location_id = ll.location_id
+    left join (select x.lot_id, x.location_id, pg_catalog.sum(x.quantity - x.quantity_fulfilled - x.quantity_released) as open
+                 from inventory.lot_allocations x
+                 join inventory.reservations r on r.reservation_id = x.reservation_id and r.status = 'ACTIVE'
+                group by x.lot_id, x.location_id) a on a.lot_id = ll.lot_id and a.location_id = ll.location_id
+   where ll.reserved <> coalesce(a.open, 0)
+  union all
+  select 'hold_equals_allocations', i.sku, l.code, r.quantity_fulfilled, coalesce(a.fulfilled, 0),
+         pg_catalog.format('hold %s: shipped %s and open %s, its lot allocations %s and %s', r.reservation_id,
+                           r.quantity_fulfilled, case when r.status = 'ACTIVE' then r.quantity - r.quantity_fulfilled else 0 end,
+                           coalesce(a.fulfilled, 0), coalesce(a.open, 0))
+    from inventory.reservations r
+    join inventory.items i on i.item_id = r.item_id and i.track_lots
+    join inventory.locations l on l.location_id = r.location_id
+    left join (select x.reservation_id, pg_catalog.sum(x.quantity_fulfilled) as fulfilled,
+                      pg_catalog.sum(x.quantity_returned) as returned,
+                      pg_catalog.sum(x.quantity - x.quantity_fulfilled - x.quantity_released) as open
+                 from inventory.lot_allocations x group by x.reservation_id) a on a.reservation_id = r.reservation_id
+   where r.quantity_fulfilled <> coalesce(a.fulfilled, 0)
+      or (case when r.status = 'ACTIVE' then r.quantity - r.quantity_fulfilled else 0 end) <> coalesce(a.open, 0)
+      or r.quantity_returned < coalesce(a.returned, 0)
 $$;
 
 comment on function inventory.inventory_violations() is 'Every broken invariant of the stock books (internal, unfiltered).';

@@ -15,7 +15,8 @@ begin
   foreach v_table in array array['error_codes', 'settings', 'items', 'locations', 'user_roles', 'stock_levels',
                                  'ledger', 'reservations', 'returns', 'idempotency_keys', 'audit_log',
                                  'audit_chain', 'audit_seal_state', 'audit_seal_cuts', 'maintenance_jobs',
-                                 'reason_codes', 'cycle_counts', 'adjustments', 'stock_policies', 'reorder_alerts'] loop
+                                 'reason_codes', 'cycle_counts', 'adjustments', 'stock_policies', 'reorder_alerts',
+                                 'lots', 'lot_levels', 'lot_allocations', 'lot_movements'] loop
     execute pg_catalog.format('alter table inventory.%I enable row level security', v_table);
   end loop;
 end
@@ -44,6 +45,14 @@ create policy adjustments_viewer_select on inventory.adjustments for select to i
 create policy stock_policies_viewer_select on inventory.stock_policies for select to inventory_viewer
   using (location_id = any ((select inventory.visible_location_ids())::bigint[]));
 create policy reorder_alerts_viewer_select on inventory.reorder_alerts for select to inventory_viewer
+  using (location_id = any ((select inventory.visible_location_ids())::bigint[]));
+create policy lots_viewer_select on inventory.lots for select to inventory_viewer
+  using ((select inventory.has_any_role()));
+create policy lot_levels_viewer_select on inventory.lot_levels for select to inventory_viewer
+  using (location_id = any ((select inventory.visible_location_ids())::bigint[]));
+create policy lot_allocations_viewer_select on inventory.lot_allocations for select to inventory_viewer
+  using (location_id = any ((select inventory.visible_location_ids())::bigint[]));
+create policy lot_movements_viewer_select on inventory.lot_movements for select to inventory_viewer
   using (location_id = any ((select inventory.visible_location_ids())::bigint[]));
 create policy user_roles_viewer_select on inventory.user_roles for select to inventory_viewer
   using (user_id = (select inventory.current_actor()) or (select inventory.is_allowed('admin')));

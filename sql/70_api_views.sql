@@ -3,7 +3,7 @@
 
 create view inventory_api.items with (security_invoker = true) as
   select i.sku, i.name, i.unit_of_measure, i.unit_cost, i.status, i.track_lots, i.created_at, i.updated_at,
-         i.version, i.deleted_at, i.deleted_by
+         i.version, i.deleted_at, i.deleted_by, i.requires_qc
     from inventory.items i;
 
 comment on view inventory_api.items is 'The catalogue, deleted items included (deleted_at is set; filter deleted_at=is.null for the live ones).';
@@ -15,15 +15,17 @@ comment on view inventory_api.locations is 'Stock locations.';
 
 create view inventory_api.stock_levels with (security_invoker = true) as
   select i.sku, l.code as location, s.on_hand, s.reserved,
-         s.available + o.overdue as available, o.overdue as expired_unreleased,
-         i.status, s.version, s.updated_at
+         s.available + o.overdue - b.blocked as available, o.overdue as expired_unreleased,
+         i.status, s.version, s.updated_at, b.blocked
     from inventory.stock_levels s
     join inventory.items i on i.item_id = s.item_id
     join inventory.locations l on l.location_id = s.location_id
     cross join lateral (select inventory.overdue_quantity(s.item_id, s.location_id) as overdue) o
+    cross join lateral (select case when s.track_lots then inventory.blocked_quantity(s.item_id, s.location_id)
+                                    else 0::numeric end as blocked) b
    where i.deleted_at is null;
 
-comment on view inventory_api.stock_levels is 'Stock per item and location. available already counts overdue holds as released (expired_unreleased of them are not swept yet), so available = on_hand - reserved + expired_unreleased.';
+comment on view inventory_api.stock_levels is 'Stock per item and location. available already counts overdue holds as released (expired_unreleased of them are not swept yet) and leaves out units in lots that may not be sold (blocked: expired, awaiting or failed QC, quarantined), so available = on_hand - reserved + expired_unreleased - blocked.';
 
 create view inventory_api.reservations with (security_invoker = true) as
   select r.reservation_id, r.order_ref, i.sku, l.code as location, r.quantity, r.quantity_fulfilled,
@@ -40,12 +42,16 @@ comment on view inventory_api.reservations is 'Holds of stock for orders. is_ove
 create view inventory_api.stock_movements with (security_invoker = true) as
   select g.movement_id, g.movement_type::text as movement_type, i.sku, l.code as location, g.on_hand_delta, g.reserved_delta,
          g.on_hand_before, g.on_hand_after, g.reserved_before, g.reserved_after, g.actor, g.reason,
-         g.reference, g.idempotency_key, g.related_movement_id, g.reservation_id, g.metadata, g.created_at
+         g.reference, g.idempotency_key, g.related_movement_id, g.reservation_id, g.metadata, g.created_at,
+         (select pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('lot_number', t.lot_number,
+                   'on_hand_delta', m.on_hand_delta, 'reserved_delta', m.reserved_delta) order by m.lot_movement_id)
+            from inventory.lot_movements m join inventory.lots t on t.lot_id = m.lot_id
+           where m.movement_id = g.movement_id) as lots
     from inventory.ledger g
     join inventory.items i on i.item_id = g.item_id
     join inventory.locations l on l.location_id = g.location_id;
 
-comment on view inventory_api.stock_movements is 'The ledger: every stock movement, append-only.';
+comment on view inventory_api.stock_movements is 'The ledger: every stock movement, append-only. lots: for lot-tracked items, the lots the movement moved (lot_number, on_hand_delta, reserved_delta).';
 
 create view inventory_api.returns with (security_invoker = true) as
   select t.return_id, t.order_ref, i.sku, l.code as location, t.quantity, t.reason, t.restocked,
@@ -72,20 +78,23 @@ comment on view inventory_api.reason_codes is 'Adjustment reasons: direction (ad
 create view inventory_api.adjustments with (security_invoker = true) as
   select a.adjustment_id, i.sku, l.code as location, a.quantity_delta, a.adjustment_type, a.reason_code,
          a.description, a.status, a.requires_approval, a.on_hand_at_request, a.count_id, a.requested_by,
-         a.requested_at, a.decided_by, a.decided_at, a.decision_note, a.on_hand_at_apply, a.movement_id
+         a.requested_at, a.decided_by, a.decided_at, a.decision_note, a.on_hand_at_apply, a.movement_id,
+         t.lot_number
     from inventory.adjustments a
     join inventory.items i on i.item_id = a.item_id
-    join inventory.locations l on l.location_id = a.location_id;
+    join inventory.locations l on l.location_id = a.location_id
+    left join inventory.lots t on t.lot_id = a.lot_id;
 
 comment on view inventory_api.adjustments is 'History of stock adjustments: PENDING, APPLIED (no approval needed), APPROVED, REJECTED or SUPERSEDED (by a newer count).';
 
 create view inventory_api.cycle_counts with (security_invoker = true) as
   select c.count_id, i.sku, l.code as location, c.counted_quantity, c.on_hand_at_count, c.reserved_at_count,
-         c.difference, a.adjustment_id, a.status as adjustment_status, c.counted_by, c.counted_at
+         c.difference, a.adjustment_id, a.status as adjustment_status, c.counted_by, c.counted_at, t.lot_number
     from inventory.cycle_counts c
     join inventory.items i on i.item_id = c.item_id
     join inventory.locations l on l.location_id = c.location_id
-    left join inventory.adjustments a on a.count_id = c.count_id;
+    left join inventory.adjustments a on a.count_id = c.count_id
+    left join inventory.lots t on t.lot_id = c.lot_id;
 
 comment on view inventory_api.cycle_counts is 'Physical counts, the on_hand each was compared with, and the adjustment each produced.';
 
@@ -195,3 +204,43 @@ begin
 end
 $view_column_comments$;
 
+create view inventory_api.lots with (security_invoker = true) as
+  select i.sku, t.lot_number, t.supplier_lot, l.code as location, ll.on_hand, ll.reserved,
+         case when b.reason is null then ll.on_hand - ll.reserved else 0::numeric end as available,
+         t.received_at, t.expires_on, t.unit_cost, t.qc_status, t.quarantined, b.reason is null as sellable,
+         b.reason as blocked_reason
+    from inventory.lot_levels ll
+    join inventory.lots t on t.lot_id = ll.lot_id
+    join inventory.items i on i.item_id = t.item_id
+    join inventory.locations l on l.location_id = ll.location_id
+    cross join lateral (select inventory.lot_block_reason(t.qc_status, t.quarantined, t.expires_on, inventory.lot_today(),
+                                                          inventory.lot_today()) as reason) b
+   where i.deleted_at is null;
+
+comment on view inventory_api.lots is 'Lots of lot-tracked items per location: units on hand and allocated to holds, and whether they may be sold (blocked_reason: expired, qc_pending, qc_failed or quarantined; available is 0 then).';
+
+create view inventory_api.expiring_lots with (security_invoker = true) as
+  select i.sku, t.lot_number, l.code as location, ll.on_hand, ll.reserved, t.expires_on,
+         t.expires_on - inventory.lot_today() as days_left,
+         case when t.expires_on < inventory.lot_today() then 'EXPIRED'
+              when t.expires_on <= inventory.lot_today() + 7 then 'EXPIRING_SOON'
+              else 'EXPIRING' end as expiry_status
+    from inventory.lot_levels ll
+    join inventory.lots t on t.lot_id = ll.lot_id
+    join inventory.items i on i.item_id = t.item_id
+    join inventory.locations l on l.location_id = ll.location_id
+   where i.deleted_at is null and ll.on_hand > 0 and t.expires_on <= inventory.lot_today() + 30;
+
+comment on view inventory_api.expiring_lots is 'Lots with units on hand that expired (EXPIRED: past expires_on, not written off yet) or expire within 7 days (EXPIRING_SOON) or 30 days (EXPIRING); days_left counts from today (UTC).';
+
+create view inventory_api.lot_allocations with (security_invoker = true) as
+  select a.reservation_id, r.order_ref, i.sku, l.code as location, t.lot_number, a.quantity,
+         a.quantity_fulfilled as fulfilled, a.quantity_released as released, a.quantity_returned as returned,
+         r.status as hold_status, a.created_at
+    from inventory.lot_allocations a
+    join inventory.reservations r on r.reservation_id = a.reservation_id
+    join inventory.lots t on t.lot_id = a.lot_id
+    join inventory.items i on i.item_id = a.item_id
+    join inventory.locations l on l.location_id = a.location_id;
+
+comment on view inventory_api.lot_allocations is 'Which lots each hold of a lot-tracked item takes its units from (first expiring first out): allocated, shipped (fulfilled), given back (released: cancelled, expired or moved to another lot) and returned.';

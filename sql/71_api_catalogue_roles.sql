@@ -4,18 +4,19 @@
 -- (PostgREST calls them with named arguments). This file: the catalogue and users' roles.
 
 create function inventory_api.create_item(sku text, name text, unit_of_measure text default 'each',
-                                          unit_cost numeric default null, track_lots boolean default false)
+                                          unit_cost numeric default null, track_lots boolean default false,
+                                          requires_qc boolean default false)
 returns inventory_api.item
 language sql volatile
 set search_path = ''
 begin atomic
   select * from inventory.create_item(create_item.sku, create_item.name, create_item.unit_of_measure,
-                                      create_item.unit_cost, create_item.track_lots);
+                                      create_item.unit_cost, create_item.track_lots, create_item.requires_qc);
 end;
 
-comment on function inventory_api.create_item(text, text, text, numeric, boolean) is
+comment on function inventory_api.create_item(text, text, text, numeric, boolean, boolean) is
 'Create an item.
-Idempotent by SKU: the same attributes again return the item; other attributes raise ALREADY_EXISTS (PT409).';
+Idempotent by SKU: the same attributes again return the item; other attributes raise ALREADY_EXISTS (PT409). track_lots: receipts name the lot and holds take the first-expiring sellable lots (FEFO); requires_qc (lot-tracked items only): new lots wait for inspection (set_lot_status) before they may be sold.';
 
 create function inventory_api.set_item_status(sku text, status text)
 returns inventory_api.item

@@ -2,24 +2,26 @@
 
 create function inventory_api.receive_stock(sku text, quantity numeric, location text default 'main',
                                             reference text default null, unit_cost numeric default null,
-                                            idempotency_key text default null)
+                                            idempotency_key text default null, lot_number text default null,
+                                            expires_on date default null, supplier_lot text default null)
 returns inventory_api.stock_level
 language sql volatile
 set search_path = ''
 begin atomic
   select * from inventory.receive_stock(receive_stock.sku, receive_stock.quantity, receive_stock.location,
                                         receive_stock.reference, receive_stock.unit_cost,
-                                        receive_stock.idempotency_key);
+                                        receive_stock.idempotency_key, receive_stock.lot_number,
+                                        receive_stock.expires_on, receive_stock.supplier_lot);
 end;
 
-comment on function inventory_api.receive_stock(text, numeric, text, text, numeric, text) is
+comment on function inventory_api.receive_stock(text, numeric, text, text, numeric, text, text, date, text) is
 'Receive units into stock: on_hand += quantity.
-Writes a RECEIVE movement. unit_cost, when given, updates the item''s moving-average cost.';
+Writes a RECEIVE movement. unit_cost, when given, updates the item''s moving-average cost. Lot-tracked items need lot_number (INVALID_ARGUMENT without; refused for other items): a new lot is created (qc_status PENDING when the item requires QC, else PASSED), an existing one grows; an expires_on or supplier_lot other than the lot''s raises ALREADY_EXISTS.';
 
 create function inventory_api.reserve_stock(sku text, quantity numeric, order_ref text,
                                             location text default 'main', expires_in interval default null,
                                             idempotency_key text default null, reference_type text default 'order',
-                                            notes text default null)
+                                            notes text default null, min_shelf_life interval default null)
 returns inventory_api.reservation
 language sql volatile
 set search_path = ''
@@ -27,28 +29,29 @@ begin atomic
   select * from inventory.reserve_stock(reserve_stock.sku, reserve_stock.quantity, reserve_stock.order_ref,
                                         reserve_stock.location, reserve_stock.expires_in,
                                         reserve_stock.idempotency_key, reserve_stock.reference_type,
-                                        reserve_stock.notes);
+                                        reserve_stock.notes, reserve_stock.min_shelf_life);
 end;
 
-comment on function inventory_api.reserve_stock(text, numeric, text, text, interval, text, text, text) is
+comment on function inventory_api.reserve_stock(text, numeric, text, text, interval, text, text, text, interval) is
 'Hold stock for an order, atomically: never more than is available.
-expires_in defaults to the configured TTL (24 hours). reference_type says what order_ref is (order, work_order, transfer, production, sample, other); notes is free text. Raises INSUFFICIENT_STOCK (PT409) with the available quantity in DETAIL.';
+expires_in defaults to the configured TTL (24 hours). reference_type says what order_ref is (order, work_order, transfer, production, sample, other); notes is free text. Raises INSUFFICIENT_STOCK (PT409) with the available quantity in DETAIL. Lot-tracked items are allocated first-expiring-first-out from sellable lots (see inventory_api.lot_allocations), skipping lots that expire before now + min_shelf_life; DETAIL.blocked then says how many units lot state keeps back (expired, qc_pending, qc_failed, quarantined, short_shelf_life).';
 
 create function inventory_api.reserve_order(order_ref text, lines jsonb, expires_in interval default null,
                                             idempotency_key text default null, reference_type text default 'order',
-                                            notes text default null)
+                                            notes text default null, min_shelf_life interval default null)
 returns setof inventory_api.reservation
 language sql volatile
 set search_path = ''
 begin atomic
   select * from inventory.reserve_order(reserve_order.order_ref, reserve_order.lines,
                                         reserve_order.expires_in, reserve_order.idempotency_key,
-                                        reserve_order.reference_type, reserve_order.notes);
+                                        reserve_order.reference_type, reserve_order.notes,
+                                        reserve_order.min_shelf_life);
 end;
 
-comment on function inventory_api.reserve_order(text, jsonb, interval, text, text, text) is
+comment on function inventory_api.reserve_order(text, jsonb, interval, text, text, text, interval) is
 'Hold every line of an order, or none.
-lines: [{"sku": "A1", "quantity": 2, "location": "main"}]. Duplicate lines are merged; rows are locked in a fixed order so concurrent orders never deadlock; INSUFFICIENT_STOCK lists every short line.';
+lines: [{"sku": "A1", "quantity": 2, "location": "main"}]. Duplicate lines are merged; rows are locked in a fixed order so concurrent orders never deadlock; INSUFFICIENT_STOCK lists every short line. Lines of lot-tracked items are allocated FEFO, skipping lots that expire before now + min_shelf_life.';
 
 create function inventory_api.fulfill_order(order_ref text, sku text default null, quantity numeric default null,
                                             idempotency_key text default null)
@@ -80,19 +83,19 @@ Holds already past expiry are recorded as EXPIRE, the rest as RELEASE.';
 
 create function inventory_api.process_return(order_ref text, sku text, quantity numeric, reason text,
                                              restock boolean default true, location text default 'main',
-                                             idempotency_key text default null)
+                                             idempotency_key text default null, lot_number text default null)
 returns inventory_api.stock_return
 language sql volatile
 set search_path = ''
 begin atomic
   select * from inventory.process_return(process_return.order_ref, process_return.sku, process_return.quantity,
                                          process_return.reason, process_return.restock, process_return.location,
-                                         process_return.idempotency_key);
+                                         process_return.idempotency_key, process_return.lot_number);
 end;
 
-comment on function inventory_api.process_return(text, text, numeric, text, boolean, text, text) is
+comment on function inventory_api.process_return(text, text, numeric, text, boolean, text, text, text) is
 'Record units a customer sent back; with restock, they go back on hand (RETURN movement).
-Never more than was shipped for that order and SKU and not yet returned (QUANTITY_MISMATCH).';
+Never more than was shipped for that order and SKU and not yet returned (QUANTITY_MISMATCH). Lot-tracked items go back into lot_number when given (LOT_NOT_FOUND when unknown), else into the lots shipped to the order.';
 
 create function inventory_api.validate_stock(sku text, quantity numeric, location text default 'main')
 returns inventory_api.stock_check

@@ -2,7 +2,8 @@
 
 create function inventory_api.create_adjustment(sku text, quantity_delta numeric, adjustment_type text,
                                                 reason_code text, location text default 'main',
-                                                description text default null, idempotency_key text default null)
+                                                description text default null, idempotency_key text default null,
+                                                lot_number text default null)
 returns inventory_api.adjustment
 language sql volatile
 set search_path = ''
@@ -10,12 +11,12 @@ begin atomic
   select * from inventory.create_adjustment(create_adjustment.sku, create_adjustment.quantity_delta,
                                             create_adjustment.adjustment_type, create_adjustment.reason_code,
                                             create_adjustment.location, create_adjustment.description,
-                                            create_adjustment.idempotency_key);
+                                            create_adjustment.idempotency_key, create_adjustment.lot_number);
 end;
 
-comment on function inventory_api.create_adjustment(text, numeric, text, text, text, text, text) is
+comment on function inventory_api.create_adjustment(text, numeric, text, text, text, text, text, text) is
 'Request a change of on_hand outside the order lifecycle (operators, for their locations).
-adjustment_type: physical_count, damage, correction, write_off or found; reason_code from inventory_api.reason_codes. Applied at once (status APPLIED, an ADJUST movement) when the reason needs no approval at this size, else PENDING until an admin decides (approve_adjustment). Raises INSUFFICIENT_STOCK when applying it would leave less on hand than is reserved.';
+adjustment_type: physical_count, damage, correction, write_off or found; reason_code from inventory_api.reason_codes. Applied at once (status APPLIED, an ADJUST movement) when the reason needs no approval at this size, else PENDING until an admin decides (approve_adjustment). Raises INSUFFICIENT_STOCK when applying it would leave less on hand than is reserved. Lot-tracked items name the lot (lot_number, required).';
 
 create function inventory_api.approve_adjustment(adjustment_id bigint, decision text, note text default null)
 returns inventory_api.adjustment
@@ -45,31 +46,34 @@ comment on function inventory_api.set_reason_code(text, boolean, numeric, text, 
 'Create or change an adjustment reason (unscoped admins; audited).
 direction (add, remove or both) and description are required for a new code and kept when omitted. Removals above approval_threshold always need approval; additions only when requires_approval.';
 
-create function inventory_api.record_count(sku text, counted_quantity numeric, location text default 'main')
+create function inventory_api.record_count(sku text, counted_quantity numeric, location text default 'main',
+                                            lot_number text default null)
 returns inventory_api.stock_count
 language sql volatile
 set search_path = ''
 begin atomic
-  select * from inventory.record_count(record_count.sku, record_count.counted_quantity, record_count.location);
+  select * from inventory.record_count(record_count.sku, record_count.counted_quantity, record_count.location,
+                                       record_count.lot_number);
 end;
 
-comment on function inventory_api.record_count(text, numeric, text) is
+comment on function inventory_api.record_count(text, numeric, text, text) is
 'Record a physical count: sets last_counted_at/by and, when it differs from on_hand, creates a physical_count adjustment for the difference (applied at once when small, else PENDING).
-The difference is taken under the level''s lock and stored as a delta, applied to whatever on_hand is at approval; a newer count supersedes older pending count differences.';
+The difference is taken under the level''s lock and stored as a delta, applied to whatever on_hand is at approval; a newer count supersedes older pending count differences. Lot-tracked items are counted lot by lot (lot_number, required).';
 
 create function inventory_api.transfer_stock(sku text, quantity numeric, from_location text, to_location text,
-                                             reference text default null, idempotency_key text default null)
+                                             reference text default null, idempotency_key text default null,
+                                             lot_number text default null)
 returns inventory_api.stock_transfer
 language sql volatile
 set search_path = ''
 begin atomic
   select * from inventory.transfer_stock(transfer_stock.sku, transfer_stock.quantity, transfer_stock.from_location,
                                          transfer_stock.to_location, transfer_stock.reference,
-                                         transfer_stock.idempotency_key);
+                                         transfer_stock.idempotency_key, transfer_stock.lot_number);
 end;
 
-comment on function inventory_api.transfer_stock(text, numeric, text, text, text, text) is
-'Move available units between two locations atomically: a TRANSFER_OUT and a TRANSFER_IN movement, the second linked to the first by related_movement_id. Never more than is available (INSUFFICIENT_STOCK); levels are locked in a fixed order, so opposite transfers never deadlock.';
+comment on function inventory_api.transfer_stock(text, numeric, text, text, text, text, text) is
+'Move available units between two locations atomically: a TRANSFER_OUT and a TRANSFER_IN movement, the second linked to the first by related_movement_id. Never more than is available (INSUFFICIENT_STOCK); levels are locked in a fixed order, so opposite transfers never deadlock. Lot-tracked items move the free units of lot_number (in any state), or without it the sellable lots first expiring first.';
 
 create function inventory_api.set_stock_policy(sku text, location text, reorder_point numeric, safety_stock numeric,
                                                reorder_quantity numeric default null,
@@ -124,3 +128,28 @@ end;
 comment on function inventory_api.import_stock_policies(jsonb) is
 'Set up to 10000 stock policies in one transaction: rows [{"sku", "location"?, "reorder_point", "safety_stock", "reorder_quantity"?, "max_stock_level"?, "lead_time_days"?, "row"?}].
 Returns {"received", "applied", "alerts_opened", "rejected": [{"row", "key", "code", "reason"}]}. Admins (rows of locations the caller does not administer are rejected).';
+
+create function inventory_api.set_lot_status(sku text, lot_number text, qc_status text default null,
+                                             quarantined boolean default null, note text default null)
+returns inventory_api.lot_status_change
+language sql volatile
+set search_path = ''
+begin atomic
+  select * from inventory.set_lot_status(set_lot_status.sku, set_lot_status.lot_number, set_lot_status.qc_status,
+                                         set_lot_status.quarantined, set_lot_status.note);
+end;
+
+comment on function inventory_api.set_lot_status(text, text, text, boolean, text) is
+'Set a lot''s quality status (PENDING, PASSED, FAILED) and/or quarantine (unscoped admins; audited).
+Takes effect at once: passing QC or lifting quarantine makes the units available, failing or quarantining takes them out of availability and moves the lot''s open holds to other sellable lots (FEFO), releasing those no lot can take (counted in the result).';
+
+create function inventory_api.trace_lot(sku text, lot_number text)
+returns setof inventory_api.lot_trace
+language sql stable
+set search_path = ''
+begin atomic
+  select * from inventory.trace_lot(trace_lot.sku, trace_lot.lot_number);
+end;
+
+comment on function inventory_api.trace_lot(text, text) is
+'Recall trace: every hold (order) that was allocated units of the lot, with units allocated, shipped, returned and given back, the location and dates. Rows at locations the caller may not see are left out.';

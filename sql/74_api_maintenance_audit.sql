@@ -59,3 +59,15 @@ end;
 
 comment on function inventory_api.check_reorder_points() is
 'Re-evaluate every level with a stock policy in one pass: open, raise and resolve alerts; returns the counts. Alerts are also maintained in real time by a trigger, so this is a repair or a scheduled safety net.';
+
+create function inventory_api.expire_inventory_lots()
+returns inventory_api.lot_expiry
+language sql volatile
+set search_path = ''
+begin atomic
+  select * from inventory.expire_inventory_lots();
+end;
+
+comment on function inventory_api.expire_inventory_lots() is
+'Write off the units of lots past their expiry date (ADJUST movements of reason expired), once per lot; their open holds move to other sellable lots or are released (counted in the result).
+Run daily by the scheduler (or an unscoped admin). Raises BUSY (55P03) while another run is in progress.';

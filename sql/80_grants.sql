@@ -8,7 +8,7 @@ revoke all on all functions in schema inventory, inventory_api from public;
 revoke all on all tables in schema inventory, inventory_api from public;
 revoke all on all sequences in schema inventory, inventory_api from public;
 revoke all on type inventory.hold_move, inventory.order_line, inventory.movement_type, inventory.movement,
-  inventory.audit_operation, inventory.reference_type from public;
+  inventory.audit_operation, inventory.reference_type, inventory.lot_delta from public;
 
 grant usage on schema inventory, inventory_api to inventory_viewer, inventory_scheduler;
 
@@ -24,8 +24,11 @@ grant execute on function inventory_api.schema_version(), inventory.schema_versi
 grant select on inventory.error_codes, inventory.items, inventory.locations, inventory.stock_levels,
                 inventory.reservations, inventory.ledger, inventory.returns, inventory.user_roles,
                 inventory.audit_log, inventory.audit_chain to inventory_viewer;
--- What "available" means, read by inventory_api.stock_levels as the caller.
-grant execute on function inventory.overdue_quantity(bigint, bigint) to inventory_viewer;
+-- What "available" means, read by inventory_api.stock_levels and the lot views as the caller.
+grant execute on function inventory.overdue_quantity(bigint, bigint), inventory.blocked_quantity(bigint, bigint),
+  inventory.lot_availability(bigint, bigint, date), inventory.lot_today(),
+  inventory.lot_block_reason(text, boolean, date, date, date)
+  to inventory_viewer;
 grant select on inventory_api.error_codes, inventory_api.items, inventory_api.locations, inventory_api.stock_levels,
                 inventory_api.reservations, inventory_api.stock_movements, inventory_api.returns,
                 inventory_api.user_roles, inventory_api.audit_log
@@ -37,21 +40,21 @@ grant execute on function
 
 -- Order lifecycle and receiving.
 grant execute on function
-  inventory_api.receive_stock(text, numeric, text, text, numeric, text),
-  inventory.receive_stock(text, numeric, text, text, numeric, text),
-  inventory_api.reserve_stock(text, numeric, text, text, interval, text, text, text),
-  inventory.reserve_stock(text, numeric, text, text, interval, text, text, text),
-  inventory_api.reserve_order(text, jsonb, interval, text, text, text),
-  inventory.reserve_order(text, jsonb, interval, text, text, text),
+  inventory_api.receive_stock(text, numeric, text, text, numeric, text, text, date, text),
+  inventory.receive_stock(text, numeric, text, text, numeric, text, text, date, text),
+  inventory_api.reserve_stock(text, numeric, text, text, interval, text, text, text, interval),
+  inventory.reserve_stock(text, numeric, text, text, interval, text, text, text, interval),
+  inventory_api.reserve_order(text, jsonb, interval, text, text, text, interval),
+  inventory.reserve_order(text, jsonb, interval, text, text, text, interval),
   inventory_api.fulfill_order(text, text, numeric, text), inventory.fulfill_order(text, text, numeric, text),
   inventory_api.cancel_reservation(text, text, text), inventory.cancel_reservation(text, text, text),
-  inventory_api.process_return(text, text, numeric, text, boolean, text, text),
-  inventory.process_return(text, text, numeric, text, boolean, text, text)
+  inventory_api.process_return(text, text, numeric, text, boolean, text, text, text),
+  inventory.process_return(text, text, numeric, text, boolean, text, text, text)
   to inventory_operator;
 
 -- Catalogue, access and audit.
 grant execute on function
-  inventory_api.create_item(text, text, text, numeric, boolean), inventory.create_item(text, text, text, numeric, boolean),
+  inventory_api.create_item(text, text, text, numeric, boolean, boolean), inventory.create_item(text, text, text, numeric, boolean, boolean),
   inventory_api.set_item_status(text, text), inventory.set_item_status(text, text),
   inventory_api.update_item(text, text, text, numeric, integer), inventory.update_item(text, text, text, numeric, integer),
   inventory_api.delete_item(text, integer), inventory.delete_item(text, integer),
@@ -86,11 +89,11 @@ grant select on inventory_api.reason_codes, inventory_api.adjustments, inventory
 
 -- Operators: adjustments (requests), counts, transfers, alert handling.
 grant execute on function
-  inventory_api.create_adjustment(text, numeric, text, text, text, text, text),
-  inventory.create_adjustment(text, numeric, text, text, text, text, text),
-  inventory_api.record_count(text, numeric, text), inventory.record_count(text, numeric, text),
-  inventory_api.transfer_stock(text, numeric, text, text, text, text),
-  inventory.transfer_stock(text, numeric, text, text, text, text),
+  inventory_api.create_adjustment(text, numeric, text, text, text, text, text, text),
+  inventory.create_adjustment(text, numeric, text, text, text, text, text, text),
+  inventory_api.record_count(text, numeric, text, text), inventory.record_count(text, numeric, text, text),
+  inventory_api.transfer_stock(text, numeric, text, text, text, text, text),
+  inventory.transfer_stock(text, numeric, text, text, text, text, text),
   inventory_api.update_reorder_alert(bigint, text, text), inventory.update_reorder_alert(bigint, text, text)
   to inventory_operator;
 
@@ -107,4 +110,17 @@ grant execute on function
 
 -- The one-pass re-evaluation: unscoped admins and the scheduler (checked inside as 'scheduler').
 grant execute on function inventory_api.check_reorder_points(), inventory.check_reorder_points()
+  to inventory_admin, inventory_scheduler;
+-- Lots: readers see lots and their levels, allocations and movements at their locations; admins
+-- set a lot's status; the scheduler (and unscoped admins) write expired lots off.
+revoke all on inventory.lots, inventory.lot_levels, inventory.lot_allocations, inventory.lot_movements from public;
+revoke all on inventory_api.lots, inventory_api.expiring_lots, inventory_api.lot_allocations from public;
+grant select on inventory.lots, inventory.lot_levels, inventory.lot_allocations, inventory.lot_movements
+  to inventory_viewer;
+grant select on inventory_api.lots, inventory_api.expiring_lots, inventory_api.lot_allocations to inventory_viewer;
+grant execute on function inventory_api.trace_lot(text, text), inventory.trace_lot(text, text) to inventory_viewer;
+grant execute on function
+  inventory_api.set_lot_status(text, text, text, boolean, text), inventory.set_lot_status(text, text, text, boolean, text)
+  to inventory_admin;
+grant execute on function inventory_api.expire_inventory_lots(), inventory.expire_inventory_lots()
   to inventory_admin, inventory_scheduler;
