@@ -338,6 +338,63 @@ def test_fefo_tie_on_expiry_takes_the_earliest_received(inv: Inventory, db: Db) 
     in_step(db, "TIE")
 
 
+def test_a_lot_that_never_expires_is_allocated_last(inv: Inventory, db: Db) -> None:
+    lot_item(db, "NOEXP")
+    receive(db, "NOEXP", 3, "L-FOREVER")
+    receive(db, "NOEXP", 2, "L-YEAR", day(db, 365))
+    reserve(db, "NOEXP", 4, "SO-1")
+    assert allocated(db, "SO-1") == {"L-YEAR": 2, "L-FOREVER": 2}
+    in_step(db, "NOEXP")
+
+
+def test_fefo_never_takes_a_lot_at_another_location(inv: Inventory, db: Db) -> None:
+    call(db, "create_location", code="east", name="East store")
+    lot_item(db, "LOC")
+    receive(db, "LOC", 5, "L-SOON", day(db, 5), location="east")
+    receive(db, "LOC", 5, "L-LATE", day(db, 50))
+    reserve(db, "LOC", 3, "SO-1")
+    assert allocated(db, "SO-1") == {"L-LATE": 3}
+    with unchanged(db, INSUFFICIENT_STOCK) as caught:
+        reserve(db, "LOC", 6, "SO-2", location="east")
+    assert (detail(caught)["location"], detail(caught)["available"]) == ("east", 5)
+    in_step(db, "LOC")
+
+
+def test_reserve_order_merges_lines_and_allocates_lots_next_to_plain_items(catalogue: Inventory, db: Db) -> None:
+    lot_item(db, "FEFO2")
+    receive(db, "FEFO2", 2, "L-SOON", day(db, 10))
+    receive(db, "FEFO2", 5, "L-LATE", day(db, 40))
+    holds = call(db, "reserve_order", order_ref="SO-1", lines=json.dumps([
+        {"sku": "FEFO2", "quantity": 2}, {"sku": "A1", "quantity": 1}, {"sku": "FEFO2", "quantity": 1}]))
+    assert sorted((h["sku"], h["quantity"]) for h in holds) == [("A1", 1), ("FEFO2", 3)]
+    assert allocated(db, "SO-1") == {"L-SOON": 2, "L-LATE": 1}
+    assert level(db, "A1") == (10, 1, 9)
+    assert blocked(db, "A1") == 0
+    assert movement_lots(db, "A1", "RESERVE") == [[]]
+    in_step(db, "FEFO2")
+
+
+def test_a_replayed_reservation_allocates_once(two_lots: str, db: Db) -> None:
+    first = reserve(db, "TWO", 5, "SO-1", idempotency_key="K-1")
+    again = reserve(db, "TWO", 5, "SO-1", idempotency_key="K-1")
+    assert again["reservation_id"] == first["reservation_id"]
+    assert allocated(db, "SO-1") == {"L1": 4, "L2": 1}
+    assert lot_qty(db, "TWO") == {("L1", "main"): (4, 4, 0), ("L2", "main"): (6, 1, 5)}
+    in_step(db, "TWO")
+
+
+def test_fractional_quantities_split_exactly_across_lots(inv: Inventory, db: Db) -> None:
+    call_one(db, "create_item", sku="ROPE", name="Rope", unit_of_measure="m", track_lots=True)
+    receive(db, "ROPE", Decimal("1.25"), "R1", day(db, 10))
+    receive(db, "ROPE", Decimal("10.5"), "R2", day(db, 20))
+    reserve(db, "ROPE", Decimal("1.2501"), "SO-1")
+    assert allocated(db, "SO-1") == {"R1": Decimal("1.25"), "R2": Decimal("0.0001")}
+    call(db, "fulfill_order", order_ref="SO-1")
+    assert lot_qty(db, "ROPE") == {("R1", "main"): (0, 0, 0), ("R2", "main"): (Decimal("10.4999"), 0,
+                                                                               Decimal("10.4999"))}
+    in_step(db, "ROPE")
+
+
 # -- lots that may not be sold ---------------------------------------------------------------------------
 
 
@@ -537,6 +594,29 @@ def test_returns_go_back_into_the_lot_shipped_or_the_lot_named(two_lots: str, db
     in_step(db, "TWO")
 
 
+def test_a_return_without_a_lot_never_puts_back_more_of_a_lot_than_it_shipped(two_lots: str, db: Db) -> None:
+    reserve(db, "TWO", 6, "SO-1")
+    call(db, "fulfill_order", order_ref="SO-1")
+    assert allocated(db, "SO-1") == {"L1": 4, "L2": 2}
+    call(db, "process_return", order_ref="SO-1", sku="TWO", quantity=6, reason="refused delivery")
+    assert lot_qty(db, "TWO") == {("L1", "main"): (4, 0, 4), ("L2", "main"): (6, 0, 6)}
+    assert [(a["lot_number"], a["fulfilled"], a["returned"]) for a in allocations(db, "SO-1")] == [
+        ("L1", 4, 4), ("L2", 2, 2)]
+    assert movement_lots(db, "TWO", "RETURN") == [[("L1", 4, 0), ("L2", 2, 0)]]
+    in_step(db, "TWO")
+
+
+def test_a_return_into_a_quarantined_lot_stays_blocked(two_lots: str, db: Db) -> None:
+    reserve(db, "TWO", 2, "SO-1")
+    call(db, "fulfill_order", order_ref="SO-1")
+    call(db, "set_lot_status", sku="TWO", lot_number="L1", quarantined=True)
+    call(db, "process_return", order_ref="SO-1", sku="TWO", quantity=2, reason="recall")
+    assert lot_qty(db, "TWO")[("L1", "main")] == (4, 0, 0)
+    assert level(db, "TWO") == (10, 0, 6)
+    assert blocked(db, "TWO") == 4
+    in_step(db, "TWO")
+
+
 def test_a_return_not_restocked_touches_no_lot(two_lots: str, db: Db) -> None:
     reserve(db, "TWO", 2, "SO-1")
     call(db, "fulfill_order", order_ref="SO-1")
@@ -694,6 +774,51 @@ def test_quarantining_a_lot_releases_holds_no_other_lot_can_take(inv: Inventory,
     in_step(db, "RL")
 
 
+def test_a_reallocated_hold_ships_and_cancels_from_its_new_lot(inv: Inventory, db: Db) -> None:
+    lot_item(db, "MV")
+    receive(db, "MV", 5, "L1", day(db, 10))
+    receive(db, "MV", 10, "L2", day(db, 20))
+    reserve(db, "MV", 5, "SO-1")
+    call(db, "fulfill_order", order_ref="SO-1", sku="MV", quantity=2)   # L1 2 shipped, 3 still held on L1
+    reserve(db, "MV", 1, "SO-2")                                         # L2 1
+    result = call_one(db, "set_lot_status", sku="MV", lot_number="L1", quarantined=True, note="recall")
+    assert (result["holds_reallocated"], result["holds_released"], result["units_released"]) == (1, 0, 0)
+    assert open_allocations(db, "SO-1") == {"L2": 3}
+    assert lot_qty(db, "MV") == {("L1", "main"): (3, 0, 0), ("L2", "main"): (10, 4, 6)}
+    in_step(db, "MV")
+    [change] = call(db, "fulfill_order", order_ref="SO-1", sku="MV", quantity=2)
+    assert (change["quantity"], change["quantity_open"]) == (2, 1)
+    assert lot_qty(db, "MV") == {("L1", "main"): (3, 0, 0), ("L2", "main"): (8, 2, 6)}
+    call(db, "cancel_reservation", order_ref="SO-1")
+    assert lot_qty(db, "MV") == {("L1", "main"): (3, 0, 0), ("L2", "main"): (8, 1, 7)}
+    shipped = {r["order_ref"]: (r["allocated"], r["fulfilled"]) for r in call(db, "trace_lot", sku="MV",
+                                                                               lot_number="L1")}
+    assert shipped == {"SO-1": (5, 2)}  # 3 of the 5 allocated were moved off the lot, never shipped from it
+    assert {r["order_ref"]: (r["fulfilled"], r["released"]) for r in call(db, "trace_lot", sku="MV",
+                                                                          lot_number="L2")} == {
+        "SO-1": (2, 1), "SO-2": (0, 0)}
+    assert level(db, "MV") == (11, 1, 7)
+    in_step(db, "MV")
+
+
+def test_quarantine_reallocates_holds_within_their_location_only(inv: Inventory, db: Db) -> None:
+    call(db, "create_location", code="east", name="East store")
+    lot_item(db, "LOC")
+    receive(db, "LOC", 3, "L1", day(db, 10), location="east")
+    receive(db, "LOC", 3, "L1", day(db, 10))
+    receive(db, "LOC", 9, "L2", day(db, 20))       # main only
+    reserve(db, "LOC", 2, "SO-EAST", location="east")
+    reserve(db, "LOC", 2, "SO-MAIN")
+    result = call_one(db, "set_lot_status", sku="LOC", lot_number="L1", quarantined=True)
+    assert (result["holds_reallocated"], result["holds_released"], result["units_released"]) == (1, 1, 2)
+    statuses = {r["order_ref"]: r["status"] for r in rows(db, "select * from inventory_api.reservations")}
+    assert statuses == {"SO-EAST": "CANCELLED", "SO-MAIN": "ACTIVE"}
+    assert open_allocations(db, "SO-MAIN") == {"L2": 2}
+    assert level(db, "LOC", "east") == (3, 0, 0)
+    assert level(db, "LOC") == (12, 2, 7)
+    in_step(db, "LOC")
+
+
 # -- expire_inventory_lots ---------------------------------------------------------------------------------------
 
 
@@ -747,6 +872,41 @@ def test_expire_inventory_lots_writes_off_reallocates_and_releases_exactly_once(
                      "units_released": 0}
     assert ledger_count(db) == ledger_after
     in_step(db, "EX")
+
+
+def test_expiry_of_a_partly_shipped_hold_moves_only_its_open_units(inv: Inventory, db: Db) -> None:
+    lot_item(db, "PX")
+    receive(db, "PX", 5, "L-A", day(db, 1))
+    receive(db, "PX", 5, "L-B", day(db, 30))
+    reserve(db, "PX", 5, "SO-1")
+    call(db, "fulfill_order", order_ref="SO-1", sku="PX", quantity=2)
+    backdate_lot(db, "PX", "L-A", 1)
+    result = call_one(db, "expire_inventory_lots")
+    # L-A's 3 units left on hand are all held by SO-1: they move to L-B, and the lot is written off empty.
+    assert result == {"lots_expired": 1, "units_written_off": 3, "holds_reallocated": 1, "holds_released": 0,
+                      "units_released": 0}
+    assert open_allocations(db, "SO-1") == {"L-B": 3}
+    assert lot_qty(db, "PX") == {("L-A", "main"): (0, 0, 0), ("L-B", "main"): (5, 3, 2)}
+    call(db, "fulfill_order", order_ref="SO-1")
+    assert movement_lots(db, "PX", "SHIP") == [[("L-A", -2, -2)], [("L-B", -3, -3)]]
+    assert {r["order_ref"]: (r["allocated"], r["fulfilled"], r["released"]) for r in
+            call(db, "trace_lot", sku="PX", lot_number="L-A")} == {"SO-1": (5, 2, 3)}
+    in_step(db, "PX")
+
+
+def test_expiry_writes_off_a_lot_at_every_location(inv: Inventory, db: Db) -> None:
+    call(db, "create_location", code="east", name="East store")
+    lot_item(db, "TWOLOC")
+    receive(db, "TWOLOC", 3, "L-OLD", day(db, -1))
+    receive(db, "TWOLOC", 2, "L-OLD", location="east")
+    receive(db, "TWOLOC", 1, "L-NEW", day(db, 9), location="east")
+    result = call_one(db, "expire_inventory_lots")
+    assert (result["units_written_off"], result["holds_reallocated"], result["holds_released"]) == (5, 0, 0)
+    assert lot_qty(db, "TWOLOC") == {("L-OLD", "main"): (0, 0, 0), ("L-OLD", "east"): (0, 0, 0),
+                                     ("L-NEW", "east"): (1, 0, 1)}
+    assert (level(db, "TWOLOC"), level(db, "TWOLOC", "east")) == ((0, 0, 0), (1, 0, 1))
+    assert call_one(db, "expire_inventory_lots")["units_written_off"] == 0
+    in_step(db, "TWOLOC")
 
 
 def test_expire_inventory_lots_is_self_locking(two_lots: str, db: Db, connect: Any) -> None:
@@ -816,6 +976,15 @@ def test_transfers_move_a_named_lot_or_the_first_expiring(two_lots: str, db: Db)
         call(db, "transfer_stock", sku="TWO", quantity=1, from_location="east", to_location="main", lot_number="L1")
     with unchanged(db, LOT_NOT_FOUND):
         call(db, "transfer_stock", sku="TWO", quantity=1, from_location="main", to_location="east", lot_number="L9")
+    in_step(db, "TWO")
+
+
+def test_a_transfer_without_a_lot_splits_fefo(two_lots: str, db: Db) -> None:
+    call(db, "transfer_stock", sku="TWO", quantity=6, from_location="main", to_location="east")
+    assert lot_qty(db, "TWO") == {("L1", "main"): (0, 0, 0), ("L2", "main"): (4, 0, 4), ("L1", "east"): (4, 0, 4),
+                                  ("L2", "east"): (2, 0, 2)}
+    assert movement_lots(db, "TWO", "TRANSFER_OUT") == [[("L1", -4, 0), ("L2", -2, 0)]]
+    assert movement_lots(db, "TWO", "TRANSFER_IN") == [[("L1", 4, 0), ("L2", 2, 0)]]
     in_step(db, "TWO")
 
 
@@ -977,7 +1146,7 @@ def test_16_connections_never_over_allocate_a_lot(three_lots: str, db: Db, conne
                 quantity = 1
 
     outcomes = run_together(16, buy_until_sold_out)
-    assert all(isinstance(outcome, int) for outcome in outcomes), outcomes
+    assert not [outcome for outcome in outcomes if isinstance(outcome, Exception)], outcomes
     assert sum(outcomes) == 15  # oversold 0, undersold 0
     assert lot_qty(db, "FEFO") == {("L-SOON", "main"): (5, 5, 0), ("L-MID", "main"): (5, 5, 0),
                                    ("L-LATE", "main"): (5, 5, 0)}
@@ -1012,12 +1181,78 @@ def test_16_connections_reserving_cancelling_and_shipping_keep_lots_exact(three_
         return shipped
 
     outcomes = run_together(16, churn)
-    assert all(isinstance(outcome, int) for outcome in outcomes), outcomes
+    assert not [outcome for outcome in outcomes if isinstance(outcome, Exception)], outcomes
     shipped = sum(outcomes)
     assert level(db, "FEFO") == (15 - shipped, 0, 15 - shipped)
     assert sum(on_hand for on_hand, _, _ in lot_qty(db, "FEFO").values()) == 15 - shipped
     assert all(reserved == 0 for _, reserved, _ in lot_qty(db, "FEFO").values())
     in_step(db, "FEFO")
+    assert violations(db) == []
+
+
+def test_quarantine_racing_reservations_never_leaves_a_hold_on_the_lot(three_lots: str, db: Db,
+                                                                       connect: Any) -> None:
+    clients = [connect() for _ in range(12)]
+
+    def work(n: int) -> Any:
+        client = clients[n]
+        if n == 0:
+            return call_one(client, "set_lot_status", sku="FEFO", lot_number="L-SOON", quarantined=True)
+        held = 0
+        for attempt in range(6):
+            try:
+                held += reserve(client, "FEFO", 1, f"SO-{n}-{attempt}")["quantity"]
+            except psycopg.Error as error:
+                if (error.sqlstate, error.diag.message_hint) != INSUFFICIENT_STOCK:
+                    raise
+        return held
+
+    outcomes = run_together(12, work)
+    assert not [outcome for outcome in outcomes if isinstance(outcome, Exception)], outcomes
+    quarantine, held = outcomes[0], sum(outcomes[1:])
+    assert lot_qty(db, "FEFO")[("L-SOON", "main")] == (5, 0, 0)
+    active = sum(r["quantity"] for r in rows(db, "select quantity from inventory_api.reservations"
+                                                 " where status = 'ACTIVE'"))
+    assert active == held - quarantine["units_released"]
+    assert active <= 10
+    assert level(db, "FEFO") == (15, active, 10 - active)
+    in_step(db, "FEFO")
+    assert violations(db) == []
+
+
+def test_expiry_job_racing_reservations_and_itself_writes_off_once(inv: Inventory, db: Db, connect: Any) -> None:
+    lot_item(db, "RACE")
+    receive(db, "RACE", 6, "L-A", day(db, 1))
+    receive(db, "RACE", 50, "L-B", day(db, 30))
+    for n in range(3):
+        reserve(db, "RACE", 2, f"SO-OLD-{n}")  # all of L-A
+    backdate_lot(db, "RACE", "L-A", 1)
+    clients = [connect() for _ in range(10)]
+
+    def work(n: int) -> Any:
+        client = clients[n]
+        if n < 2:
+            try:
+                return call_one(client, "expire_inventory_lots")
+            except psycopg.Error as error:
+                if (error.sqlstate, error.diag.message_hint) != BUSY:
+                    raise
+                return "busy"
+        for attempt in range(4):
+            reserve(client, "RACE", 1, f"SO-{n}-{attempt}")
+        return 4
+
+    outcomes = run_together(10, work)
+    assert not [outcome for outcome in outcomes if isinstance(outcome, Exception)], outcomes
+    runs = [outcome for outcome in outcomes[:2] if outcome != "busy"]
+    assert sum(r["units_written_off"] for r in runs) == 6
+    assert sum(r["holds_reallocated"] for r in runs) == 3
+    written_off = rows(db, "select * from inventory_api.stock_movements where sku = 'RACE' and reason = 'expired'")
+    assert sum(m["on_hand_delta"] for m in written_off) == -6
+    # The three old holds moved to L-B; the 32 new ones came from L-B (L-A was expired all along).
+    assert lot_qty(db, "RACE") == {("L-A", "main"): (0, 0, 0), ("L-B", "main"): (50, 38, 12)}
+    assert level(db, "RACE") == (50, 38, 12)
+    in_step(db, "RACE")
     assert violations(db) == []
 
 
@@ -1046,6 +1281,15 @@ def test_verify_inventory_reports_a_lot_reserved_sum_that_does_not_match(two_lot
     assert {v["sku"] for v in found} == {"TWO"}
 
 
+@pytest.mark.breaks_invariants
+def test_verify_inventory_reports_allocations_that_do_not_match_their_hold(two_lots: str, db: Db) -> None:
+    reserve(db, "TWO", 2, "SO-1")
+    db.execute("update inventory.lot_allocations set quantity = quantity + 1")
+    found = violations(db)
+    assert found, "an allocation off by one went unnoticed"
+    assert {v["sku"] for v in found} == {"TWO"}
+
+
 # -- who may do what -----------------------------------------------------------------------------------------
 
 
@@ -1068,15 +1312,20 @@ def test_viewers_read_lots_and_only_admins_change_them(gateway: Any, db: Db) -> 
         with pytest.raises(psycopg.Error) as caught:
             denied_client.rpc("set_lot_status", sku="GW", lot_number="L1", quarantined=True)
         assert (caught.value.sqlstate, caught.value.diag.message_hint) == PERMISSION_DENIED
+    # Maintenance, as expire_reservations: the scheduler and admin database roles, never PostgREST's users.
+    for user in (reader, clerk, admin):
         with pytest.raises(psycopg.Error) as caught:
-            denied_client.rpc("expire_inventory_lots")
+            user.rpc("expire_inventory_lots")
         assert caught.value.sqlstate == "42501"
     assert snapshot(db) == before
     assert lots(db, "GW")[("L1", "main")]["quarantined"] is False
 
     [changed] = admin.rpc("set_lot_status", sku="GW", lot_number="L1", quarantined=True)
-    assert changed[:4] == ("GW", "L1", "PASSED", True)
+    assert changed == ("GW", "L1", "PASSED", True, False, 0, 0, 0)
     assert lots(db, "GW")[("L1", "main")]["quarantined"] is True
     assert lots(db, "GW")[("L1", "east")]["quarantined"] is True
-    [expired] = admin.rpc("expire_inventory_lots")
-    assert expired[0] == 0
+    assert reader.query("select available, blocked_reason from inventory_api.lots where sku = 'GW'") == [
+        (0, "quarantined"), (0, "quarantined")]
+    # service_role is a member of inventory_admin and inventory_scheduler.
+    [expired] = gateway("service_role").rpc("expire_inventory_lots")
+    assert expired == (0, 0, 0, 0, 0)
