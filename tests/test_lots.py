@@ -20,6 +20,7 @@ from typing import Any
 import psycopg
 import pytest
 from helpers import raises_db_error, run_together, snapshot
+from psycopg import IsolationLevel
 from psycopg.rows import dict_row
 
 from pyinv import Inventory
@@ -31,6 +32,7 @@ LOT_NOT_FOUND = ("PT404", "LOT_NOT_FOUND")
 PRODUCT_NOT_FOUND = ("PT404", "PRODUCT_NOT_FOUND")
 PERMISSION_DENIED = ("42501", "PERMISSION_DENIED")
 BUSY = ("55P03", "BUSY")
+IDEMPOTENCY_CONFLICT = ("PT409", "IDEMPOTENCY_CONFLICT")
 
 INJECTIONS = ("'; drop table x; --", "L1'); delete from inventory.items; --")
 
@@ -49,6 +51,7 @@ TYPES = {
     "requires_qc": "boolean",
     "quarantined": "boolean",
     "expires_on": "date",
+    "adjustment_id": "bigint",
 }
 
 Row = dict[str, Any]
@@ -287,6 +290,16 @@ def test_items_without_lots_refuse_lot_arguments(catalogue: Inventory, db: Db, a
     with unchanged(db, INVALID_ARGUMENT):
         call(db, "receive_stock", sku="A1", quantity=1, **argument)
     assert movement_lots(db, "A1") == [[]]  # lots is null on the ledger rows of items without lots
+
+
+def test_a_replayed_receipt_adds_to_its_lot_once(inv: Inventory, db: Db) -> None:
+    lot_item(db, "LOTS")
+    first = receive(db, "LOTS", 5, "L1", day(db, 40), idempotency_key="PO-1")
+    assert receive(db, "LOTS", 5, "L1", day(db, 40), idempotency_key="PO-1") == first
+    assert lot_qty(db, "LOTS") == {("L1", "main"): (5, 0, 5)}
+    with unchanged(db, IDEMPOTENCY_CONFLICT):
+        receive(db, "LOTS", 5, "L2", day(db, 40), idempotency_key="PO-1")
+    in_step(db, "LOTS")
 
 
 def test_requires_qc_needs_track_lots(inv: Inventory, db: Db) -> None:
@@ -1022,6 +1035,36 @@ def test_adjustments_of_lot_tracked_items_name_the_lot(two_lots: str, db: Db) ->
     in_step(db, "TWO")
 
 
+def test_an_approved_lot_adjustment_changes_its_lot(catalogue: Inventory, clerk: Inventory, db: Db) -> None:
+    lot_item(db, "ADJ")
+    receive(db, "ADJ", 8, "L1", day(db, 10))
+    receive(db, "ADJ", 2, "L2", day(db, 20))
+    pending = call_one(clerk.connection, "create_adjustment", sku="ADJ", quantity_delta=-6, adjustment_type="damage",
+                       reason_code="damaged", lot_number="L1")
+    assert (pending["status"], pending["lot_number"]) == ("PENDING", "L1")
+    assert lot_qty(db, "ADJ") == {("L1", "main"): (8, 0, 8), ("L2", "main"): (2, 0, 2)}
+    reserve(db, "ADJ", 2, "SO-1")  # L1: 2 of its 8 held; removing 6 still leaves them
+    approved = call_one(db, "approve_adjustment", adjustment_id=pending["adjustment_id"], decision="approved")
+    assert (approved["status"], approved["lot_number"]) == ("APPROVED", "L1")
+    assert lot_qty(db, "ADJ") == {("L1", "main"): (2, 2, 0), ("L2", "main"): (2, 0, 2)}
+    assert movement_lots(db, "ADJ", "ADJUST") == [[("L1", -6, 0)]]
+    assert level(db, "ADJ") == (4, 2, 2)
+    in_step(db, "ADJ")
+
+
+def test_an_approval_that_would_take_held_units_of_the_lot_is_refused(catalogue: Inventory, clerk: Inventory,
+                                                                      db: Db) -> None:
+    lot_item(db, "ADJ")
+    receive(db, "ADJ", 8, "L1", day(db, 10))
+    receive(db, "ADJ", 20, "L2", day(db, 20))
+    pending = call_one(clerk.connection, "create_adjustment", sku="ADJ", quantity_delta=-6, adjustment_type="damage",
+                       reason_code="damaged", lot_number="L1")
+    reserve(db, "ADJ", 4, "SO-1")  # L1 4 held: 4 free in L1, though the item has 24 free
+    with unchanged(db, INSUFFICIENT_STOCK):
+        call(db, "approve_adjustment", adjustment_id=pending["adjustment_id"], decision="approved")
+    in_step(db, "ADJ")
+
+
 def test_counts_of_lot_tracked_items_count_one_lot(two_lots: str, db: Db) -> None:
     with unchanged(db, INVALID_ARGUMENT) as caught:
         call(db, "record_count", sku="TWO", counted_quantity=10)
@@ -1069,6 +1112,10 @@ for _i, _inj in enumerate(INJECTIONS):
     bad("trace_lot", f"lot_number_injection{_i}", LOT_NOT_FOUND, sku="TWO", lot_number=_inj)
     bad("create_adjustment", f"lot_number_injection{_i}", LOT_NOT_FOUND, **_ADJUST, lot_number=_inj)
     bad("set_lot_status", f"sku_injection{_i}", PRODUCT_NOT_FOUND, sku=_inj, lot_number="L1", quarantined=True)
+for _fn, _arguments in (("process_return", _RETURN), ("transfer_stock", _TRANSFER), ("create_adjustment", _ADJUST),
+                        ("set_lot_status", {"sku": "TWO", "quarantined": True}), ("trace_lot", {"sku": "TWO"}),
+                        ("record_count", {"sku": "TWO", "counted_quantity": 1})):
+    bad(_fn, "lot_of_another_item", LOT_NOT_FOUND, **_arguments, lot_number="L-OTH")
 bad("set_lot_status", "sku_unknown", PRODUCT_NOT_FOUND, sku="NOPE", lot_number="L1", quarantined=True)
 bad("set_lot_status", "sku_null", INVALID_ARGUMENT, sku=None, lot_number="L1", quarantined=True)
 bad("set_lot_status", "lot_unknown", LOT_NOT_FOUND, sku="TWO", lot_number="L9", quarantined=True)
@@ -1099,12 +1146,14 @@ def test_bad_lot_input_changes_nothing(two_lots: str, db: Db, fn: str, arguments
     call(db, "fulfill_order", order_ref="SO-SHIPPED")
     db.execute("create table public.x (id integer)")
     db.execute("insert into public.x values (1)")
+    lot_item(db, "OTH")
+    receive(db, "OTH", 2, "L-OTH", day(db, 5))
     rows_before = ledger_count(db)
     with unchanged(db, expected):
         call(db, fn, **arguments)
     assert ledger_count(db) == rows_before
     assert db.execute("select count(*) from public.x").fetchone()[0] == 1
-    assert db.execute("select count(*) from inventory.items").fetchone()[0] == 2
+    assert db.execute("select count(*) from inventory.items").fetchone()[0] == 3
     in_step(db, "TWO")
 
 
@@ -1254,6 +1303,73 @@ def test_expiry_job_racing_reservations_and_itself_writes_off_once(inv: Inventor
     assert level(db, "RACE") == (50, 38, 12)
     in_step(db, "RACE")
     assert violations(db) == []
+
+
+LEVELS = [IsolationLevel.READ_COMMITTED, IsolationLevel.REPEATABLE_READ, IsolationLevel.SERIALIZABLE]
+
+
+def interleave(connect: Any, level: IsolationLevel, first: Any, second: Any) -> list[Any]:
+    """As tests/test_isolation.py: two transactions at `level` take their snapshot; the first runs
+    first(connection) and commits, then the second runs second(connection); a 40001 loser is retried
+    once in a new transaction, as a client following the README would. Returns both outcomes."""
+    connections = [connect(autocommit=False), connect(autocommit=False)]
+    for connection in connections:
+        connection.isolation_level = level
+        connection.execute("select 1")  # the snapshot of REPEATABLE READ / SERIALIZABLE
+    outcomes: list[Any] = []
+    for connection, work in zip(connections, (first, second), strict=True):
+        for attempt in (1, 2):
+            try:
+                outcomes.append(work(connection))
+                connection.commit()
+                break
+            except psycopg.Error as error:
+                connection.rollback()
+                if error.sqlstate != "40001" or attempt == 2:
+                    outcomes.append(error)
+                    break
+    return outcomes
+
+
+@pytest.mark.parametrize("isolation", LEVELS, ids=lambda level: level.name.lower())
+def test_two_holds_for_the_last_units_of_a_lot_hold_them_once(inv: Inventory, db: Db, connect: Any,
+                                                               isolation: IsolationLevel) -> None:
+    lot_item(db, "LAST")
+    receive(db, "LAST", 5, "L1", day(db, 10))
+    outcomes = interleave(connect, isolation, lambda c: reserve(c, "LAST", 4, "SO-1"),
+                          lambda c: reserve(c, "LAST", 4, "SO-2"))
+    assert outcomes[0]["quantity"] == 4
+    assert (outcomes[1].sqlstate, outcomes[1].diag.message_hint) == INSUFFICIENT_STOCK
+    assert lot_qty(db, "LAST") == {("L1", "main"): (5, 4, 1)}
+    in_step(db, "LAST")
+
+
+@pytest.mark.parametrize("isolation", LEVELS, ids=lambda level: level.name.lower())
+def test_a_hold_from_a_snapshot_before_a_quarantine_never_takes_the_lot(three_lots: str, db: Db, connect: Any,
+                                                                         isolation: IsolationLevel) -> None:
+    outcomes = interleave(
+        connect, isolation,
+        lambda c: call_one(c, "set_lot_status", sku="FEFO", lot_number="L-SOON", quarantined=True),
+        lambda c: reserve(c, "FEFO", 2, "SO-1"))
+    assert outcomes[0]["sellable"] is False
+    assert outcomes[1]["quantity"] == 2, outcomes
+    assert allocated(db, "SO-1") == {"L-MID": 2}
+    assert lot_qty(db, "FEFO")[("L-SOON", "main")] == (5, 0, 0)
+    in_step(db, "FEFO")
+
+
+@pytest.mark.parametrize("isolation", LEVELS, ids=lambda level: level.name.lower())
+def test_a_quarantine_after_a_hold_from_the_same_snapshot_moves_it(three_lots: str, db: Db, connect: Any,
+                                                                    isolation: IsolationLevel) -> None:
+    outcomes = interleave(
+        connect, isolation,
+        lambda c: reserve(c, "FEFO", 2, "SO-1"),
+        lambda c: call_one(c, "set_lot_status", sku="FEFO", lot_number="L-SOON", quarantined=True))
+    assert outcomes[0]["quantity"] == 2
+    assert outcomes[1]["holds_reallocated"] == 1, outcomes
+    assert open_allocations(db, "SO-1") == {"L-MID": 2}
+    assert lot_qty(db, "FEFO")[("L-SOON", "main")] == (5, 0, 0)
+    in_step(db, "FEFO")
 
 
 # -- verify_inventory ----------------------------------------------------------------------------------------
