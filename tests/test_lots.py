@@ -1305,6 +1305,91 @@ def test_expiry_job_racing_reservations_and_itself_writes_off_once(inv: Inventor
     assert violations(db) == []
 
 
+def test_status_changes_racing_holds_never_deadlock(inv: Inventory, db: Db, connect: Any) -> None:
+    """Two admins toggle the quarantine of two lots while six clerks hold, ship and cancel units of the
+    same item: no deadlock (40P01), whatever the interleaving."""
+    lot_item(db, "HOT")
+    receive(db, "HOT", 500, "H-1", day(db, 10))
+    receive(db, "HOT", 500, "H-2", day(db, 20))
+    clients = [connect() for _ in range(8)]
+
+    def work(n: int) -> int:
+        client = clients[n]
+        for attempt in range(25):
+            if n < 2:
+                call(client, "set_lot_status", sku="HOT", lot_number=f"H-{n + 1}", quarantined=attempt % 4 < 2)
+                continue
+            order = f"SO-{n}-{attempt}"
+            try:
+                reserve(client, "HOT", 1, order)
+            except psycopg.Error as error:
+                if (error.sqlstate, error.diag.message_hint) != INSUFFICIENT_STOCK:
+                    raise
+                continue
+            call(client, "fulfill_order" if attempt % 2 else "cancel_reservation", order_ref=order)
+        return 25
+
+    outcomes = run_together(8, work)
+    assert outcomes == [25] * 8, [o for o in outcomes if o != 25]
+    in_step(db, "HOT")
+    assert violations(db) == []
+
+
+def test_everything_at_once_never_deadlocks_and_keeps_lots_exact(inv: Inventory, db: Db, connect: Any) -> None:
+    """Orders over two lot-tracked items in opposite line orders, fulfilment, cancellation, returns,
+    quarantines toggled, transfers, the reservation sweeper and the expiry job, on 12 connections."""
+    call(db, "create_location", code="east", name="East store")
+    for sku in ("X", "Y"):
+        lot_item(db, sku)
+        receive(db, sku, 2, f"{sku}-OLD", day(db, 1))
+        receive(db, sku, 200, f"{sku}-1", day(db, 10))
+        receive(db, sku, 200, f"{sku}-2", day(db, 20))
+        reserve(db, sku, 2, f"SO-OLD-{sku}")
+        backdate_lot(db, sku, f"{sku}-OLD", 1)
+    clients = [connect() for _ in range(12)]
+    tolerated = {INSUFFICIENT_STOCK, BUSY, ("PT404", "NO_RESERVATION"), ("PT409", "RESERVATION_EXPIRED")}
+
+    def tolerant(client: Db, fn: str, **arguments: Any) -> list[Row] | None:
+        try:
+            return call(client, fn, **arguments)
+        except psycopg.Error as error:
+            if (error.sqlstate, error.diag.message_hint) not in tolerated:
+                raise
+            return None
+
+    def work(n: int) -> str:
+        client = clients[n]
+        for attempt in range(12):
+            role = n % 4
+            if role == 0:
+                sku = "XY"[attempt % 2]
+                call(client, "set_lot_status", sku=sku, lot_number=f"{sku}-1", quarantined=attempt % 4 < 2)
+            elif role in (1, 2):
+                order = f"SO-{n}-{attempt}"
+                lines = [{"sku": "X", "quantity": 1 + attempt % 2}, {"sku": "Y", "quantity": 1}]
+                held = tolerant(client, "reserve_order", order_ref=order,
+                                lines=json.dumps(lines[:: 1 if n % 2 else -1]),
+                                expires_in="1 second" if attempt % 5 == 4 else None)
+                if held is None:
+                    continue
+                if attempt % 3 == 0:
+                    tolerant(client, "cancel_reservation", order_ref=order)
+                elif tolerant(client, "fulfill_order", order_ref=order) and attempt % 3 == 1:
+                    call(client, "process_return", order_ref=order, sku="X", quantity=1, reason="unwanted")
+            else:
+                tolerant(client, "expire_inventory_lots")
+                call(client, "expire_reservations", batch_size=5)
+                tolerant(client, "transfer_stock", sku="XY"[n % 2], quantity=1, from_location="main",
+                         to_location="east")
+        return "done"
+
+    outcomes = run_together(12, work)
+    assert outcomes == ["done"] * 12, [o for o in outcomes if o != "done"]
+    for sku in ("X", "Y"):
+        in_step(db, sku)
+    assert violations(db) == []
+
+
 LEVELS = [IsolationLevel.READ_COMMITTED, IsolationLevel.REPEATABLE_READ, IsolationLevel.SERIALIZABLE]
 
 
