@@ -9,7 +9,9 @@
 -- another, which does not change the level).
 --
 -- Lock order (43_holds.sql): a lot's row (its status) before any stock level; a stock level before
--- the levels of its lots; holds before their allocations.
+-- the levels of its lots; holds before their allocations. A lot's row is locked FOR NO KEY UPDATE,
+-- never FOR UPDATE: new allocations and lot levels key-share it (their foreign keys) while their
+-- stock level is locked, and must not wait for a status change that waits for that level.
 
 create table inventory.lots (
   lot_id bigint generated always as identity primary key,

@@ -61,7 +61,7 @@ begin
   end if;
   select * into v_lot from inventory.lots l
    where l.item_id = receive_into_lot.item_id and l.lot_number = receive_into_lot.lot_number
-     for update;
+     for no key update;
   if (receive_into_lot.expires_on is not null and receive_into_lot.expires_on is distinct from v_lot.expires_on)
      or (receive_into_lot.supplier_lot is not null and receive_into_lot.supplier_lot is distinct from v_lot.supplier_lot) then
     perform inventory.raise_error('ALREADY_EXISTS',

@@ -39,7 +39,6 @@ declare
   v_to inventory.stock_levels;
   v_available numeric;
   v_replay jsonb;
-  v_result inventory_api.stock_transfer;
   v_lot inventory.lots;
   v_deltas inventory.lot_delta[];
 begin

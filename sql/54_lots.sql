@@ -15,7 +15,7 @@ as $$
 declare
   v_hold record;
   v_deltas inventory.lot_delta[];
-  v_release inventory.hold_move[] := '{}';
+  v_release inventory.hold_move[] := '{}'::inventory.hold_move[];
 begin
   holds_reallocated := 0;
   perform from inventory.stock_levels s
@@ -93,7 +93,7 @@ begin
   perform inventory.lot_for_number(v_item.item_id, set_lot_status.lot_number, set_lot_status.sku);
   select * into v_lot from inventory.lots l
    where l.item_id = v_item.item_id and l.lot_number = set_lot_status.lot_number
-     for update;
+     for no key update;
   update inventory.lots l
      set qc_status = coalesce(set_lot_status.qc_status, l.qc_status),
          quarantined = coalesce(set_lot_status.quarantined, l.quarantined),
@@ -150,7 +150,7 @@ begin
            where l.expires_on < inventory.lot_today()
              and exists (select from inventory.lot_levels ll where ll.lot_id = l.lot_id and ll.on_hand > 0)
            order by l.lot_id
-             for update) l;
+             for no key update) l;
   for v_lot in select * from inventory.lots l where l.lot_id = any (v_lots) order by l.lot_id loop
     select * into v_moved from inventory.reallocate_lot_holds(v_lot.lot_id, 'lot ' || v_lot.lot_number || ' expired');
     v_result.holds_reallocated := v_result.holds_reallocated + v_moved.holds_reallocated;

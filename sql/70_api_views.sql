@@ -154,56 +154,6 @@ create view inventory_api.audit_log with (security_invoker = true) as
 
 comment on view inventory_api.audit_log is 'Row changes outside the ledger (catalogue, access, policies, changes made outside the API), for admins; sealed rows are in the hash chain (verify_audit_chain).';
 
--- Columns computed or renamed by the views, described here; every other column of a view carries
--- the comment of the table column it shows (copied below), so each column is described once.
-comment on column inventory_api.stock_levels.sku is 'SKU of the item.';
-comment on column inventory_api.stock_levels.location is 'Code of the location.';
-comment on column inventory_api.stock_levels.available is 'Units a new hold may take now: on_hand - reserved + expired_unreleased (overdue holds already count as released).';
-comment on column inventory_api.stock_levels.expired_unreleased is 'Units of overdue holds not yet released by expire_reservations (they no longer count).';
-comment on column inventory_api.reservations.sku is 'SKU of the item held.';
-comment on column inventory_api.reservations.location is 'Code of the location it is held at.';
-comment on column inventory_api.reservations.quantity_open is 'Units still held: quantity - quantity_fulfilled while ACTIVE, else 0.';
-comment on column inventory_api.reservations.is_overdue is 'ACTIVE but past expires_at: no longer counts and cannot be fulfilled.';
-comment on column inventory_api.user_roles.location is 'Code of the location the role is limited to; null = every location.';
-comment on column inventory_api.audit_log.sealed is 'Whether the row is in the audit hash chain yet (seal_audit_log).';
-comment on column inventory_api.audit_log.chain_seq is 'Its position in the audit hash chain, once sealed.';
-comment on column inventory_api.reorder_recommendations.status is 'CRITICAL (available <= safety stock), REORDER (available <= reorder point) or NORMAL.';
-comment on column inventory_api.reorder_recommendations.suggested_order_quantity is 'Units to order: the reorder quantity, else up to the maximum level; 0 when NORMAL; null when the policy gives neither.';
-comment on column inventory_api.reorder_recommendations.alert_status is 'Status of the level''s open (OPEN or ACKNOWLEDGED) reorder alert, if any.';
-comment on column inventory_api.cycle_counts.adjustment_status is 'Status of the adjustment the count produced (see inventory_api.adjustments).';
-
-do $view_column_comments$
-declare
-  v_column record;
-begin
-  for v_column in
-    select v.oid::regclass as view_name, a.attname,
-           (select d.description
-              from pg_catalog.pg_depend dep
-              join pg_catalog.pg_rewrite rw on rw.oid = dep.objid and rw.ev_class = v.oid
-              join pg_catalog.pg_attribute ta on ta.attrelid = dep.refobjid and ta.attnum = dep.refobjsubid
-              join pg_catalog.pg_class t on t.oid = dep.refobjid and t.relkind in ('r', 'p')
-              join pg_catalog.pg_description d on d.objoid = t.oid and d.classoid = 'pg_catalog.pg_class'::regclass
-                                              and d.objsubid = ta.attnum
-             where dep.classid = 'pg_catalog.pg_rewrite'::regclass and ta.attname = a.attname
-             -- the table the view is named after first (items for inventory_api.items), then any
-             order by (t.relname = v.relname) desc, t.relname
-             limit 1) as description
-      from pg_catalog.pg_class v
-      join pg_catalog.pg_attribute a on a.attrelid = v.oid and a.attnum > 0 and not a.attisdropped
-     where v.relnamespace = 'inventory_api'::regnamespace and v.relkind = 'v'
-       and not exists (select from pg_catalog.pg_description d
-                        where d.objoid = v.oid and d.classoid = 'pg_catalog.pg_class'::regclass
-                          and d.objsubid = a.attnum)
-  loop
-    if v_column.description is not null or v_column.attname = 'location' then
-      execute pg_catalog.format('comment on column %s.%I is %L', v_column.view_name, v_column.attname,
-                                coalesce(v_column.description, 'Code of the location.'));
-    end if;
-  end loop;
-end
-$view_column_comments$;
-
 create view inventory_api.lots with (security_invoker = true) as
   select i.sku, t.lot_number, t.supplier_lot, l.code as location, ll.on_hand, ll.reserved,
          case when b.reason is null then ll.on_hand - ll.reserved else 0::numeric end as available,
@@ -244,3 +194,64 @@ create view inventory_api.lot_allocations with (security_invoker = true) as
     join inventory.locations l on l.location_id = a.location_id;
 
 comment on view inventory_api.lot_allocations is 'Which lots each hold of a lot-tracked item takes its units from (first expiring first out): allocated, shipped (fulfilled), given back (released: cancelled, expired or moved to another lot) and returned.';
+
+-- Columns computed or renamed by the views, described here; every other column of a view carries
+-- the comment of the table column it shows (copied below), so each column is described once.
+comment on column inventory_api.stock_levels.sku is 'SKU of the item.';
+comment on column inventory_api.stock_levels.location is 'Code of the location.';
+comment on column inventory_api.stock_levels.available is 'Units a new hold may take now: on_hand - reserved + expired_unreleased (overdue holds already count as released).';
+comment on column inventory_api.stock_levels.expired_unreleased is 'Units of overdue holds not yet released by expire_reservations (they no longer count).';
+comment on column inventory_api.reservations.sku is 'SKU of the item held.';
+comment on column inventory_api.reservations.location is 'Code of the location it is held at.';
+comment on column inventory_api.reservations.quantity_open is 'Units still held: quantity - quantity_fulfilled while ACTIVE, else 0.';
+comment on column inventory_api.reservations.is_overdue is 'ACTIVE but past expires_at: no longer counts and cannot be fulfilled.';
+comment on column inventory_api.user_roles.location is 'Code of the location the role is limited to; null = every location.';
+comment on column inventory_api.audit_log.sealed is 'Whether the row is in the audit hash chain yet (seal_audit_log).';
+comment on column inventory_api.audit_log.chain_seq is 'Its position in the audit hash chain, once sealed.';
+comment on column inventory_api.reorder_recommendations.status is 'CRITICAL (available <= safety stock), REORDER (available <= reorder point) or NORMAL.';
+comment on column inventory_api.reorder_recommendations.suggested_order_quantity is 'Units to order: the reorder quantity, else up to the maximum level; 0 when NORMAL; null when the policy gives neither.';
+comment on column inventory_api.reorder_recommendations.alert_status is 'Status of the level''s open (OPEN or ACKNOWLEDGED) reorder alert, if any.';
+comment on column inventory_api.cycle_counts.adjustment_status is 'Status of the adjustment the count produced (see inventory_api.adjustments).';
+comment on column inventory_api.stock_levels.blocked is 'Units on hand in lots that may not be sold (expired, awaiting or failed QC, quarantined) and no hold takes: not available.';
+comment on column inventory_api.stock_movements.lots is 'For lot-tracked items, the lots the movement moved: [{lot_number, on_hand_delta, reserved_delta}]; null otherwise.';
+comment on column inventory_api.lots.available is 'Units of the lot a new hold may take here: on_hand - reserved when the lot is sellable, else 0.';
+comment on column inventory_api.lots.sellable is 'Whether the lot may be sold now: QC PASSED, not quarantined, not expired.';
+comment on column inventory_api.lots.blocked_reason is 'Why the lot may not be sold: quarantined, qc_failed, expired or qc_pending; null when sellable.';
+comment on column inventory_api.expiring_lots.days_left is 'Days from today (UTC) to expires_on: 0 on the last sellable day, negative once expired.';
+comment on column inventory_api.expiring_lots.expiry_status is 'EXPIRED (past expires_on), EXPIRING_SOON (within 7 days) or EXPIRING (within 30 days).';
+comment on column inventory_api.lot_allocations.fulfilled is 'Units of the allocation shipped.';
+comment on column inventory_api.lot_allocations.released is 'Units of the allocation given back to the lot: the hold was cancelled or expired, or moved to another lot.';
+comment on column inventory_api.lot_allocations.returned is 'Units of the shipped ones that came back (process_return).';
+comment on column inventory_api.lot_allocations.hold_status is 'Status of the hold (ACTIVE, FULFILLED, CANCELLED, EXPIRED).';
+
+do $view_column_comments$
+declare
+  v_column record;
+begin
+  for v_column in
+    select v.oid::regclass as view_name, a.attname,
+           (select d.description
+              from pg_catalog.pg_depend dep
+              join pg_catalog.pg_rewrite rw on rw.oid = dep.objid and rw.ev_class = v.oid
+              join pg_catalog.pg_attribute ta on ta.attrelid = dep.refobjid and ta.attnum = dep.refobjsubid
+              join pg_catalog.pg_class t on t.oid = dep.refobjid and t.relkind in ('r', 'p')
+              join pg_catalog.pg_description d on d.objoid = t.oid and d.classoid = 'pg_catalog.pg_class'::regclass
+                                              and d.objsubid = ta.attnum
+             where dep.classid = 'pg_catalog.pg_rewrite'::regclass and ta.attname = a.attname
+             -- the table the view is named after first (items for inventory_api.items), then any
+             order by (t.relname = v.relname) desc, t.relname
+             limit 1) as description
+      from pg_catalog.pg_class v
+      join pg_catalog.pg_attribute a on a.attrelid = v.oid and a.attnum > 0 and not a.attisdropped
+     where v.relnamespace = 'inventory_api'::regnamespace and v.relkind = 'v'
+       and not exists (select from pg_catalog.pg_description d
+                        where d.objoid = v.oid and d.classoid = 'pg_catalog.pg_class'::regclass
+                          and d.objsubid = a.attnum)
+  loop
+    if v_column.description is not null or v_column.attname = 'location' then
+      execute pg_catalog.format('comment on column %s.%I is %L', v_column.view_name, v_column.attname,
+                                coalesce(v_column.description, 'Code of the location.'));
+    end if;
+  end loop;
+end
+$view_column_comments$;

@@ -173,6 +173,8 @@ def gateway(login_dsn: Callable[[str], str], catalogue: Inventory,
     """PostgREST clients (gateway(role, sub)) over the authenticator login; the catalogue has stock at
     main and east, and USERS' roles are granted."""
     catalogue.receive_stock("A1", 5, location="east")
+    catalogue.connection.execute("select inventory_api.create_item('LOT-1', 'Lot-tracked', track_lots => true)")
+    catalogue.connection.execute("select inventory_api.receive_stock('LOT-1', 5, lot_number => 'L1')")
     for user, (role, location) in USERS.items():
         catalogue.connection.execute(
             "select inventory_api.grant_user_role(user_id => %s, role => %s, location => %s)", (user, role, location))

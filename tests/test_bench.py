@@ -8,7 +8,7 @@ import json
 import os
 
 from pyinv.bench import BenchConfig, format_table, run
-from pyinv.bench.harness import REFERENCE_VARIANTS, VARIANTS
+from pyinv.bench.harness import LOT_VARIANT, REFERENCE_VARIANTS, VARIANTS
 
 
 def test_bench_minimal_run_reports_valid_cells(dsn: str) -> None:
@@ -20,7 +20,7 @@ def test_bench_minimal_run_reports_valid_cells(dsn: str) -> None:
 
     document = json.loads(json.dumps(results, default=str))  # what the JSON result file holds
     cells = {(cell["workload"], cell["variant"]): cell for cell in document["cells"]}
-    assert set(cells) == ({("W2", variant) for variant in VARIANTS + REFERENCE_VARIANTS}
+    assert set(cells) == ({("W2", variant) for variant in VARIANTS + REFERENCE_VARIANTS + (LOT_VARIANT,)}
                           | {("W4", variant) for variant in VARIANTS})
     for cell in cells.values():
         assert cell["successes"] > 0, cell
@@ -33,5 +33,6 @@ def test_bench_minimal_run_reports_valid_cells(dsn: str) -> None:
         assert flash["granted_to_clients"] == flash["sold_in_db"] == flash["units"]
     assert document["environment"]["server_version"].startswith("PostgreSQL")
     assert {target["target"] for target in document["targets"]} >= {
-        "W2@32 bare UPDATE (floor): pyinv / it", "W2@32 bare function, same writes: pyinv / it"}
+        "W2@32 bare UPDATE (floor): pyinv / it", "W2@32 bare function, same writes: pyinv / it",
+        "W2@32 lot-tracked (FEFO over 3 lots) / plain reserve_stock"}
     assert "W2" in format_table(results) and "pyinv reserve_stock" in format_table(results)

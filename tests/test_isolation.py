@@ -145,3 +145,45 @@ def test_the_client_runs_each_call_in_its_own_transaction(dsn: str, catalogue: I
     assert client.reserve_stock("A1", 1, "SO-SMALL").quantity == 1  # no 25P02 after the error
     assert client.connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
     assert catalogue.stock_levels("A1")[0].reserved == 1
+
+
+# -- lots (issue 12) -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def lot_item(catalogue: Inventory) -> str:
+    """Lot-tracked YOG at main: lot SOON (3 units, expires in 10 days), lot LATER (5 units, in 40)."""
+    catalogue.connection.execute("""
+        select inventory_api.create_item(sku => 'YOG', name => 'Yoghurt', track_lots => true);
+        select inventory_api.receive_stock(sku => 'YOG', quantity => 3, lot_number => 'SOON',
+                                           expires_on => current_date + 10);
+        select inventory_api.receive_stock(sku => 'YOG', quantity => 5, lot_number => 'LATER',
+                                           expires_on => current_date + 40);""")
+    return "YOG"
+
+
+def lot_quantities(db: psycopg.Connection[Any]) -> list[tuple[str, Any, Any]]:
+    return db.execute("select lot_number, on_hand, reserved from inventory_api.lots order by expires_on").fetchall()
+
+
+def test_two_holds_for_the_last_lot_units_hold_them_once(lot_item: str, pair, db) -> None:
+    outcomes = interleave(*pair, lambda client: client.reserve_stock(lot_item, 8, "SO-LOTS"))
+    assert names(outcomes) == ["Reservation", "InsufficientStock"]
+    assert lot_quantities(db) == [("SOON", 3, 3), ("LATER", 5, 5)]
+
+
+def test_a_hold_never_takes_a_lot_quarantined_since_its_snapshot(lot_item: str, pair, db) -> None:
+    first, second = pair
+    for client in pair:
+        client.connection.execute("select 1")  # both snapshots show SOON sellable
+    first.connection.execute("select inventory_api.set_lot_status(sku => 'YOG', lot_number => 'SOON',"
+                             " quarantined => true)")
+    first.connection.commit()
+    try:
+        second.reserve_stock(lot_item, 3, "SO-Q")  # RR / SERIALIZABLE: 40001 (it would take SOON), retried below
+    except pyinv.Retryable:
+        second.connection.rollback()
+        second.reserve_stock(lot_item, 3, "SO-Q")
+    second.connection.commit()
+    assert db.execute("select lot_number, quantity from inventory_api.lot_allocations").fetchall() == [("LATER", 3)]
+    assert lot_quantities(db) == [("SOON", 3, 0), ("LATER", 5, 3)]

@@ -88,18 +88,24 @@ CALLS: dict[str, tuple[str, dict[str, Any]]] = {
     "restore_item": ("restore_item", {"sku": "IMP-1"}),
     # which pyinv is installed: public to every API user, with or without a business role
     "schema_version": ("schema_version", {}),
+    # lots (issue 12): the gateway fixture adds lot-tracked LOT-1 with lot L1 at main
+    "trace_lot": ("trace_lot", {"sku": "LOT-1", "lot_number": "L1"}),
+    "set_lot_status": ("set_lot_status", {"sku": "LOT-1", "lot_number": "L1", "quarantined": True}),
+    "expire_inventory_lots": ("expire_inventory_lots", {}),
 }
 # Maintenance (what inventory_scheduler may run) is never exposed to PostgREST's users.
-MAINTENANCE = {"expire_reservations", "seal_audit_log", "check_reorder_points", "audit_anchor"}
+MAINTENANCE = {"expire_reservations", "seal_audit_log", "check_reorder_points", "audit_anchor",
+               "expire_inventory_lots"}
 ALLOWED = {
     # (db role, sub): calls that succeed; every other call fails with 42501
     ("authenticated", "u-admin"): set(CALLS) - MAINTENANCE,
     ("authenticated", "u-clerk-main"): {"schema_version", "receive_main", "reserve_main", "reserve_order_main",
                                         "fulfill_main", "cancel_main", "return_main", "validate_main",
-                                        "adjust_main", "count_main", "alert_main"},
+                                        "adjust_main", "count_main", "alert_main", "trace_lot"},
     ("authenticated", "u-clerk-east"): {"schema_version", "receive_east", "reserve_east", "validate_east",
-                                        "adjust_east"},
-    ("authenticated", "u-reader"): {"schema_version", "validate_main", "validate_east", "verify_inventory"},
+                                        "adjust_east", "trace_lot"},
+    ("authenticated", "u-reader"): {"schema_version", "validate_main", "validate_east", "verify_inventory",
+                                    "trace_lot"},
     ("authenticated", "u-nobody"): {"schema_version"},
     ("anon", None): set(),
     ("service_role", None): set(CALLS),
@@ -113,7 +119,8 @@ def test_role_by_function_matrix(gateway, role: str, sub: str | None, db) -> Non
     assert api_functions == {function for function, _ in CALLS.values()}, "every API function is in the matrix"
     client = gateway(role, sub)
     for name, (function, arguments) in CALLS.items():
-        read_only = function in ("validate_stock", "verify_inventory", "verify_audit_chain", "schema_version")
+        read_only = function in ("validate_stock", "verify_inventory", "verify_audit_chain", "schema_version",
+                                 "trace_lot")
         if name in ALLOWED[(role, sub)]:
             client.rpc(function, read_only=read_only, **arguments)
         else:
@@ -338,7 +345,7 @@ def test_every_table_has_rls_and_views_are_security_invoker(db) -> None:
                         where a.grantee in (select oid from pg_roles where rolname in
                           ('inventory_viewer', 'inventory_operator', 'inventory_admin', 'authenticated', 'anon')))
           from pg_class c where c.relnamespace = 'inventory'::regnamespace and c.relkind = 'r'""").fetchall()
-    assert len(tables) == 20
+    assert len(tables) == 24
     for name, rls, forced, policies, granted in tables:
         assert rls and not forced, name
         assert policies > 0 or not granted, f"{name}: granted to an API role without a policy"
@@ -372,7 +379,7 @@ def test_readers_run_read_only_and_writers_are_volatile(db) -> None:
         select p.proname, p.provolatile from pg_proc p
          where p.pronamespace = 'inventory_api'::regnamespace""").fetchall()
     readers = {name for name, volatility in rows if volatility == "s"}
-    assert readers == {"validate_stock", "verify_inventory", "verify_audit_chain", "schema_version"}
+    assert readers == {"validate_stock", "verify_inventory", "verify_audit_chain", "schema_version", "trace_lot"}
     with db.transaction(force_rollback=True):
         db.execute("set transaction read only")
         db.execute("select * from inventory_api.schema_version()")

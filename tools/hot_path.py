@@ -7,7 +7,8 @@ commit (the flush is priced by `pyinv bench`, not here), over SKUS stock levels 
 on the server: the backend's CPU time (/proc/<pid>/schedstat, so the server must run on this machine)
 and the WAL written (pg_current_wal_lsn). Variants: B0 the bare conditional UPDATE, Bfn a bare
 PL/pgSQL function making reserve_stock's three writes, B3 inventory_api.reserve_stock, B3k the same
-with an idempotency key. Rounds are interleaved; the median round is reported. Uses a scratch
+with an idempotency key, B3lot the same over lot-tracked items (three lots each, FEFO; not with
+--released before 0.4.0). Rounds are interleaved; the median round is reported. Uses a scratch
 database `pyinv_hot_path` (dropped first) with the bench's seed. With --released the schema is the
 released one (the migrations listed in migrations/CHECKSUMS) instead of sql/: before and after a change,
 on the same machine.
@@ -30,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from pyinv import server  # noqa: E402
-from pyinv.bench.harness import seed  # noqa: E402
+from pyinv.bench.harness import seed, seed_lots  # noqa: E402
 from pyinv.resources import schema_sql  # noqa: E402
 
 CALLS = {
@@ -39,6 +40,7 @@ CALLS = {
     "B3": "select * from inventory_api.reserve_stock(sku => %(sku)s, quantity => 1, order_ref => %(order)s)",
     "B3k": "select * from inventory_api.reserve_stock(sku => %(sku)s, quantity => 1, order_ref => %(order)s,"
            " idempotency_key => %(key)s)",
+    "B3lot": "select * from inventory_api.reserve_stock(sku => %(lot_sku)s, quantity => 1, order_ref => %(order)s)",
 }
 
 
@@ -51,13 +53,15 @@ def measure(connection: psycopg.Connection, variant: str, calls: int, skus: int,
     pid = connection.info.backend_pid
     query = CALLS[variant]
     for n in range(50):  # warm the plan caches
-        params = {"id": 1 + n, "sku": f"S{1 + n}", "order": f"W-{n}", "key": f"w-{variant}-{n}-{rng.random()}"}
+        params = {"id": 1 + n, "sku": f"S{1 + n}", "lot_sku": f"L{1 + n}", "order": f"W-{n}",
+                  "key": f"w-{variant}-{n}-{rng.random()}"}
         connection.execute(query, params, prepare=True)
     wal_before = connection.execute("select pg_current_wal_lsn()").fetchone()[0]
     cpu_before = backend_cpu_ns(pid)
     for n in range(calls):
         sku = rng.randint(1, skus)
-        params = {"id": sku, "sku": f"S{sku}", "order": f"O-{n}", "key": f"k-{variant}-{n}-{rng.random()}"}
+        params = {"id": sku, "sku": f"S{sku}", "lot_sku": f"L{sku}", "order": f"O-{n}",
+                  "key": f"k-{variant}-{n}-{rng.random()}"}
         connection.execute(query, params, prepare=True)
     cpu = (backend_cpu_ns(pid) - cpu_before) / calls / 1000
     wal = connection.execute("select pg_wal_lsn_diff(pg_current_wal_lsn(), %s)", (wal_before,)).fetchone()[0]
@@ -86,12 +90,20 @@ def main() -> None:
         else:
             connection.execute(schema_sql())
     seed(dsn, args.skus)
+    variants = list(CALLS)
+    with psycopg.connect(dsn) as connection:
+        lots = connection.execute("select exists (select from pg_attribute where attrelid = 'inventory.items'::regclass"
+                                  " and attname = 'requires_qc')").fetchone()[0]
+    if lots:
+        seed_lots(dsn, args.skus)
+    else:
+        variants.remove("B3lot")
     rng = random.Random(7)
-    results: dict[str, list[tuple[float, float]]] = {variant: [] for variant in CALLS}
+    results: dict[str, list[tuple[float, float]]] = {variant: [] for variant in variants}
     with psycopg.connect(dsn, autocommit=True) as connection:
         connection.execute("set synchronous_commit = off")
         for _ in range(args.rounds):
-            for variant in rng.sample(list(CALLS), len(CALLS)):
+            for variant in rng.sample(variants, len(variants)):
                 results[variant].append(measure(connection, variant, args.calls, args.skus, rng))
                 time.sleep(0.2)
     print(f"{'variant':8} {'cpu us/call':>12} {'WAL B/call':>11}   (median of {args.rounds} rounds of {args.calls})")

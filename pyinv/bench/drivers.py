@@ -90,6 +90,9 @@ PGBENCH_SCRIPTS = {
     "B3a": "\\set id {key}\n"
            "select * from inventory_api.reserve_stock(sku => 'S' || :id, quantity => 1, "
            "order_ref => '{tag}-' || :client_id);\n",
+    "B3lot": "\\set id {key}\n"
+             "select * from inventory_api.reserve_stock(sku => 'L' || :id, quantity => 1, "
+             "order_ref => '{tag}-' || :client_id);\n",
     "Bfn": "\\set id {key}\n"
            "select bench_floor.reserve(:id, 1, '{tag}-' || :client_id);\n",
     # W7: 3-5 lines over a small overlapping set of SKUs, in random line order (duplicates are merged).

@@ -35,7 +35,11 @@ VARIANTS = ("B0", "B1", "B2", "B3")
 # writes as reserve_stock (hold row, conditional UPDATE, ledger row) with none of its checks, audit,
 # authorisation or hash chain (what the design costs before pyinv's guarantees).
 REFERENCE_VARIANTS = ("B3a", "Bfn")
-PGBENCH_VARIANTS = ("B0", "B3", "B3a", "Bfn")
+# W2 over lot-tracked items (L1..Ln, three lots each with different expiry): what FEFO allocation
+# inside the reservation costs beside the same call on an item without lots.
+LOT_VARIANT = "B3lot"
+LOTS_PER_SKU = 3
+PGBENCH_VARIANTS = ("B0", "B3", "B3a", "Bfn", LOT_VARIANT)
 KEY_KINDS = {"W1": ("hot", 1), "W2": ("uniform", 10_000), "W3": ("zipf", 100_000)}
 FLASH_UNITS = 1000
 FLASH_CLIENTS = 64
@@ -60,6 +64,7 @@ class BenchConfig:
     uniform_skus: int = 10_000  # W2, W5, W6 (smaller only in the test's minimal mode)
     quick: bool = False
     reference_variants: bool = True  # B3a and Bfn on W1-W3 (--quick leaves them out to stay under 2 minutes)
+    lot_cells: bool = True  # W2 over lot-tracked items (--quick leaves it out: seeding the lots takes a while)
     seed: int | None = None
     keep_database: bool = False
     progress: Callable[[str], None] = field(default=lambda message: print(message, file=sys.stderr, flush=True))
@@ -68,7 +73,8 @@ class BenchConfig:
     def quick_config(cls, **overrides: Any) -> BenchConfig:
         values: dict[str, Any] = {"workloads": ("W1", "W2", "W4", "W6"), "clients": (32,), "duration": 2.0,
                                   "repetitions": 3, "w6_backlog": 3000, "w6_repetitions": 1,
-                                  "scale_ledger_rows": 100_000, "quick": True, "reference_variants": False}
+                                  "scale_ledger_rows": 100_000, "quick": True, "reference_variants": False,
+                                  "lot_cells": False}
         values.update({key: value for key, value in overrides.items() if value is not None})
         return cls(**values)
 
@@ -174,6 +180,23 @@ def seed(dsn: str, skus: int, floor: bool = True) -> None:
         connection.execute("vacuum analyze")
 
 
+def seed_lots(dsn: str, skus: int) -> None:
+    """Lot-tracked SKUs L1..Ln at main, each with LOTS_PER_SKU lots expiring 30, 60 and 90 days out and
+    effectively unlimited stock; FEFO takes the first of them."""
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        connection.execute("select count(inventory_api.create_item(sku => 'L' || g, name => 'bench lot item',"
+                           " track_lots => true)) from generate_series(1, %s) g", (skus,))
+        connection.execute("analyze")
+        for lot in range(1, LOTS_PER_SKU + 1):
+            for low in range(1, skus + 1, 2_000):
+                connection.execute(
+                    "select count(inventory_api.receive_stock(sku => 'L' || g, quantity => %s,"
+                    " reference => 'bench seed', lot_number => 'LOT-' || %s, expires_on => current_date + 30 * %s))"
+                    " from generate_series(%s::int, %s::int) g",
+                    (STOCK_PER_SKU // LOTS_PER_SKU, lot, lot, low, min(skus, low + 1_999)))
+        connection.execute("vacuum analyze")
+
+
 def verify(connection: psycopg.Connection[Any]) -> tuple[int, int]:
     """(violations from verify_inventory(), oversold floor rows)."""
     violations = connection.execute("select count(*) from inventory_api.verify_inventory()").fetchone()[0]
@@ -234,6 +257,8 @@ class Suite:
             if workload in THROUGHPUT_WORKLOADS:
                 variants = VARIANTS + (REFERENCE_VARIANTS if self.config.reference_variants else ())
                 specs += [(workload, variant, c) for variant in variants for c in self.config.clients]
+                if workload == "W2" and self.config.lot_cells:
+                    specs += [(workload, LOT_VARIANT, c) for c in self.config.clients]
             elif workload == "W4":
                 specs += [("W4", variant, self.config.flash_clients) for variant in VARIANTS]
             elif workload in ("W5", "W7"):
@@ -501,6 +526,8 @@ class Suite:
         self.log(f"bench: creating database {config.database} ({skus:,} SKUs)")
         self.dsn = recreate_database(self.base_dsn, config.database)
         seed(self.dsn, skus)
+        if config.lot_cells and "W2" in config.workloads:
+            seed_lots(self.dsn, config.uniform_skus)
         self.log(f"bench: seeded in {time.monotonic() - started:.1f} s")
         results: dict[str, Any] = {"started_at": started_at.isoformat(), "config": _config_dict(config)}
         try:
@@ -568,7 +595,7 @@ def _config_dict(config: BenchConfig) -> dict[str, Any]:
             "duration_s": config.duration, "repetitions": config.repetitions, "w6_backlog": config.w6_backlog,
             "w6_repetitions": config.w6_repetitions or config.repetitions,
             "scale_ledger_rows": config.scale_ledger_rows, "quick": config.quick,
-            "reference_variants": config.reference_variants, "seed": config.seed,
+            "reference_variants": config.reference_variants, "lot_cells": config.lot_cells, "seed": config.seed,
             "flash_units": FLASH_UNITS, "flash_clients": config.flash_clients,
             "w6_foreground_clients": W6_FOREGROUND_CLIENTS,
             "w7_skus": W7_SKUS, "uniform_skus": config.uniform_skus, "zipf_s": 1.01}
