@@ -922,6 +922,23 @@ def test_expiry_writes_off_a_lot_at_every_location(inv: Inventory, db: Db) -> No
     in_step(db, "TWOLOC")
 
 
+def test_units_returned_into_an_expired_lot_are_written_off_by_the_next_run(two_lots: str, db: Db) -> None:
+    reserve(db, "TWO", 3, "SO-1")                       # L1 3
+    call(db, "fulfill_order", order_ref="SO-1")
+    backdate_lot(db, "TWO", "L1", 1)
+    assert call_one(db, "expire_inventory_lots")["units_written_off"] == 1
+    call(db, "process_return", order_ref="SO-1", sku="TWO", quantity=2, reason="unopened")
+    assert lot_qty(db, "TWO")[("L1", "main")] == (2, 0, 0)  # back in its lot, which may not be sold
+    assert blocked(db, "TWO") == 2
+    assert call_one(db, "expire_inventory_lots")["units_written_off"] == 2
+    assert call_one(db, "expire_inventory_lots")["units_written_off"] == 0
+    written_off = rows(db, "select * from inventory_api.stock_movements where sku = 'TWO' and reason = 'expired'"
+                           " order by movement_id")
+    assert [m["on_hand_delta"] for m in written_off] == [-1, -2]
+    assert level(db, "TWO") == (6, 0, 6)
+    in_step(db, "TWO")
+
+
 def test_expire_inventory_lots_is_self_locking(two_lots: str, db: Db, connect: Any) -> None:
     receive(db, "TWO", 1, "L-OLD", day(db, -2))
     first = connect(autocommit=False)
@@ -1506,7 +1523,17 @@ def test_viewers_read_lots_and_only_admins_change_them(gateway: Any, db: Db) -> 
     # Row security by location: the east clerk sees east only.
     assert [r[0] for r in east_clerk.query("select location from inventory_api.lots where sku = 'GW'")] == ["east"]
     assert len(reader.query("select * from inventory_api.expiring_lots where sku = 'GW'")) == 2
+    assert [r[2] for r in east_clerk.query("select * from inventory_api.expiring_lots where sku = 'GW'")] == ["east"]
     assert len(reader.rpc("trace_lot", read_only=True, sku="GW", lot_number="L1")) == 0
+    reserve(db, "GW", 1, "SO-MAIN")
+    reserve(db, "GW", 1, "SO-EAST", location="east")
+    assert sorted(r[0] for r in reader.rpc("trace_lot", read_only=True, sku="GW", lot_number="L1")) == [
+        "SO-EAST", "SO-MAIN"]
+    assert [r[0] for r in east_clerk.rpc("trace_lot", read_only=True, sku="GW", lot_number="L1")] == ["SO-EAST"]
+    assert sorted(r[0] for r in east_clerk.query("select order_ref from inventory_api.lot_allocations"
+                                                 " where sku = 'GW'")) == ["SO-EAST"]
+    call(db, "cancel_reservation", order_ref="SO-MAIN")
+    call(db, "cancel_reservation", order_ref="SO-EAST")
 
     before = snapshot(db)
     for denied_client in (reader, clerk):
