@@ -26,7 +26,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from os import PathLike
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, cast, overload
@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar,
 import psycopg
 from psycopg import pq, sql
 from psycopg.rows import BaseRowFactory, class_row, tuple_row
-from psycopg.types.json import Jsonb
+from psycopg.types.json import Jsonb, set_json_loads
 
 from .connection import connect_kwargs, prepared_statements_enabled
 from .errors import ConfigurationError, InvalidArgument, InventoryError, translated, translated_connect
@@ -44,12 +44,18 @@ from .models import (
     AuditEntry,
     ChainBreak,
     ErrorCode,
+    ExpiringLot,
     ImportBatch,
     ImportRejection,
     ImportReport,
     InvariantViolation,
     Item,
     Location,
+    Lot,
+    LotAllocation,
+    LotExpiry,
+    LotStatusChange,
+    LotTrace,
     Movement,
     ReasonCode,
     ReorderAlert,
@@ -72,6 +78,10 @@ from .models import (
 )
 from .retry import DEFAULT_RETRY, RetryPolicy
 from .server import resolve_dsn
+
+# JSON in results (a movement's lots and metadata, import reports) keeps numbers exact, as quantities are
+# everywhere else: 987654321098.7654 must not come back as a float.
+_exact_json = functools.partial(json.loads, parse_float=Decimal)
 
 if TYPE_CHECKING:
     from psycopg_pool import AsyncConnectionPool, ConnectionPool
@@ -282,12 +292,13 @@ class _Api(abc.ABC):
 
     @_operation
     def create_item(self, sku: str, name: str, unit_of_measure: str = "each", unit_cost: Number | None = None,
-                    track_lots: bool = False) -> _Call[Item]:
+                    track_lots: bool = False, requires_qc: bool = False) -> _Call[Item]:
         """Create an item. Idempotent by SKU: the same attributes again return the item; other
-        attributes raise AlreadyExists."""
+        attributes raise AlreadyExists. track_lots: its stock is kept by lot (receipts name the lot);
+        requires_qc (lot-tracked items only): a new lot is PENDING QC, not sellable until it PASSED."""
         return _one("create_item", Item, {"sku": sku, "name": name, "unit_of_measure": unit_of_measure,
                                           "unit_cost": _quantity(unit_cost), "track_lots": track_lots},
-                    idempotent=True)
+                    optional={"requires_qc": requires_qc or None}, idempotent=True)
 
     @_operation
     def update_item(self, sku: str, name: str | None = None, unit_of_measure: str | None = None,
@@ -340,30 +351,40 @@ class _Api(abc.ABC):
 
     @_operation
     def receive_stock(self, sku: str, quantity: Number, location: str = "main", reference: str | None = None,
-                      unit_cost: Number | None = None, idempotency_key: str | None = None) -> _Call[StockLevel]:
-        """Add received stock to a location; returns the level after the movement."""
+                      unit_cost: Number | None = None, idempotency_key: str | None = None,
+                      lot_number: str | None = None, expires_on: date | None = None,
+                      supplier_lot: str | None = None) -> _Call[StockLevel]:
+        """Add received stock to a location; returns the level after the movement. A lot-tracked item
+        needs lot_number (a new lot, or more of an existing one); expires_on is the lot's last sellable
+        day, supplier_lot the supplier's own number for it."""
         return _one("receive_stock", StockLevel, {
             "sku": sku, "quantity": _quantity(quantity), "location": location, "reference": reference,
             "unit_cost": _quantity(unit_cost), "idempotency_key": idempotency_key,
-        }, idempotent=idempotency_key is not None)
+        }, optional={"lot_number": lot_number, "expires_on": expires_on, "supplier_lot": supplier_lot},
+            idempotent=idempotency_key is not None)
 
     @_operation
     def reserve_stock(self, sku: str, quantity: Number, order_ref: str, location: str = "main",
                       expires_in: timedelta | None = None, idempotency_key: str | None = None,
-                      reference_type: str | None = None, notes: str | None = None) -> _Call[Reservation]:
+                      reference_type: str | None = None, notes: str | None = None,
+                      min_shelf_life: timedelta | None = None) -> _Call[Reservation]:
         """Hold stock for an order (never more than is available: InsufficientStock otherwise). The
         hold lapses after expires_in (default: the configured lifetime). reference_type says what
-        order_ref is (order, work_order, transfer, production, sample, other; default order)."""
+        order_ref is (order, work_order, transfer, production, sample, other; default order). For a
+        lot-tracked item the units come from sellable lots, first expiring first; min_shelf_life
+        leaves out lots that expire sooner than that from today."""
         return _one("reserve_stock", Reservation, {
             "sku": sku, "quantity": _quantity(quantity), "order_ref": order_ref, "location": location,
             "expires_in": expires_in, "idempotency_key": idempotency_key,
-        }, optional={"reference_type": reference_type, "notes": notes}, idempotent=idempotency_key is not None)
+        }, optional={"reference_type": reference_type, "notes": notes, "min_shelf_life": min_shelf_life},
+            idempotent=idempotency_key is not None)
 
     @_operation
     def reserve_order(self, order_ref: str, lines: Sequence[Mapping[str, Any]], expires_in: timedelta | None = None,
                       idempotency_key: str | None = None, reference_type: str | None = None,
-                      notes: str | None = None) -> _Call[list[Reservation]]:
-        """Hold every line of an order ({"sku", "quantity"[, "location"]}) all or nothing."""
+                      notes: str | None = None, min_shelf_life: timedelta | None = None) -> _Call[list[Reservation]]:
+        """Hold every line of an order ({"sku", "quantity"[, "location"]}) all or nothing; lots of
+        lot-tracked items as reserve_stock takes them (min_shelf_life applies to every line)."""
         payload = [
             {**line, "quantity": _quantity(line["quantity"])} if "quantity" in line else dict(line)
             for line in lines
@@ -371,7 +392,8 @@ class _Api(abc.ABC):
         return _rows("reserve_order", Reservation, {
             "order_ref": order_ref, "lines": Jsonb(payload, dumps=exact_json), "expires_in": expires_in,
             "idempotency_key": idempotency_key,
-        }, optional={"reference_type": reference_type, "notes": notes}, idempotent=idempotency_key is not None)
+        }, optional={"reference_type": reference_type, "notes": notes, "min_shelf_life": min_shelf_life},
+            idempotent=idempotency_key is not None)
 
     @_operation
     def fulfill_order(self, order_ref: str, sku: str | None = None, quantity: Number | None = None,
@@ -391,12 +413,14 @@ class _Api(abc.ABC):
 
     @_operation
     def process_return(self, order_ref: str, sku: str, quantity: Number, reason: str, restock: bool = True,
-                       location: str = "main", idempotency_key: str | None = None) -> _Call[StockReturn]:
-        """Record a customer return of shipped units, restocked (default) or not."""
+                       location: str = "main", idempotency_key: str | None = None,
+                       lot_number: str | None = None) -> _Call[StockReturn]:
+        """Record a customer return of shipped units, restocked (default) or not; lot_number: the lot
+        the units came from (lot-tracked items)."""
         return _one("process_return", StockReturn, {
             "order_ref": order_ref, "sku": sku, "quantity": _quantity(quantity), "reason": reason,
             "restock": restock, "location": location, "idempotency_key": idempotency_key,
-        }, idempotent=idempotency_key is not None)
+        }, optional={"lot_number": lot_number}, idempotent=idempotency_key is not None)
 
     @_operation
     def validate_stock(self, sku: str, quantity: Number, location: str = "main") -> _Call[StockCheck]:
@@ -539,13 +563,14 @@ class _Api(abc.ABC):
     @_operation
     def create_adjustment(self, sku: str, quantity_delta: Number, adjustment_type: str, reason_code: str,
                           location: str = "main", description: str | None = None,
-                          idempotency_key: str | None = None) -> _Call[Adjustment]:
-        """Request a stock adjustment: applied at once, or PENDING until another admin approves it."""
+                          idempotency_key: str | None = None, lot_number: str | None = None) -> _Call[Adjustment]:
+        """Request a stock adjustment: applied at once, or PENDING until another admin approves it.
+        A lot-tracked item needs lot_number: the lot whose units change."""
         return _one("create_adjustment", Adjustment, {
             "sku": sku, "quantity_delta": _quantity(quantity_delta), "adjustment_type": adjustment_type,
             "reason_code": reason_code, "location": location, "description": description,
             "idempotency_key": idempotency_key,
-        }, idempotent=idempotency_key is not None)
+        }, optional={"lot_number": lot_number}, idempotent=idempotency_key is not None)
 
     @_operation
     def approve_adjustment(self, adjustment_id: int, decision: str = "approved",
@@ -563,20 +588,24 @@ class _Api(abc.ABC):
                      limit=limit, offset=offset, newest_first=True)
 
     @_operation
-    def record_count(self, sku: str, counted_quantity: Number, location: str = "main") -> _Call[StockCount]:
-        """Record a physical count; a difference becomes an adjustment (approved by the rules)."""
+    def record_count(self, sku: str, counted_quantity: Number, location: str = "main",
+                     lot_number: str | None = None) -> _Call[StockCount]:
+        """Record a physical count; a difference becomes an adjustment (approved by the rules). A
+        lot-tracked item is counted lot by lot: lot_number is required."""
         return _one("record_count", StockCount, {
             "sku": sku, "counted_quantity": _quantity(counted_quantity), "location": location,
-        }, idempotent=False)
+        }, optional={"lot_number": lot_number}, idempotent=False)
 
     @_operation
     def transfer_stock(self, sku: str, quantity: Number, from_location: str, to_location: str,
-                       reference: str | None = None, idempotency_key: str | None = None) -> _Call[StockTransfer]:
-        """Move available stock from one location to another (two linked movements)."""
+                       reference: str | None = None, idempotency_key: str | None = None,
+                       lot_number: str | None = None) -> _Call[StockTransfer]:
+        """Move available stock from one location to another (two linked movements); lot_number moves
+        units of that lot only (lot-tracked items)."""
         return _one("transfer_stock", StockTransfer, {
             "sku": sku, "quantity": _quantity(quantity), "from_location": from_location, "to_location": to_location,
             "reference": reference, "idempotency_key": idempotency_key,
-        }, idempotent=idempotency_key is not None)
+        }, optional={"lot_number": lot_number}, idempotent=idempotency_key is not None)
 
     @_operation
     def set_stock_policy(self, sku: str, location: str, reorder_point: Number, safety_stock: Number,
@@ -625,6 +654,59 @@ class _Api(abc.ABC):
                      [("sku", "=", sku), ("location", "=", location), ("status", "=", status),
                       ("status", "<>", "NORMAL" if actionable else None)],
                      limit=limit, offset=offset)
+
+    # -- lots and expiry --------------------------------------------------------------------------------------
+
+    @_operation
+    def lots(self, sku: str | None = None, location: str | None = None, lot_number: str | None = None,
+             qc_status: str | None = None, limit: int | None = None, offset: int = 0) -> _Call[list[Lot]]:
+        """Lots of lot-tracked items per location, by SKU and location, first expiring first (limit/offset
+        page from the first)."""
+        return _view("lots", Lot, ("sku", "location", "expires_on", "lot_number"),
+                     [("sku", "=", sku), ("location", "=", location), ("lot_number", "=", lot_number),
+                      ("qc_status", "=", qc_status)], limit=limit, offset=offset)
+
+    @_operation
+    def expiring_lots(self, sku: str | None = None, location: str | None = None, within_days: int | None = None,
+                      expiry_status: str | None = None, limit: int | None = None,
+                      offset: int = 0) -> _Call[list[ExpiringLot]]:
+        """Lots with stock on hand that have expired or expire within 30 days (within_days: fewer),
+        first expiring first (limit/offset page from the first)."""
+        return _view("expiring_lots", ExpiringLot, ("expires_on", "sku", "location", "lot_number"),
+                     [("sku", "=", sku), ("location", "=", location), ("days_left", "<=", within_days),
+                      ("expiry_status", "=", expiry_status)], limit=limit, offset=offset)
+
+    @_operation
+    def lot_allocations(self, order_ref: str | None = None, sku: str | None = None, lot_number: str | None = None,
+                        location: str | None = None, limit: int | None = None,
+                        offset: int = 0) -> _Call[list[LotAllocation]]:
+        """Which lots each hold took units from, oldest hold first; limit/offset count from the newest."""
+        return _view("lot_allocations", LotAllocation, ("reservation_id", "lot_number"),
+                     [("order_ref", "=", order_ref), ("sku", "=", sku), ("lot_number", "=", lot_number),
+                      ("location", "=", location)], limit=limit, offset=offset, newest_first=True)
+
+    @_operation
+    def set_lot_status(self, sku: str, lot_number: str, qc_status: str | None = None,
+                       quarantined: bool | None = None, note: str | None = None) -> _Call[LotStatusChange]:
+        """Set a lot's QC status (PENDING, PASSED, FAILED) and/or quarantine it (True) or release it
+        (False); None: unchanged. Admins only. When the lot stops being sellable, its open holds move to
+        other sellable lots of the same level, first expiring first; what cannot move is released."""
+        return _one("set_lot_status", LotStatusChange, {
+            "sku": sku, "lot_number": lot_number, "qc_status": qc_status, "quarantined": quarantined, "note": note,
+        }, idempotent=False)
+
+    @_operation
+    def expire_inventory_lots(self) -> _Call[LotExpiry]:
+        """Write off the stock of lots past their expiry day (expires_on before today, UTC), moving
+        their open holds to other sellable lots or releasing them. Schedulers and admins; Busy when
+        another run is under way."""
+        return _one("expire_inventory_lots", LotExpiry, {}, idempotent=True)
+
+    @_operation
+    def trace_lot(self, sku: str, lot_number: str) -> _Call[list[LotTrace]]:
+        """Every hold that took units of a lot, with its order, and what was shipped, returned and
+        released (a recall); LotNotFound for an unknown lot."""
+        return _rows("trace_lot", LotTrace, {"sku": sku, "lot_number": lot_number}, idempotent=True)
 
     @_operation
     def import_batch(self, kind: str, rows: Sequence[Mapping[str, Any]]) -> _Call[ImportBatch]:
@@ -815,6 +897,7 @@ class Inventory(_Api):
                 with translated(), self._borrow() as connection:
                     joined = not connection.autocommit and not _idle(connection.info.transaction_status)
                     with connection.cursor(row_factory=call.row_factory) as cursor:
+                        set_json_loads(_exact_json, cursor)
                         if connection.autocommit:
                             rows = cursor.execute(call.query, call.params).fetchall()
                         else:
@@ -952,6 +1035,7 @@ class AsyncInventory(_Api):
                     async with self._borrow() as connection:
                         joined = not connection.autocommit and not _idle(connection.info.transaction_status)
                         async with connection.cursor(row_factory=call.row_factory) as cursor:
+                            set_json_loads(_exact_json, cursor)
                             if connection.autocommit:
                                 rows = await (await cursor.execute(call.query, call.params)).fetchall()
                             else:

@@ -218,6 +218,18 @@ class VersionConflict(Conflict):
 
 CATALOGUE[VersionConflict.code] = VersionConflict
 
+# -- lots and expiry (issue 12) ----------------------------------------------------------------------------
+
+
+class LotNotFound(NotFound):
+    """No lot with this number for the item (LOT_NOT_FOUND, PT404)."""
+
+    code = "LOT_NOT_FOUND"
+    advice = "Check the lot number (pyinv lots --sku SKU lists the item's lots)."
+
+
+CATALOGUE[LotNotFound.code] = LotNotFound
+
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01", "55P03", "57014"})
 """Errors after which the transaction was rolled back and the same call may succeed later."""
 

@@ -5,7 +5,7 @@ are (an audit anchor, an import batch's outcome) are TypedDicts: plain dicts wit
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import TypedDict
 
@@ -25,7 +25,8 @@ class Row:
 class Item(Row):
     """An item of the catalogue (inventory_api.item, a row of inventory_api.items). `version` grows
     with every change (pass it as expected_version to update or delete it safely); `deleted_at` and
-    `deleted_by` are set while the item is soft-deleted."""
+    `deleted_by` are set while the item is soft-deleted. `track_lots`: its stock is kept by lot;
+    `requires_qc`: its new lots are not sellable until they pass QC."""
 
     sku: str
     name: str
@@ -65,7 +66,9 @@ class StockLevel(Row):
 
 @dataclass(frozen=True)
 class StockRow(Row):
-    """A row of the inventory_api.stock_levels view."""
+    """A row of the inventory_api.stock_levels view. `available` leaves out units in lots that cannot be
+    sold (expired, awaiting or failed QC, quarantined); `blocked` is how many such units are on hand and
+    not reserved."""
 
     sku: str
     location: str
@@ -192,7 +195,9 @@ class ReasonCode(Row):
 
 @dataclass(frozen=True)
 class Movement(Row):
-    """A row of the ledger (inventory_api.stock_movements): one stock movement, append-only."""
+    """A row of the ledger (inventory_api.stock_movements): one stock movement, append-only. `lots`:
+    for a lot-tracked item, what it moved in each lot ({"lot_number", "on_hand_delta", "reserved_delta"});
+    None otherwise."""
 
     movement_id: int
     movement_type: str
@@ -220,7 +225,8 @@ class Movement(Row):
 
 @dataclass(frozen=True)
 class Adjustment(Row):
-    """A stock adjustment (result of create_adjustment / approve_adjustment, row of the adjustments view)."""
+    """A stock adjustment (result of create_adjustment / approve_adjustment, row of the adjustments view);
+    `lot_number` names the lot it changes (lot-tracked items only)."""
 
     adjustment_id: int
     sku: str
@@ -246,7 +252,7 @@ class Adjustment(Row):
 @dataclass(frozen=True)
 class StockCount(Row):
     """A recorded cycle count and the adjustment it produced (result of record_count, a row of
-    inventory_api.cycle_counts)."""
+    inventory_api.cycle_counts); `lot_number` names the lot counted (lot-tracked items only)."""
 
     count_id: int
     sku: str
@@ -476,3 +482,106 @@ class AuditAnchor(TypedDict):
     taken_at: str
     audit: AnchorAuditHead
     ledger: AnchorLedger
+
+# -- lots and expiry (issue 12) ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Lot(Row):
+    """A row of inventory_api.lots: one lot of an item at one location where it has had stock.
+    `available` is on_hand - reserved while the lot is sellable, else 0; `blocked_reason` says why it
+    is not: expired, qc_pending, qc_failed or quarantined (None when sellable). `expires_on` is the last
+    sellable day."""
+
+    sku: str
+    lot_number: str
+    supplier_lot: str | None
+    location: str
+    on_hand: Decimal
+    reserved: Decimal
+    available: Decimal
+    received_at: datetime
+    expires_on: date | None
+    unit_cost: Decimal | None
+    qc_status: str
+    quarantined: bool
+    sellable: bool
+    blocked_reason: str | None
+
+
+@dataclass(frozen=True)
+class ExpiringLot(Row):
+    """A row of inventory_api.expiring_lots: a lot with stock on hand that expires within 30 days or
+    has expired; expiry_status EXPIRED, EXPIRING_SOON (7 days or less) or EXPIRING."""
+
+    sku: str
+    lot_number: str
+    location: str
+    on_hand: Decimal
+    reserved: Decimal
+    expires_on: date
+    days_left: int
+    expiry_status: str
+
+
+@dataclass(frozen=True)
+class LotAllocation(Row):
+    """A row of inventory_api.lot_allocations: how much of one lot a hold took, and what became of it
+    (fulfilled, released, returned)."""
+
+    reservation_id: int
+    order_ref: str
+    sku: str
+    location: str
+    lot_number: str
+    quantity: Decimal
+    fulfilled: Decimal
+    released: Decimal
+    returned: Decimal
+    hold_status: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class LotTrace(Row):
+    """One hold that took units of a lot (result of trace_lot, for a recall): the order, what was
+    allocated from the lot, shipped, returned and released, and the hold's status."""
+
+    order_ref: str
+    reservation_id: int
+    location: str
+    allocated: Decimal
+    fulfilled: Decimal
+    returned: Decimal
+    released: Decimal
+    hold_status: str
+    reserved_at: datetime
+    closed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class LotStatusChange(Row):
+    """What set_lot_status did: the lot's QC status and quarantine flag after it, whether it is
+    sellable, and the open holds it re-allocated to other lots or released (and how many units)."""
+
+    sku: str
+    lot_number: str
+    qc_status: str
+    quarantined: bool
+    sellable: bool
+    holds_reallocated: int
+    holds_released: int
+    units_released: Decimal
+
+
+@dataclass(frozen=True)
+class LotExpiry(Row):
+    """What expire_inventory_lots did: lots that expired, units written off, and the holds on them
+    re-allocated to other lots or released (and how many units)."""
+
+    lots_expired: int
+    units_written_off: Decimal
+    holds_reallocated: int
+    holds_released: int
+    units_released: Decimal
+

@@ -229,7 +229,8 @@ def test_lists_page_with_limit_and_offset(inv: Inventory, run: Run) -> None:
 def test_every_list_command_takes_limit_and_offset() -> None:
     for args in (("item", "list"), ("location", "list"), ("stock",), ("reservations",), ("returns",),
                  ("movements",), ("adjustments",), ("counts",), ("policy", "list"), ("alerts",),
-                 ("alerts", "recommendations"), ("user", "list"), ("audit", "log")):
+                 ("alerts", "recommendations"), ("user", "list"), ("audit", "log"), ("lots",), ("lots", "expiring"),
+                 ("lots", "allocations")):
         out = CliRunner().invoke(cli, [*args, "--help"]).stdout
         assert "--limit" in out and "--offset" in out and "--wide" in out and "--json" in out, args
 

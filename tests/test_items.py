@@ -233,7 +233,7 @@ def test_supabase_roles_are_noinherit_and_service_role_still_works(db, gateway) 
                        " ('anon', 'authenticated', 'service_role', 'authenticator') order by 1").fetchall()
     assert roles == [("anon", False), ("authenticated", False), ("authenticator", False), ("service_role", False)]
     service = gateway("service_role")
-    assert service.query("select count(*) from inventory_api.stock_levels") == [(3,)]
+    assert service.query("select count(*) from inventory_api.stock_levels") == [(4,)]  # A1 at main and east, B2, LOT-1
     service.rpc("expire_reservations")
     service.rpc("create_item", sku="SR-1", name="Made by service_role")
 

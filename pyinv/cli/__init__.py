@@ -8,9 +8,9 @@ what kind of failure it was (context.EXIT_CODES, the one table of them).
 The root group and the registration of every command family, by help section, live here; the
 families are database (db, migrate, sql), catalogue (item, location, user), orders (receive ...
 return, stock, validate, reservations, returns, movements), stock_control (adjust, approve,
-adjustments, count, counts, transfer, policy, alerts), maintenance (verify, expire, audit, import),
-demo, and the benchmark (pyinv.bench.command, imported only when it is run or listed). The shared
-machinery is in context, output and params.
+adjustments, count, counts, transfer, policy, alerts), lots (lots, lot, trace, expire-lots), maintenance
+(verify, expire, audit, import), demo, and the benchmark (pyinv.bench.command, imported only when it is
+run or listed). The shared machinery is in context, output and params.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import click
 
 from .. import __version__
-from . import catalogue, database, demo, maintenance, orders, stock_control
+from . import catalogue, database, demo, lots, maintenance, orders, stock_control
 from .context import (
     EXIT_CODES,
     EXIT_INTERNAL,
@@ -132,6 +132,11 @@ cli.add_command(stock_control.counts, section="Stock control")
 cli.add_command(stock_control.transfer, section="Stock control")
 cli.add_command(stock_control.policy, section="Stock control")
 cli.add_command(stock_control.alerts, section="Stock control")
+# Lots and expiry.
+cli.add_command(lots.lots, section="Lots")
+cli.add_command(lots.lot, section="Lots")
+cli.add_command(lots.trace, section="Lots")
+cli.add_command(lots.expire_lots, section="Lots")
 # Audit and maintenance.
 cli.add_command(maintenance.verify, section="Audit & maintenance")
 cli.add_command(maintenance.expire, section="Audit & maintenance")

@@ -19,18 +19,22 @@ def item() -> None:
     """The catalogue of items: add, list, update, delete, restore."""
 
 
-@example("pyinv item add TSHIRT-M \"T-shirt, M\" --unit-cost 12.50")
+@example("pyinv item add TSHIRT-M \"T-shirt, M\" --unit-cost 12.50",
+         "pyinv item add VACCINE-A \"Vaccine A\" --track-lots --requires-qc")
 @item.command("add")
 @click.argument("sku")
 @click.argument("name")
 @click.option("--uom", default="each", show_default=True, help="Unit of measure.")
 @click.option("--unit-cost", type=DECIMAL, help="Cost of one unit.")
-@click.option("--track-lots", is_flag=True, help="Track lots for this item.")
+@click.option("--track-lots", is_flag=True, help="Track lots for this item (receipts name the lot).")
+@click.option("--requires-qc", is_flag=True,
+              help="New lots are not sellable until they pass QC (pyinv lot status SKU LOT --qc PASSED); "
+                   "needs --track-lots.")
 @json_option
-def item_add(sku: str, name: str, uom: str, unit_cost: Decimal | None, track_lots: bool) -> None:
+def item_add(sku: str, name: str, uom: str, unit_cost: Decimal | None, track_lots: bool, requires_qc: bool) -> None:
     """Create an item (the same attributes again are fine)."""
     emit(state().inventory().create_item(sku, name, unit_of_measure=uom, unit_cost=unit_cost,
-                                         track_lots=track_lots), ITEM_COLUMNS)
+                                         track_lots=track_lots, requires_qc=requires_qc), ITEM_COLUMNS)
 
 
 @example("pyinv item status TSHIRT-M on_hold")

@@ -287,7 +287,7 @@ def _wants_json(args: Sequence[str]) -> bool:
 
 # -- help: commands grouped by section, each with an example --------------------------------------------------
 
-SECTIONS = ("Stock", "Orders", "Catalogue", "Stock control", "Audit & maintenance", "Users", "Database",
+SECTIONS = ("Stock", "Orders", "Catalogue", "Stock control", "Lots", "Audit & maintenance", "Users", "Database",
             "Try it")
 
 

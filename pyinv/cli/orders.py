@@ -3,7 +3,7 @@ reservations, returns, movements)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -21,27 +21,32 @@ from .output import (
     STOCK_COLUMNS,
     to_json,
 )
-from .params import DECIMAL, DURATION, ORDER_LINE, key_option
+from .params import DAY, DECIMAL, DURATION, ORDER_LINE, key_option
 
 REFERENCE_TYPES = ("order", "work_order", "transfer", "production", "sample", "other")
 
 # -- the order lifecycle ----------------------------------------------------------------------------------
 
 
-@example("pyinv receive TSHIRT-M 40 --reference PO-1001")
+@example("pyinv receive TSHIRT-M 40 --reference PO-1001",
+         "pyinv receive VACCINE-A 100 --lot L-2607 --expires 2026-07-31 --supplier-lot SUP-88")
 @click.command()
 @click.argument("sku")
 @click.argument("quantity", type=DECIMAL)
 @click.option("--location", default="main", show_default=True)
 @click.option("--reference", help="Purchase order or delivery note.")
 @click.option("--unit-cost", type=DECIMAL, help="Updates the item's moving-average cost.")
+@click.option("--lot", "lot_number", help="Lot number (required for lot-tracked items, refused for others).")
+@click.option("--expires", "expires_on", type=DAY, help="The lot's last sellable day.")
+@click.option("--supplier-lot", help="The supplier's own number for the lot.")
 @key_option
 @json_option
 def receive(sku: str, quantity: Decimal, location: str, reference: str | None, unit_cost: Decimal | None,
-            key: str | None) -> None:
-    """Receive QUANTITY units of SKU into stock."""
+            lot_number: str | None, expires_on: date | None, supplier_lot: str | None, key: str | None) -> None:
+    """Receive QUANTITY units of SKU into stock (into a lot with --lot)."""
     emit(state().inventory().receive_stock(sku, quantity, location=location, reference=reference,
-                                           unit_cost=unit_cost, idempotency_key=key), LEVEL_COLUMNS)
+                                           unit_cost=unit_cost, idempotency_key=key, lot_number=lot_number,
+                                           expires_on=expires_on, supplier_lot=supplier_lot), LEVEL_COLUMNS)
 
 
 @example("pyinv reserve SO-1001 TSHIRT-M 2 --expires-in 15m --key checkout-7f3a",
@@ -57,11 +62,13 @@ def receive(sku: str, quantity: Decimal, location: str, reference: str | None, u
 @click.option("--reference-type", type=click.Choice(REFERENCE_TYPES),
               help="What ORDER_REF names (default order).")
 @click.option("--notes", help="Free text stored with the hold.")
+@click.option("--min-shelf-life", type=DURATION,
+              help="Lot-tracked items: only lots sellable for at least this long from today, e.g. 30d or '30 days'.")
 @key_option
 @json_option
 def reserve(order_ref: str, sku: str | None, quantity: Decimal | None, lines: tuple[dict[str, Any], ...],
             location: str | None, expires_in: timedelta | None, reference_type: str | None, notes: str | None,
-            key: str | None) -> None:
+            min_shelf_life: timedelta | None, key: str | None) -> None:
     """Hold stock for an order.
 
     Either `ORDER_REF SKU QTY [--location L]`, or `ORDER_REF --line SKU:QTY[:LOCATION] ...` to hold every
@@ -71,12 +78,14 @@ def reserve(order_ref: str, sku: str | None, quantity: Decimal | None, lines: tu
         if sku is not None or quantity is not None or location is not None:
             raise click.UsageError("give either SKU QTY [--location L] or --line options, not both")
         emit(inv.reserve_order(order_ref, list(lines), expires_in=expires_in, idempotency_key=key,
-                               reference_type=reference_type, notes=notes), RESERVATION_COLUMNS)
+                               reference_type=reference_type, notes=notes, min_shelf_life=min_shelf_life),
+             RESERVATION_COLUMNS)
         return
     if sku is None or quantity is None:
         raise click.UsageError("give SKU and QTY, or one or more --line SKU:QTY[:LOCATION]")
     emit(inv.reserve_stock(sku, quantity, order_ref, location=location or "main", expires_in=expires_in,
-                           idempotency_key=key, reference_type=reference_type, notes=notes), RESERVATION_COLUMNS)
+                           idempotency_key=key, reference_type=reference_type, notes=notes,
+                           min_shelf_life=min_shelf_life), RESERVATION_COLUMNS)
 
 
 @example("pyinv fulfill SO-1001", "pyinv fulfill SO-1001 --sku TSHIRT-M --quantity 1")
@@ -112,13 +121,15 @@ def cancel(order_ref: str, sku: str | None, key: str | None) -> None:
 @click.option("--reason", required=True, help="Why the customer sent it back.")
 @click.option("--no-restock", is_flag=True, help="Record the return without putting the units back on hand.")
 @click.option("--location", default="main", show_default=True, help="Where the units come back.")
+@click.option("--lot", "lot_number", help="The lot the units were shipped from (lot-tracked items).")
 @key_option
 @json_option
 def return_command(order_ref: str, sku: str, quantity: Decimal, reason: str, no_restock: bool, location: str,
-                   key: str | None) -> None:
+                   lot_number: str | None, key: str | None) -> None:
     """Record QUANTITY units of SKU sent back for ORDER_REF."""
     emit(state().inventory().process_return(order_ref, sku, quantity, reason, restock=not no_restock,
-                                            location=location, idempotency_key=key), RETURN_COLUMNS)
+                                            location=location, idempotency_key=key, lot_number=lot_number),
+         RETURN_COLUMNS)
 
 
 # -- readers -----------------------------------------------------------------------------------------------

@@ -185,3 +185,13 @@ USER_ROLE_COLUMNS = ("user_id", "role", "location", "granted_by", "granted_at")
 AUDIT_COLUMNS = ("audit_id", "created_at", "table_name", "operation", "actor", "login", "sealed", "chain_seq")
 MIGRATION_COLUMNS = ("id", "applied")
 IMPORT_REJECT_COLUMNS = ("row", "key", "code", "reason")
+LOT_COLUMNS = ("sku", "lot_number", "location", "on_hand", "reserved", "available", "expires_on", "qc_status",
+               "quarantined", "blocked_reason")
+EXPIRING_LOT_COLUMNS = ("sku", "lot_number", "location", "on_hand", "reserved", "expires_on", "days_left",
+                        "expiry_status")
+LOT_ALLOCATION_COLUMNS = ("reservation_id", "order_ref", "sku", "location", "lot_number", "quantity", "fulfilled",
+                          "released", "returned", "hold_status")
+LOT_STATUS_COLUMNS = ("sku", "lot_number", "qc_status", "quarantined", "sellable", "holds_reallocated",
+                      "holds_released", "units_released")
+TRACE_COLUMNS = ("order_ref", "reservation_id", "location", "allocated", "fulfilled", "returned", "released",
+                 "hold_status", "reserved_at", "closed_at")

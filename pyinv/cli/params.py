@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
 
@@ -23,18 +23,22 @@ class DecimalType(click.ParamType):
 
 
 class DurationType(click.ParamType):
-    """15m, 2h, 1d, 90s or plain seconds."""
+    """15m, 2h, 1d, 90s or plain seconds; the unit also written out (30 days, 2 hours, 15 min)."""
 
     name = "duration"
     UNITS: ClassVar[dict[str, str]] = {"": "seconds", "s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+    WORDS: ClassVar[dict[str, str]] = {"sec": "s", "secs": "s", "second": "s", "seconds": "s", "min": "m",
+                                       "mins": "m", "minute": "m", "minutes": "m", "hour": "h", "hours": "h",
+                                       "day": "d", "days": "d"}
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> timedelta:
         if isinstance(value, timedelta):
             return value
-        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", str(value).lower())
-        if not match:
-            self.fail(f"{value!r} is not a duration like 90, 90s, 15m, 2h or 1d", param, ctx)
-        return timedelta(**{self.UNITS[match.group(2)]: float(match.group(1))})
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*", str(value).lower())
+        unit = self.WORDS.get(match.group(2), match.group(2)) if match else ""
+        if match is None or unit not in self.UNITS:
+            self.fail(f"{value!r} is not a duration like 90, 90s, 15m, 2h, 1d or 30 days", param, ctx)
+        return timedelta(**{self.UNITS[unit]: float(match.group(1))})
 
 
 class OrderLineType(click.ParamType):
@@ -54,9 +58,24 @@ class OrderLineType(click.ParamType):
         return line
 
 
+class DayType(click.ParamType):
+    """A calendar day, YYYY-MM-DD."""
+
+    name = "YYYY-MM-DD"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> date:
+        if isinstance(value, date):
+            return value
+        try:
+            return date.fromisoformat(str(value).strip())
+        except ValueError:
+            self.fail(f"{value!r} is not a day like 2026-05-31", param, ctx)
+
+
 DECIMAL = DecimalType()
 DURATION = DurationType()
 ORDER_LINE = OrderLineType()
+DAY = DayType()
 
 key_option = click.option("--key", help="Idempotency key: a retry with the same key replays the result.")
 

@@ -36,15 +36,17 @@ ADJUSTMENT_TYPES = ("physical_count", "damage", "correction", "write_off", "foun
                    "restock, quality_control, other.")
 @click.option("--location", default="main", show_default=True)
 @click.option("--description", help="Free text for the approver.")
+@click.option("--lot", "lot_number", help="The lot whose units change (required for lot-tracked items).")
 @key_option
 @json_option
 def adjust(sku: str, quantity_delta: Decimal, adjustment_type: str, reason_code: str, location: str,
-           description: str | None, key: str | None) -> None:
+           description: str | None, lot_number: str | None, key: str | None) -> None:
     """Request a change of on_hand by QUANTITY_DELTA (negative removes units).
 
     Applied at once when the reason needs no approval at this size, else PENDING for an admin."""
     emit(state().inventory().create_adjustment(sku, quantity_delta, adjustment_type, reason_code, location=location,
-                                               description=description, idempotency_key=key), ADJUSTMENT_COLUMNS)
+                                               description=description, idempotency_key=key,
+                                               lot_number=lot_number), ADJUSTMENT_COLUMNS)
 
 
 @example("pyinv approve 42", "pyinv approve 42 --reject --note \"recount first\"")
@@ -77,10 +79,12 @@ def adjustments(status: str | None, sku: str | None, location: str | None, limit
 @click.argument("sku")
 @click.argument("counted_quantity", type=DECIMAL)
 @click.option("--location", default="main", show_default=True)
+@click.option("--lot", "lot_number", help="The lot counted (lot-tracked items are counted lot by lot).")
 @json_option
-def count(sku: str, counted_quantity: Decimal, location: str) -> None:
+def count(sku: str, counted_quantity: Decimal, location: str, lot_number: str | None) -> None:
     """Record a physical count of SKU; a difference becomes a physical_count adjustment."""
-    emit(state().inventory().record_count(sku, counted_quantity, location=location), COUNT_COLUMNS)
+    emit(state().inventory().record_count(sku, counted_quantity, location=location, lot_number=lot_number),
+         COUNT_COLUMNS)
 
 
 @example("pyinv counts --sku TSHIRT-M")
@@ -101,13 +105,14 @@ def counts(sku: str | None, location: str | None, limit: int, offset: int) -> No
 @click.option("--from", "from_location", required=True, help="Location the units leave.")
 @click.option("--to", "to_location", required=True, help="Location the units arrive at.")
 @click.option("--reference", help="Transfer order or note.")
+@click.option("--lot", "lot_number", help="Move units of this lot only (lot-tracked items).")
 @key_option
 @json_option
 def transfer(sku: str, quantity: Decimal, from_location: str, to_location: str, reference: str | None,
-             key: str | None) -> None:
+             lot_number: str | None, key: str | None) -> None:
     """Move QUANTITY available units of SKU between locations, atomically."""
     emit(state().inventory().transfer_stock(sku, quantity, from_location, to_location, reference=reference,
-                                            idempotency_key=key), TRANSFER_COLUMNS)
+                                            idempotency_key=key, lot_number=lot_number), TRANSFER_COLUMNS)
 
 
 # -- stock policies and reorder alerts ------------------------------------------------------------------------

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pyinv
@@ -34,6 +35,18 @@ def reserve(dsn: str) -> Decimal:
         reveal_type(inv.expire_reservations())
         reveal_type(inv.audit_anchor())
         reveal_type(inv.verify_inventory())
+        inv.create_item("SERUM", "Serum", track_lots=True, requires_qc=True)
+        inv.receive_stock("SERUM", 10, lot_number="L1", expires_on=date(2030, 1, 31), supplier_lot="S-9")
+        reveal_type(inv.set_lot_status("SERUM", "L1", qc_status="PASSED"))
+        inv.reserve_stock("SERUM", 2, "SO-9", min_shelf_life=timedelta(days=30))
+        lots = inv.lots(sku="SERUM", limit=10)
+        reveal_type(lots)
+        reveal_type(lots[0].expires_on)
+        reveal_type(inv.expiring_lots(within_days=7))
+        reveal_type(inv.lot_allocations(order_ref="SO-9"))
+        reveal_type(inv.trace_lot("SERUM", "L1"))
+        reveal_type(inv.expire_inventory_lots().units_written_off)
+        reveal_type(movements[0].lots)
         return sum((row.available for row in rows), Decimal(0))
 
 
@@ -43,6 +56,7 @@ async def reserve_async(dsn: str) -> str:
         hold = await inv.reserve_stock("MUG", 1, "SO-2", idempotency_key="SO-2/MUG")
         reveal_type(hold)
         reveal_type(await inv.items(include_deleted=True))
+        reveal_type(await inv.trace_lot("SERUM", "L1"))
         return hold.status
 
 
