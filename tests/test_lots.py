@@ -1343,7 +1343,12 @@ def test_status_changes_racing_holds_never_deadlock(inv: Inventory, db: Db, conn
                 if (error.sqlstate, error.diag.message_hint) != INSUFFICIENT_STOCK:
                     raise
                 continue
-            call(client, "fulfill_order" if attempt % 2 else "cancel_reservation", order_ref=order)
+            try:
+                call(client, "fulfill_order" if attempt % 2 else "cancel_reservation", order_ref=order)
+            except psycopg.Error as error:
+                # Quarantining both lots at once releases the holds no lot can take: that is the rule.
+                if (error.sqlstate, error.diag.message_hint) != ("PT404", "NO_RESERVATION"):
+                    raise
         return 25
 
     outcomes = run_together(8, work)
