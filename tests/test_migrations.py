@@ -43,6 +43,14 @@ def test_migrated_database_equals_the_authoritative_schema(empty_database) -> No
     assert migrate.apply(from_migrations) == MIGRATIONS
     assert schema_dump(from_migrations) == schema_dump(from_sql)
     assert "create function inventory.reserve_stock" in schema_dump(from_sql).lower()
+    # The rows sql/ seeds, which a schema dump does not show.
+    seeded = ["select * from inventory.error_codes order by 1", "select * from inventory.maintenance_jobs order by 1",
+              "select reason_code, description, requires_approval, approval_threshold, direction"
+              " from inventory.reason_codes order by 1",
+              "select * from inventory.settings"]
+    with psycopg.connect(from_sql) as new, psycopg.connect(from_migrations) as migrated:
+        for query in seeded:
+            assert migrated.execute(query).fetchall() == new.execute(query).fetchall(), query
 
 
 def test_rerunning_migrations_is_a_no_op(empty_database) -> None:
