@@ -68,7 +68,7 @@ create table inventory.lot_levels (
   version bigint not null default 1,
   primary key (lot_id, location_id),
   constraint lot_levels_quantities_check check (inventory.level_quantities_are_valid(on_hand, reserved, true))
-);
+) with (fillfactor = 70);
 
 create index lot_levels_level_idx on inventory.lot_levels (item_id, location_id);
 
@@ -95,9 +95,12 @@ end
 $$;
 comment on function inventory.lot_allocation_is_valid(numeric, numeric, numeric, numeric) is 'Invariant of an allocation: quantity > 0; fulfilled + released <= quantity; 0 <= returned <= fulfilled.';
 
+-- No foreign key to lots, as holds have none to items and locations: its check would key-share-lock
+-- the lot's row for every hold, and the holds of a hot lot would pile multixact locks on it. The
+-- functions resolve the lot first; verify_inventory() reports an allocation without its lot.
 create table inventory.lot_allocations (
   reservation_id bigint not null,
-  lot_id bigint not null references inventory.lots (lot_id),
+  lot_id bigint not null,
   item_id bigint not null,
   location_id bigint not null,
   quantity numeric(19, 4) not null,

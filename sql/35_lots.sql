@@ -7,12 +7,16 @@ create type inventory.lot_delta as (lot_id bigint, on_hand_delta numeric, reserv
 comment on type inventory.lot_delta is 'One change of one lot''s level at a location, for one hold or none.';
 
 -- The day of expiry is a calendar day in UTC, the same for every session whatever its TimeZone.
+-- PL/pgSQL, like the other predicates on hot paths: compiled once per session (a SQL function with a
+-- pinned search_path is never inlined and is planned again on every call).
 create function inventory.lot_today() returns date
-language sql stable parallel safe
+language plpgsql stable parallel safe
 set search_path = ''
-begin atomic
-  select (pg_catalog.now() at time zone 'UTC')::date;
-end;
+as $$
+begin
+  return (pg_catalog.now() at time zone 'UTC')::date;
+end
+$$;
 
 comment on function inventory.lot_today() is 'Today in UTC: a lot is expired once its expires_on is before this day.';
 
@@ -21,16 +25,18 @@ comment on function inventory.lot_today() is 'Today in UTC: a lot is expired onc
 create function inventory.lot_block_reason(qc_status text, quarantined boolean, expires_on date, today date,
                                            sellable_until date)
 returns text
-language sql immutable parallel safe
+language plpgsql immutable parallel safe
 set search_path = ''
-begin atomic
-  select case when lot_block_reason.quarantined then 'quarantined'
+as $$
+begin
+  return case when lot_block_reason.quarantined then 'quarantined'
               when lot_block_reason.qc_status = 'FAILED' then 'qc_failed'
               when lot_block_reason.expires_on < lot_block_reason.today then 'expired'
               when lot_block_reason.qc_status = 'PENDING' then 'qc_pending'
               when lot_block_reason.expires_on < lot_block_reason.sellable_until then 'short_shelf_life'
          end;
-end;
+end
+$$;
 
 comment on function inventory.lot_block_reason(text, boolean, date, date, date) is 'Why a lot is not sellable: quarantined, qc_failed, expired, qc_pending or short_shelf_life (expires before sellable_until); null when it is sellable.';
 
@@ -164,11 +170,12 @@ begin atomic
             from (select ll.lot_id, ll.on_hand - ll.reserved as free,
                          pg_catalog.row_number() over w as n,
                          pg_catalog.sum(ll.on_hand - ll.reserved) over w as running
-                    from inventory.lot_levels ll
+                    from (select inventory.lot_today() as today) t
+                   cross join inventory.lot_levels ll
                     join inventory.lots l on l.lot_id = ll.lot_id
                    where ll.item_id = fefo_allocation.item_id and ll.location_id = fefo_allocation.location_id
                      and ll.on_hand > ll.reserved
-                     and inventory.lot_block_reason(l.qc_status, l.quarantined, l.expires_on, inventory.lot_today(),
+                     and inventory.lot_block_reason(l.qc_status, l.quarantined, l.expires_on, t.today,
                                                     fefo_allocation.sellable_until) is null
                   window w as (order by l.expires_on nulls last, l.received_at, l.lot_id
                                rows between unbounded preceding and current row)) c
@@ -203,11 +210,15 @@ begin
       'on hand would exceed the largest quantity a stock level holds (1e15)',
       pg_catalog.jsonb_build_object('argument', 'quantity', 'value', v_on_hand::text, 'problem', 'on_hand would overflow'));
   end if;
-  insert into inventory.lot_levels (lot_id, location_id, item_id)
-  select distinct d.lot_id, move_lot_units.location_id, move_lot_units.item_id
-    from pg_catalog.unnest(move_lot_units.deltas) d
-   where d.on_hand_delta > 0 or d.reserved_delta > 0
-  on conflict do nothing;
+  -- Units arrive in a lot where it may have none yet (a receipt, a return, a transfer in); a hold only
+  -- ever takes units a lot level holds already.
+  if exists (select from pg_catalog.unnest(move_lot_units.deltas) d where d.on_hand_delta > 0) then
+    insert into inventory.lot_levels (lot_id, location_id, item_id)
+    select distinct d.lot_id, move_lot_units.location_id, move_lot_units.item_id
+      from pg_catalog.unnest(move_lot_units.deltas) d
+     where d.on_hand_delta > 0
+    on conflict do nothing;
+  end if;
   update inventory.lot_levels ll
      set on_hand = ll.on_hand + d.on_hand_delta, reserved = ll.reserved + d.reserved_delta, version = ll.version + 1
     from (select x.lot_id, pg_catalog.sum(x.on_hand_delta) as on_hand_delta,

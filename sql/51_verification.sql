@@ -186,6 +186,15 @@ as $$
                 group by x.lot_id, x.location_id) a on a.lot_id = ll.lot_id and a.location_id = ll.location_id
    where ll.reserved <> coalesce(a.open, 0)
   union all
+  select 'allocation_has_lot', i.sku, l.code, null, x.quantity,
+         pg_catalog.format('hold %s is allocated from lot id %s, which is not a lot of its item', x.reservation_id,
+                           x.lot_id)
+    from inventory.lot_allocations x
+    left join inventory.lots t on t.lot_id = x.lot_id and t.item_id = x.item_id
+    left join inventory.items i on i.item_id = x.item_id
+    left join inventory.locations l on l.location_id = x.location_id
+   where t.lot_id is null
+  union all
   select 'hold_equals_allocations', i.sku, l.code, r.quantity_fulfilled, coalesce(a.fulfilled, 0),
          pg_catalog.format('hold %s: shipped %s and open %s, its lot allocations %s and %s', r.reservation_id,
                            r.quantity_fulfilled, case when r.status = 'ACTIVE' then r.quantity - r.quantity_fulfilled else 0 end,
