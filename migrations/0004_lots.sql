@@ -73,7 +73,7 @@ create table inventory.lot_levels (
   version bigint not null default 1,
   primary key (lot_id, location_id),
   constraint lot_levels_quantities_check check (inventory.level_quantities_are_valid(on_hand, reserved, true))
-);
+) with (fillfactor = 70);
 create index lot_levels_level_idx on inventory.lot_levels (item_id, location_id);
 comment on table inventory.lot_levels is 'Units of each lot at each location; per location they sum to the item''s stock level.';
 comment on column inventory.lot_levels.lot_id is 'The lot.';
@@ -83,9 +83,11 @@ comment on column inventory.lot_levels.on_hand is 'Units of the lot physically p
 comment on column inventory.lot_levels.reserved is 'Units of the lot here allocated to active holds.';
 comment on column inventory.lot_levels.version is 'Incremented by every change, including a status change of the lot: a hold made from a snapshot that missed the change then conflicts with it (40001) at REPEATABLE READ and SERIALIZABLE.';
 
+-- No foreign key to lots (its check would key-share-lock a hot lot's row for every hold);
+-- verify_inventory() reports an allocation without its lot.
 create table inventory.lot_allocations (
   reservation_id bigint not null,
-  lot_id bigint not null references inventory.lots (lot_id),
+  lot_id bigint not null,
   item_id bigint not null,
   location_id bigint not null,
   quantity numeric(19, 4) not null,
@@ -386,12 +388,16 @@ comment on function inventory_api.schema_version() is
 Upgrade with `pyinv migrate`, or print the script with `pyinv sql upgrade --from <version>`.';
 
 -- The day of expiry is a calendar day in UTC, the same for every session whatever its TimeZone.
+-- PL/pgSQL, like the other predicates on hot paths: compiled once per session (a SQL function with a
+-- pinned search_path is never inlined and is planned again on every call).
 create function inventory.lot_today() returns date
-language sql stable parallel safe
+language plpgsql stable parallel safe
 set search_path = ''
-begin atomic
-  select (pg_catalog.now() at time zone 'UTC')::date;
-end;
+as $$
+begin
+  return (pg_catalog.now() at time zone 'UTC')::date;
+end
+$$;
 
 comment on function inventory.lot_today() is 'Today in UTC: a lot is expired once its expires_on is before this day.';
 
@@ -400,16 +406,18 @@ comment on function inventory.lot_today() is 'Today in UTC: a lot is expired onc
 create function inventory.lot_block_reason(qc_status text, quarantined boolean, expires_on date, today date,
                                            sellable_until date)
 returns text
-language sql immutable parallel safe
+language plpgsql immutable parallel safe
 set search_path = ''
-begin atomic
-  select case when lot_block_reason.quarantined then 'quarantined'
+as $$
+begin
+  return case when lot_block_reason.quarantined then 'quarantined'
               when lot_block_reason.qc_status = 'FAILED' then 'qc_failed'
               when lot_block_reason.expires_on < lot_block_reason.today then 'expired'
               when lot_block_reason.qc_status = 'PENDING' then 'qc_pending'
               when lot_block_reason.expires_on < lot_block_reason.sellable_until then 'short_shelf_life'
          end;
-end;
+end
+$$;
 
 comment on function inventory.lot_block_reason(text, boolean, date, date, date) is 'Why a lot is not sellable: quarantined, qc_failed, expired, qc_pending or short_shelf_life (expires before sellable_until); null when it is sellable.';
 
@@ -543,11 +551,12 @@ begin atomic
             from (select ll.lot_id, ll.on_hand - ll.reserved as free,
                          pg_catalog.row_number() over w as n,
                          pg_catalog.sum(ll.on_hand - ll.reserved) over w as running
-                    from inventory.lot_levels ll
+                    from (select inventory.lot_today() as today) t
+                   cross join inventory.lot_levels ll
                     join inventory.lots l on l.lot_id = ll.lot_id
                    where ll.item_id = fefo_allocation.item_id and ll.location_id = fefo_allocation.location_id
                      and ll.on_hand > ll.reserved
-                     and inventory.lot_block_reason(l.qc_status, l.quarantined, l.expires_on, inventory.lot_today(),
+                     and inventory.lot_block_reason(l.qc_status, l.quarantined, l.expires_on, t.today,
                                                     fefo_allocation.sellable_until) is null
                   window w as (order by l.expires_on nulls last, l.received_at, l.lot_id
                                rows between unbounded preceding and current row)) c
@@ -582,11 +591,15 @@ begin
       'on hand would exceed the largest quantity a stock level holds (1e15)',
       pg_catalog.jsonb_build_object('argument', 'quantity', 'value', v_on_hand::text, 'problem', 'on_hand would overflow'));
   end if;
-  insert into inventory.lot_levels (lot_id, location_id, item_id)
-  select distinct d.lot_id, move_lot_units.location_id, move_lot_units.item_id
-    from pg_catalog.unnest(move_lot_units.deltas) d
-   where d.on_hand_delta > 0 or d.reserved_delta > 0
-  on conflict do nothing;
+  -- Units arrive in a lot where it may have none yet (a receipt, a return, a transfer in); a hold only
+  -- ever takes units a lot level holds already.
+  if exists (select from pg_catalog.unnest(move_lot_units.deltas) d where d.on_hand_delta > 0) then
+    insert into inventory.lot_levels (lot_id, location_id, item_id)
+    select distinct d.lot_id, move_lot_units.location_id, move_lot_units.item_id
+      from pg_catalog.unnest(move_lot_units.deltas) d
+     where d.on_hand_delta > 0
+    on conflict do nothing;
+  end if;
   update inventory.lot_levels ll
      set on_hand = ll.on_hand + d.on_hand_delta, reserved = ll.reserved + d.reserved_delta, version = ll.version + 1
     from (select x.lot_id, pg_catalog.sum(x.on_hand_delta) as on_hand_delta,
@@ -2165,6 +2178,15 @@ as $$
                  join inventory.reservations r on r.reservation_id = x.reservation_id and r.status = 'ACTIVE'
                 group by x.lot_id, x.location_id) a on a.lot_id = ll.lot_id and a.location_id = ll.location_id
    where ll.reserved <> coalesce(a.open, 0)
+  union all
+  select 'allocation_has_lot', i.sku, l.code, null, x.quantity,
+         pg_catalog.format('hold %s is allocated from lot id %s, which is not a lot of its item', x.reservation_id,
+                           x.lot_id)
+    from inventory.lot_allocations x
+    left join inventory.lots t on t.lot_id = x.lot_id and t.item_id = x.item_id
+    left join inventory.items i on i.item_id = x.item_id
+    left join inventory.locations l on l.location_id = x.location_id
+   where t.lot_id is null
   union all
   select 'hold_equals_allocations', i.sku, l.code, r.quantity_fulfilled, coalesce(a.fulfilled, 0),
          pg_catalog.format('hold %s: shipped %s and open %s, its lot allocations %s and %s', r.reservation_id,
