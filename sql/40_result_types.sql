@@ -93,3 +93,7 @@ create type inventory_api.lot_trace as (
   order_ref text, reservation_id bigint, location text, allocated numeric, fulfilled numeric, returned numeric,
   released numeric, hold_status text, reserved_at timestamptz, closed_at timestamptz);
 comment on type inventory_api.lot_trace is 'One hold that took units of a lot (recall trace): allocated, shipped, returned and given back.';
+
+create type inventory_api.maintenance_leader as (
+  runner_id text, claimed_at timestamptz, renewed_at timestamptz, lease_until timestamptz, is_current boolean);
+comment on type inventory_api.maintenance_leader is 'The maintenance runner that leads: since when, its last renewal, until when its lease runs, and whether it is still current.';

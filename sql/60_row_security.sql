@@ -2,7 +2,8 @@
 -- (every change goes through the SECURITY DEFINER functions, which authorise the caller themselves
 -- and run as the table owner), so the only policies are for reading: the catalogue for anyone with a business
 -- role, stock rows for the locations the caller may see. Tables without a policy have no grants
--- to API roles at all (settings, idempotency_keys, the sealer's state and the maintenance jobs).
+-- to API roles at all (settings, idempotency_keys, the sealer's state, the maintenance jobs
+-- and their leader).
 -- Access grants and the audit log are read through their API views: admins see every row, other
 -- users only their own grants.
 -- Identity functions are called as (select ...) so they run once per statement, not per row.
@@ -15,8 +16,8 @@ begin
   foreach v_table in array array['error_codes', 'settings', 'items', 'locations', 'user_roles', 'stock_levels',
                                  'ledger', 'reservations', 'returns', 'idempotency_keys', 'audit_log',
                                  'audit_chain', 'audit_seal_state', 'audit_seal_cuts', 'maintenance_jobs',
-                                 'reason_codes', 'cycle_counts', 'adjustments', 'stock_policies', 'reorder_alerts',
-                                 'lots', 'lot_levels', 'lot_allocations', 'lot_movements'] loop
+                                 'maintenance_leader', 'reason_codes', 'cycle_counts', 'adjustments', 'stock_policies',
+                                 'reorder_alerts', 'lots', 'lot_levels', 'lot_allocations', 'lot_movements'] loop
     execute pg_catalog.format('alter table inventory.%I enable row level security', v_table);
   end loop;
 end

@@ -72,6 +72,14 @@ grant execute on function
   inventory_api.audit_anchor(numeric), inventory.take_anchor(numeric)
   to inventory_admin, inventory_scheduler;
 
+-- The maintenance runners' lead and their record of runs (pyinv maintain).
+grant execute on function
+  inventory_api.claim_maintenance_lease(text, integer), inventory.claim_maintenance_lease(text, integer),
+  inventory_api.release_maintenance_lease(text), inventory.release_maintenance_lease(text),
+  inventory_api.maintenance_leader(), inventory.maintenance_leader(),
+  inventory_api.record_maintenance_run(text, bigint, interval), inventory.record_maintenance_run(text, bigint, interval)
+  to inventory_admin, inventory_scheduler;
+
 -- Stock control.
 revoke all on inventory.reason_codes, inventory.adjustments, inventory.cycle_counts, inventory.stock_policies,
               inventory.reorder_alerts from public;

@@ -92,10 +92,16 @@ CALLS: dict[str, tuple[str, dict[str, Any]]] = {
     "trace_lot": ("trace_lot", {"sku": "LOT-1", "lot_number": "L1"}),
     "set_lot_status": ("set_lot_status", {"sku": "LOT-1", "lot_number": "L1", "quarantined": True}),
     "expire_inventory_lots": ("expire_inventory_lots", {}),
+    # the maintenance runners' lead and their record of runs (issue 13)
+    "claim_maintenance_lease": ("claim_maintenance_lease", {"runner_id": "matrix", "lease_seconds": 5}),
+    "maintenance_leader": ("maintenance_leader", {}),
+    "release_maintenance_lease": ("release_maintenance_lease", {"runner_id": "matrix"}),
+    "record_maintenance_run": ("record_maintenance_run", {"job": "expire_reservations", "rows_touched": 0}),
 }
 # Maintenance (what inventory_scheduler may run) is never exposed to PostgREST's users.
 MAINTENANCE = {"expire_reservations", "seal_audit_log", "check_reorder_points", "audit_anchor",
-               "expire_inventory_lots"}
+               "expire_inventory_lots", "claim_maintenance_lease", "maintenance_leader", "release_maintenance_lease",
+               "record_maintenance_run"}
 ALLOWED = {
     # (db role, sub): calls that succeed; every other call fails with 42501
     ("authenticated", "u-admin"): set(CALLS) - MAINTENANCE,
@@ -120,7 +126,7 @@ def test_role_by_function_matrix(gateway, role: str, sub: str | None, db) -> Non
     client = gateway(role, sub)
     for name, (function, arguments) in CALLS.items():
         read_only = function in ("validate_stock", "verify_inventory", "verify_audit_chain", "schema_version",
-                                 "trace_lot")
+                                 "trace_lot", "maintenance_leader")
         if name in ALLOWED[(role, sub)]:
             client.rpc(function, read_only=read_only, **arguments)
         else:
@@ -345,7 +351,7 @@ def test_every_table_has_rls_and_views_are_security_invoker(db) -> None:
                         where a.grantee in (select oid from pg_roles where rolname in
                           ('inventory_viewer', 'inventory_operator', 'inventory_admin', 'authenticated', 'anon')))
           from pg_class c where c.relnamespace = 'inventory'::regnamespace and c.relkind = 'r'""").fetchall()
-    assert len(tables) == 24
+    assert len(tables) == 25  # 24 + maintenance_leader (issue 13)
     for name, rls, forced, policies, granted in tables:
         assert rls and not forced, name
         assert policies > 0 or not granted, f"{name}: granted to an API role without a policy"
@@ -379,13 +385,15 @@ def test_readers_run_read_only_and_writers_are_volatile(db) -> None:
         select p.proname, p.provolatile from pg_proc p
          where p.pronamespace = 'inventory_api'::regnamespace""").fetchall()
     readers = {name for name, volatility in rows if volatility == "s"}
-    assert readers == {"validate_stock", "verify_inventory", "verify_audit_chain", "schema_version", "trace_lot"}
+    assert readers == {"validate_stock", "verify_inventory", "verify_audit_chain", "schema_version", "trace_lot",
+                       "maintenance_leader"}
     with db.transaction(force_rollback=True):
         db.execute("set transaction read only")
         db.execute("select * from inventory_api.schema_version()")
         db.execute("select * from inventory_api.validate_stock(sku => 'A1', quantity => 1)")
         db.execute("select * from inventory_api.verify_inventory()")
         db.execute("select * from inventory_api.verify_audit_chain()")
+        db.execute("select * from inventory_api.maintenance_leader()")
     with db.transaction(force_rollback=True):
         db.execute("set transaction read only")
         with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
