@@ -56,6 +56,7 @@ from .models import (
     LotExpiry,
     LotStatusChange,
     LotTrace,
+    MaintenanceLeader,
     Movement,
     ReasonCode,
     ReorderAlert,
@@ -463,6 +464,31 @@ class _Api(abc.ABC):
     def check_reorder_points(self) -> _Call[ReorderCheck]:
         """Re-evaluate every level with a stock policy (alerts are also kept up to date by a trigger)."""
         return _one("check_reorder_points", ReorderCheck, {}, idempotent=True)
+
+    @_operation
+    def claim_maintenance_lease(self, runner_id: str, lease_seconds: int = 5) -> _Call[bool]:
+        """Take or renew the lead of the maintenance runners for lease_seconds; True when runner_id
+        leads (pyinv.maintenance.Runner calls it every second)."""
+        return _value("claim_maintenance_lease", bool, {"runner_id": runner_id, "lease_seconds": lease_seconds},
+                      idempotent=True)
+
+    @_operation
+    def release_maintenance_lease(self, runner_id: str) -> _Call[bool]:
+        """Give up the lead (clean shutdown); False when runner_id did not lead."""
+        return _value("release_maintenance_lease", bool, {"runner_id": runner_id}, idempotent=True)
+
+    @_operation
+    def maintenance_leader(self) -> _Call[MaintenanceLeader | None]:
+        """The runner that leads or led last; None when none has led since the last clean shutdown."""
+        return _Call(_function_query("maintenance_leader", (), False), {}, _row_factory(MaintenanceLeader),
+                     lambda rows: rows[0] if rows else None, True)
+
+    @_operation
+    def record_maintenance_run(self, job: str, rows_touched: int, duration: timedelta | None = None) -> _Call[None]:
+        """Record a run of a job that does not record itself (expire_reservations, audit_anchor) or ran
+        in several batches, in inventory.maintenance_jobs."""
+        return _value("record_maintenance_run", lambda _: None,
+                      {"job": job, "rows_touched": rows_touched, "duration": duration}, idempotent=True)
 
     # -- readers ----------------------------------------------------------------------------------------------
 

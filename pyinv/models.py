@@ -585,3 +585,15 @@ class LotExpiry(Row):
     holds_released: int
     units_released: Decimal
 
+
+
+@dataclass(frozen=True)
+class MaintenanceLeader(Row):
+    """The maintenance runner that leads (inventory_api.maintenance_leader): since when, its last
+    renewal, until when its lease runs, and whether the lease is current and its session alive."""
+
+    runner_id: str
+    claimed_at: datetime
+    renewed_at: datetime
+    lease_until: datetime
+    is_current: bool
