@@ -71,3 +71,15 @@ end;
 comment on function inventory_api.expire_inventory_lots() is
 'Write off the units of lots past their expiry date (ADJUST movements of reason expired), once per lot; their open holds move to other sellable lots or are released (counted in the result).
 Run daily by the scheduler (or an unscoped admin). Raises BUSY (55P03) while another run is in progress.';
+
+create function inventory_api.refresh_inventory_views()
+returns inventory_api.views_refresh
+language sql volatile
+set search_path = ''
+begin atomic
+  select * from inventory.refresh_inventory_views();
+end;
+
+comment on function inventory_api.refresh_inventory_views() is
+'Refresh every materialized view behind the reports (low_stock_items) concurrently: readers are never blocked and see the old rows until it commits.
+Self-locking through a lock only pyinv can take: while a run is in progress another returns at once with refreshed false. Records its run in maintenance_status (scheduler or an unscoped admin; every 5 minutes).';
