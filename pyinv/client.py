@@ -484,11 +484,13 @@ class _Api(abc.ABC):
                      lambda rows: rows[0] if rows else None, True)
 
     @_operation
-    def record_maintenance_run(self, job: str, rows_touched: int, duration: timedelta | None = None) -> _Call[None]:
+    def record_maintenance_run(self, job: str, rows_touched: int, duration: timedelta | None = None,
+                               result: str = "ok") -> _Call[None]:
         """Record a run of a job that does not record itself (expire_reservations, audit_anchor) or ran
-        in several batches, in inventory.maintenance_jobs."""
+        in several batches, as maintenance_status shows it."""
         return _value("record_maintenance_run", lambda _: None,
-                      {"job": job, "rows_touched": rows_touched, "duration": duration}, idempotent=True)
+                      {"job": job, "rows_touched": rows_touched, "duration": duration, "result": result},
+                      idempotent=True)
 
     # -- readers ----------------------------------------------------------------------------------------------
 

@@ -78,28 +78,37 @@ $$;
 comment on function inventory.maintenance_leader() is 'Implements inventory_api.maintenance_leader.';
 
 -- Jobs that do not record their runs themselves (expire_reservations, called batch after batch by
--- several sessions at once; audit_anchor), and runs of several batches, are recorded by the runner.
-create function inventory.record_maintenance_run(job text, rows_touched bigint, duration interval)
+-- several sessions at once; audit_anchor), and runs of several batches, are recorded by the runner,
+-- in the columns finish_job writes.
+create function inventory.record_maintenance_run(job text, rows_touched bigint, duration interval, result text)
 returns void
 language plpgsql volatile security definer
 set search_path = ''
 as $$
 declare
   v_now timestamptz := pg_catalog.clock_timestamp();
+  v_duration interval := coalesce(record_maintenance_run.duration, v_now - pg_catalog.now());
+  v_problem text := inventory.text_problem(record_maintenance_run.result, 200);
 begin
   perform inventory.authorize('scheduler');
   if record_maintenance_run.rows_touched is null or record_maintenance_run.rows_touched < 0 then
     perform inventory.raise_error('INVALID_ARGUMENT', 'rows_touched must be 0 or more',
       pg_catalog.jsonb_build_object('argument', 'rows_touched', 'problem', 'out of range'));
   end if;
-  if record_maintenance_run.duration < interval '0' or record_maintenance_run.duration > interval '1 day' then
+  if v_duration < interval '0' or v_duration > interval '1 day' then
     perform inventory.raise_error('INVALID_ARGUMENT', 'duration must be between 0 and 1 day',
       pg_catalog.jsonb_build_object('argument', 'duration', 'problem', 'out of range'));
   end if;
+  if v_problem is not null then
+    perform inventory.raise_error('INVALID_ARGUMENT', 'result: ' || v_problem,
+      pg_catalog.jsonb_build_object('argument', 'result', 'problem', v_problem));
+  end if;
   update inventory.maintenance_jobs j
-     set last_started_at = v_now - coalesce(record_maintenance_run.duration, v_now - pg_catalog.now()),
+     set last_started_at = v_now - v_duration,
          last_finished_at = v_now,
-         last_rows = record_maintenance_run.rows_touched
+         last_rows = record_maintenance_run.rows_touched,
+         last_duration_ms = pg_catalog.round(extract(epoch from v_duration) * 1000, 3),
+         last_result = record_maintenance_run.result
    where j.job = record_maintenance_run.job;
   if not found then
     perform inventory.raise_error('INVALID_ARGUMENT', 'no maintenance job is named ' ||
@@ -109,4 +118,4 @@ begin
 end
 $$;
 
-comment on function inventory.record_maintenance_run(text, bigint, interval) is 'Implements inventory_api.record_maintenance_run.';
+comment on function inventory.record_maintenance_run(text, bigint, interval, text) is 'Implements inventory_api.record_maintenance_run.';

@@ -72,6 +72,18 @@ comment on function inventory_api.expire_inventory_lots() is
 'Write off the units of lots past their expiry date (ADJUST movements of reason expired), once per lot; their open holds move to other sellable lots or are released (counted in the result).
 Run daily by the scheduler (or an unscoped admin). Raises BUSY (55P03) while another run is in progress.';
 
+create function inventory_api.refresh_inventory_views()
+returns inventory_api.views_refresh
+language sql volatile
+set search_path = ''
+begin atomic
+  select * from inventory.refresh_inventory_views();
+end;
+
+comment on function inventory_api.refresh_inventory_views() is
+'Refresh every materialized view behind the reports (low_stock_items) concurrently: readers are never blocked and see the old rows until it commits.
+Self-locking through a lock only pyinv can take: while a run is in progress another returns at once with refreshed false. Records its run in maintenance_status (scheduler or an unscoped admin; every 5 minutes).';
+
 create function inventory_api.claim_maintenance_lease(runner_id text, lease_seconds integer default 5)
 returns boolean
 language sql volatile
@@ -106,14 +118,15 @@ end;
 comment on function inventory_api.maintenance_leader() is
 'The maintenance runner that leads or led last (no row: none since the last clean shutdown); is_current says whether its lease is current and its session alive.';
 
-create function inventory_api.record_maintenance_run(job text, rows_touched bigint, duration interval default null)
+create function inventory_api.record_maintenance_run(job text, rows_touched bigint, duration interval default null,
+                                                     result text default 'ok')
 returns void
 language sql volatile
 set search_path = ''
 begin atomic
   select inventory.record_maintenance_run(record_maintenance_run.job, record_maintenance_run.rows_touched,
-                                          record_maintenance_run.duration);
+                                          record_maintenance_run.duration, record_maintenance_run.result);
 end;
 
-comment on function inventory_api.record_maintenance_run(text, bigint, interval) is
-'Record a run of a maintenance job that does not record itself (expire_reservations, audit_anchor) or ran in several batches: rows touched and how long (default: since the transaction began).';
+comment on function inventory_api.record_maintenance_run(text, bigint, interval, text) is
+'Record a run of a maintenance job that does not record itself (expire_reservations, audit_anchor) or ran in several batches, as maintenance_status shows it: rows touched, how long (default: since the transaction began) and its result.';

@@ -97,21 +97,25 @@ CALLS: dict[str, tuple[str, dict[str, Any]]] = {
     "maintenance_leader": ("maintenance_leader", {}),
     "release_maintenance_lease": ("release_maintenance_lease", {"runner_id": "matrix"}),
     "record_maintenance_run": ("record_maintenance_run", {"job": "expire_reservations", "rows_touched": 0}),
+    # reporting (issue 13, branch i13-reporting)
+    "stock_as_of_main": ("stock_as_of", {"sku": "A1"}),
+    "stock_as_of_east": ("stock_as_of", {"sku": "A1", "location": "east"}),
+    "refresh_inventory_views": ("refresh_inventory_views", {}),
 }
 # Maintenance (what inventory_scheduler may run) is never exposed to PostgREST's users.
 MAINTENANCE = {"expire_reservations", "seal_audit_log", "check_reorder_points", "audit_anchor",
                "expire_inventory_lots", "claim_maintenance_lease", "maintenance_leader", "release_maintenance_lease",
-               "record_maintenance_run"}
+               "record_maintenance_run", "refresh_inventory_views"}
 ALLOWED = {
     # (db role, sub): calls that succeed; every other call fails with 42501
     ("authenticated", "u-admin"): set(CALLS) - MAINTENANCE,
     ("authenticated", "u-clerk-main"): {"schema_version", "receive_main", "reserve_main", "reserve_order_main",
                                         "fulfill_main", "cancel_main", "return_main", "validate_main",
-                                        "adjust_main", "count_main", "alert_main", "trace_lot"},
+                                        "adjust_main", "count_main", "alert_main", "trace_lot", "stock_as_of_main"},
     ("authenticated", "u-clerk-east"): {"schema_version", "receive_east", "reserve_east", "validate_east",
-                                        "adjust_east", "trace_lot"},
+                                        "adjust_east", "trace_lot", "stock_as_of_east"},
     ("authenticated", "u-reader"): {"schema_version", "validate_main", "validate_east", "verify_inventory",
-                                    "trace_lot"},
+                                    "trace_lot", "stock_as_of_main", "stock_as_of_east"},
     ("authenticated", "u-nobody"): {"schema_version"},
     ("anon", None): set(),
     ("service_role", None): set(CALLS),
@@ -126,7 +130,7 @@ def test_role_by_function_matrix(gateway, role: str, sub: str | None, db) -> Non
     client = gateway(role, sub)
     for name, (function, arguments) in CALLS.items():
         read_only = function in ("validate_stock", "verify_inventory", "verify_audit_chain", "schema_version",
-                                 "trace_lot", "maintenance_leader")
+                                 "trace_lot", "maintenance_leader", "stock_as_of")
         if name in ALLOWED[(role, sub)]:
             client.rpc(function, read_only=read_only, **arguments)
         else:
@@ -386,7 +390,7 @@ def test_readers_run_read_only_and_writers_are_volatile(db) -> None:
          where p.pronamespace = 'inventory_api'::regnamespace""").fetchall()
     readers = {name for name, volatility in rows if volatility == "s"}
     assert readers == {"validate_stock", "verify_inventory", "verify_audit_chain", "schema_version", "trace_lot",
-                       "maintenance_leader"}
+                       "maintenance_leader", "stock_as_of"}
     with db.transaction(force_rollback=True):
         db.execute("set transaction read only")
         db.execute("select * from inventory_api.schema_version()")
