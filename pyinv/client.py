@@ -57,6 +57,7 @@ from .models import (
     LotStatusChange,
     LotTrace,
     MaintenanceLeader,
+    MaintenanceStatus,
     Movement,
     ReasonCode,
     ReorderAlert,
@@ -76,6 +77,7 @@ from .models import (
     StockTransfer,
     UserRole,
     UserRoleRow,
+    ViewsRefresh,
 )
 from .retry import DEFAULT_RETRY, RetryPolicy
 from .server import resolve_dsn
@@ -491,6 +493,17 @@ class _Api(abc.ABC):
         return _value("record_maintenance_run", lambda _: None,
                       {"job": job, "rows_touched": rows_touched, "duration": duration, "result": result},
                       idempotent=True)
+
+    @_operation
+    def refresh_inventory_views(self) -> _Call[ViewsRefresh]:
+        """Refresh the reports' materialized views concurrently (refreshed False: another run was under
+        way and returned at once). The scheduler and unscoped admins."""
+        return _one("refresh_inventory_views", ViewsRefresh, {}, idempotent=True)
+
+    @_operation
+    def maintenance_status(self) -> _Call[list[MaintenanceStatus]]:
+        """Each maintenance job's last run: started, finished, duration, rows, result and lag."""
+        return _view("maintenance_status", MaintenanceStatus, ("job",))
 
     # -- readers ----------------------------------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ are (an audit anchor, an import batch's outcome) are TypedDicts: plain dicts wit
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import TypedDict
 
@@ -597,3 +597,32 @@ class MaintenanceLeader(Row):
     renewed_at: datetime
     lease_until: datetime
     is_current: bool
+
+
+@dataclass(frozen=True)
+class MaintenanceStatus(Row):
+    """A maintenance job's last run (inventory_api.maintenance_status): when it started and finished,
+    how long it took (ms), rows touched, its result, and the time since it finished (lag; None when
+    it never ran)."""
+
+    job: str
+    description: str
+    last_started_at: datetime | None
+    last_finished_at: datetime | None
+    last_duration_ms: Decimal | None
+    last_rows: int | None
+    last_result: str | None
+    lag: timedelta | None
+
+
+@dataclass(frozen=True)
+class ViewsRefresh(Row):
+    """What refresh_inventory_views did: whether it refreshed (False: another run was in progress),
+    the materialized views, the rows they hold, when it started and how long it took (ms)."""
+
+    refreshed: bool
+    views: list[str] | None
+    rows: int | None
+    started_at: datetime | None
+    duration_ms: Decimal | None
+    message: str | None

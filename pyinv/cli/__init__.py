@@ -9,8 +9,9 @@ The root group and the registration of every command family, by help section, li
 families are database (db, migrate, sql), catalogue (item, location, user), orders (receive ...
 return, stock, validate, reservations, returns, movements), stock_control (adjust, approve,
 adjustments, count, counts, transfer, policy, alerts), lots (lots, lot, trace, expire-lots), maintenance
-(verify, expire, audit, import), demo, and the benchmark (pyinv.bench.command, imported only when it is
-run or listed). The shared machinery is in context, output and params.
+(verify, expire, audit, import, maintain, status, schedule), demo, and the benchmark
+(pyinv.bench.command, imported only when it is run or listed). The shared machinery is in context,
+output and params.
 """
 
 from __future__ import annotations
@@ -141,6 +142,9 @@ cli.add_command(lots.expire_lots, section="Lots")
 cli.add_command(maintenance.verify, section="Audit & maintenance")
 cli.add_command(maintenance.expire, section="Audit & maintenance")
 cli.add_command(maintenance.audit, section="Audit & maintenance")
+cli.add_command(maintenance.maintain, section="Audit & maintenance")
+cli.add_command(maintenance.status, section="Audit & maintenance")
+cli.add_command(maintenance.schedule, section="Audit & maintenance")
 # Users.
 cli.add_command(catalogue.user, section="Users")
 # The embedded server, the migrations and the SQL bundle.

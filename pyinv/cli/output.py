@@ -195,3 +195,5 @@ LOT_STATUS_COLUMNS = ("sku", "lot_number", "qc_status", "quarantined", "sellable
                       "holds_released", "units_released")
 TRACE_COLUMNS = ("order_ref", "reservation_id", "location", "allocated", "fulfilled", "returned", "released",
                  "hold_status", "reserved_at", "closed_at")
+MAINTENANCE_STATUS_COLUMNS = ("job", "last_started_at", "last_duration_ms", "last_rows", "last_result", "lag")
+CRON_COLUMNS = ("name", "schedule", "command")
