@@ -281,7 +281,7 @@ class Log:
 
 class Runner:
     """Runs the maintenance jobs while this runner leads. `connect()` opens a new client (one for the
-    lease, one for the jobs). stop() (or SIGTERM/SIGINT with handle_signals) ends run() after the job
+    lease, one for the jobs). stop() (or SIGTERM/SIGINT within signals_stop()) ends run() after the job
     under way: the lease is released so that another runner takes over at once."""
 
     def __init__(self, connect: Callable[[], Inventory], settings: Settings | None = None, *,
@@ -296,7 +296,7 @@ class Runner:
         self._lease_lock = threading.Lock()
         self._next_due: dict[str, float] = {}  # job -> time.monotonic() when it is next due
         self._lease_client: Inventory | None = None
-        self._was_leading = False
+        self._was_leading: bool | None = None  # None: not asked yet
 
     # the lease ---------------------------------------------------------------------------------------------
 
@@ -465,16 +465,22 @@ class Runner:
     def stop(self) -> None:
         self.stopping.set()
 
-    def handle_signals(self) -> None:
-        """SIGTERM and SIGINT stop the runner after the job under way (call from the main thread)."""
+    @contextmanager
+    def signals_stop(self) -> Iterator[None]:
+        """While the block runs, SIGTERM and SIGINT stop the runner after the job under way (the main
+        thread only); the previous handlers are restored after it."""
 
         def handler(signum: int, frame: object) -> None:
             self.log.event("signal", f"{signal.Signals(signum).name}: stopping after the job under way",
                            signal=signal.Signals(signum).name)
             self.stop()
 
-        signal.signal(signal.SIGTERM, handler)
-        signal.signal(signal.SIGINT, handler)
+        previous = {signum: signal.signal(signum, handler) for signum in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            yield
+        finally:
+            for signum, old in previous.items():
+                signal.signal(signum, old)
 
 
 def translate_message(error: BaseException) -> str:

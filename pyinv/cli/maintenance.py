@@ -293,8 +293,8 @@ def maintain(once: bool, config: Path | None, every: tuple[tuple[str, Any], ...]
     dsn = current.dsn()
     log = runner.Log(sys.stdout, as_json=current.json)
     maintenance_runner = runner.Runner(lambda: current.connect(dsn), settings, runner_id=runner_id, log=log)
-    maintenance_runner.handle_signals()
-    runs = maintenance_runner.run(once=once)
+    with maintenance_runner.signals_stop():
+        runs = maintenance_runner.run(once=once)
     if once and any(run.result == "error" for run in runs):
         click.get_current_context().exit(EXIT_VIOLATIONS)
 
