@@ -406,6 +406,8 @@ def cron_dsn(db: psycopg.Connection[Any], dsn: str) -> Iterator[str]:
     available = db.execute("select exists (select from pg_available_extensions where name = 'pg_cron')").fetchone()[0]
     preloaded = "pg_cron" in db.execute("select current_setting('shared_preload_libraries')").fetchone()[0]
     if not (available and preloaded):
+        if os.environ.get("PYINV_REQUIRE_PG_CRON"):
+            pytest.fail("PYINV_REQUIRE_PG_CRON is set but this server does not preload pg_cron")
         pytest.skip("pg_cron is not available and preloaded on this server (CI: Debian PostgreSQL 15 with "
                     "postgresql-15-cron)")
     name = db.execute("select current_setting('cron.database_name')").fetchone()[0]
