@@ -78,7 +78,7 @@ class Settings:
         return [job for job in JOBS if job in self.intervals and (job != "audit_anchor" or self.anchor_dir)]
 
 
-def load_settings(path: Path | None = None, intervals: Mapping[str, timedelta] | None = None,
+def load_settings(path: Path | None = None, intervals: Mapping[str, timedelta | None] | None = None,
                   **overrides: Any) -> Settings:
     """Settings from a TOML file (its [maintain] table, or the whole file), then the given intervals and
     overrides (None values ignored). In the file: lease_seconds, renew_seconds, expire_batch_size,
@@ -98,14 +98,14 @@ def load_settings(path: Path | None = None, intervals: Mapping[str, timedelta] |
         if "anchor_dir" in options:
             options["anchor_dir"] = Path(options["anchor_dir"])
         settings = replace(settings, **options)
-    for name, interval in (intervals or {}).items():
-        merged[_job_name(name)] = interval if interval else None
+    for name, given in (intervals or {}).items():
+        merged[_job_name(name)] = given if given else None  # None or 0: off
     chosen = dict(settings.intervals)
-    for name, interval in merged.items():
-        if interval is None:
+    for name, wanted in merged.items():
+        if wanted is None:
             chosen.pop(name, None)
         else:
-            chosen[name] = interval
+            chosen[name] = wanted
     settings = replace(settings, intervals=chosen, **{k: v for k, v in overrides.items() if v is not None})
     if not 1 <= settings.lease_seconds <= 3600:
         raise ValueError("lease_seconds must be between 1 and 3600")
