@@ -297,6 +297,7 @@ class Runner:
         self._next_due: dict[str, float] = {}  # job -> time.monotonic() when it is next due
         self._lease_client: Inventory | None = None
         self._was_leading: bool | None = None  # None: not asked yet
+        self._reseed = threading.Event()  # set by the lease thread when this runner gains the lead
 
     # the lease ---------------------------------------------------------------------------------------------
 
@@ -328,7 +329,7 @@ class Runner:
         if leads != self._was_leading:
             self._was_leading = leads
             if leads:
-                self._next_due.clear()  # read the jobs' last runs again: another runner ran them meanwhile
+                self._reseed.set()  # read the jobs' last runs again: another runner may have run them
                 self.log.event("lead", f"runner {self.runner_id} leads: running maintenance jobs", leading=True)
             else:
                 self.log.event("lead", f"runner {self.runner_id} does not lead", leading=False)
@@ -391,7 +392,9 @@ class Runner:
                 self._next_due[job] = now + max(0.0, interval - since - min(interval * 0.1, 10.0))
 
     def due_jobs(self, inv: Inventory) -> list[str]:
-        if not self._next_due:
+        if self._reseed.is_set() or not self._next_due:
+            self._reseed.clear()
+            self._next_due.clear()
             self._seed_schedule(inv)
         now = time.monotonic()
         return [job for job in self.settings.jobs() if self._next_due.get(job, now) <= now]
