@@ -397,6 +397,11 @@ def test_pg_cron_commands_are_the_same_jobs() -> None:
     }
 
 
+def test_schedule_needs_the_scheduler_role(catalogue: Inventory, run, login_dsn) -> None:
+    error = json.loads(run("--json", "schedule", "--pg-cron", exit_code=4, dsn_=login_dsn("pyinv_clerk")).stderr)
+    assert (error["error"]["code"], error["error"]["sqlstate"]) == ("PERMISSION_DENIED", "42501")
+
+
 def test_schedule_without_pg_cron_says_so(run, db) -> None:
     if db.execute("select exists (select from pg_extension where extname = 'pg_cron')").fetchone()[0]:
         pytest.skip("pg_cron is installed in the test database")

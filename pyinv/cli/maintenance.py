@@ -346,6 +346,7 @@ def schedule(pg_cron: bool, remove: bool, config: Path | None, every: tuple[tupl
                        + (f": {', '.join(names)}" if names else ""))
         return
     settings = _settings(config, every)
+    state().inventory().maintenance_leader()  # pg_cron runs the jobs as this login: it must be a scheduler
     try:
         jobs = runner.schedule_pg_cron(connection, settings)
     except runner.PgCronUnavailable as error:
