@@ -408,3 +408,51 @@ def test_the_materialized_view_is_never_read_directly(gateway: Callable[..., Pos
         clerk.connection.execute("select * from inventory_api.maintenance_status for update")
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
         clerk.connection.execute("select * from inventory.maintenance_jobs for key share")
+
+
+# -- the CLI ----------------------------------------------------------------------------------------------
+
+
+def test_cli_reports(run, scene: Inventory) -> None:
+    assert "refreshed 1 materialized view(s), 3 rows in" in run("refresh-views").stdout
+    valuation = run("reports", "valuation", "--sku", "LT").stdout.splitlines()
+    assert valuation[0].split() == ["sku", "location", "lot_number", "on_hand", "unit_cost", "value", "cost_source"]
+    assert [line.split() for line in valuation[2:]] == [["LT", "main", "L1", "3", "4", "12", "lot"],
+                                                        ["LT", "main", "L2", "2", "1.5", "3", "item"]]
+    movements = json.loads(run("reports", "movements", "--sku", "A1", "--location", "main", "--json").stdout)
+    assert [(m["received"], m["shipped"], m["returned"], m["adjusted"], m["transferred_out"], m["net_change"])
+            for m in movements] == [("10", "3", "1", "-1", "4", "3")]
+    holds = json.loads(run("reports", "holds", "--json").stdout)
+    assert [(h["sku"], h["location"], h["holds"], h["units"], h["overdue_holds"]) for h in holds] == [
+        ("A1", "east", 3, "5", 0), ("B2", "main", 1, "5", 0), ("C3", "main", 0, "0", 1)]
+    low = json.loads(run("reports", "low-stock", "--status", "out_of_stock", "--json").stdout)
+    assert [(r["sku"], r["location"], r["stock_status"]) for r in low] == [("B2", "main", "OUT_OF_STOCK")]
+    assert "no low stock" in run("reports", "low-stock", "--sku", "LT").stdout
+    alerts = json.loads(run("reports", "alerts", "--json").stdout)
+    assert [(a["status"], a["severity"], a["alerts"], a["levels"]) for a in alerts] == [
+        ("ACKNOWLEDGED", "REORDER", 1, 1), ("OPEN", "CRITICAL", 2, 2), ("RESOLVED", "CRITICAL", 2, 1)]
+    dashboard = json.loads(run("dashboard", "--json").stdout)
+    assert (dashboard["units_on_hand"], dashboard["inventory_value"], dashboard["low_stock_items"],
+            dashboard["pending_approvals"]) == ("25", "40", 3, 1)
+    text = run("dashboard").stdout
+    assert "units on hand" in text and "inventory value" in text and "40" in text
+
+
+def test_cli_stock_as_of_and_a_busy_refresh(run, catalogue: Inventory, connect) -> None:
+    at = catalogue.connection.execute("select now()").fetchone()[0]
+    catalogue.reserve_stock("A1", 4, "SO-LATER")
+    then = json.loads(run("stock-as-of", "A1", "--at", at.isoformat(), "--json").stdout)
+    assert (then["on_hand"], then["reserved"], then["available"]) == ("10", "0", "10")
+    now = json.loads(run("stock-as-of", "A1", "--at", "0s", "--json").stdout)
+    assert (now["on_hand"], now["reserved"], now["available"]) == ("10", "4", "6")
+    table = run("stock-as-of", "A1", "--at", "0s", "--location", "east").stdout.splitlines()
+    assert table[2].split()[:2] == ["A1", "east"] and table[2].split()[-1] == "0"  # no movement there: all 0
+    assert "LOCATION_NOT_FOUND" in run("stock-as-of", "A1", "--at", "1h", "--location", "nowhere",
+                                       exit_code=3).stderr
+    assert "--at" in run("stock-as-of", "A1", exit_code=2).stderr
+    holder = connect(autocommit=False)
+    holder.execute("select inventory_api.refresh_inventory_views()")
+    assert run("refresh-views").stdout == (
+        "not refreshed: another refresh_inventory_views run is in progress; it does this work\n")
+    holder.rollback()
+    assert json.loads(run("refresh-views", "--json").stdout)["refreshed"] is True
