@@ -4,6 +4,7 @@ maintenance_status), and what location-scoped users see of all of them."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable
@@ -15,13 +16,15 @@ import psycopg
 import pytest
 from helpers import PostgREST, raises_db_error, raises_inventory_error
 
-from pyinv import Inventory, LocationNotFound, PermissionDenied, ProductNotFound
+from pyinv import AsyncInventory, Inventory, LocationNotFound, PermissionDenied, ProductNotFound
 from pyinv.models import (
     AlertStatistics,
     Dashboard,
     HoldsSummary,
     LowStockItem,
+    MaintenanceStatus,
     MovementSummary,
+    StockSnapshot,
     ValuationRow,
     ViewsRefresh,
 )
@@ -409,6 +412,26 @@ def test_the_materialized_view_is_never_read_directly(gateway: Callable[..., Pos
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
         clerk.connection.execute("select * from inventory.maintenance_jobs for key share")
 
+
+
+def test_the_async_client_has_the_report_methods(dsn: str, scene: Inventory) -> None:
+    async def scenario() -> tuple[Any, ...]:
+        async with await AsyncInventory.connect(dsn) as client:
+            refresh = await client.refresh_inventory_views()
+            return (refresh, await client.dashboard(), await client.low_stock_items(),
+                    await client.inventory_valuation(sku="A1"), await client.movement_summary(location="east"),
+                    await client.active_reservations_summary(sku="C3"), await client.alert_statistics(),
+                    await client.maintenance_status(), await client.stock_as_of("A1", refresh.started_at))
+
+    refresh, dashboard, low, valuation, movements, holds, alerts, status, snapshot = asyncio.run(scenario())
+    assert isinstance(refresh, ViewsRefresh) and refresh.refreshed
+    assert isinstance(dashboard, Dashboard) and dashboard.low_stock_items == len(low) == 3
+    assert [row.value for row in valuation] == [D("17.5"), D("7.5")]
+    assert [row.sku for row in movements] == ["A1"]
+    assert [row.overdue_holds for row in holds] == [1]
+    assert len(alerts) == 3
+    assert all(isinstance(row, MaintenanceStatus) for row in status)
+    assert isinstance(snapshot, StockSnapshot) and (snapshot.on_hand, snapshot.reserved) == (3, 0)
 
 # -- the CLI ----------------------------------------------------------------------------------------------
 
