@@ -24,8 +24,20 @@ create materialized view inventory.mv_low_stock_items as
     join inventory.stock_levels s on s.item_id = p.item_id and s.location_id = p.location_id
     join inventory.items i on i.item_id = p.item_id
     join inventory.locations l on l.location_id = p.location_id
-    cross join lateral (select inventory.effective_available(s.item_id, s.location_id) as available) a
-   where i.deleted_at is null and a.available <= p.reorder_point
+    left join (select r.item_id, r.location_id, pg_catalog.sum(r.quantity - r.quantity_fulfilled) as units
+                 from inventory.reservations r
+                where r.status = 'ACTIVE' and r.expires_at <= pg_catalog.now()
+                group by r.item_id, r.location_id) o on o.item_id = s.item_id and o.location_id = s.location_id
+    -- effective_available, computed once per level (offset 0) and set-based for levels without lots:
+    -- on_hand - reserved + the open units of overdue holds (overdue_quantity, for every level at once).
+    -- A lot-tracked level calls effective_available itself (its lots' states decide what is blocked).
+    cross join lateral (select case when s.track_lots then inventory.effective_available(s.item_id, s.location_id)
+                                    else s.available + coalesce(o.units, 0) end as available
+                         offset 0) a
+   -- available is never below on_hand - reserved except for lot-tracked levels (units in lots that
+   -- may not be sold): the cheap test first leaves well-stocked levels out early.
+   where i.deleted_at is null and (s.track_lots or s.available <= p.reorder_point)
+     and a.available <= p.reorder_point
   with data;
 
 -- REFRESH ... CONCURRENTLY needs a unique index covering every row.

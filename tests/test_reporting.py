@@ -194,6 +194,26 @@ def test_stock_status_boundaries(catalogue: Inventory) -> None:
     assert [(r.sku, r.stock_status) for r in catalogue.low_stock_items()] == [("A1", "OUT_OF_STOCK"), ("B2", "LOW")]
 
 
+
+def test_low_stock_available_is_what_stock_levels_shows(catalogue: Inventory) -> None:
+    """Overdue holds count as released and units in lots that may not be sold do not count, as in
+    inventory_api.stock_levels (the alert trigger, which sees on_hand - reserved, may differ until the
+    sweeper runs)."""
+    catalogue.reserve_stock("A1", 3, "SO-LATE", expires_in=timedelta(seconds=1))  # A1: 10 on hand
+    catalogue.create_item("LT", "Lotted", track_lots=True)
+    catalogue.receive_stock("LT", 5, lot_number="L1")
+    catalogue.receive_stock("LT", 4, lot_number="L2")
+    catalogue.set_lot_status("LT", "L2", quarantined=True)  # 4 blocked
+    catalogue.reserve_stock("LT", 1, "SO-LT")
+    for sku in ("A1", "B2", "LT"):
+        catalogue.set_stock_policy(sku, "main", reorder_point=20, safety_stock=4)
+    time.sleep(1.1)
+    catalogue.refresh_inventory_views()
+    low = {r.sku: (r.on_hand, r.reserved, r.available, r.stock_status) for r in catalogue.low_stock_items()}
+    assert low == {"A1": (10, 3, 10, "LOW"), "B2": (5, 0, 5, "LOW"), "LT": (9, 1, 4, "CRITICAL")}
+    assert {sku: available for sku, (_, _, available, _) in low.items()} == {
+        s.sku: s.available for s in catalogue.stock_levels(location="main")}
+
 def test_alert_statistics_count_alerts_by_status_and_severity(scene: Inventory) -> None:
     assert scene.alert_statistics() == [
         AlertStatistics("ACKNOWLEDGED", "REORDER", 1, 1, *_opened(scene, "ACKNOWLEDGED", "REORDER")),
