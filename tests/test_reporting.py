@@ -370,6 +370,18 @@ def test_refresh_is_maintenance(clerk: Inventory, catalogue: Inventory) -> None:
     assert clerk.maintenance_status()  # readers see the jobs' status
 
 
+
+def test_a_scheduler_login_refreshes_and_reads_the_status_only(catalogue: Inventory, login_dsn, connect, db) -> None:
+    db.execute("create role pyinv_cron login password 'pyinv-test' in role inventory_scheduler")
+    try:
+        cron = Inventory(connect(conninfo=login_dsn("pyinv_cron")))
+        assert cron.refresh_inventory_views().refreshed
+        assert {row.job for row in cron.maintenance_status()} >= {"refresh_inventory_views", "seal_audit_log"}
+        with pytest.raises(PermissionDenied):  # no business role: no reports
+            cron.dashboard()
+    finally:
+        db.execute("drop owned by pyinv_cron; drop role pyinv_cron")
+
 # -- who sees what ----------------------------------------------------------------------------------------
 
 
