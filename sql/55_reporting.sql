@@ -24,8 +24,20 @@ create materialized view inventory.mv_low_stock_items as
     join inventory.stock_levels s on s.item_id = p.item_id and s.location_id = p.location_id
     join inventory.items i on i.item_id = p.item_id
     join inventory.locations l on l.location_id = p.location_id
-    cross join lateral (select inventory.effective_available(s.item_id, s.location_id) as available) a
-   where i.deleted_at is null and a.available <= p.reorder_point
+    left join (select r.item_id, r.location_id, pg_catalog.sum(r.quantity - r.quantity_fulfilled) as units
+                 from inventory.reservations r
+                where r.status = 'ACTIVE' and r.expires_at <= pg_catalog.now()
+                group by r.item_id, r.location_id) o on o.item_id = s.item_id and o.location_id = s.location_id
+    -- effective_available, computed once per level (offset 0) and set-based for levels without lots:
+    -- on_hand - reserved + the open units of overdue holds (overdue_quantity, for every level at once).
+    -- A lot-tracked level calls effective_available itself (its lots' states decide what is blocked).
+    cross join lateral (select case when s.track_lots then inventory.effective_available(s.item_id, s.location_id)
+                                    else s.available + coalesce(o.units, 0) end as available
+                         offset 0) a
+   -- available is never below on_hand - reserved except for lot-tracked levels (units in lots that
+   -- may not be sold): the cheap test first leaves well-stocked levels out early.
+   where i.deleted_at is null and (s.track_lots or s.available <= p.reorder_point)
+     and a.available <= p.reorder_point
   with data;
 
 -- REFRESH ... CONCURRENTLY needs a unique index covering every row.
@@ -49,13 +61,16 @@ comment on column inventory.mv_low_stock_items.suggested_order_quantity is 'Unit
 comment on column inventory.mv_low_stock_items.refreshed_at is 'When the row was computed (the refresh''s transaction time).';
 
 -- The rows of the materialized view the caller may see: the same rule as the row level security
--- policies of the stock tables (60_row_security.sql), applied here because the view has none.
+-- policies of the stock tables (60_row_security.sql), applied here because the view has none. A
+-- caller who may read every location (an unscoped viewer grant) skips the per-row test, which compares
+-- with every location id.
 create function inventory.low_stock_rows() returns setof inventory.mv_low_stock_items
 language sql stable security definer
 set search_path = ''
 begin atomic
   select m.* from inventory.mv_low_stock_items m
-   where m.location_id = any (inventory.visible_location_ids());
+   where (select inventory.is_allowed('viewer'))
+      or m.location_id = any ((select inventory.visible_location_ids())::bigint[]);
 end;
 
 comment on function inventory.low_stock_rows() is 'Rows of inventory.mv_low_stock_items at the locations the caller may see (read by inventory_api.low_stock_items).';

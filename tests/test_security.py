@@ -384,7 +384,7 @@ def test_functions_created_later_inherit_no_grants(db) -> None:
                                           (grantee, f"{schema}.later()")).fetchone()[0], (creator, schema, grantee)
 
 
-def test_readers_run_read_only_and_writers_are_volatile(db) -> None:
+def test_readers_run_read_only_and_writers_are_volatile(db, catalogue: Inventory) -> None:
     rows = db.execute("""
         select p.proname, p.provolatile from pg_proc p
          where p.pronamespace = 'inventory_api'::regnamespace""").fetchall()
@@ -394,6 +394,7 @@ def test_readers_run_read_only_and_writers_are_volatile(db) -> None:
     with db.transaction(force_rollback=True):
         db.execute("set transaction read only")
         db.execute("select * from inventory_api.schema_version()")
+        db.execute("select * from inventory_api.stock_as_of(sku => 'A1')")
         db.execute("select * from inventory_api.validate_stock(sku => 'A1', quantity => 1)")
         db.execute("select * from inventory_api.verify_inventory()")
         db.execute("select * from inventory_api.verify_audit_chain()")
@@ -448,7 +449,9 @@ def test_plpgsql_check_finds_nothing(db) -> None:
 
 
 @pytest.mark.parametrize("view", ["reason_codes", "adjustments", "cycle_counts", "stock_policies", "reorder_alerts",
-                                  "reorder_recommendations"])
+                                  "reorder_recommendations", "inventory_valuation", "movement_summary",
+                                  "active_reservations_summary", "low_stock_items", "alert_statistics",
+                                  "maintenance_status"])
 def test_gateway_users_read_the_stock_control_views(gateway, view: str) -> None:
     admin, nobody = gateway("authenticated", "u-admin"), gateway("authenticated", "u-nobody")
     assert isinstance(admin.select(view), list)
