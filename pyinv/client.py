@@ -40,11 +40,14 @@ from .connection import connect_kwargs, prepared_statements_enabled
 from .errors import ConfigurationError, InvalidArgument, InventoryError, translated, translated_connect
 from .models import (
     Adjustment,
+    AlertStatistics,
     AuditAnchor,
     AuditEntry,
     ChainBreak,
+    Dashboard,
     ErrorCode,
     ExpiringLot,
+    HoldsSummary,
     ImportBatch,
     ImportRejection,
     ImportReport,
@@ -56,7 +59,11 @@ from .models import (
     LotExpiry,
     LotStatusChange,
     LotTrace,
+    LowStockItem,
+    MaintenanceLeader,
+    MaintenanceStatus,
     Movement,
+    MovementSummary,
     ReasonCode,
     ReorderAlert,
     ReorderCheck,
@@ -72,9 +79,12 @@ from .models import (
     StockPolicy,
     StockReturn,
     StockRow,
+    StockSnapshot,
     StockTransfer,
     UserRole,
     UserRoleRow,
+    ValuationRow,
+    ViewsRefresh,
 )
 from .retry import DEFAULT_RETRY, RetryPolicy
 from .server import resolve_dsn
@@ -464,6 +474,33 @@ class _Api(abc.ABC):
         """Re-evaluate every level with a stock policy (alerts are also kept up to date by a trigger)."""
         return _one("check_reorder_points", ReorderCheck, {}, idempotent=True)
 
+    @_operation
+    def claim_maintenance_lease(self, runner_id: str, lease_seconds: int = 5) -> _Call[bool]:
+        """Take or renew the lead of the maintenance runners for lease_seconds; True when runner_id
+        leads (pyinv.maintenance.Runner calls it every second)."""
+        return _value("claim_maintenance_lease", bool, {"runner_id": runner_id, "lease_seconds": lease_seconds},
+                      idempotent=True)
+
+    @_operation
+    def release_maintenance_lease(self, runner_id: str) -> _Call[bool]:
+        """Give up the lead (clean shutdown); False when runner_id did not lead."""
+        return _value("release_maintenance_lease", bool, {"runner_id": runner_id}, idempotent=True)
+
+    @_operation
+    def maintenance_leader(self) -> _Call[MaintenanceLeader | None]:
+        """The runner that leads or led last; None when none has led since the last clean shutdown."""
+        return _Call(_function_query("maintenance_leader", (), False), {}, _row_factory(MaintenanceLeader),
+                     lambda rows: rows[0] if rows else None, True)
+
+    @_operation
+    def record_maintenance_run(self, job: str, rows_touched: int, duration: timedelta | None = None,
+                               result: str = "ok") -> _Call[None]:
+        """Record a run of a job that does not record itself (expire_reservations, audit_anchor) or ran
+        in several batches, as maintenance_status shows it."""
+        return _value("record_maintenance_run", lambda _: None,
+                      {"job": job, "rows_touched": rows_touched, "duration": duration, "result": result},
+                      idempotent=True)
+
     # -- readers ----------------------------------------------------------------------------------------------
 
     @_operation
@@ -707,6 +744,70 @@ class _Api(abc.ABC):
         """Every hold that took units of a lot, with its order, and what was shipped, returned and
         released (a recall); LotNotFound for an unknown lot."""
         return _rows("trace_lot", LotTrace, {"sku": sku, "lot_number": lot_number}, idempotent=True)
+
+    # -- reports ----------------------------------------------------------------------------------------------
+
+    @_operation
+    def inventory_valuation(self, sku: str | None = None, location: str | None = None, limit: int | None = None,
+                            offset: int = 0) -> _Call[list[ValuationRow]]:
+        """Value of the stock on hand at unit cost, per item and location (per lot for lot-tracked
+        items, at the lot's own cost when it has one), by SKU, location and lot."""
+        return _view("inventory_valuation", ValuationRow, ("sku", "location", "lot_number"),
+                     [("sku", "=", sku), ("location", "=", location)], limit=limit, offset=offset)
+
+    @_operation
+    def movement_summary(self, sku: str | None = None, location: str | None = None, limit: int | None = None,
+                         offset: int = 0) -> _Call[list[MovementSummary]]:
+        """Units received, shipped, returned, adjusted and transferred in the last 90 days, per item and
+        location, with the net change of on_hand."""
+        return _view("movement_summary", MovementSummary, ("sku", "location"),
+                     [("sku", "=", sku), ("location", "=", location)], limit=limit, offset=offset)
+
+    @_operation
+    def active_reservations_summary(self, sku: str | None = None, location: str | None = None,
+                                    limit: int | None = None, offset: int = 0) -> _Call[list[HoldsSummary]]:
+        """ACTIVE holds per item and location: how many, the units they hold, the oldest and the next
+        to lapse (overdue ones apart)."""
+        return _view("active_reservations_summary", HoldsSummary, ("sku", "location"),
+                     [("sku", "=", sku), ("location", "=", location)], limit=limit, offset=offset)
+
+    @_operation
+    def low_stock_items(self, sku: str | None = None, location: str | None = None, stock_status: str | None = None,
+                        limit: int | None = None, offset: int = 0) -> _Call[list[LowStockItem]]:
+        """Levels at or below their reorder point as of the last refresh_inventory_views: OUT_OF_STOCK,
+        CRITICAL or LOW (stock_status filters)."""
+        return _view("low_stock_items", LowStockItem, ("sku", "location"),
+                     [("sku", "=", sku), ("location", "=", location), ("stock_status", "=", stock_status)],
+                     limit=limit, offset=offset)
+
+    @_operation
+    def alert_statistics(self) -> _Call[list[AlertStatistics]]:
+        """Reorder alerts counted by status and severity."""
+        return _view("alert_statistics", AlertStatistics, ("status", "severity"))
+
+    @_operation
+    def dashboard(self) -> _Call[Dashboard]:
+        """One row of figures over the caller's locations: items, units, value, alerts, approvals,
+        expiring lots and holds, low stock, last maintenance."""
+        call = _view("dashboard", Dashboard, ("as_of",))
+        return _Call(call.query, call.params, call.row_factory, _first, True)
+
+    @_operation
+    def maintenance_status(self, job: str | None = None) -> _Call[list[MaintenanceStatus]]:
+        """Each maintenance job's last run: start, finish, duration, rows touched, result and lag."""
+        return _view("maintenance_status", MaintenanceStatus, ("job",), [("job", "=", job)])
+
+    @_operation
+    def stock_as_of(self, sku: str, at: datetime, location: str = "main") -> _Call[StockSnapshot]:
+        """The level of `sku` at `location` at the moment `at`, from the ledger: on hand, reserved and
+        available after the last movement at or before it (zeros before the first)."""
+        return _one("stock_as_of", StockSnapshot, {"sku": sku, "location": location, "at": at}, idempotent=True)
+
+    @_operation
+    def refresh_inventory_views(self) -> _Call[ViewsRefresh]:
+        """Refresh the materialized views behind the reports, concurrently (scheduler or an unscoped
+        admin). refreshed is False, at once, while another run is in progress."""
+        return _one("refresh_inventory_views", ViewsRefresh, {}, idempotent=True)
 
     @_operation
     def import_batch(self, kind: str, rows: Sequence[Mapping[str, Any]]) -> _Call[ImportBatch]:

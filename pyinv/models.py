@@ -5,7 +5,7 @@ are (an audit anchor, an import batch's outcome) are TypedDicts: plain dicts wit
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import TypedDict
 
@@ -585,3 +585,167 @@ class LotExpiry(Row):
     holds_released: int
     units_released: Decimal
 
+
+
+# -- reports (issue 13) ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ValuationRow(Row):
+    """A row of inventory_api.inventory_valuation: the value of the units on hand of an item at a
+    location (per lot for a lot-tracked item) at unit cost. `cost_source` says where unit_cost comes
+    from: 'lot', 'item', or None when no cost is known (then `value` is None too)."""
+
+    sku: str
+    location: str
+    lot_number: str | None
+    on_hand: Decimal
+    unit_cost: Decimal | None
+    value: Decimal | None
+    cost_source: str | None
+
+
+@dataclass(frozen=True)
+class MovementSummary(Row):
+    """A row of inventory_api.movement_summary: the movements of the last 90 days of an item at a
+    location. shipped and transferred_out are positive; adjusted is signed; net_change is the change
+    of on_hand over the window."""
+
+    sku: str
+    location: str
+    received: Decimal
+    shipped: Decimal
+    returned: Decimal
+    adjusted: Decimal
+    transferred_in: Decimal
+    transferred_out: Decimal
+    net_change: Decimal
+    movements: int
+    first_movement_at: datetime
+    last_movement_at: datetime
+
+
+@dataclass(frozen=True)
+class HoldsSummary(Row):
+    """A row of inventory_api.active_reservations_summary: the ACTIVE holds of an item at a location
+    (overdue ones, which no longer count, apart), the oldest and when the next lapses."""
+
+    sku: str
+    location: str
+    holds: int
+    units: Decimal
+    overdue_holds: int
+    overdue_units: Decimal
+    oldest_hold_at: datetime | None
+    next_expiry_at: datetime | None
+
+
+@dataclass(frozen=True)
+class LowStockItem(Row):
+    """A row of inventory_api.low_stock_items (as of the last refresh_inventory_views): a level with a
+    stock policy at or below its reorder point. stock_status: OUT_OF_STOCK (available <= 0), CRITICAL
+    (<= safety_stock) or LOW (<= reorder_point)."""
+
+    sku: str
+    location: str
+    on_hand: Decimal
+    reserved: Decimal
+    available: Decimal
+    reorder_point: Decimal
+    safety_stock: Decimal
+    stock_status: str
+    shortfall: Decimal
+    reorder_quantity: Decimal | None
+    max_stock_level: Decimal | None
+    suggested_order_quantity: Decimal | None
+    refreshed_at: datetime
+
+
+@dataclass(frozen=True)
+class AlertStatistics(Row):
+    """A row of inventory_api.alert_statistics: reorder alerts of one status and severity."""
+
+    status: str
+    severity: str
+    alerts: int
+    levels: int
+    oldest_opened_at: datetime
+    latest_opened_at: datetime
+
+
+@dataclass(frozen=True)
+class Dashboard(Row):
+    """The one row of inventory_api.dashboard, over the caller's locations."""
+
+    items: int
+    locations: int
+    units_on_hand: Decimal
+    units_reserved: Decimal
+    inventory_value: Decimal | None
+    open_alerts: int
+    open_reorder_alerts: int
+    open_critical_alerts: int
+    pending_approvals: int
+    expiring_lots: int
+    expired_lots: int
+    holds_expiring_within_hour: int
+    low_stock_items: int
+    last_maintenance_at: datetime | None
+    as_of: datetime
+
+
+@dataclass(frozen=True)
+class MaintenanceStatus(Row):
+    """A row of inventory_api.maintenance_status: a maintenance job's last run (None: it never ran)
+    and the time since it finished (lag)."""
+
+    job: str
+    description: str
+    last_started_at: datetime | None
+    last_finished_at: datetime | None
+    last_duration_ms: Decimal | None
+    last_rows: int | None
+    last_result: str | None
+    lag: timedelta | None
+
+
+@dataclass(frozen=True)
+class StockSnapshot(Row):
+    """What stock_as_of returns: the level as the ledger recorded it at `at` (after movement_id,
+    made at movement_at; both None before the level's first movement, when the quantities are 0).
+    available is on_hand - reserved."""
+
+    sku: str
+    location: str
+    at: datetime
+    on_hand: Decimal
+    reserved: Decimal
+    available: Decimal
+    movement_id: int | None
+    movement_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ViewsRefresh(Row):
+    """What refresh_inventory_views did: refreshed False means another run was in progress and this
+    one returned at once (message says so); views and rows: the materialized views refreshed and the
+    rows they now hold."""
+
+    refreshed: bool
+    views: list[str]
+    rows: int
+    started_at: datetime
+    duration_ms: Decimal
+    message: str
+
+
+@dataclass(frozen=True)
+class MaintenanceLeader(Row):
+    """The maintenance runner that leads (inventory_api.maintenance_leader): since when, its last
+    renewal, until when its lease runs, and whether the lease is current and its session alive."""
+
+    runner_id: str
+    claimed_at: datetime
+    renewed_at: datetime
+    lease_until: datetime
+    is_current: bool

@@ -93,3 +93,16 @@ create type inventory_api.lot_trace as (
   order_ref text, reservation_id bigint, location text, allocated numeric, fulfilled numeric, returned numeric,
   released numeric, hold_status text, reserved_at timestamptz, closed_at timestamptz);
 comment on type inventory_api.lot_trace is 'One hold that took units of a lot (recall trace): allocated, shipped, returned and given back.';
+
+create type inventory_api.stock_snapshot as (
+  sku text, location text, at timestamptz, on_hand numeric, reserved numeric, available numeric,
+  movement_id bigint, movement_at timestamptz);
+comment on type inventory_api.stock_snapshot is 'A stock level as the ledger recorded it at a moment (stock_as_of): on hand, reserved and available (on_hand - reserved) after the last movement of the level at or before it (movement_id, movement_at; null when there was none, and the quantities are 0).';
+
+create type inventory_api.views_refresh as (
+  refreshed boolean, views text[], rows bigint, started_at timestamptz, duration_ms numeric, message text);
+comment on type inventory_api.views_refresh is 'What refresh_inventory_views did: whether it refreshed (false when another run was in progress: it returned at once), the materialized views refreshed, the rows they now hold, when it started and how long it took.';
+
+create type inventory_api.maintenance_leader as (
+  runner_id text, claimed_at timestamptz, renewed_at timestamptz, lease_until timestamptz, is_current boolean);
+comment on type inventory_api.maintenance_leader is 'The maintenance runner that leads: since when, its last renewal, until when its lease runs, and whether it is still current.';

@@ -2,7 +2,7 @@
 -- (every change goes through the SECURITY DEFINER functions, which authorise the caller themselves
 -- and run as the table owner), so the only policies are for reading: the catalogue for anyone with a business
 -- role, stock rows for the locations the caller may see. Tables without a policy have no grants
--- to API roles at all (settings, idempotency_keys, the sealer's state and the maintenance jobs).
+-- to API roles at all (settings, idempotency_keys, the sealer's state, the maintenance runners' leader).
 -- Access grants and the audit log are read through their API views: admins see every row, other
 -- users only their own grants.
 -- Identity functions are called as (select ...) so they run once per statement, not per row.
@@ -15,8 +15,8 @@ begin
   foreach v_table in array array['error_codes', 'settings', 'items', 'locations', 'user_roles', 'stock_levels',
                                  'ledger', 'reservations', 'returns', 'idempotency_keys', 'audit_log',
                                  'audit_chain', 'audit_seal_state', 'audit_seal_cuts', 'maintenance_jobs',
-                                 'reason_codes', 'cycle_counts', 'adjustments', 'stock_policies', 'reorder_alerts',
-                                 'lots', 'lot_levels', 'lot_allocations', 'lot_movements'] loop
+                                 'maintenance_leader', 'reason_codes', 'cycle_counts', 'adjustments', 'stock_policies',
+                                 'reorder_alerts', 'lots', 'lot_levels', 'lot_allocations', 'lot_movements'] loop
     execute pg_catalog.format('alter table inventory.%I enable row level security', v_table);
   end loop;
 end
@@ -58,6 +58,10 @@ create policy user_roles_viewer_select on inventory.user_roles for select to inv
   using (user_id = (select inventory.current_actor()) or (select inventory.is_allowed('admin')));
 create policy audit_log_viewer_select on inventory.audit_log for select to inventory_viewer
   using ((select inventory.is_allowed('admin')));
+create policy maintenance_jobs_viewer_select on inventory.maintenance_jobs for select to inventory_viewer
+  using ((select inventory.has_any_role()));
+create policy maintenance_jobs_scheduler_select on inventory.maintenance_jobs for select to inventory_scheduler
+  using (true);
 create policy audit_chain_viewer_select on inventory.audit_chain for select to inventory_viewer
   using ((select inventory.is_allowed('admin')));
 
@@ -75,4 +79,6 @@ comment on policy stock_policies_viewer_select on inventory.stock_policies is 'O
 comment on policy reorder_alerts_viewer_select on inventory.reorder_alerts is 'Only alerts at the locations the caller may see.';
 comment on policy user_roles_viewer_select on inventory.user_roles is 'Admins (unscoped) see every grant; other users their own.';
 comment on policy audit_log_viewer_select on inventory.audit_log is 'Only unscoped admins read the audit log.';
+comment on policy maintenance_jobs_viewer_select on inventory.maintenance_jobs is 'Maintenance jobs and their last runs are visible to anyone holding a business role.';
+comment on policy maintenance_jobs_scheduler_select on inventory.maintenance_jobs is 'The scheduler (which runs the jobs) sees them all.';
 comment on policy audit_chain_viewer_select on inventory.audit_chain is 'Only unscoped admins read the audit chain.';

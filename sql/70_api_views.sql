@@ -195,6 +195,182 @@ create view inventory_api.lot_allocations with (security_invoker = true) as
 
 comment on view inventory_api.lot_allocations is 'Which lots each hold of a lot-tracked item takes its units from (first expiring first out): allocated, shipped (fulfilled), given back (released: cancelled, expired or moved to another lot) and returned.';
 
+-- Reports (issue 13). Every one reads the tables as the caller, so each shows only the caller's
+-- locations; low_stock_items reads a private materialized view through inventory.low_stock_rows(),
+-- which applies the same rule.
+create view inventory_api.inventory_valuation with (security_invoker = true) as
+  select i.sku, l.code as location, null::text as lot_number, s.on_hand, i.unit_cost,
+         s.on_hand * i.unit_cost as value, case when i.unit_cost is not null then 'item' end as cost_source
+    from inventory.stock_levels s
+    join inventory.items i on i.item_id = s.item_id
+    join inventory.locations l on l.location_id = s.location_id
+   where not s.track_lots and s.on_hand <> 0 and i.deleted_at is null
+  union all
+  select i.sku, l.code, t.lot_number, ll.on_hand, coalesce(t.unit_cost, i.unit_cost),
+         ll.on_hand * coalesce(t.unit_cost, i.unit_cost),
+         case when t.unit_cost is not null then 'lot' when i.unit_cost is not null then 'item' end
+    from inventory.lot_levels ll
+    join inventory.lots t on t.lot_id = ll.lot_id
+    join inventory.items i on i.item_id = ll.item_id
+    join inventory.locations l on l.location_id = ll.location_id
+   where ll.on_hand <> 0 and i.deleted_at is null;
+
+comment on view inventory_api.inventory_valuation is 'Value of the stock on hand at unit cost: one row per item and location, or per lot and location for lot-tracked items (at the lot''s own unit cost, else the item''s). value is null where no cost is known.';
+comment on column inventory_api.inventory_valuation.sku is 'SKU of the item.';
+comment on column inventory_api.inventory_valuation.location is 'Code of the location.';
+comment on column inventory_api.inventory_valuation.lot_number is 'The lot, for a lot-tracked item; null otherwise.';
+comment on column inventory_api.inventory_valuation.on_hand is 'Units physically present (of the lot, for a lot-tracked item); held units included.';
+comment on column inventory_api.inventory_valuation.unit_cost is 'Unit cost used: the lot''s unit_cost when it has one, else the item''s moving-average unit_cost; null when neither is known.';
+comment on column inventory_api.inventory_valuation.value is 'on_hand * unit_cost (exact); null when no cost is known.';
+comment on column inventory_api.inventory_valuation.cost_source is 'Where unit_cost comes from: lot, item, or null (unknown).';
+
+create view inventory_api.movement_summary with (security_invoker = true) as
+  select i.sku, l.code as location, g.received, g.shipped, g.returned, g.adjusted, g.transferred_in,
+         g.transferred_out, g.net_change, g.movements, g.first_movement_at, g.last_movement_at
+    from (select g.item_id, g.location_id,
+                 coalesce(pg_catalog.sum(g.on_hand_delta) filter (where g.movement_type = 'RECEIVE'), 0) as received,
+                 coalesce(-(pg_catalog.sum(g.on_hand_delta) filter (where g.movement_type = 'SHIP')), 0) as shipped,
+                 coalesce(pg_catalog.sum(g.on_hand_delta) filter (where g.movement_type = 'RETURN'), 0) as returned,
+                 coalesce(pg_catalog.sum(g.on_hand_delta) filter (where g.movement_type = 'ADJUST'), 0) as adjusted,
+                 coalesce(pg_catalog.sum(g.on_hand_delta) filter (where g.movement_type = 'TRANSFER_IN'), 0)
+                   as transferred_in,
+                 coalesce(-(pg_catalog.sum(g.on_hand_delta) filter (where g.movement_type = 'TRANSFER_OUT')), 0)
+                   as transferred_out,
+                 pg_catalog.sum(g.on_hand_delta) as net_change, pg_catalog.count(*) as movements,
+                 pg_catalog.min(g.created_at) as first_movement_at, pg_catalog.max(g.created_at) as last_movement_at
+            from inventory.ledger g
+           where g.created_at >= pg_catalog.now() - interval '90 days'
+           group by g.item_id, g.location_id) g
+    join inventory.items i on i.item_id = g.item_id
+    join inventory.locations l on l.location_id = g.location_id;
+
+comment on view inventory_api.movement_summary is 'Movements of the last 90 days per item and location: units received, shipped, returned, adjusted (net, signed), transferred in and out, and the net change of on_hand (received - shipped + returned + adjusted + transferred_in - transferred_out). Levels without a movement in the window are left out.';
+comment on column inventory_api.movement_summary.sku is 'SKU of the item.';
+comment on column inventory_api.movement_summary.location is 'Code of the location.';
+comment on column inventory_api.movement_summary.received is 'Units received (RECEIVE movements).';
+comment on column inventory_api.movement_summary.shipped is 'Units shipped (SHIP movements), as a positive number.';
+comment on column inventory_api.movement_summary.returned is 'Units restocked by customer returns (RETURN movements).';
+comment on column inventory_api.movement_summary.adjusted is 'Net units added (positive) or removed (negative) by adjustments, counts, lot write-offs and direct changes (ADJUST movements).';
+comment on column inventory_api.movement_summary.transferred_in is 'Units that arrived from other locations (TRANSFER_IN movements).';
+comment on column inventory_api.movement_summary.transferred_out is 'Units sent to other locations (TRANSFER_OUT movements), as a positive number.';
+comment on column inventory_api.movement_summary.net_change is 'Change of on_hand over the window: the sum of every movement''s on_hand_delta.';
+comment on column inventory_api.movement_summary.movements is 'Ledger movements in the window, of every type (holds made, released and expired included).';
+comment on column inventory_api.movement_summary.first_movement_at is 'Time of the first movement in the window.';
+comment on column inventory_api.movement_summary.last_movement_at is 'Time of the last movement in the window.';
+
+create view inventory_api.active_reservations_summary with (security_invoker = true) as
+  select i.sku, l.code as location, r.holds, r.units, r.overdue_holds, r.overdue_units, r.oldest_hold_at,
+         r.next_expiry_at
+    from (select r.item_id, r.location_id,
+                 pg_catalog.count(*) filter (where not o.overdue) as holds,
+                 coalesce(pg_catalog.sum(r.quantity - r.quantity_fulfilled) filter (where not o.overdue), 0) as units,
+                 pg_catalog.count(*) filter (where o.overdue) as overdue_holds,
+                 coalesce(pg_catalog.sum(r.quantity - r.quantity_fulfilled) filter (where o.overdue), 0)
+                   as overdue_units,
+                 pg_catalog.min(r.created_at) filter (where not o.overdue) as oldest_hold_at,
+                 pg_catalog.min(r.expires_at) filter (where not o.overdue) as next_expiry_at
+            from inventory.reservations r
+            cross join lateral (select coalesce(r.expires_at <= pg_catalog.now(), false) as overdue) o
+           where r.status = 'ACTIVE'
+           group by r.item_id, r.location_id) r
+    join inventory.items i on i.item_id = r.item_id
+    join inventory.locations l on l.location_id = r.location_id;
+
+comment on view inventory_api.active_reservations_summary is 'ACTIVE holds per item and location: how many and how many units they hold, the oldest and the next to expire; overdue holds (past expires_at, no longer counting, not yet swept) are counted apart.';
+comment on column inventory_api.active_reservations_summary.sku is 'SKU of the item held.';
+comment on column inventory_api.active_reservations_summary.location is 'Code of the location.';
+comment on column inventory_api.active_reservations_summary.holds is 'ACTIVE holds that are not overdue.';
+comment on column inventory_api.active_reservations_summary.units is 'Units they hold (quantity - quantity_fulfilled).';
+comment on column inventory_api.active_reservations_summary.overdue_holds is 'ACTIVE holds past expires_at: they no longer count and wait for expire_reservations.';
+comment on column inventory_api.active_reservations_summary.overdue_units is 'Units of the overdue holds.';
+comment on column inventory_api.active_reservations_summary.oldest_hold_at is 'When the oldest hold that is not overdue was made.';
+comment on column inventory_api.active_reservations_summary.next_expiry_at is 'When the next hold lapses; null when none of them expires.';
+
+create view inventory_api.low_stock_items with (security_invoker = true) as
+  select m.sku, m.location, m.on_hand, m.reserved, m.available, m.reorder_point, m.safety_stock, m.stock_status,
+         m.shortfall, m.reorder_quantity, m.max_stock_level, m.suggested_order_quantity, m.refreshed_at
+    from inventory.low_stock_rows() m;
+
+comment on view inventory_api.low_stock_items is 'Levels with a stock policy at or below their reorder point, as of the last refresh_inventory_views (refreshed_at): stock_status OUT_OF_STOCK (available <= 0), CRITICAL (available <= safety_stock) or LOW (available <= reorder_point).';
+comment on column inventory_api.low_stock_items.sku is 'SKU of the item.';
+comment on column inventory_api.low_stock_items.location is 'Code of the location.';
+comment on column inventory_api.low_stock_items.on_hand is 'Units physically present at the refresh.';
+comment on column inventory_api.low_stock_items.reserved is 'Units held at the refresh.';
+comment on column inventory_api.low_stock_items.available is 'Units a new hold could take at the refresh (as inventory_api.stock_levels shows them).';
+comment on column inventory_api.low_stock_items.reorder_point is 'The policy''s reorder point.';
+comment on column inventory_api.low_stock_items.safety_stock is 'The policy''s safety stock.';
+comment on column inventory_api.low_stock_items.stock_status is 'OUT_OF_STOCK (available <= 0), CRITICAL (available <= safety_stock) or LOW (available <= reorder_point); the first that holds.';
+comment on column inventory_api.low_stock_items.shortfall is 'reorder_point - available: units below the reorder point (0 when exactly at it).';
+comment on column inventory_api.low_stock_items.reorder_quantity is 'The policy''s fixed order quantity, if any.';
+comment on column inventory_api.low_stock_items.max_stock_level is 'The policy''s maximum level, if any.';
+comment on column inventory_api.low_stock_items.suggested_order_quantity is 'Units to order: the reorder quantity, else up to the maximum level; null when the policy gives neither.';
+comment on column inventory_api.low_stock_items.refreshed_at is 'When the row was computed (the last refresh_inventory_views).';
+
+create view inventory_api.alert_statistics with (security_invoker = true) as
+  select a.status, a.severity, pg_catalog.count(*) as alerts,
+         pg_catalog.count(distinct (a.item_id, a.location_id)) as levels,
+         pg_catalog.min(a.opened_at) as oldest_opened_at, pg_catalog.max(a.opened_at) as latest_opened_at
+    from inventory.reorder_alerts a
+   group by a.status, a.severity;
+
+comment on view inventory_api.alert_statistics is 'Reorder alerts counted by status (OPEN, ACKNOWLEDGED, RESOLVED, DISMISSED) and severity (REORDER, CRITICAL); combinations without an alert are left out.';
+comment on column inventory_api.alert_statistics.status is 'OPEN, ACKNOWLEDGED, RESOLVED or DISMISSED.';
+comment on column inventory_api.alert_statistics.severity is 'REORDER or CRITICAL.';
+comment on column inventory_api.alert_statistics.alerts is 'Alerts with this status and severity.';
+comment on column inventory_api.alert_statistics.levels is 'Distinct levels (item and location) they concern.';
+comment on column inventory_api.alert_statistics.oldest_opened_at is 'When the oldest of them opened.';
+comment on column inventory_api.alert_statistics.latest_opened_at is 'When the latest of them opened.';
+
+create view inventory_api.maintenance_status with (security_invoker = true) as
+  select j.job, j.description, j.last_started_at, j.last_finished_at, j.last_duration_ms, j.last_rows, j.last_result,
+         pg_catalog.now() - j.last_finished_at as lag
+    from inventory.maintenance_jobs j;
+
+comment on view inventory_api.maintenance_status is 'Each maintenance job''s last run: when it started and finished, how long it took, rows touched, its result, and the time since (lag; null when it never ran).';
+comment on column inventory_api.maintenance_status.lag is 'Time since the last run finished (now() - last_finished_at); null when the job never ran.';
+
+create view inventory_api.dashboard with (security_invoker = true) as
+  select (select pg_catalog.count(*) from inventory.items i where i.deleted_at is null) as items,
+         (select pg_catalog.count(*) from inventory.locations l) as locations,
+         s.units_on_hand, s.units_reserved,
+         (select pg_catalog.sum(v.value) from inventory_api.inventory_valuation v) as inventory_value,
+         a.open_alerts, a.open_reorder_alerts, a.open_critical_alerts,
+         (select pg_catalog.count(*) from inventory.adjustments d where d.status = 'PENDING') as pending_approvals,
+         e.expiring_lots, e.expired_lots,
+         (select pg_catalog.count(*) from inventory.reservations r
+           where r.status = 'ACTIVE' and r.expires_at > pg_catalog.now()
+             and r.expires_at <= pg_catalog.now() + interval '1 hour') as holds_expiring_within_hour,
+         (select pg_catalog.count(*) from inventory_api.low_stock_items k) as low_stock_items,
+         (select pg_catalog.max(j.last_finished_at) from inventory.maintenance_jobs j) as last_maintenance_at,
+         pg_catalog.now() as as_of
+    from (select coalesce(pg_catalog.sum(s.on_hand), 0) as units_on_hand,
+                 coalesce(pg_catalog.sum(s.reserved), 0) as units_reserved
+            from inventory.stock_levels s) s,
+         (select pg_catalog.count(*) as open_alerts,
+                 pg_catalog.count(*) filter (where a.severity = 'REORDER') as open_reorder_alerts,
+                 pg_catalog.count(*) filter (where a.severity = 'CRITICAL') as open_critical_alerts
+            from inventory.reorder_alerts a where a.status in ('OPEN', 'ACKNOWLEDGED')) a,
+         (select pg_catalog.count(*) filter (where x.expiry_status <> 'EXPIRED') as expiring_lots,
+                 pg_catalog.count(*) filter (where x.expiry_status = 'EXPIRED') as expired_lots
+            from inventory_api.expiring_lots x) e;
+
+comment on view inventory_api.dashboard is 'One row of figures over the caller''s locations: items, locations, units on hand and reserved, stock value, open reorder alerts by severity, adjustments waiting for approval, expiring and expired lots, holds lapsing within the hour, low-stock levels (as of the last refresh) and the last maintenance run.';
+comment on column inventory_api.dashboard.items is 'Live items in the catalogue.';
+comment on column inventory_api.dashboard.locations is 'Locations the caller may see.';
+comment on column inventory_api.dashboard.units_on_hand is 'Units physically present, over every item and location.';
+comment on column inventory_api.dashboard.units_reserved is 'Units held by ACTIVE holds (overdue ones not yet swept included).';
+comment on column inventory_api.dashboard.inventory_value is 'Value of the stock on hand at unit cost (the sum of inventory_valuation; units without a known cost left out).';
+comment on column inventory_api.dashboard.open_alerts is 'Reorder alerts OPEN or ACKNOWLEDGED.';
+comment on column inventory_api.dashboard.open_reorder_alerts is 'Open alerts of severity REORDER.';
+comment on column inventory_api.dashboard.open_critical_alerts is 'Open alerts of severity CRITICAL.';
+comment on column inventory_api.dashboard.pending_approvals is 'Adjustments PENDING an admin''s approval.';
+comment on column inventory_api.dashboard.expiring_lots is 'Lots (per location) with stock that expire within 30 days (expiring_lots: EXPIRING_SOON or EXPIRING).';
+comment on column inventory_api.dashboard.expired_lots is 'Lots (per location) with stock past their expiry date, not written off yet (expiring_lots: EXPIRED).';
+comment on column inventory_api.dashboard.holds_expiring_within_hour is 'ACTIVE holds that lapse within the next hour.';
+comment on column inventory_api.dashboard.low_stock_items is 'Levels at or below their reorder point as of the last refresh (low_stock_items).';
+comment on column inventory_api.dashboard.last_maintenance_at is 'When the last maintenance job run finished (maintenance_status).';
+comment on column inventory_api.dashboard.as_of is 'When the figures were computed.';
+
 -- Columns computed or renamed by the views, described here; every other column of a view carries
 -- the comment of the table column it shows (copied below), so each column is described once.
 comment on column inventory_api.stock_levels.sku is 'SKU of the item.';

@@ -120,3 +120,16 @@ end;
 comment on function inventory_api.verify_inventory(jsonb) is
 'List every broken invariant; no rows means the books balance.
 Checks: stock levels equal their ledger sums, the ledger is continuous and its hash chains intact, reserved equals active holds, nothing negative or oversold, returns equal what the holds record as returned. With an anchor (from audit_anchor), also that no ledger movement it covers was rewritten or deleted.';
+
+create function inventory_api.stock_as_of(sku text, location text default 'main',
+                                          at timestamptz default pg_catalog.now())
+returns inventory_api.stock_snapshot
+language sql stable
+set search_path = ''
+begin atomic
+  select * from inventory.stock_as_of(stock_as_of.sku, stock_as_of.location, stock_as_of.at);
+end;
+
+comment on function inventory_api.stock_as_of(text, text, timestamptz) is
+'The stock of an item at a location at a past moment, from the ledger: on hand, reserved and available (on_hand - reserved) after the last movement of the level at or before at (by transaction time), with that movement''s id and time; 0 before the first movement.
+Needs the viewer role at the location. Holds that were overdue then still count as reserved (the ledger records them until they were swept).';

@@ -71,3 +71,62 @@ end;
 comment on function inventory_api.expire_inventory_lots() is
 'Write off the units of lots past their expiry date (ADJUST movements of reason expired), once per lot; their open holds move to other sellable lots or are released (counted in the result).
 Run daily by the scheduler (or an unscoped admin). Raises BUSY (55P03) while another run is in progress.';
+
+create function inventory_api.refresh_inventory_views()
+returns inventory_api.views_refresh
+language sql volatile
+set search_path = ''
+begin atomic
+  select * from inventory.refresh_inventory_views();
+end;
+
+comment on function inventory_api.refresh_inventory_views() is
+'Refresh every materialized view behind the reports (low_stock_items) concurrently: readers are never blocked and see the old rows until it commits.
+Self-locking through a lock only pyinv can take: while a run is in progress another returns at once with refreshed false. Records its run in maintenance_status (scheduler or an unscoped admin; every 5 minutes).';
+
+create function inventory_api.claim_maintenance_lease(runner_id text, lease_seconds integer default 5)
+returns boolean
+language sql volatile
+set search_path = ''
+begin atomic
+  select inventory.claim_maintenance_lease(claim_maintenance_lease.runner_id, claim_maintenance_lease.lease_seconds);
+end;
+
+comment on function inventory_api.claim_maintenance_lease(text, integer) is
+'Take or renew the lead of the maintenance runners for lease_seconds (1-3600); true when runner_id leads.
+A runner takes over when the leader''s lease ran out or its session is gone. Renew well within the lease (pyinv maintain: every second, lease 5 s); only the scheduler and unscoped admins may claim it.';
+
+create function inventory_api.release_maintenance_lease(runner_id text)
+returns boolean
+language sql volatile
+set search_path = ''
+begin atomic
+  select inventory.release_maintenance_lease(release_maintenance_lease.runner_id);
+end;
+
+comment on function inventory_api.release_maintenance_lease(text) is
+'Give up the lead (a runner shutting down cleanly), so that another runner takes over at its next claim; false when runner_id did not lead.';
+
+create function inventory_api.maintenance_leader()
+returns setof inventory_api.maintenance_leader
+language sql stable
+set search_path = ''
+begin atomic
+  select * from inventory.maintenance_leader();
+end;
+
+comment on function inventory_api.maintenance_leader() is
+'The maintenance runner that leads or led last (no row: none since the last clean shutdown); is_current says whether its lease is current and its session alive.';
+
+create function inventory_api.record_maintenance_run(job text, rows_touched bigint, duration interval default null,
+                                                     result text default 'ok')
+returns void
+language sql volatile
+set search_path = ''
+begin atomic
+  select inventory.record_maintenance_run(record_maintenance_run.job, record_maintenance_run.rows_touched,
+                                          record_maintenance_run.duration, record_maintenance_run.result);
+end;
+
+comment on function inventory_api.record_maintenance_run(text, bigint, interval, text) is
+'Record a run of a maintenance job that does not record itself (expire_reservations, audit_anchor) or ran in several batches, as maintenance_status shows it: rows touched, how long (default: since the transaction began) and its result.';

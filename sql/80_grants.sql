@@ -72,6 +72,15 @@ grant execute on function
   inventory_api.audit_anchor(numeric), inventory.take_anchor(numeric)
   to inventory_admin, inventory_scheduler;
 
+-- The maintenance runners' lead and their record of runs (pyinv maintain).
+grant execute on function
+  inventory_api.claim_maintenance_lease(text, integer), inventory.claim_maintenance_lease(text, integer),
+  inventory_api.release_maintenance_lease(text), inventory.release_maintenance_lease(text),
+  inventory_api.maintenance_leader(), inventory.maintenance_leader(),
+  inventory_api.record_maintenance_run(text, bigint, interval, text),
+  inventory.record_maintenance_run(text, bigint, interval, text)
+  to inventory_admin, inventory_scheduler;
+
 -- Stock control.
 revoke all on inventory.reason_codes, inventory.adjustments, inventory.cycle_counts, inventory.stock_policies,
               inventory.reorder_alerts from public;
@@ -123,4 +132,23 @@ grant execute on function
   inventory_api.set_lot_status(text, text, text, boolean, text), inventory.set_lot_status(text, text, text, boolean, text)
   to inventory_admin;
 grant execute on function inventory_api.expire_inventory_lots(), inventory.expire_inventory_lots()
+  to inventory_admin, inventory_scheduler;
+-- Reports (issue 13): readers see the reports of their locations; the materialized view behind
+-- low_stock_items is never granted (it cannot have row level security): they read it through
+-- inventory.low_stock_rows(), which keeps their locations. The maintenance jobs are readable (a row
+-- lock needs UPDATE, which no role has) by readers and the scheduler, through maintenance_status.
+revoke all on inventory.mv_low_stock_items, inventory.maintenance_jobs from public;
+revoke all on inventory_api.inventory_valuation, inventory_api.movement_summary,
+              inventory_api.active_reservations_summary, inventory_api.low_stock_items, inventory_api.alert_statistics,
+              inventory_api.dashboard, inventory_api.maintenance_status from public;
+grant select on inventory.maintenance_jobs to inventory_viewer, inventory_scheduler;
+grant select on inventory_api.inventory_valuation, inventory_api.movement_summary,
+                inventory_api.active_reservations_summary, inventory_api.low_stock_items,
+                inventory_api.alert_statistics, inventory_api.dashboard, inventory_api.maintenance_status
+  to inventory_viewer;
+grant select on inventory_api.maintenance_status to inventory_scheduler;
+grant execute on function inventory.low_stock_rows() to inventory_viewer;
+grant execute on function inventory_api.stock_as_of(text, text, timestamptz),
+  inventory.stock_as_of(text, text, timestamptz) to inventory_viewer;
+grant execute on function inventory_api.refresh_inventory_views(), inventory.refresh_inventory_views()
   to inventory_admin, inventory_scheduler;

@@ -176,8 +176,8 @@ def test_the_connection_options_reach_the_client(catalogue: Inventory, run: Run,
 
 def test_help_groups_commands_by_section_with_an_example_each() -> None:
     out = CliRunner().invoke(cli, ["--help"], terminal_width=100).stdout
-    for section in ("Stock", "Orders", "Catalogue", "Stock control", "Audit & maintenance", "Users", "Database",
-                    "Try it"):
+    for section in ("Stock", "Orders", "Catalogue", "Stock control", "Reports", "Audit & maintenance", "Users",
+                    "Database", "Try it"):
         assert f"\n{section}:\n" in out, section
     assert not [line for line in out.splitlines() if "..." in line and "Usage:" not in line]  # nothing cut off
     ctx = click.Context(cli)

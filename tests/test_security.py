@@ -92,20 +92,30 @@ CALLS: dict[str, tuple[str, dict[str, Any]]] = {
     "trace_lot": ("trace_lot", {"sku": "LOT-1", "lot_number": "L1"}),
     "set_lot_status": ("set_lot_status", {"sku": "LOT-1", "lot_number": "L1", "quarantined": True}),
     "expire_inventory_lots": ("expire_inventory_lots", {}),
+    # the maintenance runners' lead and their record of runs (issue 13)
+    "claim_maintenance_lease": ("claim_maintenance_lease", {"runner_id": "matrix", "lease_seconds": 5}),
+    "maintenance_leader": ("maintenance_leader", {}),
+    "release_maintenance_lease": ("release_maintenance_lease", {"runner_id": "matrix"}),
+    "record_maintenance_run": ("record_maintenance_run", {"job": "expire_reservations", "rows_touched": 0}),
+    # reporting (issue 13, branch i13-reporting)
+    "stock_as_of_main": ("stock_as_of", {"sku": "A1"}),
+    "stock_as_of_east": ("stock_as_of", {"sku": "A1", "location": "east"}),
+    "refresh_inventory_views": ("refresh_inventory_views", {}),
 }
 # Maintenance (what inventory_scheduler may run) is never exposed to PostgREST's users.
 MAINTENANCE = {"expire_reservations", "seal_audit_log", "check_reorder_points", "audit_anchor",
-               "expire_inventory_lots"}
+               "expire_inventory_lots", "claim_maintenance_lease", "maintenance_leader", "release_maintenance_lease",
+               "record_maintenance_run", "refresh_inventory_views"}
 ALLOWED = {
     # (db role, sub): calls that succeed; every other call fails with 42501
     ("authenticated", "u-admin"): set(CALLS) - MAINTENANCE,
     ("authenticated", "u-clerk-main"): {"schema_version", "receive_main", "reserve_main", "reserve_order_main",
                                         "fulfill_main", "cancel_main", "return_main", "validate_main",
-                                        "adjust_main", "count_main", "alert_main", "trace_lot"},
+                                        "adjust_main", "count_main", "alert_main", "trace_lot", "stock_as_of_main"},
     ("authenticated", "u-clerk-east"): {"schema_version", "receive_east", "reserve_east", "validate_east",
-                                        "adjust_east", "trace_lot"},
+                                        "adjust_east", "trace_lot", "stock_as_of_east"},
     ("authenticated", "u-reader"): {"schema_version", "validate_main", "validate_east", "verify_inventory",
-                                    "trace_lot"},
+                                    "trace_lot", "stock_as_of_main", "stock_as_of_east"},
     ("authenticated", "u-nobody"): {"schema_version"},
     ("anon", None): set(),
     ("service_role", None): set(CALLS),
@@ -120,7 +130,7 @@ def test_role_by_function_matrix(gateway, role: str, sub: str | None, db) -> Non
     client = gateway(role, sub)
     for name, (function, arguments) in CALLS.items():
         read_only = function in ("validate_stock", "verify_inventory", "verify_audit_chain", "schema_version",
-                                 "trace_lot")
+                                 "trace_lot", "maintenance_leader", "stock_as_of")
         if name in ALLOWED[(role, sub)]:
             client.rpc(function, read_only=read_only, **arguments)
         else:
@@ -345,7 +355,7 @@ def test_every_table_has_rls_and_views_are_security_invoker(db) -> None:
                         where a.grantee in (select oid from pg_roles where rolname in
                           ('inventory_viewer', 'inventory_operator', 'inventory_admin', 'authenticated', 'anon')))
           from pg_class c where c.relnamespace = 'inventory'::regnamespace and c.relkind = 'r'""").fetchall()
-    assert len(tables) == 24
+    assert len(tables) == 25  # 24 + maintenance_leader (issue 13)
     for name, rls, forced, policies, granted in tables:
         assert rls and not forced, name
         assert policies > 0 or not granted, f"{name}: granted to an API role without a policy"
@@ -374,18 +384,21 @@ def test_functions_created_later_inherit_no_grants(db) -> None:
                                           (grantee, f"{schema}.later()")).fetchone()[0], (creator, schema, grantee)
 
 
-def test_readers_run_read_only_and_writers_are_volatile(db) -> None:
+def test_readers_run_read_only_and_writers_are_volatile(db, catalogue: Inventory) -> None:
     rows = db.execute("""
         select p.proname, p.provolatile from pg_proc p
          where p.pronamespace = 'inventory_api'::regnamespace""").fetchall()
     readers = {name for name, volatility in rows if volatility == "s"}
-    assert readers == {"validate_stock", "verify_inventory", "verify_audit_chain", "schema_version", "trace_lot"}
+    assert readers == {"validate_stock", "verify_inventory", "verify_audit_chain", "schema_version", "trace_lot",
+                       "maintenance_leader", "stock_as_of"}
     with db.transaction(force_rollback=True):
         db.execute("set transaction read only")
         db.execute("select * from inventory_api.schema_version()")
+        db.execute("select * from inventory_api.stock_as_of(sku => 'A1')")
         db.execute("select * from inventory_api.validate_stock(sku => 'A1', quantity => 1)")
         db.execute("select * from inventory_api.verify_inventory()")
         db.execute("select * from inventory_api.verify_audit_chain()")
+        db.execute("select * from inventory_api.maintenance_leader()")
     with db.transaction(force_rollback=True):
         db.execute("set transaction read only")
         with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
@@ -436,7 +449,9 @@ def test_plpgsql_check_finds_nothing(db) -> None:
 
 
 @pytest.mark.parametrize("view", ["reason_codes", "adjustments", "cycle_counts", "stock_policies", "reorder_alerts",
-                                  "reorder_recommendations"])
+                                  "reorder_recommendations", "inventory_valuation", "movement_summary",
+                                  "active_reservations_summary", "low_stock_items", "alert_statistics",
+                                  "maintenance_status"])
 def test_gateway_users_read_the_stock_control_views(gateway, view: str) -> None:
     admin, nobody = gateway("authenticated", "u-admin"), gateway("authenticated", "u-nobody")
     assert isinstance(admin.select(view), list)

@@ -8,9 +8,10 @@ what kind of failure it was (context.EXIT_CODES, the one table of them).
 The root group and the registration of every command family, by help section, live here; the
 families are database (db, migrate, sql), catalogue (item, location, user), orders (receive ...
 return, stock, validate, reservations, returns, movements), stock_control (adjust, approve,
-adjustments, count, counts, transfer, policy, alerts), lots (lots, lot, trace, expire-lots), maintenance
-(verify, expire, audit, import), demo, and the benchmark (pyinv.bench.command, imported only when it is
-run or listed). The shared machinery is in context, output and params.
+adjustments, count, counts, transfer, policy, alerts), lots (lots, lot, trace, expire-lots), reports
+(dashboard, reports, stock-as-of, refresh-views), maintenance (verify, expire, audit, import, maintain,
+status, schedule), demo, and the benchmark (pyinv.bench.command, imported only when it is run or
+listed). The shared machinery is in context, output and params.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections.abc import Sequence
 import click
 
 from .. import __version__
-from . import catalogue, database, demo, lots, maintenance, orders, stock_control
+from . import catalogue, database, demo, lots, maintenance, orders, reports, stock_control
 from .context import (
     EXIT_CODES,
     EXIT_INTERNAL,
@@ -137,10 +138,18 @@ cli.add_command(lots.lots, section="Lots")
 cli.add_command(lots.lot, section="Lots")
 cli.add_command(lots.trace, section="Lots")
 cli.add_command(lots.expire_lots, section="Lots")
+# Reports.
+cli.add_command(reports.dashboard, section="Reports")
+cli.add_command(reports.reports, section="Reports")
+cli.add_command(reports.stock_as_of, section="Reports")
 # Audit and maintenance.
+cli.add_command(reports.refresh_views, section="Audit & maintenance")
 cli.add_command(maintenance.verify, section="Audit & maintenance")
 cli.add_command(maintenance.expire, section="Audit & maintenance")
 cli.add_command(maintenance.audit, section="Audit & maintenance")
+cli.add_command(maintenance.maintain, section="Audit & maintenance")
+cli.add_command(maintenance.status, section="Audit & maintenance")
+cli.add_command(maintenance.schedule, section="Audit & maintenance")
 # Users.
 cli.add_command(catalogue.user, section="Users")
 # The embedded server, the migrations and the SQL bundle.

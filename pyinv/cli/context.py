@@ -69,6 +69,7 @@ _CODE_EXITS: dict[str, int] = {
     "ABORTED": EXIT_VIOLATIONS,
     "CONNECTION_FAILED": EXIT_RETRY,
     "ALREADY_EXISTS": EXIT_REFUSED,
+    "PG_CRON_UNAVAILABLE": EXIT_REFUSED,
     "MIGRATION_REQUIRED": EXIT_INTERNAL,
     "EMBEDDED_SERVER_FAILED": EXIT_INTERNAL,
     "INTERNAL_ERROR": EXIT_INTERNAL,
@@ -287,8 +288,8 @@ def _wants_json(args: Sequence[str]) -> bool:
 
 # -- help: commands grouped by section, each with an example --------------------------------------------------
 
-SECTIONS = ("Stock", "Orders", "Catalogue", "Stock control", "Lots", "Audit & maintenance", "Users", "Database",
-            "Try it")
+SECTIONS = ("Stock", "Orders", "Catalogue", "Stock control", "Lots", "Reports", "Audit & maintenance", "Users",
+            "Database", "Try it")
 
 
 def example(*lines: str) -> Callable[[click.Command], click.Command]:

@@ -1,16 +1,21 @@
 """Maintenance and checks: verify the books, expire holds, the audit log and its chain (`audit`), bulk
-`import`."""
+`import`, the maintenance runner (`maintain`, `status`) and its pg_cron registration (`schedule`)."""
 
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Callable
 from contextlib import nullcontext
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import click
 
+from .. import maintenance as runner
+from ..errors import PermissionDenied
 from .context import (
     EXIT_VIOLATIONS,
     CliError,
@@ -25,8 +30,11 @@ from .context import (
 from .output import (
     AUDIT_BREAK_COLUMNS,
     AUDIT_COLUMNS,
+    CRON_COLUMNS,
     IMPORT_REJECT_COLUMNS,
+    MAINTENANCE_STATUS_COLUMNS,
     VIOLATION_COLUMNS,
+    format_cell,
     plain,
     progress,
     to_json,
@@ -216,3 +224,136 @@ def import_command(path: Path, kind: str | None, batch_size: int) -> None:
             print_table(list(report.rejected), IMPORT_REJECT_COLUMNS)
     if report.rejected:
         click.get_current_context().exit(EXIT_VIOLATIONS)
+
+
+# -- the maintenance runner ------------------------------------------------------------------------------------
+
+
+class IntervalType(click.ParamType):
+    """JOB=DURATION (90s, 5m, 1h, 1d, or off)."""
+
+    name = "JOB=DURATION"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[str, Any]:
+        if isinstance(value, tuple):
+            return value
+        job, sep, duration = str(value).partition("=")
+        if not sep or job not in runner.DEFAULT_INTERVALS:
+            self.fail(f"{value!r} is not JOB=DURATION with JOB one of {', '.join(runner.JOBS)}", param, ctx)
+        try:
+            return job, runner.parse_interval(duration)
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
+
+
+def _settings(config: Path | None, every: tuple[tuple[str, Any], ...], **overrides: Any) -> runner.Settings:
+    try:
+        return runner.load_settings(config, dict(every), **overrides)
+    except (ValueError, OSError) as error:  # tomllib.TOMLDecodeError is a ValueError
+        raise click.UsageError(str(error)) from None
+
+
+def _runner_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    function = click.option("--config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                            help="A TOML file: [maintain] lease_seconds, anchor_dir, ... and "
+                                 "[maintain.intervals] job = \"5m\".")(function)
+    defaults = ", ".join(f"{job} {runner.human(interval)}" for job, interval in runner.DEFAULT_INTERVALS.items())
+    return click.option("--every", "every", multiple=True, type=IntervalType(), metavar="JOB=DURATION",
+                        help="A job's interval, e.g. --every refresh_inventory_views=10m (off: never); "
+                             f"repeatable. Defaults: {defaults} (audit_anchor only with --anchor-dir).")(function)
+
+
+@example("pyinv maintain", "pyinv maintain --once --json", "pyinv maintain --anchor-dir /var/lib/pyinv/anchors")
+@click.command()
+@click.option("--once", is_flag=True,
+              help="Run every due job once and exit (cron, CI); a runner that does not lead runs nothing.")
+@_runner_options
+@click.option("--anchor-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Also take an audit anchor (daily by default) into a new file in this directory.")
+@click.option("--lease", "lease_seconds", type=click.IntRange(1, 3600),
+              help="Seconds a runner leads without renewing (default 5): how soon another takes over "
+                   "when it dies.")
+@click.option("--renew", "renew_seconds", type=click.FloatRange(0.05, 3600),
+              help="Seconds between renewals of the lease (default 1).")
+@click.option("--runner-id", help="This runner's name in maintenance_leader (default host:pid:random).")
+@json_option
+def maintain(once: bool, config: Path | None, every: tuple[tuple[str, Any], ...], anchor_dir: Path | None,
+             lease_seconds: int | None, renew_seconds: float | None, runner_id: str | None) -> None:
+    """Run the maintenance jobs on their intervals, as long as it runs (SIGTERM/Ctrl-C: stop).
+
+    Expires overdue holds and seals the audit log every minute, refreshes the report views every 5
+    minutes, checks reorder points hourly, expires lots daily, and (with --anchor-dir) takes an
+    audit anchor daily. Start as many runners as you like, on any machines: they elect one leader
+    through a lease only pyinv's scheduler role can take, and another takes over within seconds
+    when the leader dies. Logs one line per job run (JSON lines with --json). The login needs the
+    scheduler role (or unscoped admin)."""
+    settings = _settings(config, every, anchor_dir=anchor_dir, lease_seconds=lease_seconds,
+                         renew_seconds=renew_seconds)
+    current = state()
+    dsn = current.dsn()
+    log = runner.Log(sys.stdout, as_json=current.json)
+    maintenance_runner = runner.Runner(lambda: current.connect(dsn), settings, runner_id=runner_id, log=log)
+    with maintenance_runner.signals_stop():
+        runs = maintenance_runner.run(once=once)
+    if once and any(run.result == "error" for run in runs):
+        click.get_current_context().exit(EXIT_VIOLATIONS)
+
+
+@example("pyinv status", "pyinv status --json")
+@click.command()
+@json_option
+def status() -> None:
+    """The maintenance jobs: last run, duration, rows touched, result, and time since (lag)."""
+    inv = state().inventory()
+    jobs = inv.maintenance_status()
+    try:
+        leader = inv.maintenance_leader()
+    except PermissionDenied:  # only the scheduler and admins see who leads
+        leader = None
+    if state().json:
+        click.echo(to_json({"jobs": plain(jobs), "leader": plain(leader) if leader else None}))
+        return
+    print_table(jobs, MAINTENANCE_STATUS_COLUMNS)
+    if leader is not None:
+        click.echo(f"leader: {leader.runner_id} since {format_cell(leader.claimed_at)}, lease until "
+                   f"{format_cell(leader.lease_until)}" + ("" if leader.is_current else " (lapsed)"))
+    else:
+        click.echo("leader: none (no `pyinv maintain` runner leads)")
+
+
+@example("pyinv schedule --pg-cron", "pyinv schedule --pg-cron --remove")
+@click.command()
+@click.option("--pg-cron", "pg_cron", is_flag=True, required=True,
+              help="Register the jobs with the pg_cron extension (Supabase has it).")
+@click.option("--remove", is_flag=True, help="Unregister pyinv's jobs from pg_cron instead.")
+@_runner_options
+@json_option
+def schedule(pg_cron: bool, remove: bool, config: Path | None, every: tuple[tuple[str, Any], ...]) -> None:
+    """Let the database run maintenance itself: register the jobs of `pyinv maintain` with pg_cron.
+
+    pg_cron schedules in whole minutes and runs each job as the login that registered it (it needs
+    the scheduler role). audit_anchor is not registered: an anchor must be written outside the
+    database. Run it again after changing an interval; --remove unregisters them all."""
+    if not pg_cron:
+        raise click.UsageError("say where to schedule: --pg-cron")
+    connection = state().inventory().connection
+    if remove:
+        names = runner.unschedule_pg_cron(connection)
+        if state().json:
+            click.echo(to_json({"removed": names}))
+        else:
+            click.echo(f"removed {len(names)} pg_cron job{'s' if len(names) != 1 else ''}"
+                       + (f": {', '.join(names)}" if names else ""))
+        return
+    settings = _settings(config, every)
+    state().inventory().maintenance_leader()  # pg_cron runs the jobs as this login: it must be a scheduler
+    try:
+        jobs = runner.schedule_pg_cron(connection, settings)
+    except runner.PgCronUnavailable as error:
+        raise CliError("PG_CRON_UNAVAILABLE", error.message, error.advice) from None
+    rows = [{"name": name, "schedule": cron, "command": command} for name, cron, command in jobs]
+    if state().json:
+        click.echo(to_json({"scheduled": rows}))
+    else:
+        print_table(rows, CRON_COLUMNS)
+        click.echo(f"scheduled {len(rows)} pg_cron jobs")

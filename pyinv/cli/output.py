@@ -195,3 +195,14 @@ LOT_STATUS_COLUMNS = ("sku", "lot_number", "qc_status", "quarantined", "sellable
                       "holds_released", "units_released")
 TRACE_COLUMNS = ("order_ref", "reservation_id", "location", "allocated", "fulfilled", "returned", "released",
                  "hold_status", "reserved_at", "closed_at")
+MAINTENANCE_STATUS_COLUMNS = ("job", "last_started_at", "last_duration_ms", "last_rows", "last_result", "lag")
+CRON_COLUMNS = ("name", "schedule", "command")
+VALUATION_COLUMNS = ("sku", "location", "lot_number", "on_hand", "unit_cost", "value", "cost_source")
+MOVEMENT_SUMMARY_COLUMNS = ("sku", "location", "received", "shipped", "returned", "adjusted", "transferred_in",
+                            "transferred_out", "net_change", "movements")
+HOLDS_SUMMARY_COLUMNS = ("sku", "location", "holds", "units", "overdue_holds", "overdue_units", "oldest_hold_at",
+                         "next_expiry_at")
+LOW_STOCK_COLUMNS = ("sku", "location", "available", "reorder_point", "safety_stock", "stock_status", "shortfall",
+                     "suggested_order_quantity", "refreshed_at")
+ALERT_STATISTICS_COLUMNS = ("status", "severity", "alerts", "levels", "oldest_opened_at", "latest_opened_at")
+SNAPSHOT_COLUMNS = ("sku", "location", "at", "on_hand", "reserved", "available", "movement_id", "movement_at")
