@@ -249,7 +249,7 @@ def test_upgrading_puts_the_stock_of_lot_tracked_items_into_an_unlotted_lot(empt
             movements = db.execute("select count(*) from inventory.ledger l join inventory.items i using (item_id)"
                                    " where i.sku = 'LOT-1'").fetchone()[0]
 
-            assert migrate.apply(dsn) == ["0004_lots"]
+            assert migrate.apply(dsn)[0] == "0004_lots"  # and every later migration
 
             assert db.execute("select * from inventory_api.verify_inventory()").fetchall() == []
             lots = ("select sku, lot_number, location, on_hand, reserved, available, expires_on, qc_status, sellable"

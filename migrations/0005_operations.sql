@@ -1,0 +1,663 @@
+-- pyinv 0.5.0: operations (issue 13, first part). Reporting views (valuation, movement summary, active
+-- holds, low stock from a private materialized view, dashboard, alert statistics), stock_as_of from the
+-- ledger, refresh_inventory_views (concurrent, self-locking), maintenance_status, and the maintenance
+-- runner's leader election (a lease row only pyinv's functions write) with the runs it records.
+-- depends: 0004_lots
+
+set local role inventory_owner;
+
+-- The result types of the new functions, before the functions that return them.
+create type inventory_api.stock_snapshot as (
+  sku text, location text, at timestamptz, on_hand numeric, reserved numeric, available numeric,
+  movement_id bigint, movement_at timestamptz);
+comment on type inventory_api.stock_snapshot is 'A stock level as the ledger recorded it at a moment (stock_as_of): on hand, reserved and available (on_hand - reserved) after the last movement of the level at or before it (movement_id, movement_at; null when there was none, and the quantities are 0).';
+
+create type inventory_api.views_refresh as (
+  refreshed boolean, views text[], rows bigint, started_at timestamptz, duration_ms numeric, message text);
+comment on type inventory_api.views_refresh is 'What refresh_inventory_views did: whether it refreshed (false when another run was in progress: it returned at once), the materialized views refreshed, the rows they now hold, when it started and how long it took.';
+
+create type inventory_api.maintenance_leader as (
+  runner_id text, claimed_at timestamptz, renewed_at timestamptz, lease_until timestamptz, is_current boolean);
+comment on type inventory_api.maintenance_leader is 'The maintenance runner that leads: since when, its last renewal, until when its lease runs, and whether it is still current.';
+
+-- Maintenance jobs: how long each run took and how it ended; the jobs the runner records itself.
+alter table inventory.maintenance_jobs add column last_duration_ms numeric(19, 3), add column last_result text;
+comment on table inventory.maintenance_jobs is 'Maintenance jobs: a job locks its row while it runs (a lock no other login can take) and records its last run here.';
+comment on column inventory.maintenance_jobs.last_started_at is 'When its last run started (the moment it took the job''s lock).';
+comment on column inventory.maintenance_jobs.last_duration_ms is 'How long the last finished run took, in milliseconds (from taking the lock to finishing).';
+comment on column inventory.maintenance_jobs.last_result is 'Outcome of the last finished run, as its job reports it (ok, or a short summary).';
+insert into inventory.maintenance_jobs (job, description) values
+  ('refresh_inventory_views', 'Refresh every materialized view of the reports (concurrently).'),
+  ('expire_reservations', 'Release overdue holds, batch after batch while a batch is full.'),
+  ('audit_anchor', 'Export the heads of the audit and ledger chains to a place the database cannot write.');
+create policy maintenance_jobs_viewer_select on inventory.maintenance_jobs for select to inventory_viewer
+  using ((select inventory.has_any_role()));
+create policy maintenance_jobs_scheduler_select on inventory.maintenance_jobs for select to inventory_scheduler
+  using (true);
+comment on policy maintenance_jobs_viewer_select on inventory.maintenance_jobs is 'Maintenance jobs and their last runs are visible to anyone holding a business role.';
+comment on policy maintenance_jobs_scheduler_select on inventory.maintenance_jobs is 'The scheduler (which runs the jobs) sees them all.';
+
+-- The leader of the maintenance runners: a lease row only pyinv's functions write.
+create table inventory.maintenance_leader (
+  singleton boolean primary key default true,
+  runner_id text not null,
+  leader_pid integer not null,
+  claimed_at timestamptz not null,
+  renewed_at timestamptz not null,
+  lease_until timestamptz not null,
+  constraint maintenance_leader_singleton_check check (singleton),
+  constraint maintenance_leader_lease_check check (lease_until >= renewed_at and renewed_at >= claimed_at)
+);
+
+comment on table inventory.maintenance_leader is 'The one maintenance runner that leads (runs the jobs) while its lease is current; one row at most.';
+
+comment on column inventory.maintenance_leader.singleton is 'Always true: the table holds one row at most.';
+
+comment on column inventory.maintenance_leader.runner_id is 'The leading runner, as it named itself (host, process, a random part).';
+
+comment on column inventory.maintenance_leader.leader_pid is 'Backend process id of the session that last renewed the lease: when it is gone, the lease is void at once.';
+
+comment on column inventory.maintenance_leader.claimed_at is 'When this runner took the lead.';
+
+comment on column inventory.maintenance_leader.renewed_at is 'When it last renewed its lease.';
+
+comment on column inventory.maintenance_leader.lease_until is 'Until when it leads without renewing; another runner takes over after this.';
+alter table inventory.maintenance_leader enable row level security;
+
+-- The private materialized view of low stock (read through inventory_api.low_stock_items), filled
+-- here so that refresh_inventory_views can refresh it concurrently from the start.
+create materialized view inventory.mv_low_stock_items as
+  select s.item_id, s.location_id, i.sku, l.code as location, s.on_hand, s.reserved, a.available,
+         p.reorder_point, p.safety_stock, p.reorder_quantity, p.max_stock_level,
+         case when a.available <= 0 then 'OUT_OF_STOCK'
+              when a.available <= p.safety_stock then 'CRITICAL'
+              else 'LOW' end as stock_status,
+         p.reorder_point - a.available as shortfall,
+         case when p.reorder_quantity is not null then p.reorder_quantity
+              when p.max_stock_level is not null then p.max_stock_level - a.available
+         end as suggested_order_quantity,
+         pg_catalog.now() as refreshed_at
+    from inventory.stock_policies p
+    join inventory.stock_levels s on s.item_id = p.item_id and s.location_id = p.location_id
+    join inventory.items i on i.item_id = p.item_id
+    join inventory.locations l on l.location_id = p.location_id
+    left join (select r.item_id, r.location_id, pg_catalog.sum(r.quantity - r.quantity_fulfilled) as units
+                 from inventory.reservations r
+                where r.status = 'ACTIVE' and r.expires_at <= pg_catalog.now()
+                group by r.item_id, r.location_id) o on o.item_id = s.item_id and o.location_id = s.location_id
+    -- effective_available, computed once per level (offset 0) and set-based for levels without lots:
+    -- on_hand - reserved + the open units of overdue holds (overdue_quantity, for every level at once).
+    -- A lot-tracked level calls effective_available itself (its lots' states decide what is blocked).
+    cross join lateral (select case when s.track_lots then inventory.effective_available(s.item_id, s.location_id)
+                                    else s.available + coalesce(o.units, 0) end as available
+                         offset 0) a
+   -- available is never below on_hand - reserved except for lot-tracked levels (units in lots that
+   -- may not be sold): the cheap test first leaves well-stocked levels out early.
+   where i.deleted_at is null and (s.track_lots or s.available <= p.reorder_point)
+     and a.available <= p.reorder_point
+  with data;
+
+-- REFRESH ... CONCURRENTLY needs a unique index covering every row.
+create unique index mv_low_stock_items_level_key on inventory.mv_low_stock_items (item_id, location_id);
+comment on materialized view inventory.mv_low_stock_items is 'Levels with a stock policy at or below their reorder point, as of the last refresh_inventory_views; read through inventory_api.low_stock_items (filtered by the caller''s locations), never directly.';
+comment on column inventory.mv_low_stock_items.item_id is 'The item.';
+comment on column inventory.mv_low_stock_items.location_id is 'The location.';
+comment on column inventory.mv_low_stock_items.sku is 'SKU of the item.';
+comment on column inventory.mv_low_stock_items.location is 'Code of the location.';
+comment on column inventory.mv_low_stock_items.on_hand is 'Units physically present at the refresh.';
+comment on column inventory.mv_low_stock_items.reserved is 'Units held at the refresh.';
+comment on column inventory.mv_low_stock_items.available is 'Units a new hold could take at the refresh (as inventory_api.stock_levels shows them).';
+comment on column inventory.mv_low_stock_items.reorder_point is 'The policy''s reorder point.';
+comment on column inventory.mv_low_stock_items.safety_stock is 'The policy''s safety stock.';
+comment on column inventory.mv_low_stock_items.reorder_quantity is 'The policy''s fixed order quantity, if any.';
+comment on column inventory.mv_low_stock_items.max_stock_level is 'The policy''s maximum level, if any.';
+comment on column inventory.mv_low_stock_items.stock_status is 'OUT_OF_STOCK (available <= 0), CRITICAL (available <= safety_stock) or LOW (available <= reorder_point); the first that holds.';
+comment on column inventory.mv_low_stock_items.shortfall is 'reorder_point - available: units below the reorder point (0 when exactly at it).';
+comment on column inventory.mv_low_stock_items.suggested_order_quantity is 'Units to order: the reorder quantity, else up to the maximum level; null when the policy gives neither.';
+comment on column inventory.mv_low_stock_items.refreshed_at is 'When the row was computed (the refresh''s transaction time).';
+
+-- BEGIN functions and views generated by tools/schema_diff.py
+drop function inventory.finish_job(job text, rows_touched bigint);
+
+-- Locks the row of a job for this transaction: waiting for a run in progress, or (with wait false)
+-- returning false at once when one holds it. Records the start of this run (the clock time the lock
+-- was taken, so that a run that waited for another, or ran late in its transaction, is timed right).
+create or replace function inventory.lock_job(job text, wait boolean) returns boolean
+language plpgsql volatile
+set search_path = ''
+as $$
+begin
+  if lock_job.wait then
+    perform from inventory.maintenance_jobs j where j.job = lock_job.job for update;
+  else
+    perform from inventory.maintenance_jobs j where j.job = lock_job.job for update skip locked;
+  end if;
+  if not found then
+    if not exists (select from inventory.maintenance_jobs j where j.job = lock_job.job) then
+      raise exception 'unknown maintenance job %', lock_job.job using errcode = 'XX000';
+    end if;
+    return false;
+  end if;
+  -- Updating the row makes a concurrent run at REPEATABLE READ or SERIALIZABLE fail with 40001
+  -- rather than work from a snapshot that misses this run.
+  update inventory.maintenance_jobs j set last_started_at = pg_catalog.clock_timestamp() where j.job = lock_job.job;
+  return true;
+end
+$$;
+
+comment on function inventory.lock_job(text, boolean) is 'Locks a maintenance job''s row for this transaction (waiting, or false when busy and wait is false).';
+
+create function inventory.finish_job(job text, rows_touched bigint, result text default 'ok') returns void
+language sql volatile
+set search_path = ''
+as $$
+  update inventory.maintenance_jobs j
+     set last_finished_at = c.now, last_rows = finish_job.rows_touched,
+         last_duration_ms = pg_catalog.round(extract(epoch from c.now - j.last_started_at) * 1000, 3),
+         last_result = coalesce(finish_job.result, 'ok')
+    from (select pg_catalog.clock_timestamp() as now) c
+   where j.job = finish_job.job
+$$;
+
+comment on function inventory.finish_job(text, bigint, text) is 'Records the end of a maintenance job''s run (in the same transaction as its work): when, how long since lock_job, rows touched and its result.';
+
+-- What is installed, read from the schema itself: pyinv's release and the migration that brings a
+-- database to it. Every migration replaces it with its own values (tests/test_install.py checks
+-- them against the newest file in migrations/), so that a database whose install was recorded
+-- nowhere (a dump restored without inventory_meta) still tells `pyinv migrate` and
+-- `pyinv sql upgrade` where it stands.
+create or replace function inventory.schema_version(out version text, out migration text)
+language sql stable parallel safe
+set search_path = ''
+begin atomic
+  select '0.5.0'::text, '0005_operations'::text;
+end;
+
+comment on function inventory.schema_version() is 'The installed schema: pyinv release (version) and the last migration applied (migration).';
+
+create function inventory.claim_maintenance_lease(runner_id text, lease_seconds integer)
+returns boolean
+language plpgsql volatile security definer
+set search_path = ''
+as $$
+declare
+  v_problem text := inventory.text_problem(claim_maintenance_lease.runner_id, 200);
+  v_now timestamptz := pg_catalog.clock_timestamp();
+  v_leads boolean;
+begin
+  perform inventory.authorize('scheduler');
+  if v_problem is not null then
+    perform inventory.raise_error('INVALID_ARGUMENT', 'runner_id: ' || v_problem,
+      pg_catalog.jsonb_build_object('argument', 'runner_id', 'problem', v_problem));
+  end if;
+  if claim_maintenance_lease.lease_seconds is null or claim_maintenance_lease.lease_seconds not between 1 and 3600 then
+    perform inventory.raise_error('INVALID_ARGUMENT', 'lease_seconds must be between 1 and 3600',
+      pg_catalog.jsonb_build_object('argument', 'lease_seconds', 'problem', 'out of range'));
+  end if;
+  -- One statement: a concurrent claim waits for this row's lock and re-checks the condition on the
+  -- row as this claim left it, so two runners never both get true.
+  insert into inventory.maintenance_leader as m (runner_id, leader_pid, claimed_at, renewed_at, lease_until)
+  values (claim_maintenance_lease.runner_id, pg_catalog.pg_backend_pid(), v_now, v_now,
+          v_now + pg_catalog.make_interval(secs => claim_maintenance_lease.lease_seconds))
+  on conflict (singleton) do update
+     set runner_id = excluded.runner_id,
+         leader_pid = excluded.leader_pid,
+         claimed_at = case when m.runner_id = excluded.runner_id then m.claimed_at else excluded.claimed_at end,
+         renewed_at = excluded.renewed_at,
+         lease_until = excluded.lease_until
+   where m.runner_id = excluded.runner_id
+      or m.lease_until < excluded.renewed_at
+      or not exists (select from pg_catalog.pg_stat_activity a where a.pid = m.leader_pid)
+  returning true into v_leads;
+  return coalesce(v_leads, false);
+end
+$$;
+
+comment on function inventory.claim_maintenance_lease(text, integer) is 'Implements inventory_api.claim_maintenance_lease.';
+
+create function inventory.release_maintenance_lease(runner_id text) returns boolean
+language plpgsql volatile security definer
+set search_path = ''
+as $$
+begin
+  perform inventory.authorize('scheduler');
+  delete from inventory.maintenance_leader m where m.runner_id = release_maintenance_lease.runner_id;
+  return found;
+end
+$$;
+
+comment on function inventory.release_maintenance_lease(text) is 'Implements inventory_api.release_maintenance_lease.';
+
+create function inventory.maintenance_leader() returns setof inventory_api.maintenance_leader
+language plpgsql stable security definer
+set search_path = ''
+as $$
+begin
+  perform inventory.authorize('scheduler');
+  return query
+    select m.runner_id, m.claimed_at, m.renewed_at, m.lease_until,
+           m.lease_until >= pg_catalog.clock_timestamp()
+           and exists (select from pg_catalog.pg_stat_activity a where a.pid = m.leader_pid)
+      from inventory.maintenance_leader m;
+end
+$$;
+
+comment on function inventory.maintenance_leader() is 'Implements inventory_api.maintenance_leader.';
+
+-- Jobs that do not record their runs themselves (expire_reservations, called batch after batch by
+-- several sessions at once; audit_anchor), and runs of several batches, are recorded by the runner,
+-- in the columns finish_job writes.
+create function inventory.record_maintenance_run(job text, rows_touched bigint, duration interval, result text)
+returns void
+language plpgsql volatile security definer
+set search_path = ''
+as $$
+declare
+  v_now timestamptz := pg_catalog.clock_timestamp();
+  v_duration interval := coalesce(record_maintenance_run.duration, v_now - pg_catalog.now());
+  v_problem text := inventory.text_problem(record_maintenance_run.result, 200);
+begin
+  perform inventory.authorize('scheduler');
+  if record_maintenance_run.rows_touched is null or record_maintenance_run.rows_touched < 0 then
+    perform inventory.raise_error('INVALID_ARGUMENT', 'rows_touched must be 0 or more',
+      pg_catalog.jsonb_build_object('argument', 'rows_touched', 'problem', 'out of range'));
+  end if;
+  if v_duration < interval '0' or v_duration > interval '1 day' then
+    perform inventory.raise_error('INVALID_ARGUMENT', 'duration must be between 0 and 1 day',
+      pg_catalog.jsonb_build_object('argument', 'duration', 'problem', 'out of range'));
+  end if;
+  if v_problem is not null then
+    perform inventory.raise_error('INVALID_ARGUMENT', 'result: ' || v_problem,
+      pg_catalog.jsonb_build_object('argument', 'result', 'problem', v_problem));
+  end if;
+  update inventory.maintenance_jobs j
+     set last_started_at = v_now - v_duration,
+         last_finished_at = v_now,
+         last_rows = record_maintenance_run.rows_touched,
+         last_duration_ms = pg_catalog.round(extract(epoch from v_duration) * 1000, 3),
+         last_result = record_maintenance_run.result
+   where j.job = record_maintenance_run.job;
+  if not found then
+    perform inventory.raise_error('INVALID_ARGUMENT', 'no maintenance job is named ' ||
+      coalesce(pg_catalog.quote_literal(record_maintenance_run.job), 'null'),
+      pg_catalog.jsonb_build_object('argument', 'job', 'problem', 'unknown'));
+  end if;
+end
+$$;
+
+comment on function inventory.record_maintenance_run(text, bigint, interval, text) is 'Implements inventory_api.record_maintenance_run.';
+
+-- The rows of the materialized view the caller may see: the same rule as the row level security
+-- policies of the stock tables (60_row_security.sql), applied here because the view has none. A
+-- caller who may read every location (an unscoped viewer grant) skips the per-row test, which compares
+-- with every location id.
+create function inventory.low_stock_rows() returns setof inventory.mv_low_stock_items
+language sql stable security definer
+set search_path = ''
+begin atomic
+  select m.* from inventory.mv_low_stock_items m
+   where (select inventory.is_allowed('viewer'))
+      or m.location_id = any ((select inventory.visible_location_ids())::bigint[]);
+end;
+
+comment on function inventory.low_stock_rows() is 'Rows of inventory.mv_low_stock_items at the locations the caller may see (read by inventory_api.low_stock_items).';
+
+-- Refreshes every materialized view of the inventory schema, concurrently (readers are never
+-- blocked), under the job lock of refresh_inventory_views: a second caller returns at once with
+-- refreshed false instead of waiting to redo the same work.
+create function inventory.refresh_inventory_views() returns inventory_api.views_refresh
+language plpgsql volatile security definer
+set search_path = ''
+as $$
+declare
+  v_started timestamptz := pg_catalog.clock_timestamp();
+  v_view regclass;
+  v_rows bigint;
+  v_result inventory_api.views_refresh := row(false, '{}', 0, v_started, 0, null)::inventory_api.views_refresh;
+begin
+  perform inventory.authorize('scheduler');
+  if not inventory.lock_job('refresh_inventory_views', wait => false) then
+    v_result.message := 'another refresh_inventory_views run is in progress; it does this work';
+    v_result.duration_ms := pg_catalog.round(extract(epoch from pg_catalog.clock_timestamp() - v_started) * 1000, 3);
+    return v_result;
+  end if;
+  for v_view in
+    select c.oid::regclass from pg_catalog.pg_class c
+     where c.relnamespace = 'inventory'::regnamespace and c.relkind = 'm'
+     order by c.relname
+  loop
+    execute pg_catalog.format('refresh materialized view concurrently %s', v_view);
+    execute pg_catalog.format('select pg_catalog.count(*) from %s', v_view) into v_rows;
+    v_result.views := v_result.views || v_view::text;
+    v_result.rows := v_result.rows + v_rows;
+  end loop;
+  v_result.refreshed := true;
+  v_result.message := pg_catalog.format('refreshed %s materialized view(s), %s rows',
+                                        pg_catalog.cardinality(v_result.views), v_result.rows);
+  perform inventory.finish_job('refresh_inventory_views', v_result.rows, v_result.message);
+  v_result.duration_ms := (select j.last_duration_ms from inventory.maintenance_jobs j
+                            where j.job = 'refresh_inventory_views');
+  return v_result;
+end
+$$;
+
+comment on function inventory.refresh_inventory_views() is 'Implements inventory_api.refresh_inventory_views.';
+
+-- The level after the last movement (by movement id, the order of the level's hash chain) whose
+-- transaction time is at or before `at`: what the level was at that moment.
+create function inventory.stock_as_of(sku text, location text, at timestamptz)
+returns inventory_api.stock_snapshot
+language plpgsql stable security definer
+set search_path = ''
+as $$
+declare
+  v_location_id bigint;
+  v_item record;
+  v_entry record;
+  v_result inventory_api.stock_snapshot;
+begin
+  if stock_as_of.at is null or not pg_catalog.isfinite(stock_as_of.at) then
+    perform inventory.raise_error('INVALID_ARGUMENT', 'at must be a finite moment',
+      pg_catalog.jsonb_build_object('argument', 'at', 'problem', 'missing or infinite'));
+  end if;
+  v_location_id := inventory.location_for_code(stock_as_of.location);
+  perform inventory.authorize('viewer', v_location_id);
+  v_item := inventory.item_for_sku(stock_as_of.sku);
+  select g.on_hand_after, g.reserved_after, g.movement_id, g.created_at into v_entry
+    from inventory.ledger g
+   where g.item_id = v_item.item_id and g.location_id = v_location_id and g.created_at <= stock_as_of.at
+   order by g.movement_id desc
+   limit 1;
+  -- No movement yet: the level was empty (levels are born empty).
+  v_result := row(stock_as_of.sku, stock_as_of.location, stock_as_of.at, coalesce(v_entry.on_hand_after, 0),
+                  coalesce(v_entry.reserved_after, 0),
+                  coalesce(v_entry.on_hand_after - v_entry.reserved_after, 0), v_entry.movement_id,
+                  v_entry.created_at)::inventory_api.stock_snapshot;
+  return v_result;
+end
+$$;
+
+comment on function inventory.stock_as_of(text, text, timestamptz) is 'Implements inventory_api.stock_as_of.';
+
+-- Reports (issue 13). Every one reads the tables as the caller, so each shows only the caller's
+-- locations; low_stock_items reads a private materialized view through inventory.low_stock_rows(),
+-- which applies the same rule.
+create view inventory_api.inventory_valuation with (security_invoker = true) as
+  select i.sku, l.code as location, null::text as lot_number, s.on_hand, i.unit_cost,
+         s.on_hand * i.unit_cost as value, case when i.unit_cost is not null then 'item' end as cost_source
+    from inventory.stock_levels s
+    join inventory.items i on i.item_id = s.item_id
+    join inventory.locations l on l.location_id = s.location_id
+   where not s.track_lots and s.on_hand <> 0 and i.deleted_at is null
+  union all
+  select i.sku, l.code, t.lot_number, ll.on_hand, coalesce(t.unit_cost, i.unit_cost),
+         ll.on_hand * coalesce(t.unit_cost, i.unit_cost),
+         case when t.unit_cost is not null then 'lot' when i.unit_cost is not null then 'item' end
+    from inventory.lot_levels ll
+    join inventory.lots t on t.lot_id = ll.lot_id
+    join inventory.items i on i.item_id = ll.item_id
+    join inventory.locations l on l.location_id = ll.location_id
+   where ll.on_hand <> 0 and i.deleted_at is null;
+
+comment on view inventory_api.inventory_valuation is 'Value of the stock on hand at unit cost: one row per item and location, or per lot and location for lot-tracked items (at the lot''s own unit cost, else the item''s). value is null where no cost is known.';
+
+create view inventory_api.movement_summary with (security_invoker = true) as
+  select i.sku, l.code as location, g.received, g.shipped, g.returned, g.adjusted, g.transferred_in,
+         g.transferred_out, g.net_change, g.movements, g.first_movement_at, g.last_movement_at
+    from (select g.item_id, g.location_id,
+                 coalesce(pg_catalog.sum(g.on_hand_delta) filter (where g.movement_type = 'RECEIVE'), 0) as received,
+                 coalesce(-(pg_catalog.sum(g.on_hand_delta) filter (where g.movement_type = 'SHIP')), 0) as shipped,
+                 coalesce(pg_catalog.sum(g.on_hand_delta) filter (where g.movement_type = 'RETURN'), 0) as returned,
+                 coalesce(pg_catalog.sum(g.on_hand_delta) filter (where g.movement_type = 'ADJUST'), 0) as adjusted,
+                 coalesce(pg_catalog.sum(g.on_hand_delta) filter (where g.movement_type = 'TRANSFER_IN'), 0)
+                   as transferred_in,
+                 coalesce(-(pg_catalog.sum(g.on_hand_delta) filter (where g.movement_type = 'TRANSFER_OUT')), 0)
+                   as transferred_out,
+                 pg_catalog.sum(g.on_hand_delta) as net_change, pg_catalog.count(*) as movements,
+                 pg_catalog.min(g.created_at) as first_movement_at, pg_catalog.max(g.created_at) as last_movement_at
+            from inventory.ledger g
+           where g.created_at >= pg_catalog.now() - interval '90 days'
+           group by g.item_id, g.location_id) g
+    join inventory.items i on i.item_id = g.item_id
+    join inventory.locations l on l.location_id = g.location_id;
+
+comment on view inventory_api.movement_summary is 'Movements of the last 90 days per item and location: units received, shipped, returned, adjusted (net, signed), transferred in and out, and the net change of on_hand (received - shipped + returned + adjusted + transferred_in - transferred_out). Levels without a movement in the window are left out.';
+
+create view inventory_api.active_reservations_summary with (security_invoker = true) as
+  select i.sku, l.code as location, r.holds, r.units, r.overdue_holds, r.overdue_units, r.oldest_hold_at,
+         r.next_expiry_at
+    from (select r.item_id, r.location_id,
+                 pg_catalog.count(*) filter (where not o.overdue) as holds,
+                 coalesce(pg_catalog.sum(r.quantity - r.quantity_fulfilled) filter (where not o.overdue), 0) as units,
+                 pg_catalog.count(*) filter (where o.overdue) as overdue_holds,
+                 coalesce(pg_catalog.sum(r.quantity - r.quantity_fulfilled) filter (where o.overdue), 0)
+                   as overdue_units,
+                 pg_catalog.min(r.created_at) filter (where not o.overdue) as oldest_hold_at,
+                 pg_catalog.min(r.expires_at) filter (where not o.overdue) as next_expiry_at
+            from inventory.reservations r
+            cross join lateral (select coalesce(r.expires_at <= pg_catalog.now(), false) as overdue) o
+           where r.status = 'ACTIVE'
+           group by r.item_id, r.location_id) r
+    join inventory.items i on i.item_id = r.item_id
+    join inventory.locations l on l.location_id = r.location_id;
+
+comment on view inventory_api.active_reservations_summary is 'ACTIVE holds per item and location: how many and how many units they hold, the oldest and the next to expire; overdue holds (past expires_at, no longer counting, not yet swept) are counted apart.';
+
+create view inventory_api.low_stock_items with (security_invoker = true) as
+  select m.sku, m.location, m.on_hand, m.reserved, m.available, m.reorder_point, m.safety_stock, m.stock_status,
+         m.shortfall, m.reorder_quantity, m.max_stock_level, m.suggested_order_quantity, m.refreshed_at
+    from inventory.low_stock_rows() m;
+
+comment on view inventory_api.low_stock_items is 'Levels with a stock policy at or below their reorder point, as of the last refresh_inventory_views (refreshed_at): stock_status OUT_OF_STOCK (available <= 0), CRITICAL (available <= safety_stock) or LOW (available <= reorder_point).';
+
+create view inventory_api.alert_statistics with (security_invoker = true) as
+  select a.status, a.severity, pg_catalog.count(*) as alerts,
+         pg_catalog.count(distinct (a.item_id, a.location_id)) as levels,
+         pg_catalog.min(a.opened_at) as oldest_opened_at, pg_catalog.max(a.opened_at) as latest_opened_at
+    from inventory.reorder_alerts a
+   group by a.status, a.severity;
+
+comment on view inventory_api.alert_statistics is 'Reorder alerts counted by status (OPEN, ACKNOWLEDGED, RESOLVED, DISMISSED) and severity (REORDER, CRITICAL); combinations without an alert are left out.';
+
+create view inventory_api.maintenance_status with (security_invoker = true) as
+  select j.job, j.description, j.last_started_at, j.last_finished_at, j.last_duration_ms, j.last_rows, j.last_result,
+         pg_catalog.now() - j.last_finished_at as lag
+    from inventory.maintenance_jobs j;
+
+comment on view inventory_api.maintenance_status is 'Each maintenance job''s last run: when it started and finished, how long it took, rows touched, its result, and the time since (lag; null when it never ran).';
+
+create view inventory_api.dashboard with (security_invoker = true) as
+  select (select pg_catalog.count(*) from inventory.items i where i.deleted_at is null) as items,
+         (select pg_catalog.count(*) from inventory.locations l) as locations,
+         s.units_on_hand, s.units_reserved,
+         (select pg_catalog.sum(v.value) from inventory_api.inventory_valuation v) as inventory_value,
+         a.open_alerts, a.open_reorder_alerts, a.open_critical_alerts,
+         (select pg_catalog.count(*) from inventory.adjustments d where d.status = 'PENDING') as pending_approvals,
+         e.expiring_lots, e.expired_lots,
+         (select pg_catalog.count(*) from inventory.reservations r
+           where r.status = 'ACTIVE' and r.expires_at > pg_catalog.now()
+             and r.expires_at <= pg_catalog.now() + interval '1 hour') as holds_expiring_within_hour,
+         (select pg_catalog.count(*) from inventory_api.low_stock_items k) as low_stock_items,
+         (select pg_catalog.max(j.last_finished_at) from inventory.maintenance_jobs j) as last_maintenance_at,
+         pg_catalog.now() as as_of
+    from (select coalesce(pg_catalog.sum(s.on_hand), 0) as units_on_hand,
+                 coalesce(pg_catalog.sum(s.reserved), 0) as units_reserved
+            from inventory.stock_levels s) s,
+         (select pg_catalog.count(*) as open_alerts,
+                 pg_catalog.count(*) filter (where a.severity = 'REORDER') as open_reorder_alerts,
+                 pg_catalog.count(*) filter (where a.severity = 'CRITICAL') as open_critical_alerts
+            from inventory.reorder_alerts a where a.status in ('OPEN', 'ACKNOWLEDGED')) a,
+         (select pg_catalog.count(*) filter (where x.expiry_status <> 'EXPIRED') as expiring_lots,
+                 pg_catalog.count(*) filter (where x.expiry_status = 'EXPIRED') as expired_lots
+            from inventory_api.expiring_lots x) e;
+
+comment on view inventory_api.dashboard is 'One row of figures over the caller''s locations: items, locations, units on hand and reserved, stock value, open reorder alerts by severity, adjustments waiting for approval, expiring and expired lots, holds lapsing within the hour, low-stock levels (as of the last refresh) and the last maintenance run.';
+
+create function inventory_api.stock_as_of(sku text, location text default 'main',
+                                          at timestamptz default pg_catalog.now())
+returns inventory_api.stock_snapshot
+language sql stable
+set search_path = ''
+begin atomic
+  select * from inventory.stock_as_of(stock_as_of.sku, stock_as_of.location, stock_as_of.at);
+end;
+
+comment on function inventory_api.stock_as_of(text, text, timestamptz) is
+'The stock of an item at a location at a past moment, from the ledger: on hand, reserved and available (on_hand - reserved) after the last movement of the level at or before at (by transaction time), with that movement''s id and time; 0 before the first movement.
+Needs the viewer role at the location. Holds that were overdue then still count as reserved (the ledger records them until they were swept).';
+
+create function inventory_api.refresh_inventory_views()
+returns inventory_api.views_refresh
+language sql volatile
+set search_path = ''
+begin atomic
+  select * from inventory.refresh_inventory_views();
+end;
+
+comment on function inventory_api.refresh_inventory_views() is
+'Refresh every materialized view behind the reports (low_stock_items) concurrently: readers are never blocked and see the old rows until it commits.
+Self-locking through a lock only pyinv can take: while a run is in progress another returns at once with refreshed false. Records its run in maintenance_status (scheduler or an unscoped admin; every 5 minutes).';
+
+create function inventory_api.claim_maintenance_lease(runner_id text, lease_seconds integer default 5)
+returns boolean
+language sql volatile
+set search_path = ''
+begin atomic
+  select inventory.claim_maintenance_lease(claim_maintenance_lease.runner_id, claim_maintenance_lease.lease_seconds);
+end;
+
+comment on function inventory_api.claim_maintenance_lease(text, integer) is
+'Take or renew the lead of the maintenance runners for lease_seconds (1-3600); true when runner_id leads.
+A runner takes over when the leader''s lease ran out or its session is gone. Renew well within the lease (pyinv maintain: every second, lease 5 s); only the scheduler and unscoped admins may claim it.';
+
+create function inventory_api.release_maintenance_lease(runner_id text)
+returns boolean
+language sql volatile
+set search_path = ''
+begin atomic
+  select inventory.release_maintenance_lease(release_maintenance_lease.runner_id);
+end;
+
+comment on function inventory_api.release_maintenance_lease(text) is
+'Give up the lead (a runner shutting down cleanly), so that another runner takes over at its next claim; false when runner_id did not lead.';
+
+create function inventory_api.maintenance_leader()
+returns setof inventory_api.maintenance_leader
+language sql stable
+set search_path = ''
+begin atomic
+  select * from inventory.maintenance_leader();
+end;
+
+comment on function inventory_api.maintenance_leader() is
+'The maintenance runner that leads or led last (no row: none since the last clean shutdown); is_current says whether its lease is current and its session alive.';
+
+create function inventory_api.record_maintenance_run(job text, rows_touched bigint, duration interval default null,
+                                                     result text default 'ok')
+returns void
+language sql volatile
+set search_path = ''
+begin atomic
+  select inventory.record_maintenance_run(record_maintenance_run.job, record_maintenance_run.rows_touched,
+                                          record_maintenance_run.duration, record_maintenance_run.result);
+end;
+
+comment on function inventory_api.record_maintenance_run(text, bigint, interval, text) is
+'Record a run of a maintenance job that does not record itself (expire_reservations, audit_anchor) or ran in several batches, as maintenance_status shows it: rows touched, how long (default: since the transaction began) and its result.';
+-- END functions and views generated by tools/schema_diff.py
+
+-- The new API views' columns: those computed here are described explicitly, every other one gets the
+-- comment of the table column it shows (as sql/70_api_views.sql does).
+comment on column inventory_api.inventory_valuation.sku is 'SKU of the item.';
+comment on column inventory_api.inventory_valuation.location is 'Code of the location.';
+comment on column inventory_api.inventory_valuation.lot_number is 'The lot, for a lot-tracked item; null otherwise.';
+comment on column inventory_api.inventory_valuation.on_hand is 'Units physically present (of the lot, for a lot-tracked item); held units included.';
+comment on column inventory_api.inventory_valuation.unit_cost is 'Unit cost used: the lot''s unit_cost when it has one, else the item''s moving-average unit_cost; null when neither is known.';
+comment on column inventory_api.inventory_valuation.value is 'on_hand * unit_cost (exact); null when no cost is known.';
+comment on column inventory_api.inventory_valuation.cost_source is 'Where unit_cost comes from: lot, item, or null (unknown).';
+comment on column inventory_api.movement_summary.sku is 'SKU of the item.';
+comment on column inventory_api.movement_summary.location is 'Code of the location.';
+comment on column inventory_api.movement_summary.received is 'Units received (RECEIVE movements).';
+comment on column inventory_api.movement_summary.shipped is 'Units shipped (SHIP movements), as a positive number.';
+comment on column inventory_api.movement_summary.returned is 'Units restocked by customer returns (RETURN movements).';
+comment on column inventory_api.movement_summary.adjusted is 'Net units added (positive) or removed (negative) by adjustments, counts, lot write-offs and direct changes (ADJUST movements).';
+comment on column inventory_api.movement_summary.transferred_in is 'Units that arrived from other locations (TRANSFER_IN movements).';
+comment on column inventory_api.movement_summary.transferred_out is 'Units sent to other locations (TRANSFER_OUT movements), as a positive number.';
+comment on column inventory_api.movement_summary.net_change is 'Change of on_hand over the window: the sum of every movement''s on_hand_delta.';
+comment on column inventory_api.movement_summary.movements is 'Ledger movements in the window, of every type (holds made, released and expired included).';
+comment on column inventory_api.movement_summary.first_movement_at is 'Time of the first movement in the window.';
+comment on column inventory_api.movement_summary.last_movement_at is 'Time of the last movement in the window.';
+comment on column inventory_api.active_reservations_summary.sku is 'SKU of the item held.';
+comment on column inventory_api.active_reservations_summary.location is 'Code of the location.';
+comment on column inventory_api.active_reservations_summary.holds is 'ACTIVE holds that are not overdue.';
+comment on column inventory_api.active_reservations_summary.units is 'Units they hold (quantity - quantity_fulfilled).';
+comment on column inventory_api.active_reservations_summary.overdue_holds is 'ACTIVE holds past expires_at: they no longer count and wait for expire_reservations.';
+comment on column inventory_api.active_reservations_summary.overdue_units is 'Units of the overdue holds.';
+comment on column inventory_api.active_reservations_summary.oldest_hold_at is 'When the oldest hold that is not overdue was made.';
+comment on column inventory_api.active_reservations_summary.next_expiry_at is 'When the next hold lapses; null when none of them expires.';
+comment on column inventory_api.low_stock_items.sku is 'SKU of the item.';
+comment on column inventory_api.low_stock_items.location is 'Code of the location.';
+comment on column inventory_api.low_stock_items.on_hand is 'Units physically present at the refresh.';
+comment on column inventory_api.low_stock_items.reserved is 'Units held at the refresh.';
+comment on column inventory_api.low_stock_items.available is 'Units a new hold could take at the refresh (as inventory_api.stock_levels shows them).';
+comment on column inventory_api.low_stock_items.reorder_point is 'The policy''s reorder point.';
+comment on column inventory_api.low_stock_items.safety_stock is 'The policy''s safety stock.';
+comment on column inventory_api.low_stock_items.stock_status is 'OUT_OF_STOCK (available <= 0), CRITICAL (available <= safety_stock) or LOW (available <= reorder_point); the first that holds.';
+comment on column inventory_api.low_stock_items.shortfall is 'reorder_point - available: units below the reorder point (0 when exactly at it).';
+comment on column inventory_api.low_stock_items.reorder_quantity is 'The policy''s fixed order quantity, if any.';
+comment on column inventory_api.low_stock_items.max_stock_level is 'The policy''s maximum level, if any.';
+comment on column inventory_api.low_stock_items.suggested_order_quantity is 'Units to order: the reorder quantity, else up to the maximum level; null when the policy gives neither.';
+comment on column inventory_api.low_stock_items.refreshed_at is 'When the row was computed (the last refresh_inventory_views).';
+comment on column inventory_api.alert_statistics.status is 'OPEN, ACKNOWLEDGED, RESOLVED or DISMISSED.';
+comment on column inventory_api.alert_statistics.severity is 'REORDER or CRITICAL.';
+comment on column inventory_api.alert_statistics.alerts is 'Alerts with this status and severity.';
+comment on column inventory_api.alert_statistics.levels is 'Distinct levels (item and location) they concern.';
+comment on column inventory_api.alert_statistics.oldest_opened_at is 'When the oldest of them opened.';
+comment on column inventory_api.alert_statistics.latest_opened_at is 'When the latest of them opened.';
+comment on column inventory_api.maintenance_status.lag is 'Time since the last run finished (now() - last_finished_at); null when the job never ran.';
+comment on column inventory_api.dashboard.items is 'Live items in the catalogue.';
+comment on column inventory_api.dashboard.locations is 'Locations the caller may see.';
+comment on column inventory_api.dashboard.units_on_hand is 'Units physically present, over every item and location.';
+comment on column inventory_api.dashboard.units_reserved is 'Units held by ACTIVE holds (overdue ones not yet swept included).';
+comment on column inventory_api.dashboard.inventory_value is 'Value of the stock on hand at unit cost (the sum of inventory_valuation; units without a known cost left out).';
+comment on column inventory_api.dashboard.open_alerts is 'Reorder alerts OPEN or ACKNOWLEDGED.';
+comment on column inventory_api.dashboard.open_reorder_alerts is 'Open alerts of severity REORDER.';
+comment on column inventory_api.dashboard.open_critical_alerts is 'Open alerts of severity CRITICAL.';
+comment on column inventory_api.dashboard.pending_approvals is 'Adjustments PENDING an admin''s approval.';
+comment on column inventory_api.dashboard.expiring_lots is 'Lots (per location) with stock that expire within 30 days (expiring_lots: EXPIRING_SOON or EXPIRING).';
+comment on column inventory_api.dashboard.expired_lots is 'Lots (per location) with stock past their expiry date, not written off yet (expiring_lots: EXPIRED).';
+comment on column inventory_api.dashboard.holds_expiring_within_hour is 'ACTIVE holds that lapse within the next hour.';
+comment on column inventory_api.dashboard.low_stock_items is 'Levels at or below their reorder point as of the last refresh (low_stock_items).';
+comment on column inventory_api.dashboard.last_maintenance_at is 'When the last maintenance job run finished (maintenance_status).';
+comment on column inventory_api.dashboard.as_of is 'When the figures were computed.';
+do $view_column_comments$
+declare
+  v_column record;
+begin
+  for v_column in
+    select v.oid::regclass as view_name, a.attname,
+           (select d.description
+              from pg_catalog.pg_depend dep
+              join pg_catalog.pg_rewrite rw on rw.oid = dep.objid and rw.ev_class = v.oid
+              join pg_catalog.pg_attribute ta on ta.attrelid = dep.refobjid and ta.attnum = dep.refobjsubid
+              join pg_catalog.pg_class t on t.oid = dep.refobjid and t.relkind in ('r', 'p')
+              join pg_catalog.pg_description d on d.objoid = t.oid and d.classoid = 'pg_catalog.pg_class'::regclass
+                                              and d.objsubid = ta.attnum
+             where dep.classid = 'pg_catalog.pg_rewrite'::regclass and ta.attname = a.attname
+             -- the table the view is named after first (items for inventory_api.items), then any
+             order by (t.relname = v.relname) desc, t.relname
+             limit 1) as description
+      from pg_catalog.pg_class v
+      join pg_catalog.pg_attribute a on a.attrelid = v.oid and a.attnum > 0 and not a.attisdropped
+     where v.relnamespace = 'inventory_api'::regnamespace and v.relkind = 'v'
+       and not exists (select from pg_catalog.pg_description d
+                        where d.objoid = v.oid and d.classoid = 'pg_catalog.pg_class'::regclass
+                          and d.objsubid = a.attnum)
+  loop
+    if v_column.description is not null or v_column.attname = 'location' then
+      execute pg_catalog.format('comment on column %s.%I is %L', v_column.view_name, v_column.attname,
+                                coalesce(v_column.description, 'Code of the location.'));
+    end if;
+  end loop;
+end
+$view_column_comments$;
