@@ -431,6 +431,9 @@ def test_sealing_continues_after_pg_dump_and_restore_into_a_new_cluster(catalogu
                                                                         tmp_path: Path, cluster_dir: Path) -> None:
     catalogue.reserve_stock("A1", 1, "SO-D")
     seal_all(db)
+    # The fresh cluster's own install (every migration) uses transaction ids too: put this cluster's
+    # clearly ahead, so that the moved rows do come from the new cluster's future.
+    db.execute("do $burn$ begin for n in 1 .. 5000 loop perform pg_current_xact_id(); commit; end loop; end $burn$")
     catalogue.create_item("MOVED", "Moved before sealing")  # committed, not sealed yet: it moves with the dump
     # A plain dump, without the pg_attver column options Debian's PostgreSQL 15.20 adds (other servers
     # refuse them).

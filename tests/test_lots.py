@@ -1161,6 +1161,8 @@ def test_bad_lot_input_changes_nothing(two_lots: str, db: Db, fn: str, arguments
     call(db, "receive_stock", sku="A1", quantity=3)
     reserve(db, "TWO", 2, "SO-SHIPPED")
     call(db, "fulfill_order", order_ref="SO-SHIPPED")
+    if arguments.get("min_shelf_life") == "-infinity" and db.info.server_version < 170000:
+        pytest.skip("intervals have no infinity before PostgreSQL 17: the server itself refuses the input")
     db.execute("create table public.x (id integer)")
     db.execute("insert into public.x values (1)")
     lot_item(db, "OTH")
