@@ -109,12 +109,14 @@ class Caller(threading.Thread):
             time.sleep(0.005)
 
 
-def interleave(world: dict[str, Any], first: str, second: str, level: str) -> tuple[Any, Any]:
-    dsn = world["dsn"]
+def interleave_calls(dsn: str, statements: list[str], parameters: dict[str, Any], item_id: int,
+                     location_id: int) -> tuple[Any, Any]:
+    """A third transaction holds the stock level; each call runs until it finishes or waits; then the
+    level is released and both calls must end. Returns their two outcomes."""
     with psycopg.connect(dsn, autocommit=True) as db, psycopg.connect(dsn) as blocker:
-        blocker.execute("select from inventory.stock_levels where item_id = 1 and location_id = %s for update",
-                        (LEVELS[level],))
-        callers = [Caller(dsn, CALLS[name], world) for name in (first, second)]
+        blocker.execute("select from inventory.stock_levels where item_id = %s and location_id = %s for update",
+                        (item_id, location_id))
+        callers = [Caller(dsn, statement, parameters) for statement in statements]
         try:
             for caller in callers:
                 caller.start()
@@ -127,6 +129,10 @@ def interleave(world: dict[str, Any], first: str, second: str, level: str) -> tu
             for caller in callers:
                 caller.connection.close()
     return callers[0].outcome, callers[1].outcome
+
+
+def interleave(world: dict[str, Any], first: str, second: str, level: str) -> tuple[Any, Any]:
+    return interleave_calls(world["dsn"], [CALLS[first], CALLS[second]], world, 1, LEVELS[level])
 
 
 PAIRS = [(first, second, level) for first, second in itertools.permutations(CALLS, 2) for level in LEVELS]

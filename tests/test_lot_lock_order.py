@@ -18,7 +18,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from test_lock_order import Caller
+from test_lock_order import interleave_calls
 
 CALLS: dict[str, str] = {
     "reserve_order": """select inventory_api.reserve_order(order_ref => 'LL-NEW', lines =>
@@ -70,23 +70,7 @@ def world(module_dsn: str) -> Iterator[dict[str, Any]]:
 
 
 def interleave(world: dict[str, Any], first: str, second: str, level: str) -> tuple[Any, Any]:
-    dsn = world["dsn"]
-    with psycopg.connect(dsn, autocommit=True) as db, psycopg.connect(dsn) as blocker:
-        blocker.execute("select from inventory.stock_levels where item_id = %s and location_id = %s for update",
-                        (world["item_id"], world["levels"][level]))
-        callers = [Caller(dsn, CALLS[name], {}) for name in (first, second)]
-        try:
-            for caller in callers:
-                caller.start()
-                caller.settled(db, seconds=3)
-            blocker.rollback()
-            for caller in callers:
-                caller.join(timeout=30)
-                assert not caller.is_alive(), f"{caller.statement} hangs"
-        finally:
-            for caller in callers:
-                caller.connection.close()
-    return callers[0].outcome, callers[1].outcome
+    return interleave_calls(world["dsn"], [CALLS[first], CALLS[second]], {}, world["item_id"], world["levels"][level])
 
 
 PAIRS = [(first, second, level) for first, second in itertools.permutations(CALLS, 2) for level in ("main", "east")]
