@@ -4,6 +4,7 @@ PYINV_TEST_DSN (its database is used only to create and drop test databases)."""
 
 from __future__ import annotations
 
+import fcntl
 import itertools
 import os
 from collections.abc import Callable, Iterator
@@ -36,7 +37,12 @@ def _test_server() -> dict[str, Any]:
         import platformdirs
 
         pgdata = Path(os.environ.get("PYINV_TEST_DATA_DIR") or platformdirs.user_cache_path("pyinv") / "test-pgdata")
-        dsn = server.start(pgdata, settings=TEST_CLUSTER_SETTINGS)
+        pgdata.parent.mkdir(parents=True, exist_ok=True)
+        # pytest-xdist workers start together: one initialises and starts the cluster, the others
+        # wait for it here and then find it running.
+        with open(pgdata.parent / f".{pgdata.name}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            dsn = server.start(pgdata, settings=TEST_CLUSTER_SETTINGS)
     params = conninfo_to_dict(dsn)
     return {
         "host": params.get("host") or "localhost",
