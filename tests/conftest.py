@@ -49,7 +49,9 @@ def _test_server() -> dict[str, Any]:
         "port": int(params.get("port") or 5432),
         "user": params.get("user") or "postgres",
         "password": params.get("password") or "",
-        "maintenance_dbname": params.get("dbname") or "postgres",
+        # On the embedded server, not its pyinv database: tests of the embedded default drop and
+        # recreate that one while other workers create and drop their test databases.
+        "maintenance_dbname": (params.get("dbname") or "postgres") if os.environ.get("PYINV_TEST_DSN") else "postgres",
     }
 
 
