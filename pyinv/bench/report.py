@@ -194,6 +194,13 @@ def format_table(results: dict[str, Any], markdown: bool = False) -> str:
                   ["large ledger", f"{scale['ledger_rows_large']:,}", _range(scale["ops_per_s_large"]),
                    _range(scale["p50_large_ms"], 3), _range(scale["p99_large_ms"], 3)]]
         lines += ["", _render(headers_s, body_s, markdown)]
+    reports = results.get("REPORTS")
+    if reports:
+        headers_r = [f"reports ({reports['stock_levels']:,} levels)", "caller", "rows", "seconds (median, min-max)"]
+        body_r = [[query_name, caller, f"{reports['rows'].get(f'{query_name}/{caller}', 0):,}",
+                   _range(values, 3)]
+                  for query_name, by_caller in reports["seconds"].items() for caller, values in by_caller.items()]
+        lines += ["", _render(headers_r, body_r, markdown)]
     headers_t = ["target", "goal", "measured", "verdict", "detail"]
     body_t = [[t["target"], t["goal"], "-" if t["measured"] is None else f"{t['measured']:,.2f}", t["verdict"],
                t["detail"]] for t in results.get("targets", [])]
