@@ -39,7 +39,10 @@ REFERENCE_VARIANTS = ("B3a", "Bfn")
 # inside the reservation costs beside the same call on an item without lots.
 LOT_VARIANT = "B3lot"
 LOTS_PER_SKU = 3
-PGBENCH_VARIANTS = ("B0", "B3", "B3a", "Bfn", LOT_VARIANT)
+# W2 with event writing switched off for the cell (inventory.settings.events_enabled): what the events
+# cost the reservation path, measured against B3 in the same run.
+NO_EVENTS_VARIANT = "B3noev"
+PGBENCH_VARIANTS = ("B0", "B3", "B3a", "Bfn", LOT_VARIANT, NO_EVENTS_VARIANT)
 KEY_KINDS = {"W1": ("hot", 1), "W2": ("uniform", 10_000), "W3": ("zipf", 100_000)}
 FLASH_UNITS = 1000
 FLASH_CLIENTS = 64
@@ -75,6 +78,7 @@ class BenchConfig:
     quick: bool = False
     reference_variants: bool = True  # B3a and Bfn on W1-W3 (--quick leaves them out to stay under 2 minutes)
     lot_cells: bool = True  # W2 over lot-tracked items (--quick leaves it out: seeding the lots takes a while)
+    event_cells: bool = True  # W2 with event writing off (B3noev), beside B3 with it on
     seed: int | None = None
     keep_database: bool = False
     progress: Callable[[str], None] = field(default=lambda message: print(message, file=sys.stderr, flush=True))
@@ -84,7 +88,8 @@ class BenchConfig:
         values: dict[str, Any] = {"workloads": ("W1", "W2", "W4", "W6"), "clients": (32,), "duration": 2.0,
                                   "repetitions": 3, "w6_backlog": 3000, "w6_repetitions": 1,
                                   "scale_ledger_rows": 100_000, "report_levels": 20_000, "quick": True,
-                                  "reference_variants": False, "lot_cells": False}
+                                  "reference_variants": False, "lot_cells": False,
+                                  "event_cells": False}
         values.update({key: value for key, value in overrides.items() if value is not None})
         return cls(**values)
 
@@ -346,6 +351,8 @@ class Suite:
                 specs += [(workload, variant, c) for variant in variants for c in self.config.clients]
                 if workload == "W2" and self.config.lot_cells:
                     specs += [(workload, LOT_VARIANT, c) for c in self.config.clients]
+                if workload == "W2" and self.config.event_cells:
+                    specs += [(workload, NO_EVENTS_VARIANT, c) for c in self.config.clients]
             elif workload == "W4":
                 specs += [("W4", variant, self.config.flash_clients) for variant in VARIANTS]
             elif workload in ("W5", "W7"):
@@ -365,7 +372,13 @@ class Suite:
             key = {"hot": "1", "uniform": f"random(1, {n})", "zipf": f"random_zipfian(1, {n}, 1.01)"}[kind]
             script = PGBENCH_SCRIPTS[variant].format(key=key, tag=tag)
             options = "-c synchronous_commit=off" if variant == "B3a" else None
-            result, driver = run_pgbench(self.dsn, script, clients, duration, options=options), "pgbench"
+            if variant == NO_EVENTS_VARIANT:
+                admin.execute("update inventory.settings set events_enabled = false")
+            try:
+                result, driver = run_pgbench(self.dsn, script, clients, duration, options=options), "pgbench"
+            finally:
+                if variant == NO_EVENTS_VARIANT:
+                    admin.execute("update inventory.settings set events_enabled = true")
         elif workload in THROUGHPUT_WORKLOADS:
             kind, n = self.keys_of(workload)
             result = PythonLoad(variant, self.dsn, clients, {"key_kind": kind, "nskus": n, "tag": tag}, duration,
@@ -731,7 +744,8 @@ def _config_dict(config: BenchConfig) -> dict[str, Any]:
             "duration_s": config.duration, "repetitions": config.repetitions, "w6_backlog": config.w6_backlog,
             "w6_repetitions": config.w6_repetitions or config.repetitions,
             "scale_ledger_rows": config.scale_ledger_rows, "quick": config.quick,
-            "reference_variants": config.reference_variants, "lot_cells": config.lot_cells, "seed": config.seed,
+            "reference_variants": config.reference_variants, "lot_cells": config.lot_cells,
+            "event_cells": config.event_cells, "seed": config.seed,
             "flash_units": FLASH_UNITS, "flash_clients": config.flash_clients,
             "w6_foreground_clients": W6_FOREGROUND_CLIENTS,
             "w7_skus": W7_SKUS, "uniform_skus": config.uniform_skus, "zipf_s": 1.01}
