@@ -141,7 +141,8 @@ comment on column inventory_api.inventory_metrics.period is 'The window the figu
 comment on column inventory_api.inventory_metrics.description is 'What the figure is, in one line (the view''s comment defines each precisely).';
 
 -- Movements per day, for the HTML report's chart: the last 30 days (UTC), today included, one row per
--- day even without movements, summed over the caller's locations.
+-- day even without movements, summed over the caller's locations (none for a caller without a
+-- business role, like inventory_metrics).
 create view inventory_api.daily_movements with (security_invoker = true) as
   select d.day, coalesce(g.received, 0) as received, coalesce(g.shipped, 0) as shipped,
          coalesce(g.returned, 0) as returned, coalesce(g.adjusted, 0) as adjusted,
@@ -160,9 +161,10 @@ create view inventory_api.daily_movements with (security_invoker = true) as
                       pg_catalog.sum(g.on_hand_delta) as net_change, pg_catalog.count(*) as movements
                  from inventory.ledger g
                 where g.created_at >= pg_catalog.timezone('UTC', (pg_catalog.timezone('UTC', pg_catalog.now()))::date - 29)
-                group by 1) g on g.day = d.day;
+                group by 1) g on g.day = d.day
+   where (select inventory.has_any_role());
 
-comment on view inventory_api.daily_movements is 'Units moved per day (UTC) over the last 30 days, today included, summed over the caller''s locations: one row per day, zeros on days without movements (the movement chart of pyinv report).';
+comment on view inventory_api.daily_movements is 'Units moved per day (UTC) over the last 30 days, today included, summed over the caller''s locations: one row per day, zeros on days without movements (the movement chart of pyinv report); no rows for a caller without a business role.';
 comment on column inventory_api.daily_movements.day is 'The day (UTC).';
 comment on column inventory_api.daily_movements.received is 'Units received (RECEIVE movements).';
 comment on column inventory_api.daily_movements.shipped is 'Units shipped (SHIP movements), as a positive number.';
