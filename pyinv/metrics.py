@@ -11,6 +11,7 @@ scrapes until it is back.
 from __future__ import annotations
 
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -70,6 +71,7 @@ def period_text(period: timedelta) -> str:
 
 class _Handler(BaseHTTPRequestHandler):
     server: MetricsServer
+    timeout = 10  # seconds a client may take to send its request: a stalled one cannot hold the server
 
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
@@ -107,6 +109,8 @@ class MetricsServer(HTTPServer):
 
     def __init__(self, address: tuple[str, int], connect: Callable[[], Inventory],
                  log: TextIO | None = None) -> None:
+        if ":" in address[0]:  # an IPv6 address (::1, ::)
+            self.address_family = socket.AF_INET6
         super().__init__(address, _Handler)
         self._connect = connect
         self._inventory: Inventory | None = None
@@ -117,7 +121,7 @@ class MetricsServer(HTTPServer):
     def url(self) -> str:
         host, port = self.server_address[:2]
         host = host.decode() if isinstance(host, bytes) else host
-        return f"http://{host}:{port}/metrics"
+        return f"http://{f'[{host}]' if ':' in host else host}:{port}/metrics"
 
     def log(self, message: str) -> None:
         print(f"pyinv metrics: {message}", file=self._log, flush=True)
