@@ -13,13 +13,13 @@ create function inventory.unsealed_audit_rows() returns bigint
 language sql stable security definer
 set search_path = ''
 begin atomic
-  select case when inventory.has_any_role() or inventory.is_allowed('scheduler') then
+  select case when inventory.has_any_role() then
            (select pg_catalog.count(*) from inventory.audit_log a
              where a.audit_id > (select s.sealed_through from inventory.audit_seal_state s))
          end;
 end;
 
-comment on function inventory.unsealed_audit_rows() is 'Committed audit rows not sealed onto the hash chain yet (above audit_seal_state.sealed_through); null for a caller without a business role or the scheduler role.';
+comment on function inventory.unsealed_audit_rows() is 'Committed audit rows not sealed onto the hash chain yet (above audit_seal_state.sealed_through); null for a caller without a business role.';
 
 -- The default interval of each job of `pyinv maintain` (pyinv/maintenance.py DEFAULT_INTERVALS, tested
 -- equal in tests/test_metrics.py): the schedule maintenance_lag_seconds measures lateness against.
