@@ -109,13 +109,14 @@ class MetricsServer(HTTPServer):
 
     def __init__(self, address: tuple[str, int], connect: Callable[[], Inventory],
                  log: TextIO | None = None) -> None:
-        if ":" in address[0]:  # an IPv6 address (::1, ::)
-            self.address_family = socket.AF_INET6
-        super().__init__(address, _Handler)
+        # Set before binding: a failed bind closes the server (server_close) at once.
         self._connect = connect
         self._inventory: Inventory | None = None
         self._log = log if log is not None else sys.stderr
         self.scrapes = 0
+        if ":" in address[0]:  # an IPv6 address (::1, ::)
+            self.address_family = socket.AF_INET6
+        super().__init__(address, _Handler)
 
     @property
     def url(self) -> str:

@@ -360,3 +360,15 @@ def test_metrics_serve_fails_at_once_without_a_database(empty_database: Callable
                              "--port", "0"], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=60)
     assert result.returncode == 6, result.stderr  # no pyinv schema there: run pyinv migrate
     assert "serving metrics" not in result.stderr
+
+
+def test_metrics_serve_on_a_port_in_use_says_so(run, catalogue: Inventory) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run("metrics", "serve", "--port", str(port), exit_code=6)
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr and "LISTEN_FAILED" in result.stderr
+    assert "Choose another --port" in result.stderr
