@@ -152,3 +152,10 @@ grant execute on function inventory_api.stock_as_of(text, text, timestamptz),
   inventory.stock_as_of(text, text, timestamptz) to inventory_viewer;
 grant execute on function inventory_api.refresh_inventory_views(), inventory.refresh_inventory_views()
   to inventory_admin, inventory_scheduler;
+-- Metrics and the report's daily movements (issue 13): readers, over their locations. The audit
+-- backlog is counted by a definer function (the audit log is for unscoped admins only); the
+-- maintenance schedule's default intervals are a constant.
+revoke all on inventory_api.inventory_metrics, inventory_api.daily_movements from public;
+grant select on inventory_api.inventory_metrics, inventory_api.daily_movements to inventory_viewer;
+grant execute on function inventory.unsealed_audit_rows(), inventory.maintenance_default_interval(text)
+  to inventory_viewer;
