@@ -25,6 +25,12 @@ create type inventory_api.reservation as (
   created_by text, created_at timestamptz, reference_type text, notes text);
 comment on type inventory_api.reservation is 'A hold of stock for an order.';
 
+create type inventory_api.reserve_many_result as (
+  ordinal integer, order_ref text, sku text, location text, reservation_id bigint, quantity numeric,
+  expires_at timestamptz, ok boolean, sqlstate text, error_code text, message text, detail jsonb,
+  reservation jsonb);
+comment on type inventory_api.reserve_many_result is 'The outcome of one request of reserve_many: its hold (ok, reservation = what reserve_stock returns, as JSON) or the error reserve_stock would have raised (sqlstate, error_code = the HINT, message, detail).';
+
 create type inventory_api.reservation_change as (
   reservation_id bigint, order_ref text, sku text, location text, movement_type text, quantity numeric,
   quantity_fulfilled numeric, quantity_open numeric, status text);

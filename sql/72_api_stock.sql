@@ -53,6 +53,18 @@ comment on function inventory_api.reserve_order(text, jsonb, interval, text, tex
 'Hold every line of an order, or none.
 lines: [{"sku": "A1", "quantity": 2, "location": "main"}]. Duplicate lines are merged; rows are locked in a fixed order so concurrent orders never deadlock; INSUFFICIENT_STOCK lists every short line. Lines of lot-tracked items are allocated FEFO, skipping lots that expire before now + min_shelf_life.';
 
+create function inventory_api.reserve_many(requests jsonb)
+returns setof inventory_api.reserve_many_result
+language sql volatile
+set search_path = ''
+begin atomic
+  select * from inventory.reserve_many(reserve_many.requests);
+end;
+
+comment on function inventory_api.reserve_many(jsonb) is
+'Hold stock for many independent orders in one call: each request succeeds or fails on its own, exactly as reserve_stock called once per request in array order would.
+requests: [{"order_ref": "SO-1", "sku": "A1", "quantity": 2, "location": "main", "expires_in": "2 hours", "idempotency_key": "k1"}] (1 to 10000; location, expires_in and idempotency_key optional). One row per request in array order: ok with reservation_id, expires_at and reservation (reserve_stock''s result as JSON), or sqlstate, error_code, message and detail of the error reserve_stock would raise. Idempotency keys are reserve_stock''s (a retry through either function replays). Lot-tracked items are refused (INVALID_ARGUMENT): reserve them with reserve_stock.';
+
 create function inventory_api.fulfill_order(order_ref text, sku text default null, quantity numeric default null,
                                             idempotency_key text default null)
 returns setof inventory_api.reservation_change

@@ -46,6 +46,7 @@ grant execute on function
   inventory.reserve_stock(text, numeric, text, text, interval, text, text, text, interval),
   inventory_api.reserve_order(text, jsonb, interval, text, text, text, interval),
   inventory.reserve_order(text, jsonb, interval, text, text, text, interval),
+  inventory_api.reserve_many(jsonb), inventory.reserve_many(jsonb),
   inventory_api.fulfill_order(text, text, numeric, text), inventory.fulfill_order(text, text, numeric, text),
   inventory_api.cancel_reservation(text, text, text), inventory.cancel_reservation(text, text, text),
   inventory_api.process_return(text, text, numeric, text, boolean, text, text, text),

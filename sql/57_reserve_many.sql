@@ -1,0 +1,446 @@
+-- Layer 4, functions by concern: reserve_many, many independent orders' holds in one call.
+--
+-- Contract. reserve_many(requests) gives each request exactly the outcome reserve_stock would have
+-- given (the same reservation, or the same SQLSTATE, HINT code, message and DETAIL) had the requests
+-- been reserve_stock calls made one after another, in array order, each in its own transaction, on
+-- the database as it is once this call holds its locks. A request that fails changes nothing; the
+-- others go on. This is what lets a coalescer gather concurrent reserve_stock callers into one call.
+--
+-- Design decisions (and why):
+--  1. Validation mirrors reserve_stock step by step (reserve_many_check: SKU, quantity, order_ref,
+--     location, authorisation, lot sellability date, expiry, idempotency key text) and raises through
+--     the same helpers; reserve_many catches each request's error in its own subtransaction (read-only,
+--     so it takes no transaction id) and keeps it as that request's outcome. Errors that are not in the
+--     catalogue (a bug, a cancelled statement) abort the whole call.
+--  2. Lock order: idempotency keys first (claimed in key order, as reserve_stock claims its key before
+--     its level), then stock levels in (item_id, location_id) order, then (lazy expiry) their holds
+--     with SKIP LOCKED. Two reserve_many calls, or reserve_many and any other pyinv call, cannot deadlock.
+--  3. Keys: every distinct new key of a valid request is claimed up front (INSERT ... ON CONFLICT DO
+--     NOTHING, which waits for a concurrent claimant like claim_idempotency_key does). A key stored
+--     before the call replays (or raises IDEMPOTENCY_CONFLICT) exactly as claim_idempotency_key does,
+--     with operation 'reserve_stock' and reserve_stock's request JSON, so reserve_stock and
+--     reserve_many retries are interchangeable. Within the call, a key belongs to the first request
+--     using it that succeeds: later requests with it replay that result (or conflict); a request that
+--     fails does not keep the key (reserve_stock would have rolled it back), so the next one using it
+--     is new. At the end, kept keys get their request and response; keys no request kept are deleted
+--     (rows this transaction inserted: as if they had never been claimed).
+--  4. Stock: after locking, each level's on_hand, reserved and overdue units (holds past expiry not yet
+--     swept) are read once, and its requests are walked in array order as reserve_stock would see them:
+--     accepted while on_hand - reserved covers them; when only the overdue units would cover one, the
+--     level's overdue holds are expired (once, as hold_units does) and it is accepted; otherwise
+--     INSUFFICIENT_STOCK with the DETAIL shortfall() would give at that point (available = on_hand -
+--     reserved + overdue). No false out-of-stock, no oversell.
+--  5. Writes: lazy expiry where the walk needed it (expire_overdue_at_level, its own EXPIRE movement),
+--     one INSERT of every hold, then ONE UPDATE statement touching each level once, with a condition
+--     that cannot fail under the locks (it raises an internal error rather than oversell if it does).
+--  6. Ledger: one RESERVE movement per level per call (the stock_levels trigger writes it). A level
+--     that gets one hold is described exactly as reserve_stock describes it (reference = order_ref,
+--     idempotency_key, reservation_id). A level that gets several holds names them in metadata:
+--     {"reservation_ids": [...], "order_refs": [...], "idempotency_keys": [...]} (aligned, ascending
+--     reservation id), reference = the order_ref when they all share it, reservation_id and
+--     idempotency_key null - as apply_hold_moves does for SHIP/RELEASE/EXPIRE of several holds. So each
+--     hold and key is still named by the ledger row that recorded it, and every verify_inventory check
+--     (reserved = ledger sums = open quantity of active holds, chain continuity) holds.
+--  7. Lot-tracked items are refused per request (INVALID_ARGUMENT, argument requests[i].sku, problem
+--     'lot-tracked item: reserve it with reserve_stock'), after the key check so that a retry of a
+--     reserve_stock key still replays. FEFO allocation locks lots before levels (35_lots.sql), which
+--     does not fit this call's lock order; a coalescer must send lot-tracked items to reserve_stock.
+--  8. Requests carry order_ref, sku, quantity, location (default 'main'), expires_in (interval text,
+--     default the configured TTL) and idempotency_key; reference_type is 'order' and notes and
+--     min_shelf_life are null. Any other key, a value of the wrong JSON type or an expires_in that is
+--     not an interval is that request's INVALID_ARGUMENT (argument requests[i] / requests[i].expires_in).
+--  9. The batch itself: requests must be a JSON array of 1 to 10000 elements; otherwise the whole call
+--     raises INVALID_ARGUMENT and changes nothing.
+-- 10. A caller who holds the operator role for no location at all gets PERMISSION_DENIED for the whole
+--     call (before the requests are looked at), instead of one PERMISSION_DENIED or not-found per request.
+--     Everyone else is authorised per request, per location, exactly as reserve_stock.
+--     A coalescer may only batch requests of one acting user (one session identity): the actor of every
+--     hold and key is the caller's.
+
+create type inventory.reserve_many_line as (
+  ordinal integer, order_ref text, sku text, location text, quantity numeric, expires_in interval,
+  idempotency_key text, item_id bigint, location_id bigint, status text, track_lots boolean,
+  expires_at timestamptz, key_request jsonb, level_no integer);
+
+comment on type inventory.reserve_many_line is 'One validated request of reserve_many (working state).';
+
+-- reserve_stock's checks for one request, in reserve_stock's order, raising its errors; returns what
+-- the rest of the call needs.
+create function inventory.reserve_many_check(sku text, quantity numeric, order_ref text, location text,
+                                             expires_in interval, idempotency_key text,
+                                             out item_id bigint, out status text, out track_lots boolean,
+                                             out location_id bigint, out expires_at timestamptz)
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  v_found record;
+begin
+  select i.item_id, i.status, i.track_lots, l.location_id, t.default_reservation_ttl
+    into v_found
+    from inventory.settings t
+    left join inventory.items i on i.sku = reserve_many_check.sku and i.deleted_at is null
+    left join inventory.locations l on l.code = reserve_many_check.location;
+  if v_found.item_id is null then
+    perform inventory.item_for_sku(reserve_many_check.sku);
+  end if;
+  if not inventory.quantity_is_valid(reserve_many_check.quantity) then
+    perform inventory.check_quantity(reserve_many_check.quantity);
+  end if;
+  if not inventory.text_is_valid(reserve_many_check.order_ref, 200) then
+    perform inventory.check_text(reserve_many_check.order_ref, 'order_ref', 200);
+  end if;
+  if v_found.location_id is null then
+    perform inventory.location_for_code(reserve_many_check.location);
+  end if;
+  if not inventory.is_allowed('operator', v_found.location_id) then
+    perform inventory.authorize('operator', v_found.location_id);
+  end if;
+  if v_found.track_lots then
+    perform inventory.sellable_until(null);
+  end if;
+  reserve_many_check.expires_at := case when reserve_many_check.expires_in is null
+                                        then pg_catalog.now() + v_found.default_reservation_ttl
+                                        else inventory.hold_expiry(reserve_many_check.expires_in) end;
+  if reserve_many_check.idempotency_key is not null then
+    perform inventory.check_text(reserve_many_check.idempotency_key, 'idempotency_key', 200);
+  end if;
+  reserve_many_check.item_id := v_found.item_id;
+  reserve_many_check.status := v_found.status;
+  reserve_many_check.track_lots := v_found.track_lots;
+  reserve_many_check.location_id := v_found.location_id;
+end
+$$;
+
+comment on function inventory.reserve_many_check(text, numeric, text, text, interval, text) is 'reserve_stock''s validation and authorisation of one reserve_many request, raising reserve_stock''s errors in its order.';
+
+-- An error outcome, as raise_error would raise it (SQLSTATE from the catalogue, the code as HINT).
+create function inventory.reserve_many_error(line inventory.reserve_many_line, code text, message text, detail jsonb)
+returns inventory_api.reserve_many_result
+language sql stable
+set search_path = ''
+as $$
+  select row((reserve_many_error.line).ordinal, (reserve_many_error.line).order_ref, (reserve_many_error.line).sku,
+             (reserve_many_error.line).location, null, (reserve_many_error.line).quantity, null, false,
+             e.sqlstate, reserve_many_error.code, reserve_many_error.message,
+             coalesce(reserve_many_error.detail, '{}'::jsonb), null)::inventory_api.reserve_many_result
+    from inventory.error_codes e where e.code = reserve_many_error.code
+$$;
+
+comment on function inventory.reserve_many_error(inventory.reserve_many_line, text, text, jsonb) is 'The reserve_many outcome of a request that fails with a catalogued error.';
+
+-- A successful outcome from a reservation (new or replayed).
+create function inventory.reserve_many_ok(ordinal integer, reservation jsonb)
+returns inventory_api.reserve_many_result
+language sql immutable
+set search_path = ''
+as $$
+  select row(reserve_many_ok.ordinal, r.order_ref, r.sku, r.location, r.reservation_id, r.quantity, r.expires_at,
+             true, null, null, null, null, reserve_many_ok.reservation)::inventory_api.reserve_many_result
+    from pg_catalog.jsonb_populate_record(null::inventory_api.reservation, reserve_many_ok.reservation) r
+$$;
+
+comment on function inventory.reserve_many_ok(integer, jsonb) is 'The reserve_many outcome of a request that holds stock (or replays a hold).';
+
+create function inventory.reserve_many(requests jsonb)
+returns setof inventory_api.reserve_many_result
+language plpgsql volatile security definer
+set search_path = ''
+as $$
+declare
+  v_count integer;
+  v_request jsonb;
+  v_n integer;
+  v_line inventory.reserve_many_line;
+  v_lines inventory.reserve_many_line[] := '{}';
+  v_results inventory_api.reserve_many_result[] := '{}';
+  v_rids bigint[] := '{}';
+  v_checked record;
+  v_sqlstate text;
+  v_message text;
+  v_detail text;
+  v_hint text;
+  v_actor text := inventory.current_actor();
+  v_keys text[];
+  v_new_keys text[];
+  v_stored jsonb;
+  v_owner jsonb := '{}';
+  v_key jsonb;
+  v_lv_item bigint[];
+  v_lv_location bigint[];
+  v_lv_exists boolean[];
+  v_lv_on_hand numeric[];
+  v_lv_reserved numeric[];
+  v_lv_overdue numeric[];
+  v_lv_expire boolean[];
+  v_k integer;
+  v_raw numeric;
+  v_reservation inventory_api.reservation;
+  v_levels integer;
+  v_updated integer;
+begin
+  -- A caller who may reserve nowhere is refused as a whole (nothing about the requests is revealed).
+  if not (inventory.is_allowed('operator') or inventory.holds_role_somewhere('operator')) then
+    perform inventory.authorize('operator');
+  end if;
+  if reserve_many.requests is null or pg_catalog.jsonb_typeof(reserve_many.requests) <> 'array'
+     or pg_catalog.jsonb_array_length(reserve_many.requests) not between 1 and 10000 then
+    perform inventory.raise_error('INVALID_ARGUMENT',
+      'requests must be a JSON array of 1 to 10000 objects {"order_ref", "sku", "quantity", "location"?, "expires_in"?, "idempotency_key"?}',
+      pg_catalog.jsonb_build_object('argument', 'requests', 'problem', 'not an array of 1 to 10000 requests'));
+  end if;
+  v_count := pg_catalog.jsonb_array_length(reserve_many.requests);
+
+  -- 1. Each request parsed and checked on its own, as reserve_stock would check it.
+  for v_request, v_n in
+    select e.r, e.n::integer from pg_catalog.jsonb_array_elements(reserve_many.requests) with ordinality as e (r, n)
+     order by e.n
+  loop
+    v_line := row(v_n, null, null, null, null, null, null, null, null, null, null, null, null, null);
+    v_rids := v_rids || null::bigint;
+    begin
+      if pg_catalog.jsonb_typeof(v_request) = 'object' then
+        v_line.order_ref := v_request ->> 'order_ref';
+        v_line.sku := v_request ->> 'sku';
+        v_line.location := coalesce(v_request -> 'location', '"main"') #>> '{}';
+        if pg_catalog.jsonb_typeof(v_request -> 'quantity') = 'number' then
+          v_line.quantity := (v_request ->> 'quantity')::numeric;
+        end if;
+      end if;
+      if (case when pg_catalog.jsonb_typeof(v_request) is distinct from 'object' then true
+              else exists (select from pg_catalog.jsonb_each(v_request) f
+                            where f.key not in ('order_ref', 'sku', 'quantity', 'location', 'expires_in', 'idempotency_key')
+                               or pg_catalog.jsonb_typeof(f.value)
+                                    not in (case when f.key = 'quantity' then 'number' else 'string' end, 'null'))
+          end) then
+        perform inventory.raise_error('INVALID_ARGUMENT',
+          pg_catalog.format('requests[%s] must be an object with string "order_ref", "sku", optional "location", "expires_in", "idempotency_key" and a number "quantity"',
+                            v_n - 1),
+          pg_catalog.jsonb_build_object('argument', pg_catalog.format('requests[%s]', v_n - 1), 'problem', 'malformed'));
+      end if;
+      v_line.idempotency_key := v_request ->> 'idempotency_key';
+      begin
+        v_line.expires_in := (v_request ->> 'expires_in')::interval;
+      exception when invalid_datetime_format or datetime_field_overflow or interval_field_overflow then
+        perform inventory.raise_error('INVALID_ARGUMENT',
+          pg_catalog.format('requests[%s].expires_in must be an interval, e.g. "2 hours"', v_n - 1),
+          pg_catalog.jsonb_build_object('argument', pg_catalog.format('requests[%s].expires_in', v_n - 1),
+                                        'problem', 'not an interval', 'value', v_request ->> 'expires_in'));
+      end;
+      select * into v_checked
+        from inventory.reserve_many_check(v_line.sku, v_line.quantity, v_line.order_ref, v_line.location,
+                                          v_line.expires_in, v_line.idempotency_key);
+      v_line.item_id := v_checked.item_id;
+      v_line.location_id := v_checked.location_id;
+      v_line.status := v_checked.status;
+      v_line.track_lots := v_checked.track_lots;
+      v_line.expires_at := v_checked.expires_at;
+      if v_line.idempotency_key is not null then
+        v_line.key_request := inventory.hold_request(
+          pg_catalog.jsonb_build_object('sku', v_line.sku, 'quantity', v_line.quantity, 'order_ref', v_line.order_ref,
+                                        'location', v_line.location, 'expires_in', inventory.interval_key(v_line.expires_in)),
+          'order', null);
+      end if;
+      v_results := v_results || null::inventory_api.reserve_many_result;
+    exception when others then
+      get stacked diagnostics v_sqlstate = returned_sqlstate, v_message = message_text, v_detail = pg_exception_detail,
+                              v_hint = pg_exception_hint;
+      if not exists (select from inventory.error_codes e where e.code = v_hint and e.sqlstate = v_sqlstate) then
+        raise;
+      end if;
+      v_results := v_results || row(v_n, v_line.order_ref, v_line.sku, v_line.location, null, v_line.quantity, null,
+                                     false, v_sqlstate, v_hint, v_message, nullif(v_detail, '')::jsonb, null
+                                    )::inventory_api.reserve_many_result;
+      v_line.item_id := null;
+    end;
+    v_lines := v_lines || v_line;
+  end loop;
+
+  -- 2. Idempotency keys, before any level (reserve_stock's order), claimed in key order.
+  select pg_catalog.array_agg(distinct l.idempotency_key order by l.idempotency_key) into v_keys
+    from pg_catalog.unnest(v_lines) l where l.item_id is not null and l.idempotency_key is not null;
+  if v_keys is not null then
+    with claimed as (
+      insert into inventory.idempotency_keys as k (idempotency_key, operation, request, response, actor)
+      select c.key, 'reserve_stock', c.request, null, v_actor
+        from (select distinct on (l.idempotency_key) l.idempotency_key as key, l.key_request as request
+                from pg_catalog.unnest(v_lines) l
+               where l.item_id is not null and l.idempotency_key is not null
+               order by l.idempotency_key, l.ordinal) c
+       order by c.key
+      on conflict do nothing
+      returning k.idempotency_key)
+    select coalesce(pg_catalog.array_agg(c.idempotency_key), '{}') into v_new_keys from claimed c;
+    select coalesce(pg_catalog.jsonb_object_agg(k.idempotency_key,
+             pg_catalog.jsonb_build_object('operation', k.operation, 'request', k.request, 'response', k.response)), '{}')
+      into v_stored
+      from inventory.idempotency_keys k
+     where k.idempotency_key = any (v_keys) and not k.idempotency_key = any (v_new_keys);
+  else
+    v_new_keys := '{}';
+    v_stored := '{}';
+  end if;
+
+  -- 3. The levels, locked in (item_id, location_id) order, and what each holds now.
+  with wanted as (
+    select l.item_id, l.location_id, pg_catalog.dense_rank() over (order by l.item_id, l.location_id)::integer as level_no
+      from pg_catalog.unnest(v_lines) l
+     where l.item_id is not null and l.status = 'active' and not l.track_lots
+       and not (l.idempotency_key is not null and v_stored ? l.idempotency_key))
+  select pg_catalog.array_agg(row(l.ordinal, l.order_ref, l.sku, l.location, l.quantity, l.expires_in, l.idempotency_key,
+                                  l.item_id, l.location_id, l.status, l.track_lots, l.expires_at, l.key_request,
+                                  w.level_no)::inventory.reserve_many_line order by l.ordinal)
+    into v_lines
+    from pg_catalog.unnest(v_lines) l
+    left join (select distinct w.item_id, w.location_id, w.level_no from wanted w) w
+      on w.item_id = l.item_id and w.location_id = l.location_id;
+  perform from inventory.stock_levels s
+   where (s.item_id, s.location_id) in (select l.item_id, l.location_id from pg_catalog.unnest(v_lines) l
+                                         where l.level_no is not null)
+   order by s.item_id, s.location_id
+     for update;
+  select pg_catalog.array_agg(d.item_id order by d.level_no), pg_catalog.array_agg(d.location_id order by d.level_no),
+         pg_catalog.array_agg(s.item_id is not null order by d.level_no),
+         pg_catalog.array_agg(coalesce(s.on_hand, 0) order by d.level_no),
+         pg_catalog.array_agg(coalesce(s.reserved, 0) order by d.level_no),
+         pg_catalog.array_agg(case when s.item_id is null then 0
+                                   else inventory.overdue_quantity(s.item_id, s.location_id) end order by d.level_no),
+         pg_catalog.array_agg(false order by d.level_no)
+    into v_lv_item, v_lv_location, v_lv_exists, v_lv_on_hand, v_lv_reserved, v_lv_overdue, v_lv_expire
+    from (select distinct l.item_id, l.location_id, l.level_no from pg_catalog.unnest(v_lines) l
+           where l.level_no is not null) d
+    left join inventory.stock_levels s on s.item_id = d.item_id and s.location_id = d.location_id;
+
+  -- 4. The requests in array order, as sequential reserve_stock calls would meet them.
+  for v_n in 1 .. v_count loop
+    continue when (v_results[v_n]).ordinal is not null;
+    v_line := v_lines[v_n];
+    if v_line.idempotency_key is not null then
+      if v_stored ? v_line.idempotency_key then
+        v_key := v_stored -> v_line.idempotency_key;
+        if v_key ->> 'operation' <> 'reserve_stock' or v_key -> 'request' <> v_line.key_request then
+          v_results[v_n] := inventory.reserve_many_error(v_line, 'IDEMPOTENCY_CONFLICT',
+            pg_catalog.format('idempotency key %L was already used for a different %s call', v_line.idempotency_key,
+                              v_key ->> 'operation'),
+            pg_catalog.jsonb_build_object('idempotency_key', v_line.idempotency_key, 'operation', v_key ->> 'operation'));
+        else
+          v_results[v_n] := inventory.reserve_many_ok(v_n, v_key -> 'response');
+        end if;
+        continue;
+      end if;
+      if v_owner ? v_line.idempotency_key then
+        v_k := (v_owner ->> v_line.idempotency_key)::integer;
+        if v_lines[v_k].key_request <> v_line.key_request then
+          v_results[v_n] := inventory.reserve_many_error(v_line, 'IDEMPOTENCY_CONFLICT',
+            pg_catalog.format('idempotency key %L was already used for a different %s call', v_line.idempotency_key,
+                              'reserve_stock'),
+            pg_catalog.jsonb_build_object('idempotency_key', v_line.idempotency_key, 'operation', 'reserve_stock'));
+        else
+          v_results[v_n] := inventory.reserve_many_ok(v_n, (v_results[v_k]).reservation);
+        end if;
+        continue;
+      end if;
+    end if;
+    if v_line.status <> 'active' then
+      v_results[v_n] := inventory.reserve_many_error(v_line, 'PRODUCT_UNAVAILABLE',
+        pg_catalog.format('item %s is %s and cannot be reserved', v_line.sku, v_line.status),
+        pg_catalog.jsonb_build_object('sku', v_line.sku, 'status', v_line.status));
+      continue;
+    end if;
+    if v_line.track_lots then
+      v_results[v_n] := inventory.reserve_many_error(v_line, 'INVALID_ARGUMENT',
+        pg_catalog.format('requests[%s]: %s is lot-tracked; reserve it with reserve_stock', v_n - 1, v_line.sku),
+        pg_catalog.jsonb_build_object('argument', pg_catalog.format('requests[%s].sku', v_n - 1),
+                                      'problem', 'lot-tracked item: reserve it with reserve_stock', 'sku', v_line.sku));
+      continue;
+    end if;
+    v_k := v_line.level_no;
+    v_raw := v_lv_on_hand[v_k] - v_lv_reserved[v_k];
+    if v_raw < v_line.quantity then
+      if v_raw + v_lv_overdue[v_k] < v_line.quantity then
+        v_results[v_n] := inventory.reserve_many_error(v_line, 'INSUFFICIENT_STOCK',
+          pg_catalog.format('insufficient stock for %s at %s', v_line.sku, v_line.location),
+          pg_catalog.jsonb_build_object('sku', v_line.sku, 'location', v_line.location, 'requested', v_line.quantity,
+                                        'available', v_raw + v_lv_overdue[v_k], 'on_hand', v_lv_on_hand[v_k],
+                                        'reserved', v_lv_reserved[v_k]));
+        continue;
+      end if;
+      -- Only the overdue holds stand in the way: hold_units would expire them now.
+      v_lv_reserved[v_k] := v_lv_reserved[v_k] - v_lv_overdue[v_k];
+      v_lv_overdue[v_k] := 0;
+      v_lv_expire[v_k] := true;
+    end if;
+    v_lv_reserved[v_k] := v_lv_reserved[v_k] + v_line.quantity;
+    v_rids[v_n] := pg_catalog.nextval('inventory.reservations_reservation_id_seq'::regclass);
+    v_reservation := row(v_rids[v_n], v_line.order_ref, v_line.sku, v_line.location, v_line.quantity, 0,
+                         v_line.quantity, 'ACTIVE', v_line.expires_at, v_actor, pg_catalog.now(), 'order', null
+                        )::inventory_api.reservation;
+    v_results[v_n] := inventory.reserve_many_ok(v_n, pg_catalog.to_jsonb(v_reservation));
+    if v_line.idempotency_key is not null then
+      v_owner := v_owner || pg_catalog.jsonb_build_object(v_line.idempotency_key, v_n);
+    end if;
+  end loop;
+
+  -- 5. Lazy expiry where the walk needed it, then every hold, then one UPDATE of every level.
+  perform inventory.expire_overdue_at_level(v_lv_item[x.k], v_lv_location[x.k])
+     from pg_catalog.generate_subscripts(v_lv_expire, 1) as x (k)
+    where v_lv_expire[x.k]
+    order by x.k;
+
+  insert into inventory.reservations (reservation_id, order_ref, item_id, location_id, quantity, quantity_fulfilled,
+                                      status, expires_at, created_by, created_at, closed_at, quantity_returned,
+                                      reference_type, notes)
+  select v_rids[l.ordinal], l.order_ref, l.item_id, l.location_id, l.quantity, 0, 'ACTIVE', l.expires_at, v_actor,
+         pg_catalog.now(), null, 0, 'order', null
+    from pg_catalog.unnest(v_lines) l
+   where v_rids[l.ordinal] is not null
+   order by l.ordinal;
+
+  with held as (
+    select l.item_id, l.location_id, pg_catalog.sum(l.quantity) as quantity, pg_catalog.count(*) as holds,
+           pg_catalog.array_agg(v_rids[l.ordinal] order by v_rids[l.ordinal]) as reservation_ids,
+           pg_catalog.array_agg(l.order_ref order by v_rids[l.ordinal]) as order_refs,
+           pg_catalog.array_agg(l.idempotency_key order by v_rids[l.ordinal]) as keys
+      from pg_catalog.unnest(v_lines) l
+     where v_rids[l.ordinal] is not null
+     group by l.item_id, l.location_id)
+  update inventory.stock_levels s
+     set reserved = s.reserved + h.quantity,
+         pending_movement = case
+           when h.holds = 1 then
+             inventory.describe_movement('RESERVE', 'order hold', h.order_refs[1], h.keys[1],
+                                         reservation_id => h.reservation_ids[1])
+           else
+             inventory.describe_movement('RESERVE', 'order hold',
+               case when (select pg_catalog.count(distinct o) from pg_catalog.unnest(h.order_refs) o) = 1
+                    then h.order_refs[1] end,
+               null,
+               metadata => pg_catalog.jsonb_build_object('reservation_ids', pg_catalog.to_jsonb(h.reservation_ids),
+                                                         'order_refs', pg_catalog.to_jsonb(h.order_refs))
+                           || case when exists (select from pg_catalog.unnest(h.keys) k where k is not null)
+                                   then pg_catalog.jsonb_build_object('idempotency_keys', pg_catalog.to_jsonb(h.keys))
+                                   else '{}'::jsonb end)
+         end
+    from held h
+   where s.item_id = h.item_id and s.location_id = h.location_id and s.on_hand - s.reserved >= h.quantity;
+  get diagnostics v_updated = row_count;
+  select pg_catalog.count(distinct (l.item_id, l.location_id)) into v_levels
+    from pg_catalog.unnest(v_lines) l where v_rids[l.ordinal] is not null;
+  if v_updated <> v_levels then
+    raise exception 'reserve_many: % of % levels changed under their locks', v_levels - v_updated, v_levels
+      using errcode = 'XX000';
+  end if;
+
+  -- 6. Keys kept by a successful request get its request and result; the others were never used.
+  update inventory.idempotency_keys k
+     set request = v_lines[o.n].key_request, response = (v_results[o.n]).reservation
+    from (select e.key, e.value::integer as n from pg_catalog.jsonb_each_text(v_owner) e) o
+   where k.idempotency_key = o.key;
+  delete from inventory.idempotency_keys k
+   where k.idempotency_key = any (v_new_keys) and not v_owner ? k.idempotency_key;
+
+  return query select * from pg_catalog.unnest(v_results) r order by r.ordinal;
+end
+$$;
+
+comment on function inventory.reserve_many(jsonb) is 'Implements inventory_api.reserve_many.';
