@@ -53,6 +53,9 @@ CALLS: dict[str, tuple[str, dict[str, Any]]] = {
     "reserve_main": ("reserve_stock", {"sku": "A1", "quantity": 1, "order_ref": "W-1"}),
     "reserve_east": ("reserve_stock", {"sku": "A1", "quantity": 1, "order_ref": "W-2", "location": "east"}),
     "reserve_order_main": ("reserve_order", {"order_ref": "W-3", "lines": json.dumps([{"sku": "B2", "quantity": 1}])}),
+    # reserve_many (issue 14): authorised per request, so a clerk of another location gets a row saying
+    # PERMISSION_DENIED, not an error; only a caller who may reserve nowhere is refused as a whole
+    "reserve_many_main": ("reserve_many", {"requests": json.dumps([{"order_ref": "W-5", "sku": "B2", "quantity": 1}])}),
     "fulfill_main": ("fulfill_order", {"order_ref": "M-FULFIL"}),
     "cancel_main": ("cancel_reservation", {"order_ref": "M-CANCEL"}),
     "return_main": ("process_return", {"order_ref": "M-RETURN", "sku": "B2", "quantity": 1, "reason": "unused"}),
@@ -110,9 +113,11 @@ ALLOWED = {
     # (db role, sub): calls that succeed; every other call fails with 42501
     ("authenticated", "u-admin"): set(CALLS) - MAINTENANCE,
     ("authenticated", "u-clerk-main"): {"schema_version", "receive_main", "reserve_main", "reserve_order_main",
+                                        "reserve_many_main",
                                         "fulfill_main", "cancel_main", "return_main", "validate_main",
                                         "adjust_main", "count_main", "alert_main", "trace_lot", "stock_as_of_main"},
     ("authenticated", "u-clerk-east"): {"schema_version", "receive_east", "reserve_east", "validate_east",
+                                        "reserve_many_main",
                                         "adjust_east", "trace_lot", "stock_as_of_east"},
     ("authenticated", "u-reader"): {"schema_version", "validate_main", "validate_east", "verify_inventory",
                                     "trace_lot", "stock_as_of_main", "stock_as_of_east"},
