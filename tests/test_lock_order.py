@@ -43,6 +43,10 @@ CALLS: dict[str, str] = {
     "approve_count_main": "select inventory_api.approve_adjustment(adjustment_id => %(pending)s,"
                           " decision => 'approved')",
     "check_reorder_points": "select inventory_api.check_reorder_points()",
+    # requests east before main (against the lock order), one needing lazy expiry, one with a key
+    "reserve_many": """select inventory_api.reserve_many(requests =>
+                         '[{"order_ref": "LO-M1", "sku": "A1", "quantity": 5, "location": "east"},
+                           {"order_ref": "LO-M2", "sku": "A1", "quantity": 1, "idempotency_key": "lo-many"}]')""",
 }
 LEVELS = {"main": 1, "east": 2}
 
