@@ -73,6 +73,7 @@ from .models import (
     Reservation,
     ReservationChange,
     ReservationRow,
+    ReserveManyResult,
     ReturnRow,
     SchemaVersion,
     StockCheck,
@@ -112,6 +113,14 @@ def _quantity(value: Number | None) -> Decimal | None:
     if value is None or isinstance(value, Decimal):
         return value
     return Decimal(str(value))
+
+
+def _interval_text(value: object) -> object:
+    """A timedelta as interval text with the days and seconds psycopg would send, so that its
+    idempotency request matches reserve_stock's (interval_key compares months, days, seconds)."""
+    if isinstance(value, timedelta):
+        return f"{value.days} days {value.seconds}.{value.microseconds:06d} seconds"
+    return value
 
 
 def _announce(message: str) -> None:
@@ -406,6 +415,20 @@ class _Api(abc.ABC):
             "idempotency_key": idempotency_key,
         }, optional={"reference_type": reference_type, "notes": notes, "min_shelf_life": min_shelf_life},
             idempotent=idempotency_key is not None)
+
+    @_operation
+    def reserve_many(self, requests: Sequence[Mapping[str, Any]]) -> _Call[list[ReserveManyResult]]:
+        """Holds for many independent orders in one call, each request ({"order_ref", "sku", "quantity"
+        [, "location", "expires_in", "idempotency_key"]}) succeeding or failing on its own exactly as
+        reserve_stock would, called once per request in this order; one result per request, in order.
+        Safe to retry only when every request has an idempotency key."""
+        payload = [
+            {key: _quantity(value) if key == "quantity" else _interval_text(value) if key == "expires_in" else value
+             for key, value in request.items()}
+            for request in requests
+        ]
+        return _rows("reserve_many", ReserveManyResult, {"requests": Jsonb(payload, dumps=exact_json)},
+                     idempotent=bool(requests) and all(r.get("idempotency_key") for r in requests))
 
     @_operation
     def fulfill_order(self, order_ref: str, sku: str | None = None, quantity: Number | None = None,

@@ -103,6 +103,28 @@ class Reservation(Row):
 
 
 @dataclass(frozen=True)
+class ReserveManyResult(Row):
+    """The outcome of one request of reserve_many (inventory_api.reserve_many_result), in request
+    order (`ordinal` from 1): `ok` with the hold (`reservation`: what reserve_stock returns, as JSON),
+    or the error reserve_stock would have raised: `sqlstate`, `error_code` (its hint), `message` and
+    `detail`."""
+
+    ordinal: int
+    order_ref: str | None
+    sku: str | None
+    location: str | None
+    reservation_id: int | None
+    quantity: Decimal | None
+    expires_at: datetime | None
+    ok: bool
+    sqlstate: str | None
+    error_code: str | None
+    message: str | None
+    detail: JsonObject | None
+    reservation: JsonObject | None
+
+
+@dataclass(frozen=True)
 class ReservationRow(Reservation):
     """A row of the inventory_api.reservations view."""
 

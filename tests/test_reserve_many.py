@@ -8,6 +8,8 @@ database (each call in a savepoint of a transaction that is then rolled back) an
 from __future__ import annotations
 
 import json
+from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 import psycopg
@@ -15,7 +17,8 @@ import pytest
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from pyinv import Inventory
+from pyinv import InvalidArgument, Inventory
+from pyinv.models import ReserveManyResult
 from tests.helpers import raises_db_error, run_together, snapshot
 
 RESERVATION_FIELDS = ("order_ref", "sku", "location", "quantity", "quantity_fulfilled", "quantity_open", "status",
@@ -299,3 +302,21 @@ def test_concurrent_batches_in_opposite_orders_never_deadlock_nor_oversell(shop:
         assert isinstance(outcome, list), outcome
     assert sum(sum(o) for o in outcomes) == 19  # 4 x 4 x 6 = 96 requests for 19 units
     assert [level(db, sku, location) for sku, location in places] == [(10, 10), (5, 5), (4, 4)]
+
+
+def test_the_python_client_returns_typed_results_and_shares_keys_with_reserve_stock(shop: Inventory, db) -> None:
+    held = shop.reserve_stock("A1", 2, "SO-1", expires_in=timedelta(hours=2), idempotency_key="py-1")
+    results = shop.reserve_many([
+        {"order_ref": "SO-1", "sku": "A1", "quantity": 2, "expires_in": timedelta(hours=2), "idempotency_key": "py-1"},
+        {"order_ref": "SO-2", "sku": "B2", "quantity": Decimal("1.5")},
+        {"order_ref": "SO-3", "sku": "B2", "quantity": 4},
+    ])
+    assert all(isinstance(r, ReserveManyResult) for r in results)
+    assert [(r.ordinal, r.ok, r.error_code) for r in results] == [
+        (1, True, None), (2, True, None), (3, False, "INSUFFICIENT_STOCK")]
+    assert results[0].reservation_id == held.reservation_id  # replayed, not held twice
+    assert results[1].quantity == Decimal("1.5") and results[2].detail is not None
+    assert results[2].detail["available"] == 3.5
+    assert level(db, "A1") == (10, 2) and level(db, "B2") == (5, Decimal("1.5"))
+    with pytest.raises(InvalidArgument):
+        shop.reserve_many([])
