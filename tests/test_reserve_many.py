@@ -8,6 +8,8 @@ database (each call in a savepoint of a transaction that is then rolled back) an
 from __future__ import annotations
 
 import json
+import threading
+import time
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -320,3 +322,41 @@ def test_the_python_client_returns_typed_results_and_shares_keys_with_reserve_st
     assert level(db, "A1") == (10, 2) and level(db, "B2") == (5, Decimal("1.5"))
     with pytest.raises(InvalidArgument):
         shop.reserve_many([])
+
+
+def test_a_concurrent_reserve_stock_with_the_same_key_waits_then_replays_or_goes_ahead(shop: Inventory, connect,
+                                                                                       db) -> None:
+    first, second = connect(), connect()
+
+    def hold_then_commit(requests: list[dict[str, Any]], sku: str, quantity: int, order_ref: str,
+                         key: str) -> tuple[dict[str, Any], Any]:
+        begin(first, None)
+        [row] = first.cursor(row_factory=dict_row).execute(
+            "select * from inventory_api.reserve_many(%s)", (Jsonb(requests),)).fetchall()
+        outcome: dict[str, Any] = {}
+
+        def waiter() -> None:
+            try:
+                outcome["result"] = Inventory(second).reserve_stock(sku, quantity, order_ref, idempotency_key=key)
+            except Exception as error:  # reported by the assertion below
+                outcome["result"] = error
+
+        thread = threading.Thread(target=waiter)
+        thread.start()
+        time.sleep(0.5)
+        assert thread.is_alive(), "reserve_stock waits for the key reserve_many claimed"
+        first.execute("commit")
+        thread.join(10)
+        return row, outcome["result"]
+
+    # The request fails after claiming its key: the key was never used, the waiter goes ahead.
+    row, held = hold_then_commit([{"order_ref": "SO-1", "sku": "B2", "quantity": 9, "idempotency_key": "w-1"}],
+                                 "B2", 2, "SO-2", "w-1")
+    assert row["error_code"] == "INSUFFICIENT_STOCK"
+    assert held.order_ref == "SO-2" and level(db, "B2") == (5, 2)
+    # The request holds: the waiter replays it.
+    row, held = hold_then_commit([{"order_ref": "SO-3", "sku": "A1", "quantity": 1, "idempotency_key": "w-2"}],
+                                 "A1", 1, "SO-3", "w-2")
+    assert row["ok"] and held.reservation_id == row["reservation_id"] and level(db, "A1") == (10, 1)
+    assert dict(db.execute("select idempotency_key, request ->> 'order_ref' from inventory.idempotency_keys")
+                .fetchall()) == {"w-1": "SO-2", "w-2": "SO-3"}
