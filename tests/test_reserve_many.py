@@ -8,6 +8,7 @@ database (each call in a savepoint of a transaction that is then rolled back) an
 from __future__ import annotations
 
 import json
+import random
 import threading
 import time
 from datetime import timedelta
@@ -360,3 +361,38 @@ def test_a_concurrent_reserve_stock_with_the_same_key_waits_then_replays_or_goes
     assert row["ok"] and held.reservation_id == row["reservation_id"] and level(db, "A1") == (10, 1)
     assert dict(db.execute("select idempotency_key, request ->> 'order_ref' from inventory.idempotency_keys")
                 .fetchall()) == {"w-1": "SO-2", "w-2": "SO-3"}
+
+
+def test_random_batches_match_sequential_reserve_stock(shop: Inventory, db) -> None:
+    """Random batches (seeded) over a few levels, keys reused within and across batches, overdue holds
+    appearing between batches: every outcome matches sequential reserve_stock calls."""
+    chance = random.Random(14)
+    seen: set[str] = set()
+    for round_ in range(12):
+        requests = []
+        for n in range(chance.randint(1, 16)):
+            request: dict[str, Any] = {
+                "order_ref": f"R{round_}-{n % 5}",
+                "sku": chance.choice(["A1", "A1", "B2", "C3", "NOPE"]),
+                "quantity": chance.choice([1, 1, 2, 3, 5, 0]),
+            }
+            if chance.random() < 0.3:
+                request["location"] = chance.choice(["east", "east", "nowhere"])
+            if chance.random() < 0.2:
+                request["expires_in"] = chance.choice(["1 hour", "2 days", "-5 minutes"])
+            if chance.random() < 0.4:
+                request["idempotency_key"] = f"rk-{chance.randint(0, 6)}"
+                request["order_ref"] = f"K-{request['idempotency_key']}"
+            requests.append(request)
+        seen.update(r["error_code"] or "ok" for r in assert_same_as_sequential(db, requests))
+        if round_ % 3 == 1:
+            db.execute("update inventory.reservations set expires_at = now() - interval '1 second'"
+                       " where reservation_id in (select reservation_id from inventory.reservations"
+                       " where status = 'ACTIVE' order by reservation_id limit 3 offset %s)", (chance.randint(0, 3),))
+        if round_ % 4 == 3:
+            shop.receive_stock("A1", 5)
+            shop.receive_stock("B2", 3)
+    assert db.execute("select count(*) from inventory.reservations").fetchone()[0] > 10
+    assert db.execute("select count(*) from inventory.reservations where status = 'EXPIRED'").fetchone()[0] > 0
+    assert {"ok", "INSUFFICIENT_STOCK", "IDEMPOTENCY_CONFLICT", "PRODUCT_UNAVAILABLE", "PRODUCT_NOT_FOUND",
+            "LOCATION_NOT_FOUND", "INVALID_QUANTITY", "INVALID_ARGUMENT"} <= seen
