@@ -168,7 +168,6 @@ declare
   v_key jsonb;
   v_lv_item bigint[];
   v_lv_location bigint[];
-  v_lv_exists boolean[];
   v_lv_on_hand numeric[];
   v_lv_reserved numeric[];
   v_lv_overdue numeric[];
@@ -300,13 +299,12 @@ begin
    order by s.item_id, s.location_id
      for update;
   select pg_catalog.array_agg(d.item_id order by d.level_no), pg_catalog.array_agg(d.location_id order by d.level_no),
-         pg_catalog.array_agg(s.item_id is not null order by d.level_no),
          pg_catalog.array_agg(coalesce(s.on_hand, 0) order by d.level_no),
          pg_catalog.array_agg(coalesce(s.reserved, 0) order by d.level_no),
          pg_catalog.array_agg(case when s.item_id is null then 0
                                    else inventory.overdue_quantity(s.item_id, s.location_id) end order by d.level_no),
          pg_catalog.array_agg(false order by d.level_no)
-    into v_lv_item, v_lv_location, v_lv_exists, v_lv_on_hand, v_lv_reserved, v_lv_overdue, v_lv_expire
+    into v_lv_item, v_lv_location, v_lv_on_hand, v_lv_reserved, v_lv_overdue, v_lv_expire
     from (select distinct l.item_id, l.location_id, l.level_no from pg_catalog.unnest(v_lines) l
            where l.level_no is not null) d
     left join inventory.stock_levels s on s.item_id = d.item_id and s.location_id = d.location_id;
