@@ -361,6 +361,33 @@ class StockMachine(RuleBasedStateMachine):
         for hold in sorted(holds, key=lambda hold: hold.reservation_id):
             self.add_hold(hold)
 
+    @rule(requests=st.lists(st.tuples(orders, items, locations, quantities, aimed), min_size=1, max_size=6))
+    def reserve_many(self, requests: list[tuple[str, int, str, Decimal, bool]]) -> None:
+        """Several independent holds in one call: each must fare as reserve_stock would, in order."""
+        payload, expected, made = [], [], []
+        for order, item, location, quantity, aimed in requests:
+            sku, ref = self.skus[item], self.refs[order]
+            level = (sku, location)
+            quantity = self.into_overdue(level, quantity, aimed)
+            payload.append({"order_ref": ref, "sku": sku, "quantity": quantity, "location": location})
+            if quantity > self.effective_available(level):
+                expected.append(("INSUFFICIENT_STOCK", self.shortfall(sku, location, quantity)))
+                continue
+            if quantity > self.stored_available(level):
+                self.expire_level(level)
+            hold = Hold(0, ref, sku, location, quantity)
+            self.holds.append(hold)  # numbered below, from the result
+            made.append(hold)
+            expected.append((None, (ref, sku, location, quantity)))
+        newest = max((known.reservation_id for known in self.holds), default=0)
+        results = self.inv.reserve_many(payload)
+        assert [(r.error_code, r.detail if r.error_code else (r.order_ref, r.sku, r.location, r.quantity))
+                for r in results] == expected
+        ids = [r.reservation_id for r in results if r.ok]
+        assert ids == sorted(ids) and all(i > newest for i in ids)
+        for hold, reservation_id in zip(made, ids, strict=True):
+            hold.reservation_id = reservation_id
+
     @precondition(lambda self: any(hold.status == "ACTIVE" for hold in self.holds))
     @rule(order=orders, aimed=aimed, keyed=keyed)
     def ship_order(self, order: str, aimed: bool, keyed: bool) -> None:
