@@ -12,9 +12,12 @@
 --     the same helpers; reserve_many catches each request's error in its own subtransaction (read-only,
 --     so it takes no transaction id) and keeps it as that request's outcome. Errors that are not in the
 --     catalogue (a bug, a cancelled statement) abort the whole call.
---  2. Lock order: idempotency keys first (claimed in key order, as reserve_stock claims its key before
---     its level), then stock levels in (item_id, location_id) order, then (lazy expiry) their holds
---     with SKIP LOCKED. Two reserve_many calls, or reserve_many and any other pyinv call, cannot deadlock.
+--  2. Lock order: idempotency keys first, claimed in key order (every keyed pyinv call claims its one key
+--     before it locks any level; reserve_many is the only call that claims several, hence the order),
+--     then stock levels in (item_id, location_id) order, then (lazy expiry) their holds with SKIP LOCKED,
+--     then the holds' inserts and the levels' UPDATE (reorder alerts last, from the trigger). So two
+--     reserve_many calls, or reserve_many and any other pyinv call, cannot deadlock
+--     (tests/test_lock_order.py, tests/test_reserve_many.py).
 --  3. Keys: every distinct new key of a valid request is claimed up front (INSERT ... ON CONFLICT DO
 --     NOTHING, which waits for a concurrent claimant like claim_idempotency_key does). A key stored
 --     before the call replays (or raises IDEMPOTENCY_CONFLICT) exactly as claim_idempotency_key does,
@@ -47,8 +50,11 @@
 --     does not fit this call's lock order; a coalescer must send lot-tracked items to reserve_stock.
 --  8. Requests carry order_ref, sku, quantity, location (default 'main'), expires_in (interval text,
 --     default the configured TTL) and idempotency_key; reference_type is 'order' and notes and
---     min_shelf_life are null. Any other key, a value of the wrong JSON type or an expires_in that is
+--     min_shelf_life are null (a coalescer sends calls using them to reserve_stock). Any other key, a value of the wrong JSON type or an expires_in that is
 --     not an interval is that request's INVALID_ARGUMENT (argument requests[i] / requests[i].expires_in).
+--     Cost: one read-only subtransaction per request for its checks (no transaction id, so no subxid
+--     overflow). Measured on the shared 2-core dev machine: 1,000 one-unit requests over two levels take ~0.14 s in
+--     one call against ~1 s for 1,000 reserve_stock round trips; 10,000 take ~1.9 s.
 --  9. The batch itself: requests must be a JSON array of 1 to 10000 elements; otherwise the whole call
 --     raises INVALID_ARGUMENT and changes nothing.
 -- 10. A caller who holds the operator role for no location at all gets PERMISSION_DENIED for the whole
