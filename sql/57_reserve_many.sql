@@ -50,11 +50,12 @@
 --     does not fit this call's lock order; a coalescer must send lot-tracked items to reserve_stock.
 --  8. Requests carry order_ref, sku, quantity, location (default 'main'), expires_in (interval text,
 --     default the configured TTL) and idempotency_key; reference_type is 'order' and notes and
---     min_shelf_life are null (a coalescer sends calls using them to reserve_stock). Any other key, a value of the wrong JSON type or an expires_in that is
---     not an interval is that request's INVALID_ARGUMENT (argument requests[i] / requests[i].expires_in).
+--     min_shelf_life are null (a coalescer sends calls using them to reserve_stock). Any other key, a
+--     value of the wrong JSON type or an expires_in that is not an interval is that request's
+--     INVALID_ARGUMENT (argument requests[i] / requests[i].expires_in).
 --     Cost: one read-only subtransaction per request for its checks (no transaction id, so no subxid
---     overflow). Measured on the shared 2-core dev machine: 1,000 one-unit requests over two levels take ~0.14 s in
---     one call against ~1 s for 1,000 reserve_stock round trips; 10,000 take ~1.9 s.
+--     overflow). Measured on the shared 2-core dev machine: 1,000 one-unit requests over two levels
+--     take ~0.14 s in one call against ~1 s for 1,000 reserve_stock round trips; 10,000 take ~1.9 s.
 --  9. The batch itself: requests must be a JSON array of 1 to 10000 elements; otherwise the whole call
 --     raises INVALID_ARGUMENT and changes nothing.
 -- 10. A caller who holds the operator role for no location at all gets PERMISSION_DENIED for the whole
