@@ -159,9 +159,9 @@ declare
   v_request jsonb;
   v_n integer;
   v_line inventory.reserve_many_line;
-  v_lines inventory.reserve_many_line[] := '{}';
-  v_results inventory_api.reserve_many_result[] := '{}';
-  v_rids bigint[] := '{}';
+  v_lines inventory.reserve_many_line[] := '{}'::inventory.reserve_many_line[];
+  v_results inventory_api.reserve_many_result[] := '{}'::inventory_api.reserve_many_result[];
+  v_rids bigint[] := '{}'::bigint[];
   v_checked record;
   v_sqlstate text;
   v_message text;
@@ -171,7 +171,7 @@ declare
   v_keys text[];
   v_new_keys text[];
   v_stored jsonb;
-  v_owner jsonb := '{}';
+  v_owner jsonb := '{}'::jsonb;
   v_key jsonb;
   v_lv_item bigint[];
   v_lv_location bigint[];
@@ -202,7 +202,8 @@ begin
     select e.r, e.n::integer from pg_catalog.jsonb_array_elements(reserve_many.requests) with ordinality as e (r, n)
      order by e.n
   loop
-    v_line := row(v_n, null, null, null, null, null, null, null, null, null, null, null, null, null);
+    v_line := null;
+    v_line.ordinal := v_n;
     v_rids := v_rids || null::bigint;
     begin
       if pg_catalog.jsonb_typeof(v_request) = 'object' then
