@@ -149,7 +149,7 @@ def test_once_without_an_anchor_dir_takes_no_anchor_and_intervals_choose_what_is
         catalogue: Inventory, run, scheduler_dsn: str) -> None:
     first = run("--json", "maintain", "--once", "--every", "check_reorder_points=off", dsn_=scheduler_dsn)
     assert [line["job"] for line in job_lines(first.stdout)] == [
-        "expire_reservations", "seal_audit_log", "refresh_inventory_views", "expire_inventory_lots"]
+        "expire_reservations", "seal_audit_log", "refresh_inventory_views", "expire_inventory_lots", "purge_events"]
     time.sleep(1.2)
     second = run("--json", "maintain", "--once", "--every", "seal_audit_log=1s", dsn_=scheduler_dsn)
     assert [line["job"] for line in job_lines(second.stdout)] == ["seal_audit_log", "check_reorder_points"]
@@ -398,6 +398,7 @@ def test_pg_cron_commands_are_the_same_jobs() -> None:
         "pyinv_refresh_inventory_views": ("*/5 * * * *", "select inventory_api.refresh_inventory_views()"),
         "pyinv_check_reorder_points": ("0 * * * *", "select inventory_api.check_reorder_points()"),
         "pyinv_expire_inventory_lots": ("30 3 * * *", "select inventory_api.expire_inventory_lots()"),
+        "pyinv_purge_events": ("30 3 * * *", "select inventory_api.purge_events()"),
     }
 
 
