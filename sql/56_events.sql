@@ -218,7 +218,7 @@ comment on function inventory.consumer_position(text, boolean) is 'A consumer''s
 -- The position of event event_id, when a reader could have been given it: committed by a transaction
 -- below the current snapshot's xmin. INVALID_ARGUMENT otherwise.
 create function inventory.event_position(event_id bigint) returns xid8
-language plpgsql volatile
+language plpgsql stable
 set search_path = ''
 as $$
 declare
@@ -248,7 +248,7 @@ comment on function inventory.event_position(bigint) is 'Transaction of an event
 
 create function inventory.read_events(consumer text, max_events integer, after_id bigint)
 returns setof inventory_api.event
-language plpgsql volatile security definer
+language plpgsql stable security definer
 set search_path = ''
 as $$
 declare

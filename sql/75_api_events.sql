@@ -3,7 +3,7 @@
 create function inventory_api.read_events(consumer text default null, max_events integer default 100,
                                           after_id bigint default null)
 returns setof inventory_api.event
-language sql volatile
+language sql stable
 set search_path = ''
 begin atomic
   select * from inventory.read_events(read_events.consumer, read_events.max_events, read_events.after_id);
