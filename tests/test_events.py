@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 import psycopg
 import pytest
@@ -74,8 +74,10 @@ def test_each_stock_movement_writes_one_event(catalogue: Inventory, db) -> None:
         "actor": db.info.user, "reservation_id": hold.reservation_id, "reservation_ids": None,
         "related_movement_id": None}
     assert reservation_id == hold.reservation_id
-    assert (shipped["on_hand_after"], shipped["reserved_after"], shipped["reservation_ids"]) == (8, 1, [hold.reservation_id])
-    assert (released["reserved_before"], released["reserved_after"], released["reason"]) == (1, 0, "reservation cancelled")
+    assert (shipped["on_hand_after"], shipped["reserved_after"], shipped["reservation_ids"]) == (
+        8, 1, [hold.reservation_id])
+    assert (released["reserved_before"], released["reserved_after"], released["reason"]) == (
+        1, 0, "reservation cancelled")
     # Exactly one event per ledger movement, in the same transaction.
     assert db.execute("select count(*) from inventory.ledger").fetchone()[0] == db.execute(
         "select count(*) from inventory.events where type like 'stock.%' or type like 'reservation.%'").fetchone()[0]
@@ -352,7 +354,8 @@ def test_follow_without_a_consumer_and_the_recent_list(catalogue: Inventory, run
     listed = json.loads(run("events", "--json", "--limit", "2").stdout)
     assert [row["type"] for row in listed] == ["stock.received", "reservation.created"]
     assert "reservation.created" in run("events", "--type", "reservation.created").stdout
-    assert json.loads(run("events", "ack", "erp", str(json.loads(lines[2])["id"]), "--json").stdout)["consumer"] == "erp"
+    acked = run("events", "ack", "erp", str(json.loads(lines[2])["id"]), "--json")
+    assert json.loads(acked.stdout)["consumer"] == "erp"
     assert "erp" in run("events", "consumers").stdout
     assert run("events", "purge", "--older-than", "0").stdout == "deleted 3 events\n"
 
@@ -364,9 +367,9 @@ class Receiver(http.server.BaseHTTPRequestHandler):
     """Answers 500 to the first `failures` requests, then 200; records every request."""
 
     failures = 2
-    requests: list[tuple[dict[str, str], bytes, int]] = []
+    requests: ClassVar[list[tuple[dict[str, str], bytes, int]]] = []
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
         status = 500 if len(self.requests) < self.failures else 200
         self.requests.append((dict(self.headers), body, status))

@@ -38,9 +38,11 @@ def _follow_options(function: Any) -> Any:
 @click.option("--after-id", type=click.IntRange(min=0), default=0, metavar="ID",
               help="With --follow and no --consumer: start after this event (default: the oldest kept).")
 @_follow_options
-@click.option("--type", "event_type", metavar="TYPE", help="Only events of this type (the list).")
-@click.option("--sku")
-@click.option("--location")
+@click.option("--type", "event_type", metavar="TYPE",
+              help="Only events of this type, e.g. reservation.expired (with --follow the others are skipped, "
+                   "and acknowledged too).")
+@click.option("--sku", help="Only events of this item.")
+@click.option("--location", help="Only events at this location.")
 @list_options
 @click.pass_context
 def events(ctx: click.Context, follow: bool, consumer: str | None, after_id: int, max_events: int | None,
