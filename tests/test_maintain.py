@@ -28,7 +28,7 @@ from pyinv.maintenance import JOBS, Settings, cron_commands, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = ["--every", "expire_reservations=1s", "--every", "seal_audit_log=1s", "--every", "refresh_inventory_views=1s",
-        "--every", "check_reorder_points=1s", "--every", "expire_inventory_lots=1s"]
+        "--every", "check_reorder_points=1s", "--every", "expire_inventory_lots=1s", "--every", "purge_events=1s"]
 
 
 @pytest.fixture
@@ -373,7 +373,7 @@ def test_settings_from_a_file_and_options(tmp_path: Path) -> None:
     assert settings.intervals["refresh_inventory_views"] == timedelta(minutes=10)
     assert settings.intervals["seal_audit_log"] == timedelta(seconds=30)
     assert settings.jobs() == ["expire_reservations", "seal_audit_log", "refresh_inventory_views",
-                               "check_reorder_points", "audit_anchor"]
+                               "check_reorder_points", "purge_events", "audit_anchor"]
     with pytest.raises(ValueError, match="unknown maintenance job"):
         load_settings(None, {"vacuum": timedelta(seconds=1)})
     with pytest.raises(ValueError, match="renew_seconds"):
