@@ -1,7 +1,9 @@
 """Following events (`pyinv events --follow`) and delivering them to a webhook (`pyinv events deliver`).
 
 Both read with inventory_api.read_events in batches and wake when pyinv_events is notified (or every
-`poll_seconds`, in case a notification was missed or its event was not readable yet). A named
+`poll_seconds`, in case a notification was missed or its event was not readable yet). Only the first
+event of each settings.event_notify_interval (100 ms) notifies, so after a notification, or a batch,
+they read again `settle_seconds` later before waiting. A named
 consumer resumes after its last acknowledged event: the follower acknowledges each batch after
 printing it, the deliverer each event after the webhook answered 2xx, so a restart repeats at most
 what was handled but not yet acknowledged (at least once) and never loses one.
@@ -56,6 +58,7 @@ class Follower:
     after_id: int = 0
     batch_size: int = 100
     poll_seconds: float = 5.0
+    settle_seconds: float = 0.25
 
     def __post_init__(self) -> None:
         self.stopping = threading.Event()
@@ -77,23 +80,24 @@ class Follower:
             self.client.ack_events(self.consumer, event.id)
         self.after_id = event.id
 
-    def wait(self) -> None:
-        """Until a notification arrives, poll_seconds pass, or stop() is called."""
+    def wait(self) -> bool:
+        """Until a notification arrives (True), poll_seconds pass, or stop() is called."""
         if self.listener is None:
             self.stopping.wait(self.poll_seconds)
-            return
+            return False
         waited = 0.0
         while not self.stopping.is_set() and waited < self.poll_seconds:
             step = min(0.5, self.poll_seconds - waited)  # wake for stop() at least twice a second
             if self.listener.wait_for_events(step):
-                return
+                return True
             waited += step
+        return False
 
     def run(self, handle: Callable[[Event], None], max_events: int | None = None, once: bool = False,
             acknowledge_each: bool = False) -> int:
         """Hand events to `handle` until stopped, max_events were handled, or (once) nothing is left to
         read. Acknowledges after each batch (acknowledge_each: after each event). Returns how many."""
-        handled = 0
+        handled, notified = 0, False
         while not self.stopping.is_set():
             batch = self.read(None if max_events is None else max_events - handled)
             last: Event | None = None
@@ -112,7 +116,13 @@ class Follower:
             if len(batch) < self.batch_size:
                 if once:
                     break
-                self.wait()
+                if batch or notified:
+                    # Only the first event of each event_notify_interval notifies: after a notification
+                    # (or events), look again shortly for the events that came with it.
+                    notified = False
+                    self.stopping.wait(self.settle_seconds)
+                    continue
+                notified = self.wait()
         return handled
 
     @contextmanager

@@ -278,8 +278,10 @@ begin
     old.ledger_hash, null)::inventory.ledger;
   v_entry.hash := pg_catalog.sha256(coalesce(old.ledger_hash, ''::bytea) || inventory.ledger_entry_bytes(v_entry));
   insert into inventory.ledger overriding system value select v_entry.*;
-  -- Its event (56_events.sql), from the row in hand: no AFTER trigger on the ledger.
-  perform inventory.emit_movement_event(v_entry);
+  -- Its event (56_events.sql): the movement's id, its details stay in the ledger row; from here, not
+  -- from an AFTER trigger on the ledger, which would queue every movement.
+  perform inventory.emit_event(inventory.movement_event_type(v_entry.movement_type), new.item_id, new.location_id,
+                               null, v_entry.movement_id);
   new.ledger_hash := v_entry.hash;
   new.last_movement_id := v_entry.movement_id;
   if new.has_stock_policy and new.on_hand - new.reserved <> old.on_hand - old.reserved then

@@ -11,6 +11,9 @@
 -- already read, and a consumer's position (transaction_id, event_id) never passes an event it has
 -- not seen. The order is by id within a transaction and by transaction id across them.
 --
+-- A movement's event stores only the movement's id: its details come from the ledger row when read
+-- (inventory.movement_payload), which is append-only and never purged.
+--
 -- Neither table is audited: an event is derived from a change already recorded (the ledger row, the
 -- audited adjustment, lot or alert row), like the ledger itself, and a consumer's position is moved
 -- on every batch it reads (see 29_audit.sql).
@@ -20,9 +23,11 @@ create table inventory.events (
   type text not null,
   item_id bigint,
   location_id bigint,
-  payload jsonb not null,
+  movement_id bigint,
+  payload jsonb,
   created_at timestamptz not null default pg_catalog.now(),
-  transaction_id xid8 not null default pg_catalog.pg_current_xact_id()
+  transaction_id xid8 not null default pg_catalog.pg_current_xact_id(),
+  constraint events_details_check check ((movement_id is null) <> (payload is null))
 );
 
 -- The readers' order; also how purge_events finds old rows by transaction.
@@ -38,7 +43,9 @@ comment on column inventory.events.item_id is 'The item concerned.';
 
 comment on column inventory.events.location_id is 'The location concerned (null for a lot, which belongs to no one location).';
 
-comment on column inventory.events.payload is 'Details: the ids (movement, reservation, adjustment, lot, alert), quantities before and after, reason, reference and acting user.';
+comment on column inventory.events.movement_id is 'The ledger movement of a stock.* or reservation.* event: its details (payload) are read from the ledger row, so writing the event on the reservation path costs a small row and no JSON.';
+
+comment on column inventory.events.payload is 'Details of an event without a movement: the ids (adjustment, lot, alert), statuses before and after, quantities, note and acting user (null for a movement: see movement_id).';
 
 comment on column inventory.events.created_at is 'Transaction time of the change.';
 
@@ -68,3 +75,9 @@ comment on column inventory.event_consumers.acknowledged_transaction_id is 'Tran
 comment on column inventory.event_consumers.created_at is 'When the consumer first acknowledged.';
 
 comment on column inventory.event_consumers.updated_at is 'When its position last moved.';
+
+-- When an event last notified pyinv_events (milliseconds since the epoch; see emit_event): a sequence,
+-- because it is shared by every session without a row lock or a transaction (setval is not rolled back).
+create sequence inventory.event_notify_clock as bigint minvalue 0 start 0;
+
+comment on sequence inventory.event_notify_clock is 'When an event last notified pyinv_events, in milliseconds since the epoch (emit_event notifies again once settings.event_notify_interval has passed).';

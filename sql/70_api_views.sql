@@ -433,8 +433,10 @@ end
 $view_column_comments$;
 
 create view inventory_api.events with (security_invoker = true) as
-  select e.event_id as id, e.type, i.sku, l.code as location, e.payload, e.created_at
+  select e.event_id as id, e.type, i.sku, l.code as location, coalesce(e.payload, inventory.movement_payload(g)) as payload,
+         e.created_at
     from inventory.events e
+    left join inventory.ledger g on g.movement_id = e.movement_id
     left join inventory.items i on i.item_id = e.item_id
     left join inventory.locations l on l.location_id = e.location_id;
 

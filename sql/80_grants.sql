@@ -158,6 +158,7 @@ revoke all on inventory.events, inventory.event_consumers from public;
 revoke all on inventory_api.events, inventory_api.event_consumers from public;
 grant select on inventory.events, inventory.event_consumers to inventory_viewer;
 grant select on inventory_api.events, inventory_api.event_consumers to inventory_viewer;
+grant execute on function inventory.movement_payload(inventory.ledger) to inventory_viewer;  -- read by the view
 grant execute on function
   inventory_api.read_events(text, integer, bigint), inventory.read_events(text, integer, bigint),
   inventory_api.ack_events(text, bigint), inventory.ack_events(text, bigint)

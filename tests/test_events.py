@@ -82,8 +82,8 @@ def test_each_stock_movement_writes_one_event(catalogue: Inventory, db) -> None:
     assert db.execute("select count(*) from inventory.ledger").fetchone()[0] == db.execute(
         "select count(*) from inventory.events where type like 'stock.%' or type like 'reservation.%'").fetchone()[0]
     assert db.execute("select count(*) from inventory.ledger g join inventory.events e"
-                      " on (e.payload ->> 'movement_id')::bigint = g.movement_id"
-                      " and e.transaction_id = g.transaction_id").fetchone()[0] == 12
+                      " on e.movement_id = g.movement_id"
+                      " and e.transaction_id = g.transaction_id").fetchone()[0] == 11
 
 
 def test_expiry_is_an_event_once(catalogue: Inventory, db) -> None:
@@ -179,10 +179,42 @@ def test_a_rolled_back_change_emits_nothing(catalogue: Inventory, db, connect) -
 def test_listen_receives_the_id_only(catalogue: Inventory, connect, db) -> None:
     listener = Inventory(connect())
     listener.listen_events()
+    db.execute("select setval('inventory.event_notify_clock', 0)")  # none notified lately
     catalogue.reserve_stock("A1", 1, "SO-1")
     ids = listener.wait_for_events(5)
     assert ids == [last_id(db)]
     assert listener.wait_for_events(0.1) == []
+
+
+def test_notifications_are_rationed_and_followers_still_miss_nothing(catalogue: Inventory, connect, db) -> None:
+    listener = Inventory(connect())
+    listener.listen_events()
+    db.execute("update inventory.settings set event_notify_interval = '1 hour'")
+    db.execute("select setval('inventory.event_notify_clock', 0)")
+    for n in range(3):
+        catalogue.reserve_stock("A1", 1, f"SO-{n}")
+    assert listener.wait_for_events(2) == [last_id(db) - 2]  # the first only
+    assert listener.wait_for_events(0.3) == []
+    db.execute("update inventory.settings set event_notify_interval = '0'")  # every event notifies
+    catalogue.reserve_stock("A1", 1, "SO-3")
+    catalogue.reserve_stock("A1", 1, "SO-4")
+    assert listener.wait_for_events(2) + listener.wait_for_events(1) == [last_id(db) - 1, last_id(db)]
+    # A follower woken by the first event of a burst reads the rest shortly after, not a poll later.
+    db.execute("update inventory.settings set event_notify_interval = '1 hour'")
+    db.execute("select setval('inventory.event_notify_clock', 0)")
+    seen: list[Event] = []
+    follower = Follower(catalogue, Inventory(connect()), consumer="burst", poll_seconds=60)
+    catalogue.ack_events("burst", last_id(db))
+    thread = threading.Thread(target=follower.run, args=(seen.append,), kwargs={"max_events": 4})
+    thread.start()
+    time.sleep(0.5)
+    started = time.monotonic()
+    for n in range(4):
+        catalogue.reserve_stock("B2", 1, f"SO-B{n}")
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+    assert time.monotonic() - started < 5
+    assert [e.payload["reference"] for e in seen] == ["SO-B0", "SO-B1", "SO-B2", "SO-B3"]
 
 
 def test_a_reader_never_passes_an_event_that_commits_late(catalogue: Inventory, connect, db) -> None:
