@@ -71,7 +71,7 @@ class Follower:
     def read(self, limit: int | None = None) -> list[Event]:
         """The next batch (at most `limit` events)."""
         size = min(self.batch_size, limit) if limit is not None else self.batch_size
-        if self.consumer is not None and not self.after_id:
+        if self.consumer is not None:  # its acknowledged position
             return self.client.read_events(self.consumer, size)
         return self.client.read_events(self.consumer, size, after_id=self.after_id)
 
