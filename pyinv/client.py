@@ -1223,3 +1223,24 @@ class AsyncInventory(_Api):
 
     import_csv.__doc__ = _IMPORT_CSV_DOC
 
+
+    async def listen_events(self) -> None:
+        """LISTEN on pyinv_events, the channel every event is notified on (its id only), on this
+        client's own connection (autocommit; not a pool's). Then wait_for_events()."""
+        connection = self.connection
+        if not connection.autocommit:
+            raise ConfigurationError("listen_events needs an autocommit connection (AsyncInventory.connect opens one)")
+        with translated():
+            await connection.execute("listen pyinv_events")
+
+    async def wait_for_events(self, timeout: float) -> list[int]:
+        """Ids notified on pyinv_events (after listen_events): waits up to `timeout` seconds for the
+        first, then takes those already arrived; [] when none came. A notification only says that
+        events exist: read them with read_events."""
+        ids: list[int] = []
+        with translated():
+            async for notify in self.connection.notifies(timeout=timeout, stop_after=1):
+                ids.append(int(notify.payload))
+            async for notify in self.connection.notifies(timeout=0):
+                ids.append(int(notify.payload))
+        return ids

@@ -4,6 +4,7 @@ retries until the receiver accepts."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import http.server
@@ -20,7 +21,7 @@ import psycopg
 import pytest
 from helpers import raises_db_error, raises_inventory_error
 
-from pyinv import InvalidArgument, Inventory, PermissionDenied
+from pyinv import AsyncInventory, InvalidArgument, Inventory, PermissionDenied
 from pyinv.events import Follower, Webhook, deliver, event_json, signature
 from pyinv.models import Event
 
@@ -184,6 +185,21 @@ def test_listen_receives_the_id_only(catalogue: Inventory, connect, db) -> None:
     ids = listener.wait_for_events(5)
     assert ids == [last_id(db)]
     assert listener.wait_for_events(0.1) == []
+
+
+def test_the_async_client_listens_reads_and_acknowledges(dsn: str, catalogue: Inventory, db) -> None:
+    async def scenario() -> None:
+        async with await AsyncInventory.connect(dsn) as client:
+            await client.listen_events()
+            db.execute("select setval('inventory.event_notify_clock', 0)")
+            catalogue.reserve_stock("A1", 1, "SO-ASYNC")
+            assert await client.wait_for_events(5) == [last_id(db)]
+            events = await client.read_events("async", 10)
+            assert [e.type for e in events] == ["stock.received", "stock.received", "reservation.created"]
+            assert (await client.ack_events("async", events[-1].id)).acknowledged_id == events[-1].id
+            assert await client.read_events("async") == []
+
+    asyncio.run(scenario())
 
 
 def test_notifications_are_rationed_and_followers_still_miss_nothing(catalogue: Inventory, connect, db) -> None:
