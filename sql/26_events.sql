@@ -2,7 +2,8 @@
 --
 -- Every stock movement, adjustment decision, lot status change and reorder alert change writes one
 -- event row in the transaction that makes the change (inventory.emit_event, 56_events.sql), and
--- notifies the channel pyinv_events with the event's id. A rolled-back change leaves no event.
+-- notifies the channel pyinv_events with the event's id (at most once per
+-- settings.event_notify_interval: see emit_event). A rolled-back change leaves no event.
 --
 -- Reading without loss: event ids are drawn before commit, so a transaction holding a lower id may
 -- commit after one holding a higher id. Readers therefore take only events of transactions older
