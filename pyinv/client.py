@@ -44,6 +44,7 @@ from .models import (
     AuditAnchor,
     AuditEntry,
     ChainBreak,
+    DailyMovement,
     Dashboard,
     ErrorCode,
     Event,
@@ -64,6 +65,7 @@ from .models import (
     LowStockItem,
     MaintenanceLeader,
     MaintenanceStatus,
+    Metric,
     Movement,
     MovementSummary,
     ReasonCode,
@@ -834,6 +836,20 @@ class _Api(abc.ABC):
     def maintenance_status(self, job: str | None = None) -> _Call[list[MaintenanceStatus]]:
         """Each maintenance job's last run: start, finish, duration, rows touched, result and lag."""
         return _view("maintenance_status", MaintenanceStatus, ("job",), [("job", "=", job)])
+
+    @_operation
+    def inventory_metrics(self, metric: str | None = None) -> _Call[list[Metric]]:
+        """Operational metrics, one per row by name: stock-out rate, levels at or below their reorder
+        point, reservation fill rate, turnover, count accuracy, expiry waste, holds expired in the last
+        day (over the caller's locations), maintenance lag and the audit rows waiting to be sealed
+        (the whole database). Empty for a caller without a business role."""
+        return _view("inventory_metrics", Metric, ("metric",), [("metric", "=", metric)])
+
+    @_operation
+    def daily_movements(self) -> _Call[list[DailyMovement]]:
+        """Units received, shipped, returned, adjusted and transferred per day (UTC) over the last 30
+        days, oldest first, one row per day, over the caller's locations."""
+        return _view("daily_movements", DailyMovement, ("day",))
 
     @_operation
     def stock_as_of(self, sku: str, at: datetime, location: str = "main") -> _Call[StockSnapshot]:

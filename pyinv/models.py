@@ -710,6 +710,36 @@ class MaintenanceStatus(Row):
 
 
 @dataclass(frozen=True)
+class Metric(Row):
+    """A row of inventory_api.inventory_metrics: one operational figure (the Prometheus gauge
+    pyinv_<metric>). value is None when the figure is undefined (a rate with nothing to count); unit is
+    ratio, count, units, currency, per year or seconds; period the window it covers, ending now (None:
+    a figure of the present moment)."""
+
+    metric: str
+    value: Decimal | None
+    unit: str
+    period: timedelta | None
+    description: str
+
+
+@dataclass(frozen=True)
+class DailyMovement(Row):
+    """A row of inventory_api.daily_movements: the units moved on one day (UTC) of the last 30, over
+    the caller's locations (zeros on a day without movements)."""
+
+    day: date
+    received: Decimal
+    shipped: Decimal
+    returned: Decimal
+    adjusted: Decimal
+    transferred_in: Decimal
+    transferred_out: Decimal
+    net_change: Decimal
+    movements: int
+
+
+@dataclass(frozen=True)
 class StockSnapshot(Row):
     """What stock_as_of returns: the level as the ledger recorded it at `at` (after movement_id,
     made at movement_at; both None before the level's first movement, when the quantities are 0).

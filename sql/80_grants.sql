@@ -165,3 +165,10 @@ grant execute on function
   to inventory_viewer;
 grant execute on function inventory_api.purge_events(interval), inventory.purge_events(interval)
   to inventory_admin, inventory_scheduler;
+-- Metrics and the report's daily movements (issue 13): readers, over their locations. The audit
+-- backlog is counted by a definer function (the audit log is for unscoped admins only); the
+-- maintenance schedule's default intervals are a constant.
+revoke all on inventory_api.inventory_metrics, inventory_api.daily_movements from public;
+grant select on inventory_api.inventory_metrics, inventory_api.daily_movements to inventory_viewer;
+grant execute on function inventory.unsealed_audit_rows(), inventory.maintenance_default_interval(text)
+  to inventory_viewer;

@@ -4,8 +4,12 @@ PYINV_TEST_DSN (its database is used only to create and drop test databases)."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import itertools
 import os
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -30,20 +34,33 @@ TEST_CLUSTER_SETTINGS = {
 }
 
 
+@contextlib.contextmanager
+def cluster_lock(name: str) -> Iterator[None]:
+    """Serialises pytest-xdist workers on cluster-wide work: starting the embedded cluster, and building
+    the template databases (the migrations and the test roles create roles, which are cluster-wide)."""
+    path = Path(tempfile.gettempdir()) / f"pyinv-test-{hashlib.sha256(name.encode()).hexdigest()[:16]}.lock"
+    with open(path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def _test_server() -> dict[str, Any]:
     dsn = os.environ.get("PYINV_TEST_DSN")
     if not dsn:
         import platformdirs
 
         pgdata = Path(os.environ.get("PYINV_TEST_DATA_DIR") or platformdirs.user_cache_path("pyinv") / "test-pgdata")
-        dsn = server.start(pgdata, settings=TEST_CLUSTER_SETTINGS)
+        with cluster_lock("embedded-" + str(pgdata)):  # one worker initialises and starts it
+            dsn = server.start(pgdata, settings=TEST_CLUSTER_SETTINGS)
     params = conninfo_to_dict(dsn)
     return {
         "host": params.get("host") or "localhost",
         "port": int(params.get("port") or 5432),
         "user": params.get("user") or "postgres",
         "password": params.get("password") or "",
-        "maintenance_dbname": params.get("dbname") or "postgres",
+        # On the embedded server, not its pyinv database: tests of the embedded default drop and
+        # recreate that one while other workers create and drop their test databases.
+        "maintenance_dbname": (params.get("dbname") or "postgres") if os.environ.get("PYINV_TEST_DSN") else "postgres",
     }
 
 
@@ -82,7 +99,11 @@ grant anon, authenticated, service_role to authenticator;
 
 
 def migrate_template(host: str, port: int, user: str, dbname: str, password: str, **_: Any) -> None:
-    dsn = make_conninfo(host=host, port=port, user=user, dbname=dbname, password=password or None)
+    with cluster_lock(f"template-{host}:{port}"):
+        _migrate_template(make_conninfo(host=host, port=port, user=user, dbname=dbname, password=password or None))
+
+
+def _migrate_template(dsn: str) -> None:
     with psycopg.connect(dsn, autocommit=True) as connection:
         connection.execute(TEST_ROLES)
     if os.environ.get("PYINV_TEST_SCHEMA") == "sql":

@@ -76,6 +76,7 @@ def test_the_libpq_environment_reaches_the_database_it_names(clean_env: pytest.M
         assert [item.sku for item in client.items()] == ["A1", "B2"]
 
 
+@pytest.mark.xdist_group("embedded-default")  # reads the pyinv database that tests/test_server.py drops
 def test_pgport_alone_does_not_break_the_embedded_default(embedded: Path, clean_env: pytest.MonkeyPatch) -> None:
     clean_env.setenv("PGPORT", "1")
     clean_env.setenv("PGUSER", "nobody")

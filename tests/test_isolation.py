@@ -110,6 +110,7 @@ def test_one_idempotency_key_takes_effect_once(catalogue: Inventory, pair) -> No
     assert catalogue.stock_levels("A1")[0].reserved == 1
 
 
+@pytest.mark.xdist_group("role-pyinv_boss")  # a cluster-wide login, created by each isolation level's run
 def test_an_adjustment_is_decided_once(catalogue: Inventory, pair, db, login_dsn, connect) -> None:
     db.execute("create role pyinv_boss login password 'pyinv-test' in role inventory_admin")
     boss = Inventory(connect(login_dsn("pyinv_boss")))

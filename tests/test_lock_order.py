@@ -22,6 +22,9 @@ import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
+# The module's world creates a cluster-wide login (pyinv_counter): its tests share one worker.
+pytestmark = pytest.mark.xdist_group("role-pyinv_counter")
+
 CALLS: dict[str, str] = {
     "reserve_order": """select inventory_api.reserve_order(order_ref => 'LO-NEW', lines =>
                           '[{"sku": "A1", "quantity": 1}, {"sku": "A1", "quantity": 1, "location": "east"}]')""",

@@ -458,7 +458,7 @@ def test_plpgsql_check_finds_nothing(db) -> None:
 @pytest.mark.parametrize("view", ["reason_codes", "adjustments", "cycle_counts", "stock_policies", "reorder_alerts",
                                   "reorder_recommendations", "inventory_valuation", "movement_summary",
                                   "active_reservations_summary", "low_stock_items", "alert_statistics",
-                                  "maintenance_status"])
+                                  "maintenance_status", "inventory_metrics", "daily_movements"])
 def test_gateway_users_read_the_stock_control_views(gateway, view: str) -> None:
     admin, nobody = gateway("authenticated", "u-admin"), gateway("authenticated", "u-nobody")
     assert isinstance(admin.select(view), list)

@@ -10,6 +10,9 @@ import pytest
 
 from pyinv import server
 
+# These tests drop and recreate the embedded server's pyinv database: one worker runs them all.
+pytestmark = pytest.mark.xdist_group("embedded-default")
+
 
 @pytest.fixture
 def embedded_pgdata() -> Path:

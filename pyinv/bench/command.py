@@ -31,6 +31,8 @@ def _csv(value: str | None, cast=str) -> tuple | None:  # type: ignore[no-untype
 @click.option("--w6-repetitions", type=click.IntRange(min=1), help="Repetitions of W6 (default: --repetitions).")
 @click.option("--scale-ledger-rows", type=click.IntRange(min=10_000),
               help="Ledger rows for the large side of the scale check (default 10,000,000).")
+@click.option("--report-levels", type=click.IntRange(min=10),
+              help="Stock levels of the REPORTS catalogue (default 1,000,000; 10 locations).")
 @click.option("--database", default="pyinv_bench", show_default=True,
               help="Name of the bench database (dropped and recreated; must start with pyinv_bench).")
 @click.option("--keep-database", is_flag=True, help="Do not drop the bench database afterwards.")
@@ -41,7 +43,8 @@ def _csv(value: str | None, cast=str) -> tuple | None:  # type: ignore[no-untype
               help="Also draw throughput vs clients (PNG; needs matplotlib: pip install 'pyinv[bench]').")
 def bench(dsn: str | None, quick: bool, workloads: str | None, clients: str | None, duration: float | None,
           repetitions: int | None, w6_backlog: int | None, w6_repetitions: int | None, scale_ledger_rows: int | None,
-          database: str, keep_database: bool, seed: int | None, output: Path | None, plot_path: Path | None) -> None:
+          report_levels: int | None, database: str, keep_database: bool, seed: int | None, output: Path | None,
+          plot_path: Path | None) -> None:
     """Benchmark pyinv against a bare-UPDATE floor and two client-side baselines.
 
     Every cell runs for a fixed time at a fixed number of connections and is INVALID unless
@@ -52,7 +55,7 @@ def bench(dsn: str | None, quick: bool, workloads: str | None, clients: str | No
                                  param_hint="--workloads")
     overrides = {"dsn": dsn, "workloads": chosen, "clients": _csv(clients, int), "duration": duration,
                  "repetitions": repetitions, "w6_backlog": w6_backlog, "w6_repetitions": w6_repetitions,
-                 "scale_ledger_rows": scale_ledger_rows, "seed": seed}
+                 "scale_ledger_rows": scale_ledger_rows, "report_levels": report_levels, "seed": seed}
     if quick:
         config = BenchConfig.quick_config(**overrides)
     else:

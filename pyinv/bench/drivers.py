@@ -90,6 +90,9 @@ PGBENCH_SCRIPTS = {
     "B3a": "\\set id {key}\n"
            "select * from inventory_api.reserve_stock(sku => 'S' || :id, quantity => 1, "
            "order_ref => '{tag}-' || :client_id);\n",
+    "B3noev": "\\set id {key}\n"
+              "select * from inventory_api.reserve_stock(sku => 'S' || :id, quantity => 1, "
+              "order_ref => '{tag}-' || :client_id);\n",
     "B3lot": "\\set id {key}\n"
              "select * from inventory_api.reserve_stock(sku => 'L' || :id, quantity => 1, "
              "order_ref => '{tag}-' || :client_id);\n",

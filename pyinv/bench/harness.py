@@ -27,7 +27,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from .. import __version__, migrate, server
 from .drivers import FLOOR, PGBENCH_SCRIPTS, DriverResult, PythonLoad, run_pgbench
 
-ALL_WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7", "SCALE")
+ALL_WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7", "SCALE", "REPORTS")
 THROUGHPUT_WORKLOADS = ("W1", "W2", "W3")
 VARIANTS = ("B0", "B1", "B2", "B3")
 # Reference variants run on the throughput workloads only: B3 with asynchronous commit (what the
@@ -39,13 +39,25 @@ REFERENCE_VARIANTS = ("B3a", "Bfn")
 # inside the reservation costs beside the same call on an item without lots.
 LOT_VARIANT = "B3lot"
 LOTS_PER_SKU = 3
-PGBENCH_VARIANTS = ("B0", "B3", "B3a", "Bfn", LOT_VARIANT)
+# W2 with event writing switched off for the cell (inventory.settings.events_enabled): what the events
+# cost the reservation path, measured against B3 in the same run.
+NO_EVENTS_VARIANT = "B3noev"
+PGBENCH_VARIANTS = ("B0", "B3", "B3a", "Bfn", LOT_VARIANT, NO_EVENTS_VARIANT)
 KEY_KINDS = {"W1": ("hot", 1), "W2": ("uniform", 10_000), "W3": ("zipf", 100_000)}
 FLASH_UNITS = 1000
 FLASH_CLIENTS = 64
 W6_FOREGROUND_CLIENTS = 4
 W6_WORKERS = (1, 2, 4)
 W7_SKUS = 50
+# REPORTS: the reporting views over a catalogue of report_levels stock levels at REPORT_LOCATIONS
+# locations, timed as an unscoped admin and as a viewer of one location through the gateway path.
+REPORT_LOCATIONS = 10
+REPORT_QUERIES = {
+    "refresh_inventory_views": "select * from inventory_api.refresh_inventory_views()",
+    "low_stock_items_first_page": "select * from inventory_api.low_stock_items order by sku, location limit 50",
+    "low_stock_items_count": "select count(*) from inventory_api.low_stock_items",
+    "dashboard": "select * from inventory_api.dashboard",
+}
 STOCK_PER_SKU = 1_000_000_000
 
 
@@ -60,11 +72,13 @@ class BenchConfig:
     w6_backlog: int = 1_000_000
     w6_repetitions: int | None = None
     scale_ledger_rows: int = 10_000_000
+    report_levels: int = 1_000_000  # REPORTS: stock levels (REPORT_LOCATIONS locations x items)
     flash_clients: int = FLASH_CLIENTS
     uniform_skus: int = 10_000  # W2, W5, W6 (smaller only in the test's minimal mode)
     quick: bool = False
     reference_variants: bool = True  # B3a and Bfn on W1-W3 (--quick leaves them out to stay under 2 minutes)
     lot_cells: bool = True  # W2 over lot-tracked items (--quick leaves it out: seeding the lots takes a while)
+    event_cells: bool = True  # W2 with event writing off (B3noev), beside B3 with it on
     seed: int | None = None
     keep_database: bool = False
     progress: Callable[[str], None] = field(default=lambda message: print(message, file=sys.stderr, flush=True))
@@ -73,8 +87,9 @@ class BenchConfig:
     def quick_config(cls, **overrides: Any) -> BenchConfig:
         values: dict[str, Any] = {"workloads": ("W1", "W2", "W4", "W6"), "clients": (32,), "duration": 2.0,
                                   "repetitions": 3, "w6_backlog": 3000, "w6_repetitions": 1,
-                                  "scale_ledger_rows": 100_000, "quick": True, "reference_variants": False,
-                                  "lot_cells": False}
+                                  "scale_ledger_rows": 100_000, "report_levels": 20_000, "quick": True,
+                                  "reference_variants": False, "lot_cells": False,
+                                  "event_cells": False}
         values.update({key: value for key, value in overrides.items() if value is not None})
         return cls(**values)
 
@@ -197,6 +212,83 @@ def seed_lots(dsn: str, skus: int) -> None:
         connection.execute("vacuum analyze")
 
 
+def seed_report_scene(dsn: str, items: int) -> None:
+    """R1..Rn at REPORT_LOCATIONS locations (X01..): every level received as a direct change (one ledger row
+    each, as a DBA's bulk load would write), a stock policy on every level, stock spread so that about a
+    tenth of the levels are at or below their reorder point, and a hold on one level in a hundred."""
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        for low in range(1, items + 1, 20_000):
+            connection.execute("select count(inventory_api.create_item(sku => 'R' || g, name => 'report item',"
+                               " unit_cost => 2.5)) from generate_series(%s::int, %s::int) g",
+                               (low, min(items, low + 19_999)))
+        connection.execute("select count(inventory_api.create_location('X' || lpad(g::text, 2, '0'), 'report site'))"
+                           " from generate_series(1, %s) g", (REPORT_LOCATIONS,))
+        # Levels and policies in one set each; the quantities then arrive as one direct change per level.
+        connection.execute("""
+            insert into inventory.stock_levels (item_id, location_id)
+            select i.item_id, l.location_id from inventory.items i cross join inventory.locations l
+             where i.sku like 'R%' and l.code like 'X%'""")
+        connection.execute("""
+            insert into inventory.stock_policies (item_id, location_id, reorder_point, safety_stock, reorder_quantity,
+                                                  updated_by)
+            select s.item_id, s.location_id, 20, 5, 100, 'bench'
+              from inventory.stock_levels s join inventory.locations l using (location_id) where l.code like 'X%'""")
+        connection.execute("analyze")
+        connection.execute("""
+            update inventory.stock_levels s set on_hand = (s.item_id * 7 + s.location_id * 13) % 200
+              from inventory.locations l where l.location_id = s.location_id and l.code like 'X%'""")
+        connection.execute("analyze")
+        connection.execute("""
+            select count(inventory_api.reserve_stock(sku => i.sku, quantity => 1, order_ref => 'bench-' || i.sku,
+                                                     location => 'X01', expires_in => interval '30 minutes'))
+              from inventory.items i join inventory.stock_levels s using (item_id)
+             where i.sku like 'R%' and s.location_id = (select location_id from inventory.locations where code = 'X01')
+               and s.on_hand > 1 and i.item_id % 10 = 0""")
+        connection.execute("vacuum analyze")
+
+
+class _gateway_viewer:
+    """A connection that reads as PostgREST would for a viewer of location X01: a gateway login, the
+    request role set per transaction, the user named by the JWT's sub."""
+
+    def __init__(self, dsn: str) -> None:
+        with psycopg.connect(dsn, autocommit=True) as admin:
+            admin.execute("""
+                do $$ begin
+                  if not exists (select from pg_roles where rolname = 'pyinv_bench_api') then
+                    create role pyinv_bench_api nologin noinherit;
+                  end if;
+                  if not exists (select from pg_roles where rolname = 'pyinv_bench_gateway') then
+                    create role pyinv_bench_gateway login noinherit;
+                  end if;
+                end $$""")
+            admin.execute("grant pyinv_bench_api to pyinv_bench_gateway")
+            admin.execute("select inventory.grant_api_access('pyinv_bench_api')")
+            admin.execute("update inventory.settings set gateway_roles = gateway_roles || 'pyinv_bench_gateway'::text")
+            admin.execute("select inventory_api.grant_user_role(user_id => 'bench-viewer', role => 'viewer',"
+                          " location => 'X01')")
+        self.connection = psycopg.connect(make_conninfo(dsn, user="pyinv_bench_gateway"), autocommit=True)
+
+    def fetchall(self, query: str) -> list[Any]:
+        with self.connection.transaction():
+            self.connection.execute("set local role pyinv_bench_api")
+            self.connection.execute("""select set_config('request.jwt.claims', '{"sub": "bench-viewer"}', true)""")
+            return self.connection.execute(query).fetchall()
+
+    def __enter__(self) -> _gateway_viewer:
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self.connection.close()
+
+
+def _drop_gateway_roles(base_dsn: str) -> None:
+    with psycopg.connect(_maintenance_dsn(base_dsn), autocommit=True) as admin:
+        for role in ("pyinv_bench_gateway", "pyinv_bench_api"):
+            if admin.execute("select 1 from pg_roles where rolname = %s", (role,)).fetchone():
+                admin.execute(sql.SQL("drop role {}").format(sql.Identifier(role)))
+
+
 def verify(connection: psycopg.Connection[Any]) -> tuple[int, int]:
     """(violations from verify_inventory(), oversold floor rows)."""
     violations = connection.execute("select count(*) from inventory_api.verify_inventory()").fetchone()[0]
@@ -259,6 +351,8 @@ class Suite:
                 specs += [(workload, variant, c) for variant in variants for c in self.config.clients]
                 if workload == "W2" and self.config.lot_cells:
                     specs += [(workload, LOT_VARIANT, c) for c in self.config.clients]
+                if workload == "W2" and self.config.event_cells:
+                    specs += [(workload, NO_EVENTS_VARIANT, c) for c in self.config.clients]
             elif workload == "W4":
                 specs += [("W4", variant, self.config.flash_clients) for variant in VARIANTS]
             elif workload in ("W5", "W7"):
@@ -278,7 +372,13 @@ class Suite:
             key = {"hot": "1", "uniform": f"random(1, {n})", "zipf": f"random_zipfian(1, {n}, 1.01)"}[kind]
             script = PGBENCH_SCRIPTS[variant].format(key=key, tag=tag)
             options = "-c synchronous_commit=off" if variant == "B3a" else None
-            result, driver = run_pgbench(self.dsn, script, clients, duration, options=options), "pgbench"
+            if variant == NO_EVENTS_VARIANT:
+                admin.execute("update inventory.settings set events_enabled = false")
+            try:
+                result, driver = run_pgbench(self.dsn, script, clients, duration, options=options), "pgbench"
+            finally:
+                if variant == NO_EVENTS_VARIANT:
+                    admin.execute("update inventory.settings set events_enabled = true")
         elif workload in THROUGHPUT_WORKLOADS:
             kind, n = self.keys_of(workload)
             result = PythonLoad(variant, self.dsn, clients, {"key_kind": kind, "nskus": n, "tag": tag}, duration,
@@ -497,6 +597,52 @@ class Suite:
         })
         return result
 
+    # -- reports over a large catalogue -------------------------------------------------------------------------
+
+    def run_reports(self) -> dict[str, Any]:
+        name = self.config.database + "_reports"
+        dsn = recreate_database(self.base_dsn, name)
+        levels = self.config.report_levels
+        items = max(1, levels // REPORT_LOCATIONS)
+        started = time.monotonic()
+        result: dict[str, Any] = {"workload": "REPORTS", "stock_levels": items * REPORT_LOCATIONS}
+        try:
+            seed_report_scene(dsn, items)
+            result["seed_s"] = round(time.monotonic() - started, 1)
+            self.log(f"  reports: {items * REPORT_LOCATIONS:,} stock levels seeded in {result['seed_s']} s")
+            timings: dict[str, dict[str, list[float]]] = {}
+            with psycopg.connect(dsn, autocommit=True) as admin, _gateway_viewer(dsn) as viewer:
+                callers: dict[str, Callable[[str], list[Any]]] = {
+                    "admin": lambda query: admin.execute(query).fetchall(), "viewer_one_location": viewer.fetchall}
+                for repetition in range(self.config.repetitions):
+                    for query_name, query in REPORT_QUERIES.items():
+                        for caller, fetchall in callers.items():
+                            if query_name == "refresh_inventory_views" and caller != "admin":
+                                continue  # maintenance work: the scheduler or an unscoped admin runs it
+                            began = time.perf_counter()
+                            rows = fetchall(query)
+                            elapsed = time.perf_counter() - began
+                            timings.setdefault(query_name, {}).setdefault(caller, []).append(elapsed)
+                            if repetition == 0:
+                                result.setdefault("rows", {})[f"{query_name}/{caller}"] = len(rows)
+                result["low_stock_levels"] = admin.execute(
+                    "select count(*) from inventory.mv_low_stock_items").fetchone()[0]
+                result["ledger_rows"] = admin.execute("select count(*) from inventory.ledger").fetchone()[0]
+                result["database_size_bytes"] = admin.execute(
+                    "select pg_database_size(current_database())").fetchone()[0]
+                violations = admin.execute("select count(*) from inventory_api.verify_inventory()").fetchone()[0]
+        finally:
+            if not self.config.keep_database:
+                drop_database(self.base_dsn, name)
+                _drop_gateway_roles(self.base_dsn)  # their privileges went with the database
+        result["seconds"] = {query_name: {caller: summary(values) for caller, values in by_caller.items()}
+                             for query_name, by_caller in timings.items()}
+        result.update({"verify_violations": int(violations), "valid": int(violations) == 0})
+        for query_name, by_caller in result["seconds"].items():
+            self.log("  reports: " + query_name + " " + ", ".join(
+                f"{caller} {_fmt(values['median'])} s" for caller, values in by_caller.items()))
+        return result
+
     # -- the whole run --------------------------------------------------------------------------------------------
 
     def environment(self, admin: psycopg.Connection[Any]) -> dict[str, Any]:
@@ -562,6 +708,9 @@ class Suite:
             if "SCALE" in config.workloads:
                 self.log("bench: scale check (reserve latency, c=1, small vs large ledger)")
                 self.special["SCALE"] = self.run_scale()
+            if "REPORTS" in config.workloads:
+                self.log(f"bench: reports over {config.report_levels:,} stock levels")
+                self.special["REPORTS"] = self.run_reports()
         finally:
             if not config.keep_database:
                 drop_database(self.base_dsn, config.database)
@@ -594,8 +743,10 @@ def _config_dict(config: BenchConfig) -> dict[str, Any]:
     return {"database": config.database, "workloads": list(config.workloads), "clients": list(config.clients),
             "duration_s": config.duration, "repetitions": config.repetitions, "w6_backlog": config.w6_backlog,
             "w6_repetitions": config.w6_repetitions or config.repetitions,
-            "scale_ledger_rows": config.scale_ledger_rows, "quick": config.quick,
-            "reference_variants": config.reference_variants, "lot_cells": config.lot_cells, "seed": config.seed,
+            "scale_ledger_rows": config.scale_ledger_rows, "report_levels": config.report_levels,
+            "quick": config.quick,
+            "reference_variants": config.reference_variants, "lot_cells": config.lot_cells,
+            "event_cells": config.event_cells, "seed": config.seed,
             "flash_units": FLASH_UNITS, "flash_clients": config.flash_clients,
             "w6_foreground_clients": W6_FOREGROUND_CLIENTS,
             "w7_skus": W7_SKUS, "uniform_skus": config.uniform_skus, "zipf_s": 1.01}

@@ -87,6 +87,12 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     value = _ratio(lots, plain)
     add("W2@32 lot-tracked (FEFO over 3 lots) / plain reserve_stock", value, "report", None,
         f"lot-tracked {_n(lots)} / plain {_n(plain)} ops/s (medians)")
+    for clients in sorted({row["clients"] for row in rows if row["workload"] == "W2" and row["variant"] == "B3noev"}):
+        with_events, without = _median(rows, "W2", "B3", clients), _median(rows, "W2", "B3noev", clients)
+        value = _ratio(with_events, without)
+        add(f"W2@{clients} reserve_stock with events / without", value, ">= 0.9",
+            None if value is None else value >= 0.9,
+            f"events on {_n(with_events)} / off {_n(without)} ops/s (medians, same run)")
     wal = _median(rows, "W2", "B3", 32, "wal_bytes_per_op")
     add("WAL bytes per reservation (W2@32)", wal, "<= 800", None if wal is None else wal <= 800,
         f"bare function with the same writes: {_n(_median(rows, 'W2', 'Bfn', 32, 'wal_bytes_per_op'))}, "
@@ -194,6 +200,13 @@ def format_table(results: dict[str, Any], markdown: bool = False) -> str:
                   ["large ledger", f"{scale['ledger_rows_large']:,}", _range(scale["ops_per_s_large"]),
                    _range(scale["p50_large_ms"], 3), _range(scale["p99_large_ms"], 3)]]
         lines += ["", _render(headers_s, body_s, markdown)]
+    reports = results.get("REPORTS")
+    if reports:
+        headers_r = [f"reports ({reports['stock_levels']:,} levels)", "caller", "rows", "seconds (median, min-max)"]
+        body_r = [[query_name, caller, f"{reports['rows'].get(f'{query_name}/{caller}', 0):,}",
+                   _range(values, 3)]
+                  for query_name, by_caller in reports["seconds"].items() for caller, values in by_caller.items()]
+        lines += ["", _render(headers_r, body_r, markdown)]
     headers_t = ["target", "goal", "measured", "verdict", "detail"]
     body_t = [[t["target"], t["goal"], "-" if t["measured"] is None else f"{t['measured']:,.2f}", t["verdict"],
                t["detail"]] for t in results.get("targets", [])]
@@ -216,7 +229,8 @@ def _render(headers: list[str], body: list[list[str]], markdown: bool) -> str:
 # What each variant is, in words a reader of the table or the plot understands.
 VARIANT_NAMES = {"B0": "bare UPDATE (floor)", "B1": "ORM optimistic", "B2": "SELECT FOR UPDATE",
                  "B3": "pyinv reserve_stock", "B3a": "pyinv reserve_stock, async commit",
-                 "Bfn": "bare function, same writes", "B3lot": "pyinv reserve_stock, lot-tracked (FEFO)"}
+                 "Bfn": "bare function, same writes", "B3lot": "pyinv reserve_stock, lot-tracked (FEFO)",
+                 "B3noev": "pyinv reserve_stock, events off"}
 
 
 def name(variant: str) -> str:
@@ -224,7 +238,7 @@ def name(variant: str) -> str:
 
 
 VARIANT_COLORS = {"B0": "tab:blue", "B1": "tab:orange", "B2": "tab:green", "B3": "tab:red", "B3a": "tab:pink",
-                  "Bfn": "tab:gray", "B3lot": "tab:brown"}
+                  "Bfn": "tab:gray", "B3lot": "tab:brown", "B3noev": "tab:olive"}
 PLOT_HINT = "plotting needs matplotlib: pip install 'pyinv[bench]'"
 
 

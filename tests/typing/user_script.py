@@ -47,6 +47,8 @@ def reserve(dsn: str) -> Decimal:
         reveal_type(inv.trace_lot("SERUM", "L1"))
         reveal_type(inv.expire_inventory_lots().units_written_off)
         reveal_type(movements[0].lots)
+        reveal_type(inv.inventory_metrics()[0].value)
+        reveal_type(inv.daily_movements())
         return sum((row.available for row in rows), Decimal(0))
 
 
@@ -57,6 +59,7 @@ async def reserve_async(dsn: str) -> str:
         reveal_type(hold)
         reveal_type(await inv.items(include_deleted=True))
         reveal_type(await inv.trace_lot("SERUM", "L1"))
+        reveal_type(await inv.inventory_metrics(metric="stock_out_rate"))
         return hold.status
 
 
