@@ -803,7 +803,7 @@ class _Api(abc.ABC):
                     after_id: int | None = None) -> _Call[list[Event]]:
         """Up to max_events events after consumer's last acknowledged one (after_id: after that event
         instead), at your locations, in order; acknowledge the last with ack_events. Never skips an
-        event committed late: events of transactions still running (anywhere) wait until they end."""
+        event committed late: events of transactions of this database still running wait until they end."""
         return _rows("read_events", Event, {"consumer": consumer, "max_events": max_events},
                      idempotent=True, optional={"after_id": after_id})
 

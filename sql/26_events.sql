@@ -7,9 +7,9 @@
 --
 -- Reading without loss: event ids are drawn before commit, so a transaction holding a lower id may
 -- commit after one holding a higher id. Readers therefore take only events of transactions older
--- than their snapshot's xmin (all of which have ended), in (transaction_id, event_id) order: every
--- event committed later belongs to a transaction at or above that xmin, so it sorts after anything
--- already read, and a consumer's position (transaction_id, event_id) never passes an event it has
+-- than the oldest transaction of this database still running in their snapshot (event_horizon; all
+-- older ones have ended), in (transaction_id, event_id) order: every event committed later belongs
+-- to a transaction at or above that horizon, so it sorts after anything already read, and a consumer's position (transaction_id, event_id) never passes an event it has
 -- not seen. The order is by id within a transaction and by transaction id across them.
 --
 -- A movement's event stores only the movement's id: its details come from the ledger row when read
@@ -50,7 +50,7 @@ comment on column inventory.events.payload is 'Details of an event without a mov
 
 comment on column inventory.events.created_at is 'Transaction time of the change.';
 
-comment on column inventory.events.transaction_id is 'Id of the writing transaction: readers take events of transactions that have ended (below their snapshot''s xmin), in (transaction_id, event_id) order.';
+comment on column inventory.events.transaction_id is 'Id of the writing transaction: readers take events of transactions that have ended (below event_horizon()), in (transaction_id, event_id) order.';
 
 create table inventory.event_consumers (
   consumer text primary key,

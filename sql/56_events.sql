@@ -190,6 +190,47 @@ create trigger reorder_alerts_emit_event_on_change after update on inventory.reo
 alter table inventory.reorder_alerts enable always trigger reorder_alerts_emit_event,
   enable always trigger reorder_alerts_emit_event_on_change;
 
+-- Below which transaction id every event is final: the oldest transaction of this database still
+-- running in the current snapshot (else the snapshot's xmax). Transactions of other databases of the
+-- cluster are left out, so that a long transaction elsewhere does not hold events back: an xid is
+-- known to be another database's when the same backend holds it before and after its database is
+-- read (a backend's database never changes, and while it holds the xid its pid is not reused);
+-- anything not known so (a prepared transaction, a race) counts, which only delays. In a STABLE
+-- function every statement sees the caller's snapshot, the one read_events and ack_events read with.
+create function inventory.event_horizon() returns xid8
+language plpgsql stable
+set search_path = ''
+as $$
+declare
+  v_snapshot pg_catalog.pg_snapshot := pg_catalog.pg_current_snapshot();
+  v_before text[];
+  v_elsewhere integer[];
+  v_after text[];
+begin
+  if not exists (select from pg_catalog.pg_snapshot_xip(v_snapshot)) then
+    return pg_catalog.pg_snapshot_xmax(v_snapshot);
+  end if;
+  select pg_catalog.array_agg(k.transactionid::text || ':' || k.pid) into v_before
+    from pg_catalog.pg_locks k
+   where k.locktype = 'transactionid' and k.mode = 'ExclusiveLock' and k.granted and k.pid is not null;
+  select pg_catalog.array_agg(a.pid) into v_elsewhere
+    from pg_catalog.pg_stat_activity a
+   where a.datid <> (select d.oid from pg_catalog.pg_database d where d.datname = pg_catalog.current_database());
+  select pg_catalog.array_agg(k.transactionid::text || ':' || k.pid) into v_after
+    from pg_catalog.pg_locks k
+   where k.locktype = 'transactionid' and k.mode = 'ExclusiveLock' and k.granted and k.pid is not null;
+  return (select coalesce(pg_catalog.min(x.xid), pg_catalog.pg_snapshot_xmax(v_snapshot))
+            from pg_catalog.pg_snapshot_xip(v_snapshot) x (xid)
+           where not exists (
+                   select from pg_catalog.unnest(v_before) b (held)
+                    where pg_catalog.split_part(b.held, ':', 1) = pg_catalog.xid(x.xid)::text
+                      and pg_catalog.split_part(b.held, ':', 2)::integer = any (v_elsewhere)
+                      and b.held = any (v_after)));
+end
+$$;
+
+comment on function inventory.event_horizon() is 'Transaction id below which every event is final for the current snapshot: the oldest transaction of this database still running (transactions of other databases do not hold events back) (internal).';
+
 -- A consumer name, checked: INVALID_ARGUMENT naming the argument.
 create function inventory.check_consumer(consumer text) returns void
 language plpgsql stable
@@ -237,7 +278,7 @@ $$;
 comment on function inventory.consumer_position(text, boolean) is 'A consumer''s position for the caller (its owner or an unscoped admin; PERMISSION_DENIED otherwise); (0, 0) for a new consumer (internal).';
 
 -- The position of event event_id, when a reader could have been given it: committed by a transaction
--- below the current snapshot's xmin. INVALID_ARGUMENT otherwise.
+-- below the horizon (event_horizon). INVALID_ARGUMENT otherwise.
 create function inventory.event_position(event_id bigint) returns xid8
 language plpgsql stable
 set search_path = ''
@@ -254,8 +295,10 @@ begin
     return '0'::xid8;
   end if;
   select e.transaction_id into v_transaction_id from inventory.events e
-   where e.event_id = event_position.event_id
-     and e.transaction_id < pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot());
+   where e.event_id = event_position.event_id;
+  if v_transaction_id >= inventory.event_horizon() then
+    v_transaction_id := null;  -- not final yet: read_events could not have returned it
+  end if;
   if v_transaction_id is null then
     perform inventory.raise_error('INVALID_ARGUMENT',
       pg_catalog.format('there is no event %s to acknowledge: acknowledge an id read_events returned', event_position.event_id),
@@ -276,6 +319,7 @@ declare
   v_transaction_id xid8;
   v_event_id bigint;
   v_visible bigint[];
+  v_horizon xid8;
 begin
   if not inventory.has_any_role() then
     perform inventory.raise_error('PERMISSION_DENIED',
@@ -303,8 +347,9 @@ begin
     end if;
   end if;
   v_visible := inventory.visible_location_ids();
-  -- Only transactions below the snapshot's xmin: they have all ended, so nothing can still appear
-  -- before the last event returned (26_events.sql).
+  v_horizon := inventory.event_horizon();
+  -- Only transactions below the horizon (the snapshot's oldest running transaction of this
+  -- database): they have all ended, so nothing can still appear before the last event returned.
   return query
     select e.event_id, e.type, i.sku, l.code, coalesce(e.payload, inventory.movement_payload(g)), e.created_at
       from inventory.events e
@@ -312,7 +357,7 @@ begin
       left join inventory.items i on i.item_id = e.item_id
       left join inventory.locations l on l.location_id = e.location_id
      where (e.transaction_id, e.event_id) > (v_transaction_id, v_event_id)
-       and e.transaction_id < pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())
+       and e.transaction_id < v_horizon
        and (e.location_id = any (v_visible) or e.location_id is null)
      order by e.transaction_id, e.event_id
      limit read_events.max_events;

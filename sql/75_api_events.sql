@@ -11,7 +11,7 @@ end;
 
 comment on function inventory_api.read_events(text, integer, bigint) is
 'Up to max_events (1-10000) events after the consumer''s last acknowledged one (after_id: after that event instead), at the caller''s locations, in order.
-Nothing is skipped: an event whose transaction committed after a later id was read still comes, because only events of transactions that have ended (older than the snapshot''s xmin) are returned, in (transaction, id) order; a long-running transaction anywhere delays them until it ends. Then acknowledge the last id with ack_events. A consumer belongs to who created it (PERMISSION_DENIED for others but unscoped admins).';
+Nothing is skipped: an event whose transaction committed after a later id was read still comes, because only events of transactions that have ended (older than the oldest transaction of this database still running) are returned, in (transaction, id) order; a long-running transaction in this database delays them until it ends. Then acknowledge the last id with ack_events. A consumer belongs to who created it (PERMISSION_DENIED for others but unscoped admins).';
 
 create function inventory_api.ack_events(consumer text, up_to_id bigint)
 returns inventory_api.event_consumer

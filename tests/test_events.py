@@ -269,6 +269,20 @@ def test_a_long_transaction_holds_back_later_events_until_it_ends(catalogue: Inv
         ("reservation.created", "SO-HELD"), ("reservation.created", "SO-LATER")]
 
 
+def test_a_transaction_in_another_database_holds_nothing_back(catalogue: Inventory, empty_database, db) -> None:
+    catalogue.ack_events("erp", last_id(db))
+    with psycopg.connect(empty_database()) as elsewhere:  # a transaction open, with an xid, elsewhere
+        elsewhere.execute("select pg_current_xact_id()")
+        catalogue.reserve_stock("A1", 1, "SO-1")
+        assert [e.type for e in catalogue.read_events("erp")] == ["reservation.created"]
+        with psycopg.connect(db.info.dsn) as here:  # one open in this database does
+            here.execute("select pg_current_xact_id()")
+            catalogue.reserve_stock("A1", 1, "SO-2")
+            assert [e.payload["reference"] for e in catalogue.read_events("erp")] == ["SO-1"]
+            here.rollback()
+        assert [e.payload["reference"] for e in catalogue.read_events("erp")] == ["SO-1", "SO-2"]
+
+
 def test_ack_is_monotonic_and_owned(catalogue: Inventory, clerk: Inventory, db) -> None:
     events = drain(catalogue, "erp")
     assert [e.type for e in events] == ["stock.received", "stock.received"]
