@@ -296,7 +296,8 @@ begin
   end if;
   select e.transaction_id into v_transaction_id from inventory.events e
    where e.event_id = event_position.event_id;
-  if v_transaction_id >= inventory.event_horizon() then
+  if v_transaction_id >= pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())
+     and v_transaction_id >= inventory.event_horizon() then
     v_transaction_id := null;  -- not final yet: read_events could not have returned it
   end if;
   if v_transaction_id is null then
@@ -347,7 +348,13 @@ begin
     end if;
   end if;
   v_visible := inventory.visible_location_ids();
-  v_horizon := inventory.event_horizon();
+  -- The snapshot's xmin is a horizon too (a lower one); the exact one reads pg_locks, so only when an
+  -- event lies between them.
+  v_horizon := pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot());
+  if exists (select from inventory.events e
+              where e.transaction_id >= v_horizon and (e.transaction_id, e.event_id) > (v_transaction_id, v_event_id)) then
+    v_horizon := inventory.event_horizon();
+  end if;
   -- Only transactions below the horizon (the snapshot's oldest running transaction of this
   -- database): they have all ended, so nothing can still appear before the last event returned.
   return query
