@@ -45,6 +45,7 @@ DEFAULT_INTERVALS: dict[str, timedelta] = {
     "refresh_inventory_views": timedelta(minutes=5),
     "check_reorder_points": timedelta(hours=1),
     "expire_inventory_lots": timedelta(days=1),
+    "purge_events": timedelta(days=1),
     "audit_anchor": timedelta(days=1),
 }
 JOBS = tuple(DEFAULT_INTERVALS)
@@ -56,6 +57,7 @@ JOB_FUNCTIONS: dict[str, str] = {
     "refresh_inventory_views": "inventory_api.refresh_inventory_views()",
     "check_reorder_points": "inventory_api.check_reorder_points()",
     "expire_inventory_lots": "inventory_api.expire_inventory_lots()",
+    "purge_events": "inventory_api.purge_events(interval)",
     "audit_anchor": "inventory_api.audit_anchor(numeric)",
 }
 
@@ -202,6 +204,10 @@ def _expire_inventory_lots(inv: Inventory, settings: Settings) -> tuple[str, int
                                        "holds_released": expiry.holds_released}, False
 
 
+def _purge_events(inv: Inventory, settings: Settings) -> tuple[str, int, dict[str, Any], bool]:
+    return "ok", inv.purge_events(), {}, False  # records itself (the retention is a database setting)
+
+
 def _audit_anchor(inv: Inventory, settings: Settings) -> tuple[str, int, dict[str, Any], bool]:
     assert settings.anchor_dir is not None
     anchor = inv.audit_anchor(settings.anchor_wait_seconds)
@@ -220,6 +226,7 @@ RUNNERS: dict[str, Callable[[Inventory, Settings], tuple[str, int, dict[str, Any
     "refresh_inventory_views": _refresh_inventory_views,
     "check_reorder_points": _check_reorder_points,
     "expire_inventory_lots": _expire_inventory_lots,
+    "purge_events": _purge_events,
     "audit_anchor": _audit_anchor,
 }
 

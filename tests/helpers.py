@@ -36,6 +36,9 @@ def snapshot(db: psycopg.Connection[Any]) -> dict[str, Any]:
         "keys": db.execute("select count(*) from inventory.idempotency_keys").fetchone(),
         "items": db.execute("select sku, status, unit_cost from inventory.items order by 1").fetchall(),
         "locations": db.execute("select code, name from inventory.locations order by 1").fetchall(),
+        "events": db.execute("select count(*), max(event_id) from inventory.events").fetchone(),
+        "event_consumers": db.execute(
+            "select consumer, acknowledged_id from inventory.event_consumers order by 1").fetchall(),
     }
 
 
