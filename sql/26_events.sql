@@ -7,8 +7,8 @@
 --
 -- Reading without loss: event ids are drawn before commit, so a transaction holding a lower id may
 -- commit after one holding a higher id. Readers therefore take only events of transactions older
--- than the oldest transaction of this database still running in their snapshot (event_horizon; all
--- older ones have ended), in (transaction_id, event_id) order: every event committed later belongs
+-- than the oldest transaction of this database still running (event_horizon; all older ones have
+-- ended before the snapshot the events are then read with), in (transaction_id, event_id) order: every event committed later belongs
 -- to a transaction at or above that horizon, so it sorts after anything already read, and a consumer's position (transaction_id, event_id) never passes an event it has
 -- not seen. The order is by id within a transaction and by transaction id across them.
 --

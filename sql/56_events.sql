@@ -198,38 +198,36 @@ alter table inventory.reorder_alerts enable always trigger reorder_alerts_emit_e
 -- anything not known so (a prepared transaction, a race) counts, which only delays. In a STABLE
 -- function every statement sees the caller's snapshot, the one read_events and ack_events read with.
 create function inventory.event_horizon() returns xid8
-language plpgsql stable
+language plpgsql volatile
 set search_path = ''
 as $$
 declare
+  -- Volatile, so that under READ COMMITTED this statement takes a snapshot of its own, and the
+  -- caller's next statement (which reads the events) a later one.
   v_snapshot pg_catalog.pg_snapshot := pg_catalog.pg_current_snapshot();
-  v_before text[];
-  v_elsewhere integer[];
-  v_after text[];
+  v_horizon xid8;
 begin
-  if not exists (select from pg_catalog.pg_snapshot_xip(v_snapshot)) then
-    return pg_catalog.pg_snapshot_xmax(v_snapshot);
+  -- Of the transactions running at that snapshot, those of this database still running now (a
+  -- backend's database never changes; prepared transactions have none) hold events back. One that has
+  -- ended since is visible to any later snapshot, and those of other databases write no events here.
+  select coalesce(pg_catalog.min(x.xid), pg_catalog.pg_snapshot_xmax(v_snapshot)) into v_horizon
+    from pg_catalog.pg_snapshot_xip(v_snapshot) x (xid)
+   where pg_catalog.xid(x.xid) in (
+           select a.backend_xid from pg_catalog.pg_stat_activity a
+            where a.datid = (select d.oid from pg_catalog.pg_database d where d.datname = pg_catalog.current_database())
+              and a.backend_xid is not null
+           union all
+           select p.transaction from pg_catalog.pg_prepared_xacts p where p.database = pg_catalog.current_database());
+  if pg_catalog.current_setting('transaction_isolation') <> 'read committed' then
+    -- The events will be read with the transaction's snapshot, older than this one: only what had ended
+    -- before it is sure to be in it.
+    v_horizon := least(v_horizon, pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot()));
   end if;
-  select pg_catalog.array_agg(k.transactionid::text || ':' || k.pid) into v_before
-    from pg_catalog.pg_locks k
-   where k.locktype = 'transactionid' and k.mode = 'ExclusiveLock' and k.granted and k.pid is not null;
-  select pg_catalog.array_agg(a.pid) into v_elsewhere
-    from pg_catalog.pg_stat_activity a
-   where a.datid <> (select d.oid from pg_catalog.pg_database d where d.datname = pg_catalog.current_database());
-  select pg_catalog.array_agg(k.transactionid::text || ':' || k.pid) into v_after
-    from pg_catalog.pg_locks k
-   where k.locktype = 'transactionid' and k.mode = 'ExclusiveLock' and k.granted and k.pid is not null;
-  return (select coalesce(pg_catalog.min(x.xid), pg_catalog.pg_snapshot_xmax(v_snapshot))
-            from pg_catalog.pg_snapshot_xip(v_snapshot) x (xid)
-           where not exists (
-                   select from pg_catalog.unnest(v_before) b (held)
-                    where pg_catalog.split_part(b.held, ':', 1) = pg_catalog.xid(x.xid)::text
-                      and pg_catalog.split_part(b.held, ':', 2)::integer = any (v_elsewhere)
-                      and b.held = any (v_after)));
+  return v_horizon;
 end
 $$;
 
-comment on function inventory.event_horizon() is 'Transaction id below which every event is final for the current snapshot: the oldest transaction of this database still running (transactions of other databases do not hold events back) (internal).';
+comment on function inventory.event_horizon() is 'Transaction id below which every event is final for the next statement''s snapshot (READ COMMITTED; the transaction snapshot''s xmin under REPEATABLE READ and SERIALIZABLE): the oldest transaction of this database still running, or the next transaction id (internal).';
 
 -- A consumer name, checked: INVALID_ARGUMENT naming the argument.
 create function inventory.check_consumer(consumer text) returns void
@@ -311,9 +309,11 @@ $$;
 
 comment on function inventory.event_position(bigint) is 'Transaction of an event read_events could have returned (INVALID_ARGUMENT for an unknown, purged or not yet readable id) (internal).';
 
+-- Volatile although it writes nothing: under READ COMMITTED its events are read with a snapshot taken
+-- after the horizon was (event_horizon), so a transaction that ended in between holds nothing back.
 create function inventory.read_events(consumer text, max_events integer, after_id bigint)
 returns setof inventory_api.event
-language plpgsql stable security definer
+language plpgsql volatile security definer
 set search_path = ''
 as $$
 declare
@@ -348,15 +348,10 @@ begin
     end if;
   end if;
   v_visible := inventory.visible_location_ids();
-  -- The snapshot's xmin is a horizon too (a lower one); the exact one reads pg_locks, so only when an
-  -- event lies between them.
-  v_horizon := pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot());
-  if exists (select from inventory.events e
-              where e.transaction_id >= v_horizon and (e.transaction_id, e.event_id) > (v_transaction_id, v_event_id)) then
-    v_horizon := inventory.event_horizon();
-  end if;
-  -- Only transactions below the horizon (the snapshot's oldest running transaction of this
-  -- database): they have all ended, so nothing can still appear before the last event returned.
+  v_horizon := inventory.event_horizon();
+  -- Only transactions below the horizon (the oldest transaction of this database still running): they
+  -- have all ended before this statement's snapshot, so nothing can still appear before the last
+  -- event returned.
   return query
     select e.event_id, e.type, i.sku, l.code, coalesce(e.payload, inventory.movement_payload(g)), e.created_at
       from inventory.events e
