@@ -19,17 +19,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 import random
-import signal
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
+from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass
 from typing import Any
 
 from .client import Inventory, exact_json
 from .models import Event
+from .signals import on_stop_signals
 
 SIGNATURE_HEADER = "X-Pyinv-Signature"
 EVENT_ID_HEADER = "X-Pyinv-Event-Id"
@@ -125,15 +125,9 @@ class Follower:
                 notified = self.wait()
         return handled
 
-    @contextmanager
-    def signals_stop(self) -> Iterator[None]:
+    def signals_stop(self) -> AbstractContextManager[None]:
         """While the block runs, SIGTERM and SIGINT stop the follower after the event under way."""
-        previous = {signum: signal.signal(signum, lambda *_: self.stop()) for signum in (signal.SIGTERM, signal.SIGINT)}
-        try:
-            yield
-        finally:
-            for signum, old in previous.items():
-                signal.signal(signum, old)
+        return on_stop_signals(lambda _signal: self.stop())
 
 
 @dataclass

@@ -26,7 +26,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -37,6 +37,7 @@ import tomllib
 
 from .client import Inventory
 from .errors import Busy, InventoryError, translate
+from .signals import on_stop_signals
 
 # The jobs, in the order a runner runs those due at the same time, with their default intervals.
 DEFAULT_INTERVALS: dict[str, timedelta] = {
@@ -475,22 +476,15 @@ class Runner:
     def stop(self) -> None:
         self.stopping.set()
 
-    @contextmanager
-    def signals_stop(self) -> Iterator[None]:
+    def signals_stop(self) -> AbstractContextManager[None]:
         """While the block runs, SIGTERM and SIGINT stop the runner after the job under way (the main
         thread only); the previous handlers are restored after it."""
 
-        def handler(signum: int, frame: object) -> None:
-            self.log.event("signal", f"{signal.Signals(signum).name}: stopping after the job under way",
-                           signal=signal.Signals(signum).name)
+        def stop(received: signal.Signals) -> None:
+            self.log.event("signal", f"{received.name}: stopping after the job under way", signal=received.name)
             self.stop()
 
-        previous = {signum: signal.signal(signum, handler) for signum in (signal.SIGTERM, signal.SIGINT)}
-        try:
-            yield
-        finally:
-            for signum, old in previous.items():
-                signal.signal(signum, old)
+        return on_stop_signals(stop)
 
 
 def translate_message(error: BaseException) -> str:
