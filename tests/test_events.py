@@ -269,6 +269,25 @@ def test_a_long_transaction_holds_back_later_events_until_it_ends(catalogue: Inv
         ("reservation.created", "SO-HELD"), ("reservation.created", "SO-LATER")]
 
 
+def test_a_repeatable_read_reader_never_passes_an_event_committed_after_its_snapshot(catalogue: Inventory, connect,
+                                                                                    db) -> None:
+    """A reader's snapshot may be older than the horizon: T1 (lower xid) writes an event and commits only
+    after the reader's snapshot, T2 (higher xid) committed before it. Returning T2's event would move the
+    consumer past T1's, which that snapshot cannot see: it must wait."""
+    catalogue.ack_events("rr", last_id(db))
+    first, second = connect(autocommit=False), connect(autocommit=False)
+    first.execute("select inventory_api.reserve_stock(sku => 'A1', quantity => 1, order_ref => 'SO-T1')")
+    second.execute("select inventory_api.reserve_stock(sku => 'B2', quantity => 1, order_ref => 'SO-T2')")
+    second.commit()
+    reader = connect(autocommit=False)
+    reader.execute("set transaction isolation level repeatable read")
+    reader.execute("select 1")  # the snapshot: T1 running, T2 committed
+    first.commit()
+    assert reader.execute("select id from inventory_api.read_events('rr')").fetchall() == []
+    reader.rollback()
+    assert [e.payload["reference"] for e in catalogue.read_events("rr")] == ["SO-T1", "SO-T2"]
+
+
 def test_a_transaction_in_another_database_holds_nothing_back(catalogue: Inventory, empty_database, db) -> None:
     catalogue.ack_events("erp", last_id(db))
     with psycopg.connect(empty_database()) as elsewhere:  # a transaction open, with an xid, elsewhere
