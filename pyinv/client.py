@@ -47,6 +47,8 @@ from .models import (
     DailyMovement,
     Dashboard,
     ErrorCode,
+    Event,
+    EventConsumer,
     ExpiringLot,
     HoldsSummary,
     ImportBatch,
@@ -817,6 +819,42 @@ class _Api(abc.ABC):
         call = _view("dashboard", Dashboard, ("as_of",))
         return _Call(call.query, call.params, call.row_factory, _first, True)
 
+    # -- events ---------------------------------------------------------------------------------------------
+
+    @_operation
+    def read_events(self, consumer: str | None = None, max_events: int = 100,
+                    after_id: int | None = None) -> _Call[list[Event]]:
+        """Up to max_events events after consumer's last acknowledged one (after_id: after that event
+        instead), at your locations, in order; acknowledge the last with ack_events. Never skips an
+        event committed late: events of transactions of this database still running wait until they end."""
+        return _rows("read_events", Event, {"consumer": consumer, "max_events": max_events},
+                     idempotent=True, optional={"after_id": after_id})
+
+    @_operation
+    def ack_events(self, consumer: str, up_to_id: int) -> _Call[EventConsumer]:
+        """Record that consumer processed every event read_events gave it up to up_to_id (creates the
+        consumer, owned by you; never moves back)."""
+        return _one("ack_events", EventConsumer, {"consumer": consumer, "up_to_id": up_to_id}, idempotent=True)
+
+    @_operation
+    def purge_events(self, older_than: timedelta | None = None) -> _Call[int]:
+        """Delete events older than older_than (default: the configured event_retention, 30 days);
+        returns how many. Scheduler or unscoped admin."""
+        return _value("purge_events", int, {"older_than": older_than}, idempotent=True)
+
+    @_operation
+    def events(self, type: str | None = None, sku: str | None = None, location: str | None = None,
+               limit: int | None = None, offset: int = 0) -> _Call[list[Event]]:
+        """Events at your locations, oldest first; limit/offset count from the newest (limit=20: the
+        latest 20). To consume them without loss use read_events."""
+        return _view("events", Event, ("id",), [("type", "=", type), ("sku", "=", sku), ("location", "=", location)],
+                     limit=limit, offset=offset, newest_first=True)
+
+    @_operation
+    def event_consumers(self) -> _Call[list[EventConsumer]]:
+        """Your consumers of events (an unscoped admin: all) and how far each acknowledged."""
+        return _view("event_consumers", EventConsumer, ("consumer",))
+
     @_operation
     def maintenance_status(self, job: str | None = None) -> _Call[list[MaintenanceStatus]]:
         """Each maintenance job's last run: start, finish, duration, rows touched, result and lag."""
@@ -1065,6 +1103,27 @@ class Inventory(_Api):
 
     import_csv.__doc__ = _IMPORT_CSV_DOC
 
+    def listen_events(self) -> None:
+        """LISTEN on pyinv_events, the channel every event is notified on (its id only), on this
+        client's own connection (autocommit; not a pool's). Then wait_for_events()."""
+        connection = self.connection
+        if not connection.autocommit:
+            raise ConfigurationError("listen_events needs an autocommit connection (Inventory.connect opens one)")
+        with translated():
+            connection.execute("listen pyinv_events")
+
+    def wait_for_events(self, timeout: float) -> list[int]:
+        """Ids notified on pyinv_events (after listen_events): waits up to `timeout` seconds for the
+        first, then takes those already arrived; [] when none came. A notification only says that
+        events exist: read them with read_events."""
+        ids: list[int] = []
+        with translated():
+            for notify in self.connection.notifies(timeout=timeout, stop_after=1):
+                ids.append(int(notify.payload))
+            for notify in self.connection.notifies(timeout=0):
+                ids.append(int(notify.payload))
+        return ids
+
 
 # -- the asynchronous client --------------------------------------------------------------------------------
 
@@ -1203,3 +1262,24 @@ class AsyncInventory(_Api):
 
     import_csv.__doc__ = _IMPORT_CSV_DOC
 
+
+    async def listen_events(self) -> None:
+        """LISTEN on pyinv_events, the channel every event is notified on (its id only), on this
+        client's own connection (autocommit; not a pool's). Then wait_for_events()."""
+        connection = self.connection
+        if not connection.autocommit:
+            raise ConfigurationError("listen_events needs an autocommit connection (AsyncInventory.connect opens one)")
+        with translated():
+            await connection.execute("listen pyinv_events")
+
+    async def wait_for_events(self, timeout: float) -> list[int]:
+        """Ids notified on pyinv_events (after listen_events): waits up to `timeout` seconds for the
+        first, then takes those already arrived; [] when none came. A notification only says that
+        events exist: read them with read_events."""
+        ids: list[int] = []
+        with translated():
+            async for notify in self.connection.notifies(timeout=timeout, stop_after=1):
+                ids.append(int(notify.payload))
+            async for notify in self.connection.notifies(timeout=0):
+                ids.append(int(notify.payload))
+        return ids

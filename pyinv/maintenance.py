@@ -26,7 +26,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -37,6 +37,7 @@ import tomllib
 
 from .client import Inventory
 from .errors import Busy, InventoryError, translate
+from .signals import on_stop_signals
 
 # The jobs, in the order a runner runs those due at the same time, with their default intervals.
 DEFAULT_INTERVALS: dict[str, timedelta] = {
@@ -45,6 +46,7 @@ DEFAULT_INTERVALS: dict[str, timedelta] = {
     "refresh_inventory_views": timedelta(minutes=5),
     "check_reorder_points": timedelta(hours=1),
     "expire_inventory_lots": timedelta(days=1),
+    "purge_events": timedelta(days=1),
     "audit_anchor": timedelta(days=1),
 }
 JOBS = tuple(DEFAULT_INTERVALS)
@@ -56,6 +58,7 @@ JOB_FUNCTIONS: dict[str, str] = {
     "refresh_inventory_views": "inventory_api.refresh_inventory_views()",
     "check_reorder_points": "inventory_api.check_reorder_points()",
     "expire_inventory_lots": "inventory_api.expire_inventory_lots()",
+    "purge_events": "inventory_api.purge_events(interval)",
     "audit_anchor": "inventory_api.audit_anchor(numeric)",
 }
 
@@ -202,6 +205,10 @@ def _expire_inventory_lots(inv: Inventory, settings: Settings) -> tuple[str, int
                                        "holds_released": expiry.holds_released}, False
 
 
+def _purge_events(inv: Inventory, settings: Settings) -> tuple[str, int, dict[str, Any], bool]:
+    return "ok", inv.purge_events(), {}, False  # records itself (the retention is a database setting)
+
+
 def _audit_anchor(inv: Inventory, settings: Settings) -> tuple[str, int, dict[str, Any], bool]:
     assert settings.anchor_dir is not None
     anchor = inv.audit_anchor(settings.anchor_wait_seconds)
@@ -220,6 +227,7 @@ RUNNERS: dict[str, Callable[[Inventory, Settings], tuple[str, int, dict[str, Any
     "refresh_inventory_views": _refresh_inventory_views,
     "check_reorder_points": _check_reorder_points,
     "expire_inventory_lots": _expire_inventory_lots,
+    "purge_events": _purge_events,
     "audit_anchor": _audit_anchor,
 }
 
@@ -468,22 +476,15 @@ class Runner:
     def stop(self) -> None:
         self.stopping.set()
 
-    @contextmanager
-    def signals_stop(self) -> Iterator[None]:
+    def signals_stop(self) -> AbstractContextManager[None]:
         """While the block runs, SIGTERM and SIGINT stop the runner after the job under way (the main
         thread only); the previous handlers are restored after it."""
 
-        def handler(signum: int, frame: object) -> None:
-            self.log.event("signal", f"{signal.Signals(signum).name}: stopping after the job under way",
-                           signal=signal.Signals(signum).name)
+        def stop(received: signal.Signals) -> None:
+            self.log.event("signal", f"{received.name}: stopping after the job under way", signal=received.name)
             self.stop()
 
-        previous = {signum: signal.signal(signum, handler) for signum in (signal.SIGTERM, signal.SIGINT)}
-        try:
-            yield
-        finally:
-            for signum, old in previous.items():
-                signal.signal(signum, old)
+        return on_stop_signals(stop)
 
 
 def translate_message(error: BaseException) -> str:

@@ -10,12 +10,11 @@ scrapes until it is back.
 
 from __future__ import annotations
 
-import signal
 import socket
 import sys
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from datetime import timedelta
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -24,6 +23,7 @@ from typing import Any, TextIO
 from .client import Inventory
 from .errors import InventoryError
 from .models import Metric
+from .signals import on_stop_signals
 
 PREFIX = "pyinv_"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -148,18 +148,9 @@ class MetricsServer(HTTPServer):
             self._inventory = None
 
 
-@contextmanager
-def stopping_on_signals(stop: threading.Event) -> Iterator[None]:
+def stopping_on_signals(stop: threading.Event) -> AbstractContextManager[None]:
     """While the block runs, SIGTERM and SIGINT set `stop` (the previous handlers come back after)."""
-    def handler(signum: int, _frame: Any) -> None:
-        stop.set()
-
-    previous = {signum: signal.signal(signum, handler) for signum in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for signum, old in previous.items():
-            signal.signal(signum, old)
+    return on_stop_signals(lambda _signal: stop.set())
 
 
 def serve(server: MetricsServer, stop: threading.Event) -> None:

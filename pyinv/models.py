@@ -801,3 +801,29 @@ class MaintenanceLeader(Row):
     renewed_at: datetime
     lease_until: datetime
     is_current: bool
+
+
+@dataclass(frozen=True)
+class Event(Row):
+    """An event (inventory_api.event, a row of inventory_api.events): what happened (`type`, e.g.
+    stock.received, reservation.created, reservation.expired, adjustment.approved, lot.quarantined,
+    alert.opened), to which item and location (location None for a lot), with details in `payload`
+    (ids, quantities before and after, reason, reference, actor). Acknowledge `id` with ack_events."""
+
+    id: int
+    type: str
+    sku: str | None
+    location: str | None
+    payload: JsonObject
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class EventConsumer(Row):
+    """A named reader of events (inventory_api.event_consumer): its owner (who created it) and the
+    last event it acknowledged (0: none yet)."""
+
+    consumer: str
+    owner: str
+    acknowledged_id: int
+    updated_at: datetime

@@ -5,7 +5,13 @@ create table inventory.settings (
   default_reservation_ttl interval default interval '24 hours',
   gateway_roles text[] not null default array['authenticator'],
   audit_seal_max_lag interval not null default interval '1 hour',
+  events_enabled boolean not null default true,
+  event_retention interval not null default interval '30 days',
+  event_notify_interval interval not null default interval '100 milliseconds',
   constraint settings_singleton_check check (singleton),
+  constraint settings_event_retention_check check (event_retention > interval '0'),
+  constraint settings_event_notify_interval_check
+    check (event_notify_interval >= interval '0' and event_notify_interval <= interval '1 hour'),
   constraint settings_audit_seal_max_lag_check check (audit_seal_max_lag > interval '0'),
   -- Days and time only, both positive: then now() + ttl lies after now and at most 366 days later,
   -- whatever the month, and reserve_stock need not check it on every call.
@@ -25,6 +31,12 @@ comment on column inventory.settings.singleton is 'Always true: the table holds 
 comment on column inventory.settings.default_reservation_ttl is 'Lifetime of a hold when reserve_* is called without expires_in; null means holds do not expire by default.';
 
 comment on column inventory.settings.audit_seal_max_lag is 'verify_audit_chain reports committed audit rows older than this that are not sealed yet (a sealer that is not running).';
+
+comment on column inventory.settings.events_enabled is 'Whether changes write events (inventory_api.events) and notify the channel pyinv_events; false: nothing is written (changes made while off are never emitted).';
+
+comment on column inventory.settings.event_notify_interval is 'How often at most events notify the channel pyinv_events: an event notifies (with its id) when none did for this long, later ones within it do not, because PostgreSQL serializes the commits of notifying transactions (every event notifying cut reservation throughput by 5/6 with 32 clients). 0: every event notifies. Followers read again shortly after each notification and poll as a fallback, so they miss nothing either way.';
+
+comment on column inventory.settings.event_retention is 'How long events are kept: purge_events (default argument, and the daily maintenance job) deletes older ones, whether or not every consumer acknowledged them.';
 
 comment on column inventory.settings.gateway_roles is 'Login roles (PostgREST''s authenticator) whose request.jwt.claims are trusted for the acting user.';
 

@@ -278,6 +278,10 @@ begin
     old.ledger_hash, null)::inventory.ledger;
   v_entry.hash := pg_catalog.sha256(coalesce(old.ledger_hash, ''::bytea) || inventory.ledger_entry_bytes(v_entry));
   insert into inventory.ledger overriding system value select v_entry.*;
+  -- Its event (56_events.sql): the movement's id, its details stay in the ledger row; from here, not
+  -- from an AFTER trigger on the ledger, which would queue every movement.
+  perform inventory.emit_event(inventory.movement_event_type(v_entry.movement_type), new.item_id, new.location_id,
+                               null, v_entry.movement_id);
   new.ledger_hash := v_entry.hash;
   new.last_movement_id := v_entry.movement_id;
   if new.has_stock_policy and new.on_hand - new.reserved <> old.on_hand - old.reserved then
@@ -286,7 +290,7 @@ begin
   return new;
 end
 $$;
-comment on function inventory.record_stock_level_change() is 'Trigger: records every change of a stock level once: quantities as a ledger movement (described by pending_movement, and re-evaluating the reorder alert), anything else in the audit log.';
+comment on function inventory.record_stock_level_change() is 'Trigger: records every change of a stock level once: quantities as a ledger movement (described by pending_movement, with its event, and re-evaluating the reorder alert), anything else in the audit log.';
 
 create trigger stock_levels_record_change
   before insert or update on inventory.stock_levels

@@ -37,7 +37,8 @@ insert into inventory.maintenance_jobs (job, description) values
   ('seal_audit_log', 'Append committed audit rows to the hash chain.'),
   ('check_reorder_points', 'Re-evaluate every reorder alert in one pass.'),
   ('expire_inventory_lots', 'Write off the units of lots past their expiry date.'),
-  ('refresh_inventory_views', 'Refresh every materialized view of the reports (concurrently).');
+  ('refresh_inventory_views', 'Refresh every materialized view of the reports (concurrently).'),
+  ('purge_events', 'Delete events older than settings.event_retention.');
 
 -- Jobs that do not record their runs themselves: the maintenance runner records them
 -- (inventory_api.record_maintenance_run) after each run.

@@ -300,6 +300,9 @@ begin
   perform inventory.audit_table(t, recorded_by_ledger => true)
      from pg_catalog.unnest(array['reservations', 'idempotency_keys', 'lot_levels', 'lot_allocations']) as t;
   perform inventory.audit_table('stock_levels', audit_updates => false);
+  -- Not audited: events (inventory.events) are derived from changes recorded above or in the
+  -- ledger, like the ledger itself, and purged after their retention; a consumer's position
+  -- (inventory.event_consumers) moves with every batch it reads (26_events.sql).
 end
 $audited$;
 

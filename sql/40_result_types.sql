@@ -112,3 +112,11 @@ comment on type inventory_api.views_refresh is 'What refresh_inventory_views did
 create type inventory_api.maintenance_leader as (
   runner_id text, claimed_at timestamptz, renewed_at timestamptz, lease_until timestamptz, is_current boolean);
 comment on type inventory_api.maintenance_leader is 'The maintenance runner that leads: since when, its last renewal, until when its lease runs, and whether it is still current.';
+
+create type inventory_api.event as (
+  id bigint, type text, sku text, location text, payload jsonb, created_at timestamptz);
+comment on type inventory_api.event is 'One event (read_events): its id, type (stock.received, reservation.created, ...), the item and location concerned (location null for a lot), the details and when it happened.';
+
+create type inventory_api.event_consumer as (
+  consumer text, owner text, acknowledged_id bigint, updated_at timestamptz);
+comment on type inventory_api.event_consumer is 'A consumer of events (ack_events): who owns it, the last event it acknowledged, and when its position last moved.';

@@ -34,6 +34,7 @@ begin atomic
            when 'refresh_inventory_views' then interval '5 minutes'
            when 'check_reorder_points' then interval '1 hour'
            when 'expire_inventory_lots' then interval '1 day'
+           when 'purge_events' then interval '1 day'
          end;
 end;
 

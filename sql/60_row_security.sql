@@ -16,7 +16,8 @@ begin
                                  'ledger', 'reservations', 'returns', 'idempotency_keys', 'audit_log',
                                  'audit_chain', 'audit_seal_state', 'audit_seal_cuts', 'maintenance_jobs',
                                  'maintenance_leader', 'reason_codes', 'cycle_counts', 'adjustments', 'stock_policies',
-                                 'reorder_alerts', 'lots', 'lot_levels', 'lot_allocations', 'lot_movements'] loop
+                                 'reorder_alerts', 'lots', 'lot_levels', 'lot_allocations', 'lot_movements',
+                                 'events', 'event_consumers'] loop
     execute pg_catalog.format('alter table inventory.%I enable row level security', v_table);
   end loop;
 end
@@ -64,6 +65,11 @@ create policy maintenance_jobs_scheduler_select on inventory.maintenance_jobs fo
   using (true);
 create policy audit_chain_viewer_select on inventory.audit_chain for select to inventory_viewer
   using ((select inventory.is_allowed('admin')));
+create policy events_viewer_select on inventory.events for select to inventory_viewer
+  using (location_id = any ((select inventory.visible_location_ids())::bigint[])
+         or (location_id is null and (select inventory.has_any_role())));
+create policy event_consumers_viewer_select on inventory.event_consumers for select to inventory_viewer
+  using (owner = (select inventory.current_actor()) or (select inventory.is_allowed('admin')));
 
 comment on policy error_codes_viewer_select on inventory.error_codes is 'The error catalogue is public to every pyinv role.';
 comment on policy items_viewer_select on inventory.items is 'The catalogue is visible to anyone holding a business role.';
@@ -82,3 +88,5 @@ comment on policy audit_log_viewer_select on inventory.audit_log is 'Only unscop
 comment on policy maintenance_jobs_viewer_select on inventory.maintenance_jobs is 'Maintenance jobs and their last runs are visible to anyone holding a business role.';
 comment on policy maintenance_jobs_scheduler_select on inventory.maintenance_jobs is 'The scheduler (which runs the jobs) sees them all.';
 comment on policy audit_chain_viewer_select on inventory.audit_chain is 'Only unscoped admins read the audit chain.';
+comment on policy events_viewer_select on inventory.events is 'Only events at the locations the caller may see (lot events, which have no location, to anyone holding a business role).';
+comment on policy event_consumers_viewer_select on inventory.event_consumers is 'Consumers of the caller''s own; unscoped admins see them all.';

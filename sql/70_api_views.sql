@@ -431,3 +431,29 @@ begin
   end loop;
 end
 $view_column_comments$;
+
+create view inventory_api.events with (security_invoker = true) as
+  select e.event_id as id, e.type, i.sku, l.code as location, coalesce(e.payload, inventory.movement_payload(g)) as payload,
+         e.created_at
+    from inventory.events e
+    left join inventory.ledger g on g.movement_id = e.movement_id
+    left join inventory.items i on i.item_id = e.item_id
+    left join inventory.locations l on l.location_id = e.location_id;
+
+comment on view inventory_api.events is 'Events at the caller''s locations (and of lots), kept for settings.event_retention: every stock movement, reservation state change, adjustment decision, lot status change and reorder alert change, written in the transaction of the change. To consume them without missing one committed late, use read_events and ack_events.';
+comment on column inventory_api.events.id is 'Id of the event (unique; acknowledge it with ack_events).';
+comment on column inventory_api.events.type is 'What happened: stock.received, reservation.created, reservation.released, reservation.expired, stock.shipped, stock.returned, stock.adjusted, stock.transferred_out, stock.transferred_in, adjustment.pending/applied/approved/rejected/superseded, lot.qc_passed/qc_failed/qc_pending/quarantined/quarantine_lifted/expiry_changed/written_off, alert.opened/acknowledged/resolved/dismissed/reopened/escalated/recovered.';
+comment on column inventory_api.events.sku is 'The item concerned.';
+comment on column inventory_api.events.location is 'The location concerned (null for a lot event).';
+comment on column inventory_api.events.payload is 'Details: ids (movement_id, reservation_id or reservation_ids, adjustment_id, lot_id, alert_id), quantities before and after, reason, reference (the order), actor.';
+comment on column inventory_api.events.created_at is 'Transaction time of the change.';
+
+create view inventory_api.event_consumers with (security_invoker = true) as
+  select c.consumer, c.owner, c.acknowledged_id, c.updated_at
+    from inventory.event_consumers c;
+
+comment on view inventory_api.event_consumers is 'Consumers of events and the last event each acknowledged (your own; unscoped admins see all).';
+comment on column inventory_api.event_consumers.consumer is 'Name of the consumer.';
+comment on column inventory_api.event_consumers.owner is 'Acting user who created it; only they and unscoped admins read and acknowledge for it.';
+comment on column inventory_api.event_consumers.acknowledged_id is 'Id of the last event acknowledged (0: none yet).';
+comment on column inventory_api.event_consumers.updated_at is 'When its position last moved.';

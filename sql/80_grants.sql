@@ -153,6 +153,19 @@ grant execute on function inventory_api.stock_as_of(text, text, timestamptz),
   inventory.stock_as_of(text, text, timestamptz) to inventory_viewer;
 grant execute on function inventory_api.refresh_inventory_views(), inventory.refresh_inventory_views()
   to inventory_admin, inventory_scheduler;
+-- Events (issue 13): readers read and acknowledge events of their locations (their own consumers);
+-- the scheduler and unscoped admins purge them. Writing them is internal (emit_event, from triggers).
+revoke all on inventory.events, inventory.event_consumers from public;
+revoke all on inventory_api.events, inventory_api.event_consumers from public;
+grant select on inventory.events, inventory.event_consumers to inventory_viewer;
+grant select on inventory_api.events, inventory_api.event_consumers to inventory_viewer;
+grant execute on function inventory.movement_payload(inventory.ledger) to inventory_viewer;  -- read by the view
+grant execute on function
+  inventory_api.read_events(text, integer, bigint), inventory.read_events(text, integer, bigint),
+  inventory_api.ack_events(text, bigint), inventory.ack_events(text, bigint)
+  to inventory_viewer;
+grant execute on function inventory_api.purge_events(interval), inventory.purge_events(interval)
+  to inventory_admin, inventory_scheduler;
 -- Metrics and the report's daily movements (issue 13): readers, over their locations. The audit
 -- backlog is counted by a definer function (the audit log is for unscoped admins only); the
 -- maintenance schedule's default intervals are a constant.

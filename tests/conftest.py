@@ -4,12 +4,8 @@ PYINV_TEST_DSN (its database is used only to create and drop test databases)."""
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import hashlib
 import itertools
 import os
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +13,7 @@ from typing import Any
 import psycopg
 import pytest
 from click.testing import CliRunner, Result
-from helpers import PostgREST, make_catalogue
+from helpers import PostgREST, cluster_lock, make_catalogue
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pytest_postgresql import factories
 
@@ -32,16 +28,6 @@ TEST_CLUSTER_SETTINGS = {
     "synchronous_commit": "off",
     "full_page_writes": "off",
 }
-
-
-@contextlib.contextmanager
-def cluster_lock(name: str) -> Iterator[None]:
-    """Serialises pytest-xdist workers on cluster-wide work: starting the embedded cluster, and building
-    the template databases (the migrations and the test roles create roles, which are cluster-wide)."""
-    path = Path(tempfile.gettempdir()) / f"pyinv-test-{hashlib.sha256(name.encode()).hexdigest()[:16]}.lock"
-    with open(path, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
 
 
 def _test_server() -> dict[str, Any]:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
+import os
+import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -22,6 +27,22 @@ VERSIONS = [migration.version for migration in install.migrations()]
 """The release each of MIGRATIONS brings a database to."""
 
 
+def worker_role(name: str) -> str:
+    """A login role name of this pytest-xdist worker (roles are cluster-wide; test databases are not)."""
+    return f"{name}_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+
+
+@contextmanager
+def cluster_lock(name: str) -> Iterator[None]:
+    """Serialises the pytest-xdist workers on cluster-wide work: starting the embedded cluster, building
+    the template databases (the migrations and the test roles create roles, which are cluster-wide),
+    and the tests that drop and recreate the embedded server's own pyinv database."""
+    path = Path(tempfile.gettempdir()) / f"pyinv-test-{hashlib.sha256(name.encode()).hexdigest()[:16]}.lock"
+    with open(path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def snapshot(db: psycopg.Connection[Any]) -> dict[str, Any]:
     """Everything a failed call must leave untouched."""
     return {
@@ -36,6 +57,9 @@ def snapshot(db: psycopg.Connection[Any]) -> dict[str, Any]:
         "keys": db.execute("select count(*) from inventory.idempotency_keys").fetchone(),
         "items": db.execute("select sku, status, unit_cost from inventory.items order by 1").fetchall(),
         "locations": db.execute("select code, name from inventory.locations order by 1").fetchall(),
+        "events": db.execute("select count(*), max(event_id) from inventory.events").fetchone(),
+        "event_consumers": db.execute(
+            "select consumer, acknowledged_id from inventory.event_consumers order by 1").fetchall(),
     }
 
 

@@ -176,8 +176,8 @@ def test_the_connection_options_reach_the_client(catalogue: Inventory, run: Run,
 
 def test_help_groups_commands_by_section_with_an_example_each() -> None:
     out = CliRunner().invoke(cli, ["--help"], terminal_width=100).stdout
-    for section in ("Stock", "Orders", "Catalogue", "Stock control", "Reports", "Audit & maintenance", "Users",
-                    "Database", "Try it"):
+    for section in ("Stock", "Orders", "Catalogue", "Stock control", "Reports", "Events", "Audit & maintenance",
+                    "Users", "Database", "Try it"):
         assert f"\n{section}:\n" in out, section
     assert not [line for line in out.splitlines() if "..." in line and "Usage:" not in line]  # nothing cut off
     ctx = click.Context(cli)
@@ -230,7 +230,7 @@ def test_every_list_command_takes_limit_and_offset() -> None:
     for args in (("item", "list"), ("location", "list"), ("stock",), ("reservations",), ("returns",),
                  ("movements",), ("adjustments",), ("counts",), ("policy", "list"), ("alerts",),
                  ("alerts", "recommendations"), ("user", "list"), ("audit", "log"), ("lots",), ("lots", "expiring"),
-                 ("lots", "allocations")):
+                 ("lots", "allocations"), ("events",)):
         out = CliRunner().invoke(cli, [*args, "--help"]).stdout
         assert "--limit" in out and "--offset" in out and "--wide" in out and "--json" in out, args
 

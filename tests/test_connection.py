@@ -14,6 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from click.testing import CliRunner
+from helpers import cluster_lock
 from psycopg.conninfo import conninfo_to_dict
 
 import pyinv
@@ -34,15 +35,17 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 
 
 @pytest.fixture
-def embedded(clean_env: pytest.MonkeyPatch) -> Path:
-    """PYINV_DATA_DIR names the running embedded test cluster: the embedded default is that server."""
+def embedded(clean_env: pytest.MonkeyPatch) -> Iterator[Path]:
+    """PYINV_DATA_DIR names the running embedded test cluster: the embedded default is that server
+    (its pyinv database, which tests/test_server.py drops and recreates under the same lock)."""
     if os.environ.get("PYINV_TEST_DSN"):
         pytest.skip("the tests run against PYINV_TEST_DSN, not an embedded cluster")
     import platformdirs
 
     pgdata = Path(os.environ.get("PYINV_TEST_DATA_DIR") or platformdirs.user_cache_path("pyinv") / "test-pgdata")
     clean_env.setenv("PYINV_DATA_DIR", str(pgdata))
-    return pgdata
+    with cluster_lock("embedded-default-database"):
+        yield pgdata
 
 
 # -- precedence -------------------------------------------------------------------------------------------
@@ -76,7 +79,6 @@ def test_the_libpq_environment_reaches_the_database_it_names(clean_env: pytest.M
         assert [item.sku for item in client.items()] == ["A1", "B2"]
 
 
-@pytest.mark.xdist_group("embedded-default")  # reads the pyinv database that tests/test_server.py drops
 def test_pgport_alone_does_not_break_the_embedded_default(embedded: Path, clean_env: pytest.MonkeyPatch) -> None:
     clean_env.setenv("PGPORT", "1")
     clean_env.setenv("PGUSER", "nobody")

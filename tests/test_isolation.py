@@ -13,6 +13,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from helpers import worker_role
 from psycopg import IsolationLevel
 
 import pyinv
@@ -110,10 +111,10 @@ def test_one_idempotency_key_takes_effect_once(catalogue: Inventory, pair) -> No
     assert catalogue.stock_levels("A1")[0].reserved == 1
 
 
-@pytest.mark.xdist_group("role-pyinv_boss")  # a cluster-wide login, created by each isolation level's run
 def test_an_adjustment_is_decided_once(catalogue: Inventory, pair, db, login_dsn, connect) -> None:
-    db.execute("create role pyinv_boss login password 'pyinv-test' in role inventory_admin")
-    boss = Inventory(connect(login_dsn("pyinv_boss")))
+    boss_role = worker_role("pyinv_boss")  # roles are cluster-wide: one per test worker
+    db.execute(f"create role {boss_role} login password 'pyinv-test' in role inventory_admin")
+    boss = Inventory(connect(login_dsn(boss_role)))
     try:
         request = boss.create_adjustment("A1", -8, "write_off", "theft")
         outcomes = interleave(*pair, lambda client: client.approve_adjustment(request.adjustment_id))
@@ -121,7 +122,7 @@ def test_an_adjustment_is_decided_once(catalogue: Inventory, pair, db, login_dsn
         assert catalogue.stock_levels("A1")[0].on_hand == 2
     finally:
         boss.close()
-        db.execute("drop owned by pyinv_boss; drop role pyinv_boss")
+        db.execute(f"drop owned by {boss_role}; drop role {boss_role}")
 
 
 def test_one_order_is_fulfilled_or_cancelled_not_both(catalogue: Inventory, pair) -> None:

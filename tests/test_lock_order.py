@@ -20,10 +20,8 @@ from typing import Any
 
 import psycopg
 import pytest
+from helpers import worker_role
 from psycopg.conninfo import make_conninfo
-
-# The module's world creates a cluster-wide login (pyinv_counter): its tests share one worker.
-pytestmark = pytest.mark.xdist_group("role-pyinv_counter")
 
 CALLS: dict[str, str] = {
     "reserve_order": """select inventory_api.reserve_order(order_ref => 'LO-NEW', lines =>
@@ -69,14 +67,15 @@ def world(module_dsn: str) -> Iterator[dict[str, Any]]:
              where order_ref like 'LO-OLD-%';
             select inventory_api.set_stock_policy(sku => 'A1', location => l, reorder_point => 5, safety_stock => 1)
               from unnest(array['main', 'east']) l;""")
-        db.execute("create role pyinv_counter login password 'pyinv-test' in role inventory_operator")
+        counter_role = worker_role("pyinv_counter")  # roles are cluster-wide: one per test worker
+        db.execute(f"create role {counter_role} login password 'pyinv-test' in role inventory_operator")
         try:
-            with psycopg.connect(make_conninfo(module_dsn, user="pyinv_counter", password="pyinv-test"),
+            with psycopg.connect(make_conninfo(module_dsn, user=counter_role, password="pyinv-test"),
                                  autocommit=True) as counter:
                 [[pending]] = counter.execute(
                     "select adjustment_id from inventory_api.record_count(sku => 'A1', counted_quantity => 80)")
         finally:
-            db.execute("drop role pyinv_counter")
+            db.execute(f"drop role {counter_role}")
         levels = db.execute("select l.code, s.location_id from inventory.stock_levels s"
                             " join inventory.locations l using (location_id) order by 1").fetchall()
         assert dict(levels) == LEVELS

@@ -28,7 +28,7 @@ from pyinv.maintenance import JOBS, Settings, cron_commands, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = ["--every", "expire_reservations=1s", "--every", "seal_audit_log=1s", "--every", "refresh_inventory_views=1s",
-        "--every", "check_reorder_points=1s", "--every", "expire_inventory_lots=1s"]
+        "--every", "check_reorder_points=1s", "--every", "expire_inventory_lots=1s", "--every", "purge_events=1s"]
 
 
 @pytest.fixture
@@ -149,7 +149,7 @@ def test_once_without_an_anchor_dir_takes_no_anchor_and_intervals_choose_what_is
         catalogue: Inventory, run, scheduler_dsn: str) -> None:
     first = run("--json", "maintain", "--once", "--every", "check_reorder_points=off", dsn_=scheduler_dsn)
     assert [line["job"] for line in job_lines(first.stdout)] == [
-        "expire_reservations", "seal_audit_log", "refresh_inventory_views", "expire_inventory_lots"]
+        "expire_reservations", "seal_audit_log", "refresh_inventory_views", "expire_inventory_lots", "purge_events"]
     time.sleep(1.2)
     second = run("--json", "maintain", "--once", "--every", "seal_audit_log=1s", dsn_=scheduler_dsn)
     assert [line["job"] for line in job_lines(second.stdout)] == ["seal_audit_log", "check_reorder_points"]
@@ -373,7 +373,7 @@ def test_settings_from_a_file_and_options(tmp_path: Path) -> None:
     assert settings.intervals["refresh_inventory_views"] == timedelta(minutes=10)
     assert settings.intervals["seal_audit_log"] == timedelta(seconds=30)
     assert settings.jobs() == ["expire_reservations", "seal_audit_log", "refresh_inventory_views",
-                               "check_reorder_points", "audit_anchor"]
+                               "check_reorder_points", "purge_events", "audit_anchor"]
     with pytest.raises(ValueError, match="unknown maintenance job"):
         load_settings(None, {"vacuum": timedelta(seconds=1)})
     with pytest.raises(ValueError, match="renew_seconds"):
@@ -398,6 +398,7 @@ def test_pg_cron_commands_are_the_same_jobs() -> None:
         "pyinv_refresh_inventory_views": ("*/5 * * * *", "select inventory_api.refresh_inventory_views()"),
         "pyinv_check_reorder_points": ("0 * * * *", "select inventory_api.check_reorder_points()"),
         "pyinv_expire_inventory_lots": ("30 3 * * *", "select inventory_api.expire_inventory_lots()"),
+        "pyinv_purge_events": ("30 3 * * *", "select inventory_api.purge_events()"),
     }
 
 
@@ -458,6 +459,6 @@ def test_schedule_pg_cron_registers_and_removes_the_jobs(cron_dsn: str, run) -> 
         names = {name for (name,) in connection.execute("select jobname from cron.job")}
         assert names == {f"pyinv_{job}" for job in JOBS} - {"pyinv_check_reorder_points", "pyinv_audit_anchor"}
     removed = json.loads(run("--json", "schedule", "--pg-cron", "--remove", dsn_=cron_dsn).stdout)["removed"]
-    assert len(removed) == 4
+    assert set(removed) == names
     with psycopg.connect(cron_dsn, autocommit=True) as connection:
         assert connection.execute("select count(*) from cron.job").fetchone() == (0,)

@@ -124,7 +124,7 @@ def test_rates_are_undefined_without_anything_to_count(inv: Inventory) -> None:
                                    "inventory_accuracy", "maintenance_lag_seconds")] == [None] * 5
     assert [got[name] for name in ("out_of_stock_levels", "items_at_or_below_reorder_point", "holds_expired_last_day",
                                    "lot_expiration_waste_units", "lot_expiration_waste_value")] == [0] * 5
-    assert got["maintenance_jobs_never_run"] == 5  # audit_anchor runs only where configured
+    assert got["maintenance_jobs_never_run"] == 6  # with purge_events; audit_anchor runs only where configured
 
 
 def test_windows_leave_older_rows_out(scene: Inventory, db: psycopg.Connection[Any]) -> None:

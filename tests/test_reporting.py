@@ -415,7 +415,7 @@ def test_reports_show_only_the_caller_s_locations(gateway: Callable[..., PostgRE
     assert reader.query(figures) == [(3, 2, D(25), D(3), 2)]
     assert nobody.query(figures) == [(0, 0, D(0), D(0), 0)]
     assert nobody.select("maintenance_status") == []
-    assert len(reader.select("maintenance_status")) == 6  # with expire_reservations and audit_anchor (issue 13)
+    assert len(reader.select("maintenance_status")) == 7  # + expire_reservations, audit_anchor, purge_events
     # stock_as_of: a viewer of the location only.
     at = catalogue.connection.execute("select now()").fetchone()[0]
     assert east.rpc("stock_as_of", read_only=True, sku="A1", location="east", at=at)[0][3:6] == (5, 2, 3)

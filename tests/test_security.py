@@ -104,23 +104,29 @@ CALLS: dict[str, tuple[str, dict[str, Any]]] = {
     "stock_as_of_main": ("stock_as_of", {"sku": "A1"}),
     "stock_as_of_east": ("stock_as_of", {"sku": "A1", "location": "east"}),
     "refresh_inventory_views": ("refresh_inventory_views", {}),
+    # events (issue 13, branch i13-events): anyone with a business role reads and acknowledges their
+    # own consumers' events (of their locations); purging is maintenance
+    "read_events": ("read_events", {"consumer": "matrix"}),
+    "ack_events": ("ack_events", {"consumer": "matrix", "up_to_id": 0}),
+    "purge_events": ("purge_events", {}),
 }
 # Maintenance (what inventory_scheduler may run) is never exposed to PostgREST's users.
 MAINTENANCE = {"expire_reservations", "seal_audit_log", "check_reorder_points", "audit_anchor",
                "expire_inventory_lots", "claim_maintenance_lease", "maintenance_leader", "release_maintenance_lease",
-               "record_maintenance_run", "refresh_inventory_views"}
+               "record_maintenance_run", "refresh_inventory_views", "purge_events"}
 ALLOWED = {
     # (db role, sub): calls that succeed; every other call fails with 42501
     ("authenticated", "u-admin"): set(CALLS) - MAINTENANCE,
     ("authenticated", "u-clerk-main"): {"schema_version", "receive_main", "reserve_main", "reserve_order_main",
                                         "reserve_many_main",
                                         "fulfill_main", "cancel_main", "return_main", "validate_main",
-                                        "adjust_main", "count_main", "alert_main", "trace_lot", "stock_as_of_main"},
+                                        "adjust_main", "count_main", "alert_main", "trace_lot", "stock_as_of_main",
+                                        "read_events", "ack_events"},
     ("authenticated", "u-clerk-east"): {"schema_version", "receive_east", "reserve_east", "validate_east",
                                         "reserve_many_main",
-                                        "adjust_east", "trace_lot", "stock_as_of_east"},
+                                        "adjust_east", "trace_lot", "stock_as_of_east", "read_events", "ack_events"},
     ("authenticated", "u-reader"): {"schema_version", "validate_main", "validate_east", "verify_inventory",
-                                    "trace_lot", "stock_as_of_main", "stock_as_of_east"},
+                                    "trace_lot", "stock_as_of_main", "stock_as_of_east", "read_events", "ack_events"},
     ("authenticated", "u-nobody"): {"schema_version"},
     ("anon", None): set(),
     ("service_role", None): set(CALLS),
@@ -135,7 +141,7 @@ def test_role_by_function_matrix(gateway, role: str, sub: str | None, db) -> Non
     client = gateway(role, sub)
     for name, (function, arguments) in CALLS.items():
         read_only = function in ("validate_stock", "verify_inventory", "verify_audit_chain", "schema_version",
-                                 "trace_lot", "maintenance_leader", "stock_as_of")
+                                 "trace_lot", "maintenance_leader", "stock_as_of", "read_events")
         if name in ALLOWED[(role, sub)]:
             client.rpc(function, read_only=read_only, **arguments)
         else:
@@ -360,7 +366,7 @@ def test_every_table_has_rls_and_views_are_security_invoker(db) -> None:
                         where a.grantee in (select oid from pg_roles where rolname in
                           ('inventory_viewer', 'inventory_operator', 'inventory_admin', 'authenticated', 'anon')))
           from pg_class c where c.relnamespace = 'inventory'::regnamespace and c.relkind = 'r'""").fetchall()
-    assert len(tables) == 25  # 24 + maintenance_leader (issue 13)
+    assert len(tables) == 27  # 24 + maintenance_leader, events, event_consumers (issue 13)
     for name, rls, forced, policies, granted in tables:
         assert rls and not forced, name
         assert policies > 0 or not granted, f"{name}: granted to an API role without a policy"
@@ -395,7 +401,7 @@ def test_readers_run_read_only_and_writers_are_volatile(db, catalogue: Inventory
          where p.pronamespace = 'inventory_api'::regnamespace""").fetchall()
     readers = {name for name, volatility in rows if volatility == "s"}
     assert readers == {"validate_stock", "verify_inventory", "verify_audit_chain", "schema_version", "trace_lot",
-                       "maintenance_leader", "stock_as_of"}
+                       "maintenance_leader", "stock_as_of", "read_events"}
     with db.transaction(force_rollback=True):
         db.execute("set transaction read only")
         db.execute("select * from inventory_api.schema_version()")
@@ -404,6 +410,7 @@ def test_readers_run_read_only_and_writers_are_volatile(db, catalogue: Inventory
         db.execute("select * from inventory_api.verify_inventory()")
         db.execute("select * from inventory_api.verify_audit_chain()")
         db.execute("select * from inventory_api.maintenance_leader()")
+        db.execute("select * from inventory_api.read_events(consumer => 'ro')")
     with db.transaction(force_rollback=True):
         db.execute("set transaction read only")
         with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):

@@ -3,24 +3,26 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
+from helpers import cluster_lock
 
 from pyinv import server
 
-# These tests drop and recreate the embedded server's pyinv database: one worker runs them all.
-pytestmark = pytest.mark.xdist_group("embedded-default")
-
 
 @pytest.fixture
-def embedded_pgdata() -> Path:
+def embedded_pgdata() -> Iterator[Path]:
+    """The embedded test cluster's data directory, held alone: these tests drop and recreate its pyinv
+    database, which tests of other workers read (the lock serialises them)."""
     if os.environ.get("PYINV_TEST_DSN"):
         pytest.skip("the tests run against PYINV_TEST_DSN, not an embedded cluster")
     import platformdirs
 
-    return Path(os.environ.get("PYINV_TEST_DATA_DIR") or platformdirs.user_cache_path("pyinv") / "test-pgdata")
+    with cluster_lock("embedded-default-database"):
+        yield Path(os.environ.get("PYINV_TEST_DATA_DIR") or platformdirs.user_cache_path("pyinv") / "test-pgdata")
 
 
 def test_start_recreates_a_dropped_database_on_a_running_server(embedded_pgdata: Path) -> None:

@@ -550,7 +550,7 @@ def test_new_tables_have_rls_audit_and_comments(db) -> None:
            and obj_description(p.oid, 'pg_proc') is null""").fetchall()
     assert uncommented == []
     assert db.execute("select count(*) from pg_class where relnamespace = 'inventory'::regnamespace"
-                      " and relkind = 'r'").fetchone() == (25,)  # 24 + maintenance_leader (issue 13)
+                      " and relkind = 'r'").fetchone() == (27,)  # 24 + maintenance_leader, events, consumers (issue 13)
 
 
 # -- the CLI -------------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from .harness import ALL_WORKLOADS, BenchConfig, Suite
+from .harness import ALL_VARIANTS, ALL_WORKLOADS, BenchConfig, Suite
 from .report import PLOT_HINT, format_table, plot
 
 
@@ -24,6 +24,7 @@ def _csv(value: str | None, cast=str) -> tuple | None:  # type: ignore[no-untype
               "creates, and afterwards drops, its own database there; your data is never touched.")
 @click.option("--quick", is_flag=True, help="Short run (W1, W2, W4, a small W6; c=32; 2 s cells; under ~2 min).")
 @click.option("--workloads", help=f"Comma-separated subset of {','.join(ALL_WORKLOADS)}.")
+@click.option("--variants", help="Comma-separated variants to run (default all), e.g. B3,B3noev.")
 @click.option("--clients", help="Comma-separated client counts (default 1,8,32,64; --quick: 32).")
 @click.option("--duration", type=float, help="Seconds per cell (default 10; --quick: 2).")
 @click.option("--repetitions", type=click.IntRange(min=1), help="Repetitions of every cell (default 3).")
@@ -41,10 +42,10 @@ def _csv(value: str | None, cast=str) -> tuple | None:  # type: ignore[no-untype
               help="JSON result file (default bench/results/<timestamp>.json).")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Also draw throughput vs clients (PNG; needs matplotlib: pip install 'pyinv[bench]').")
-def bench(dsn: str | None, quick: bool, workloads: str | None, clients: str | None, duration: float | None,
-          repetitions: int | None, w6_backlog: int | None, w6_repetitions: int | None, scale_ledger_rows: int | None,
-          report_levels: int | None, database: str, keep_database: bool, seed: int | None, output: Path | None,
-          plot_path: Path | None) -> None:
+def bench(dsn: str | None, quick: bool, workloads: str | None, variants: str | None, clients: str | None,
+          duration: float | None, repetitions: int | None, w6_backlog: int | None, w6_repetitions: int | None,
+          scale_ledger_rows: int | None, report_levels: int | None, database: str, keep_database: bool,
+          seed: int | None, output: Path | None, plot_path: Path | None) -> None:
     """Benchmark pyinv against a bare-UPDATE floor and two client-side baselines.
 
     Every cell runs for a fixed time at a fixed number of connections and is INVALID unless
@@ -53,7 +54,12 @@ def bench(dsn: str | None, quick: bool, workloads: str | None, clients: str | No
     if chosen and set(chosen) - set(ALL_WORKLOADS):
         raise click.BadParameter(f"unknown workloads {sorted(set(chosen) - set(ALL_WORKLOADS))}",
                                  param_hint="--workloads")
-    overrides = {"dsn": dsn, "workloads": chosen, "clients": _csv(clients, int), "duration": duration,
+    chosen_variants = _csv(variants)
+    if chosen_variants and set(chosen_variants) - set(ALL_VARIANTS):
+        raise click.BadParameter(f"unknown variants {sorted(set(chosen_variants) - set(ALL_VARIANTS))}; "
+                                 f"choose from {','.join(ALL_VARIANTS)}", param_hint="--variants")
+    overrides = {"dsn": dsn, "workloads": chosen, "variants": chosen_variants, "clients": _csv(clients, int),
+                 "duration": duration,
                  "repetitions": repetitions, "w6_backlog": w6_backlog, "w6_repetitions": w6_repetitions,
                  "scale_ledger_rows": scale_ledger_rows, "report_levels": report_levels, "seed": seed}
     if quick:

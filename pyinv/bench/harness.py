@@ -43,6 +43,7 @@ LOTS_PER_SKU = 3
 # cost the reservation path, measured against B3 in the same run.
 NO_EVENTS_VARIANT = "B3noev"
 PGBENCH_VARIANTS = ("B0", "B3", "B3a", "Bfn", LOT_VARIANT, NO_EVENTS_VARIANT)
+ALL_VARIANTS = VARIANTS + REFERENCE_VARIANTS + (LOT_VARIANT, NO_EVENTS_VARIANT)
 KEY_KINDS = {"W1": ("hot", 1), "W2": ("uniform", 10_000), "W3": ("zipf", 100_000)}
 FLASH_UNITS = 1000
 FLASH_CLIENTS = 64
@@ -79,6 +80,7 @@ class BenchConfig:
     reference_variants: bool = True  # B3a and Bfn on W1-W3 (--quick leaves them out to stay under 2 minutes)
     lot_cells: bool = True  # W2 over lot-tracked items (--quick leaves it out: seeding the lots takes a while)
     event_cells: bool = True  # W2 with event writing off (B3noev), beside B3 with it on
+    variants: tuple[str, ...] | None = None  # only these variants' cells (None: all); e.g. B3,B3noev to compare two
     seed: int | None = None
     keep_database: bool = False
     progress: Callable[[str], None] = field(default=lambda message: print(message, file=sys.stderr, flush=True))
@@ -357,6 +359,8 @@ class Suite:
                 specs += [("W4", variant, self.config.flash_clients) for variant in VARIANTS]
             elif workload in ("W5", "W7"):
                 specs += [(workload, "B3", c) for c in self.config.clients if c > 1 or len(self.config.clients) == 1]
+        if self.config.variants is not None:
+            specs = [spec for spec in specs if spec[1] in self.config.variants]
         return specs
 
     def run_cell(self, admin: psycopg.Connection[Any], workload: str, variant: str, clients: int,
@@ -746,7 +750,8 @@ def _config_dict(config: BenchConfig) -> dict[str, Any]:
             "scale_ledger_rows": config.scale_ledger_rows, "report_levels": config.report_levels,
             "quick": config.quick,
             "reference_variants": config.reference_variants, "lot_cells": config.lot_cells,
-            "event_cells": config.event_cells, "seed": config.seed,
+            "event_cells": config.event_cells, "variants": list(config.variants) if config.variants else None,
+            "seed": config.seed,
             "flash_units": FLASH_UNITS, "flash_clients": config.flash_clients,
             "w6_foreground_clients": W6_FOREGROUND_CLIENTS,
             "w7_skus": W7_SKUS, "uniform_skus": config.uniform_skus, "zipf_s": 1.01}

@@ -9,9 +9,10 @@ The root group and the registration of every command family, by help section, li
 families are database (db, migrate, sql), catalogue (item, location, user), orders (receive ...
 return, stock, validate, reservations, returns, movements), stock_control (adjust, approve,
 adjustments, count, counts, transfer, policy, alerts), lots (lots, lot, trace, expire-lots), reports
-(dashboard, reports, stock-as-of, refresh-views), metrics (metrics, metrics serve, report),
-maintenance (verify, expire, audit, import, maintain, status, schedule), demo, and the benchmark
-(pyinv.bench.command, imported only when it is run or listed). The shared machinery is in context, output and params.
+(dashboard, reports, stock-as-of, refresh-views), metrics (metrics, metrics serve, report), events
+(events: list, --follow, deliver, consumers, ack, purge), maintenance (verify, expire, audit, import,
+maintain, status, schedule), demo, and the benchmark (pyinv.bench.command, imported only when it is run
+or listed). The shared machinery is in context, output and params.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from collections.abc import Sequence
 import click
 
 from .. import __version__
-from . import catalogue, database, demo, lots, maintenance, metrics, orders, reports, stock_control
+from . import catalogue, database, demo, events, lots, maintenance, metrics, orders, reports, stock_control
 from .context import (
     EXIT_CODES,
     EXIT_INTERNAL,
@@ -144,6 +145,8 @@ cli.add_command(reports.reports, section="Reports")
 cli.add_command(reports.stock_as_of, section="Reports")
 cli.add_command(metrics.metrics, section="Reports")
 cli.add_command(metrics.report, section="Reports")
+# Events, for other systems.
+cli.add_command(events.events, section="Events")
 # Audit and maintenance.
 cli.add_command(reports.refresh_views, section="Audit & maintenance")
 cli.add_command(maintenance.verify, section="Audit & maintenance")

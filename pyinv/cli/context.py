@@ -288,8 +288,8 @@ def _wants_json(args: Sequence[str]) -> bool:
 
 # -- help: commands grouped by section, each with an example --------------------------------------------------
 
-SECTIONS = ("Stock", "Orders", "Catalogue", "Stock control", "Lots", "Reports", "Audit & maintenance", "Users",
-            "Database", "Try it")
+SECTIONS = ("Stock", "Orders", "Catalogue", "Stock control", "Lots", "Reports", "Events", "Audit & maintenance",
+            "Users", "Database", "Try it")
 
 
 def example(*lines: str) -> Callable[[click.Command], click.Command]:

@@ -206,3 +206,5 @@ LOW_STOCK_COLUMNS = ("sku", "location", "available", "reorder_point", "safety_st
                      "suggested_order_quantity", "refreshed_at")
 ALERT_STATISTICS_COLUMNS = ("status", "severity", "alerts", "levels", "oldest_opened_at", "latest_opened_at")
 SNAPSHOT_COLUMNS = ("sku", "location", "at", "on_hand", "reserved", "available", "movement_id", "movement_at")
+EVENT_COLUMNS = ("id", "type", "sku", "location", "created_at", "payload")
+EVENT_CONSUMER_COLUMNS = ("consumer", "owner", "acknowledged_id", "updated_at")
