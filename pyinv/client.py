@@ -51,6 +51,7 @@ from .models import (
     EventConsumer,
     ExpiringLot,
     HoldsSummary,
+    HotMode,
     ImportBatch,
     ImportRejection,
     ImportReport,
@@ -748,6 +749,14 @@ class _Api(abc.ABC):
         return _view("lot_allocations", LotAllocation, ("reservation_id", "lot_number"),
                      [("order_ref", "=", order_ref), ("sku", "=", sku), ("lot_number", "=", lot_number),
                       ("location", "=", location)], limit=limit, offset=offset, newest_first=True)
+
+    @_operation
+    def set_hot_mode(self, sku: str, location: str = "main", buckets: int = 8) -> _Call[HotMode]:
+        """Hot mode for a flash sale (admins): spread the level's free units over `buckets` rows so that
+        holds commit side by side; buckets=1 turns it off. Every client (SQL, PostgREST, this one)
+        then gets it; a hold is still refused only when the level as a whole is short."""
+        return _one("set_hot_mode", HotMode, {"sku": sku, "location": location, "buckets": buckets},
+                    idempotent=True)
 
     @_operation
     def set_lot_status(self, sku: str, lot_number: str, qc_status: str | None = None,

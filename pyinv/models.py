@@ -68,7 +68,7 @@ class StockLevel(Row):
 class StockRow(Row):
     """A row of the inventory_api.stock_levels view. `available` leaves out units in lots that cannot be
     sold (expired, awaiting or failed QC, quarantined); `blocked` is how many such units are on hand and
-    not reserved."""
+    not reserved. `hot_buckets` > 1: the level is in hot mode (set_hot_mode)."""
 
     sku: str
     location: str
@@ -80,6 +80,21 @@ class StockRow(Row):
     version: int
     updated_at: datetime
     blocked: Decimal = Decimal(0)
+    hot_buckets: int = 1
+
+
+@dataclass(frozen=True)
+class HotMode(Row):
+    """A level's hot mode after set_hot_mode (inventory_api.hot_mode): buckets (1 = off), its
+    quantities and the free units of each active bucket."""
+
+    sku: str
+    location: str
+    buckets: int
+    on_hand: Decimal
+    reserved: Decimal
+    available: Decimal
+    bucket_free: list[Decimal]
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@
 -- Enums, not CHECK constraints: PostgreSQL re-reads and re-plans every CHECK expression of a table
 -- for each INSERT or UPDATE statement, and the ledger is written on every movement.
 create type inventory.movement_type as enum
-  ('RECEIVE', 'RESERVE', 'RELEASE', 'EXPIRE', 'SHIP', 'RETURN', 'ADJUST', 'TRANSFER_OUT', 'TRANSFER_IN');
-comment on type inventory.movement_type is 'Kinds of stock movement recorded in the ledger.';
+  ('RECEIVE', 'RESERVE', 'RELEASE', 'EXPIRE', 'SHIP', 'RETURN', 'ADJUST', 'TRANSFER_OUT', 'TRANSFER_IN', 'REBALANCE');
+comment on type inventory.movement_type is 'Kinds of stock movement recorded in the ledger. REBALANCE moves free units between a hot level and its buckets (23_hot_buckets.sql): it changes no total.';
 
 -- The one way a function describes the movement it is about to make: typed, so the trigger reads
 -- fields instead of parsing JSON under the level's lock.
@@ -68,6 +68,7 @@ create table inventory.stock_levels (
   last_movement_id bigint,
   item_deleted boolean not null default false,
   track_lots boolean not null default false,
+  hot_buckets smallint not null default 1,
   primary key (item_id, location_id),
   constraint stock_levels_quantities_check
     check (inventory.level_quantities_are_valid(on_hand, reserved, pending_movement is null))
@@ -88,6 +89,7 @@ comment on column inventory.stock_levels.last_counted_at is 'When the level was 
 comment on column inventory.stock_levels.last_counted_by is 'Acting user of the last count.';
 comment on column inventory.stock_levels.item_deleted is 'Whether the item is deleted: set by delete_item under the level''s lock (and for new levels by the trigger); the trigger then refuses any increase, so no call that looked the item up before it was deleted can put stock under it.';
 comment on column inventory.stock_levels.track_lots is 'Whether the item is lot-tracked (copied from the item when the level is created): then on_hand and reserved must equal the sums of the level''s lots, which the trigger checks on every movement.';
+comment on column inventory.stock_levels.hot_buckets is 'Hot mode (set_hot_mode): how many buckets (inventory.hot_buckets) share the level''s free units; 1 = off. While on, reserved also counts the free units parked in buckets: inventory_api.stock_levels shows the true figures.';
 comment on column inventory.stock_levels.last_movement_id is 'Id of the level''s latest ledger movement, set by the ledger trigger: the one way to learn the id of the movement just written (UPDATE ... RETURNING last_movement_id).';
 
 create function inventory.movement_adds_up(on_hand_before numeric, on_hand_delta numeric, on_hand_after numeric,
@@ -126,6 +128,7 @@ create table inventory.ledger (
   transaction_id xid8 not null default pg_catalog.pg_current_xact_id(),
   prev_hash bytea,
   hash bytea not null,
+  bucket smallint,
   constraint ledger_arithmetic_check
     check (inventory.movement_adds_up(on_hand_before, on_hand_delta, on_hand_after, reserved_before, reserved_delta,
                                       reserved_after))
@@ -175,6 +178,8 @@ comment on column inventory.ledger.transaction_id is 'Id of the writing transact
 
 comment on column inventory.ledger.prev_hash is 'Hash of the previous movement of the same stock level (null for its first).';
 
+comment on column inventory.ledger.bucket is 'Null for a movement of the stock level itself; for a movement of one of a hot level''s buckets, its number: then on_hand_* are the units parked in the bucket and reserved_* the units its holds take (a bucket has its own hash chain), and only REBALANCE moves parked units, so sums of on_hand_delta over the level count only rows with bucket null.';
+
 comment on column inventory.ledger.hash is 'sha256(prev_hash || canonical bytes of this movement): a tamper-evident chain per stock level.';
 
 -- Canonical bytes of a movement: independent of TimeZone and DateStyle.
@@ -198,7 +203,9 @@ begin atomic
            coalesce((ledger_entry_bytes.entry).reservation_id::text, 'null'),
            (ledger_entry_bytes.entry).metadata,
            extract(epoch from (ledger_entry_bytes.entry).created_at),
-           (ledger_entry_bytes.entry).transaction_id), 'UTF8');
+           (ledger_entry_bytes.entry).transaction_id,
+           -- concat_ws skips nulls: the bytes of a level's own movements are those they had before buckets.
+           (ledger_entry_bytes.entry).bucket), 'UTF8');
 end;
 
 comment on function inventory.ledger_entry_bytes(inventory.ledger) is 'Canonical, session-independent bytes of a movement, hashed by the per-level chain.';
@@ -275,7 +282,7 @@ begin
     inventory.current_actor(), v_movement.reason, v_movement.reference, v_movement.idempotency_key,
     v_movement.related_movement_id, v_movement.reservation_id, coalesce(v_movement.metadata, '{}'::jsonb),
     pg_catalog.now(), pg_catalog.pg_current_xact_id(),
-    old.ledger_hash, null)::inventory.ledger;
+    old.ledger_hash, null, null)::inventory.ledger;
   v_entry.hash := pg_catalog.sha256(coalesce(old.ledger_hash, ''::bytea) || inventory.ledger_entry_bytes(v_entry));
   insert into inventory.ledger overriding system value select v_entry.*;
   -- Its event (56_events.sql): the movement's id, its details stay in the ledger row; from here, not
@@ -284,8 +291,12 @@ begin
                                null, v_entry.movement_id);
   new.ledger_hash := v_entry.hash;
   new.last_movement_id := v_entry.movement_id;
-  if new.has_stock_policy and new.on_hand - new.reserved <> old.on_hand - old.reserved then
-    perform inventory.evaluate_reorder_alert(new.item_id, new.location_id, new.on_hand - new.reserved);
+  -- A hot level's holds move its buckets, not this row: its alert is re-evaluated at each rebalance.
+  if new.has_stock_policy
+     and (new.on_hand - new.reserved <> old.on_hand - old.reserved or v_movement.movement_type = 'REBALANCE') then
+    perform inventory.evaluate_reorder_alert(new.item_id, new.location_id,
+      new.on_hand - new.reserved + case when new.hot_buckets > 1 or v_movement.movement_type = 'REBALANCE'
+                                        then inventory.parked_units(new.item_id, new.location_id) else 0 end);
   end if;
   return new;
 end

@@ -43,6 +43,7 @@ create table inventory.reservations (
   quantity_returned numeric(19, 4) not null default 0,
   reference_type inventory.reference_type not null default 'order',
   notes text,
+  bucket smallint,
   constraint reservations_state_check
     check (inventory.hold_state_is_valid(quantity, quantity_fulfilled, quantity_returned, status, closed_at, notes))
 );
@@ -57,6 +58,8 @@ create index reservations_active_level_idx on inventory.reservations (item_id, l
 comment on table inventory.reservations is 'Holds of stock for orders: ACTIVE until fulfilled, cancelled or expired, each at most once.';
 
 comment on column inventory.reservations.reservation_id is 'Surrogate key.';
+
+comment on column inventory.reservations.bucket is 'The hot bucket (inventory.hot_buckets) whose units the hold takes, while it is there; null when the hold is on the level row itself (every hold is moved back there before it is shipped, released or expired).';
 
 comment on column inventory.reservations.order_ref is 'The order the stock is held for.';
 

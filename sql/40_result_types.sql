@@ -19,6 +19,11 @@ create type inventory_api.stock_level as (
   updated_at timestamptz);
 comment on type inventory_api.stock_level is 'Quantities of one item at one location after a movement.';
 
+create type inventory_api.hot_mode as (
+  sku text, location text, buckets integer, on_hand numeric, reserved numeric, available numeric, bucket_free numeric[]);
+
+comment on type inventory_api.hot_mode is 'A level''s hot mode after set_hot_mode: buckets (1 = off), its quantities (as inventory_api.stock_levels shows them, before overdue holds are swept) and the free units of each active bucket.';
+
 create type inventory_api.reservation as (
   reservation_id bigint, order_ref text, sku text, location text, quantity numeric,
   quantity_fulfilled numeric, quantity_open numeric, status text, expires_at timestamptz,

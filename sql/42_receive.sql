@@ -99,6 +99,7 @@ declare
   v_item record;
   v_location_id bigint;
   v_level inventory.stock_levels;
+  v_parked numeric := 0;
   v_result inventory_api.stock_level;
   v_replay jsonb;
   v_lot_id bigint;
@@ -167,8 +168,11 @@ begin
      where i.item_id = v_item.item_id;
   end if;
 
-  v_result := row(receive_stock.sku, receive_stock.location, v_level.on_hand, v_level.reserved,
-                  v_level.available, v_level.version, v_level.updated_at)::inventory_api.stock_level;
+  if v_level.hot_buckets > 1 then  -- free units parked in hot buckets are available, not held
+    v_parked := inventory.parked_units(v_item.item_id, v_level.location_id);
+  end if;
+  v_result := row(receive_stock.sku, receive_stock.location, v_level.on_hand, v_level.reserved - v_parked,
+                  v_level.available + v_parked, v_level.version, v_level.updated_at)::inventory_api.stock_level;
   if receive_stock.idempotency_key is not null then
     perform inventory.complete_idempotency_key(receive_stock.idempotency_key, pg_catalog.to_jsonb(v_result));
   end if;

@@ -98,12 +98,10 @@ declare
   v_type text;
   v_lots boolean;
 begin
-  select coalesce(pg_catalog.bool_or(x.track_lots), false) into v_lots
-    from (select s.track_lots from inventory.stock_levels s
-            join (select distinct m.item_id, m.location_id from pg_catalog.unnest(apply_hold_moves.moves) m) l
-              on s.item_id = l.item_id and s.location_id = l.location_id
-           order by s.item_id, s.location_id
-             for update of s) x;
+  v_lots := inventory.lock_levels(array(select m.item_id from pg_catalog.unnest(apply_hold_moves.moves) m),
+                                  array(select m.location_id from pg_catalog.unnest(apply_hold_moves.moves) m));
+  perform inventory.unpark_holds(array(select m.reservation_id from pg_catalog.unnest(apply_hold_moves.moves) m
+                                        where m.quantity > 0));
 
   update inventory.reservations r
      set quantity_fulfilled = r.quantity_fulfilled + case when m.movement_type = 'SHIP' then m.quantity else 0 end,
@@ -214,13 +212,10 @@ begin
     select distinct r.location_id from inventory.reservations r
      where r.order_ref = lock_order_holds.order_ref and r.status = 'ACTIVE'
        and (lock_order_holds.item_id is null or r.item_id = lock_order_holds.item_id)));
-  perform from inventory.stock_levels s
-   where (s.item_id, s.location_id) in (
-           select r.item_id, r.location_id from inventory.reservations r
-            where r.order_ref = lock_order_holds.order_ref and r.status = 'ACTIVE'
-              and (lock_order_holds.item_id is null or r.item_id = lock_order_holds.item_id))
-   order by s.item_id, s.location_id
-     for update;
+  perform inventory.lock_levels(pg_catalog.array_agg(r.item_id), pg_catalog.array_agg(r.location_id))
+     from inventory.reservations r
+    where r.order_ref = lock_order_holds.order_ref and r.status = 'ACTIVE'
+      and (lock_order_holds.item_id is null or r.item_id = lock_order_holds.item_id);
   select pg_catalog.array_agg(row(h.reservation_id, h.item_id, h.location_id,
                                   case when h.expires_at <= pg_catalog.now() then 'EXPIRE' end,
                                   h.quantity - h.quantity_fulfilled)::inventory.hold_move
@@ -326,6 +321,7 @@ begin
              cross join lateral (
                    select s.item_id, s.location_id from inventory.stock_levels s
                     where s.item_id = l.item_id and s.location_id = l.location_id
+                      and s.hot_buckets = 1  -- a hot level's buckets must be locked in key order: below
                       for update of s skip locked) lv
              cross join lateral (
                    select r.reservation_id from inventory.reservations r
@@ -352,12 +348,7 @@ begin
                      where h.status = 'ACTIVE' and h.expires_at <= pg_catalog.now()
                      order by h.expires_at
                      limit expire_reservations.batch_size) r) o;
-    perform from inventory.stock_levels s
-     where (s.item_id, s.location_id) in (
-             select l.item_id, l.location_id
-               from rows from (pg_catalog.unnest(v_items), pg_catalog.unnest(v_locations)) as l (item_id, location_id))
-     order by s.item_id, s.location_id
-       for update;
+    perform inventory.lock_levels(v_items, v_locations);
     select inventory.expire_holds(pg_catalog.array_agg(d.reservation_id)) into v_expired
       from (select r.reservation_id from inventory.reservations r
              where r.status = 'ACTIVE' and r.expires_at <= pg_catalog.now()

@@ -17,6 +17,17 @@ begin atomic
 end;
 comment on function inventory.overdue_quantity(bigint, bigint) is 'Open units of a level''s overdue holds not yet swept (they count as released).';
 
+-- Free units parked in a level's buckets: the correction from the level row's reserved (which
+-- counts them) to the truth, used wherever "available" is computed.
+create function inventory.parked_units(item_id bigint, location_id bigint) returns numeric
+language sql stable parallel safe
+set search_path = ''
+begin atomic
+  select coalesce(pg_catalog.sum(b.free), 0) from inventory.hot_buckets b
+   where b.item_id = parked_units.item_id and b.location_id = parked_units.location_id;
+end;
+comment on function inventory.parked_units(bigint, bigint) is 'Free units parked in a hot level''s buckets (counted in the level row''s reserved, available in truth).';
+
 -- Available units at a level, counting overdue holds as released (they are, lazily).
 create function inventory.effective_available(item_id bigint, location_id bigint) returns numeric
 language sql stable
@@ -25,11 +36,12 @@ begin atomic
   select case when s.track_lots
               then (select coalesce(pg_catalog.sum(a.units) filter (where a.reason is null), 0)
                       from inventory.lot_availability(s.item_id, s.location_id, null) a)
-              else s.available + inventory.overdue_quantity(s.item_id, s.location_id) end
+              else s.available + inventory.overdue_quantity(s.item_id, s.location_id)
+                   + case when s.hot_buckets > 1 then inventory.parked_units(s.item_id, s.location_id) else 0 end end
     from inventory.stock_levels s
    where s.item_id = effective_available.item_id and s.location_id = effective_available.location_id;
 end;
-comment on function inventory.effective_available(bigint, bigint) is 'on_hand - reserved + units of overdue holds not yet swept, less units in lots that may not be sold; null when the level does not exist.';
+comment on function inventory.effective_available(bigint, bigint) is 'on_hand - reserved + units of overdue holds not yet swept + free units parked in hot buckets, less units in lots that may not be sold; null when the level does not exist.';
 
 -- Describes why a line does not fit, for the DETAIL of INSUFFICIENT_STOCK, with available meaning
 -- what inventory_api.stock_levels shows; for a lot-tracked item also how many units their lots'
@@ -42,13 +54,15 @@ set search_path = ''
 as $$
   select pg_catalog.jsonb_build_object(
            'sku', shortfall.sku, 'location', shortfall.location, 'requested', shortfall.requested,
-           'available', coalesce(case when s.track_lots then b.available else s.available + o.overdue end, 0),
-           'on_hand', coalesce(s.on_hand, 0), 'reserved', coalesce(s.reserved, 0))
+           'available', coalesce(case when s.track_lots then b.available else s.available + o.overdue + o.parked end, 0),
+           'on_hand', coalesce(s.on_hand, 0), 'reserved', coalesce(s.reserved - o.parked, 0))
          || case when s.track_lots then pg_catalog.jsonb_build_object('blocked', b.blocked) else '{}'::jsonb end
     from (select) dummy
     left join inventory.stock_levels s
       on s.item_id = shortfall.item_id and s.location_id = shortfall.location_id
-    left join lateral (select inventory.overdue_quantity(s.item_id, s.location_id) as overdue) o on true
+    left join lateral (select inventory.overdue_quantity(s.item_id, s.location_id) as overdue,
+                              case when s.hot_buckets > 1 then inventory.parked_units(s.item_id, s.location_id)
+                                   else 0 end as parked) o on true
     left join lateral (
           select coalesce(pg_catalog.sum(a.units) filter (where a.reason is null), 0) as available,
                  coalesce(pg_catalog.jsonb_object_agg(a.reason, a.units) filter (where a.reason is not null and a.units > 0),
@@ -58,32 +72,47 @@ as $$
 $$;
 comment on function inventory.shortfall(bigint, bigint, text, text, numeric, date) is 'JSON specifics of a line that does not fit: requested, available (overdue holds counted as released), on hand, reserved, and for lot-tracked items the units blocked by lot state (expired, qc_pending, qc_failed, quarantined, short_shelf_life).';
 
--- Takes `quantity` more units of one level into holds, if they fit: the conditional UPDATE that
--- locks the level. Overdue holds at the level are expired when they are what stands in the way,
--- and the UPDATE is tried once more under the level's lock, after any other call that was expiring
--- or moving units there has ended. Returns whether the units were held.
+-- Takes `quantity` more units of one level into holds, if they fit. First the conditional UPDATE
+-- of the level row (not for a hot level: its row is then left unlocked), else a hot bucket nobody
+-- holds (SKIP LOCKED); else, under the level's lock, overdue holds are expired and every free unit,
+-- the row's and the buckets', is pooled (rebalance_level) before the answer: so a hold is refused
+-- only when the level as a whole is short at that moment. Returns whether the units were held.
 create function inventory.hold_units(item_id bigint, location_id bigint, quantity numeric,
                                      movement inventory.movement)
 returns boolean
 language plpgsql volatile
 set search_path = ''
 as $$
+declare
+  v_bucket smallint;
 begin
-  for attempt in 1 .. 2 loop
-    update inventory.stock_levels s
-       set reserved = s.reserved + hold_units.quantity, pending_movement = hold_units.movement
-     where s.item_id = hold_units.item_id and s.location_id = hold_units.location_id
-       and s.on_hand - s.reserved >= hold_units.quantity;
-    if found then
-      return true;
-    end if;
-    exit when attempt = 2;
-    perform inventory.expire_overdue_at_level(hold_units.item_id, hold_units.location_id);
-  end loop;
-  return false;
+  update inventory.stock_levels s
+     set reserved = s.reserved + hold_units.quantity, pending_movement = hold_units.movement
+   where s.item_id = hold_units.item_id and s.location_id = hold_units.location_id
+     and s.on_hand - s.reserved >= hold_units.quantity and s.hot_buckets = 1;
+  if found then
+    return true;
+  end if;
+  if inventory.take_from_bucket(hold_units.item_id, hold_units.location_id, hold_units.quantity,
+                                hold_units.movement) is not null then
+    return true;
+  end if;
+  perform inventory.expire_overdue_at_level(hold_units.item_id, hold_units.location_id);
+  v_bucket := inventory.rebalance_level(hold_units.item_id, hold_units.location_id, hold_units.quantity, false);
+  if v_bucket is null then
+    return false;
+  elsif v_bucket > 0 then
+    return inventory.take_from_bucket(hold_units.item_id, hold_units.location_id, hold_units.quantity,
+                                      hold_units.movement, v_bucket) is not null;
+  end if;
+  update inventory.stock_levels s
+     set reserved = s.reserved + hold_units.quantity, pending_movement = hold_units.movement
+   where s.item_id = hold_units.item_id and s.location_id = hold_units.location_id
+     and s.on_hand - s.reserved >= hold_units.quantity;
+  return found;
 end
 $$;
-comment on function inventory.hold_units(bigint, bigint, numeric, inventory.movement) is 'Conditionally adds units to reserved at one level (expiring overdue holds there if needed); true when they fit.';
+comment on function inventory.hold_units(bigint, bigint, numeric, inventory.movement) is 'Conditionally holds units at one level: its row, else a free hot bucket, else under its lock after expiring overdue holds and pooling every free unit; true when they fit.';
 
 -- Checks what a hold says it is for: a known reference type and, when given, notes of 1-1000
 -- visible characters. Called only when either differs from the default (an order, no notes).

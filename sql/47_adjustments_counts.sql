@@ -81,6 +81,11 @@ begin
     values (apply_on_hand_delta.item_id, apply_on_hand_delta.location_id)
     on conflict do nothing;
   else
+    if apply_on_hand_delta.delta < 0 then
+      -- Units parked in hot buckets are free: back on the level row before it is checked.
+      perform inventory.lock_levels(array[apply_on_hand_delta.item_id], array[apply_on_hand_delta.location_id],
+                                    gather => true);
+    end if;
     select * into v_level from inventory.stock_levels s
      where s.item_id = apply_on_hand_delta.item_id and s.location_id = apply_on_hand_delta.location_id;
     if v_level.on_hand + apply_on_hand_delta.delta < v_level.reserved
@@ -392,9 +397,9 @@ begin
   -- Lock order: the level, then its pending count adjustments. Under the level's lock on_hand cannot
   -- move, so the difference is exact for this instant; and every pending count of the level was
   -- committed by a count that held this lock before, so the next statement sees them all.
+  perform inventory.lock_levels(array[v_item.item_id], array[v_location_id], gather => true);
   select * into v_level from inventory.stock_levels s
-   where s.item_id = v_item.item_id and s.location_id = v_location_id
-     for update;
+   where s.item_id = v_item.item_id and s.location_id = v_location_id;
   perform from inventory.adjustments a
    where a.item_id = v_item.item_id and a.location_id = v_location_id and a.status = 'PENDING'
      and a.adjustment_type = 'physical_count' and a.lot_id is not distinct from v_lot.lot_id

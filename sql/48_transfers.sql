@@ -73,10 +73,7 @@ begin
   -- Both levels in (item_id, location_id) order, before anything else at them: opposite transfers
   -- cannot deadlock. Overdue holds in the way are expired only then; expiry skips holds that are
   -- locked, so it never waits while these levels are held.
-  perform from inventory.stock_levels s
-   where s.item_id = v_item.item_id and s.location_id in (v_from_id, v_to_id)
-   order by s.item_id, s.location_id
-     for update;
+  perform inventory.lock_levels(array[v_item.item_id, v_item.item_id], array[v_from_id, v_to_id], gather => true);
   select s.on_hand - s.reserved into v_available
     from inventory.stock_levels s
    where s.item_id = v_item.item_id and s.location_id = v_from_id;

@@ -155,12 +155,16 @@ begin
   -- One statement: its parts touch disjoint alerts (a level is either recovered, or low), so they
   -- may share one snapshot.
   with levels as materialized (
-    select s.item_id, s.location_id, s.on_hand - s.reserved as available,
-           case when s.on_hand - s.reserved <= p.safety_stock then 'CRITICAL'
-                when s.on_hand - s.reserved <= p.reorder_point then 'REORDER' end as severity,
+    select s.item_id, s.location_id, s.available,
+           case when s.available <= p.safety_stock then 'CRITICAL'
+                when s.available <= p.reorder_point then 'REORDER' end as severity,
            p.reorder_point, p.safety_stock
       from inventory.stock_policies p
-      join inventory.stock_levels s on s.item_id = p.item_id and s.location_id = p.location_id
+      join (select x.item_id, x.location_id,
+                   x.on_hand - x.reserved
+                   + case when x.hot_buckets > 1 then inventory.parked_units(x.item_id, x.location_id) else 0 end
+                     as available
+              from inventory.stock_levels x) s on s.item_id = p.item_id and s.location_id = p.location_id
      where refresh_reorder_alerts.item_ids is null
         or (p.item_id, p.location_id) in (
              select k.item_id, k.location_id
@@ -318,7 +322,9 @@ begin
     update inventory.stock_levels s set has_stock_policy = true
      where s.item_id = v_item.item_id and s.location_id = v_location_id;
   end if;
-  perform inventory.evaluate_reorder_alert(v_item.item_id, v_location_id, v_level.on_hand - v_level.reserved);
+  perform inventory.evaluate_reorder_alert(v_item.item_id, v_location_id,
+    v_level.on_hand - v_level.reserved
+    + case when v_level.hot_buckets > 1 then inventory.parked_units(v_item.item_id, v_location_id) else 0 end);
   return inventory.stock_policy_result(v_item.item_id, v_location_id);
 end
 $$;

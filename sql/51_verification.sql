@@ -51,19 +51,39 @@ as $$
   ), ledger_sums as (
     select g.item_id, g.location_id, pg_catalog.sum(g.on_hand_delta) as on_hand,
            pg_catalog.sum(g.reserved_delta) as reserved
-      from inventory.ledger g group by g.item_id, g.location_id
+      from inventory.ledger g where g.bucket is null group by g.item_id, g.location_id
   ), holds as (
-    select r.item_id, r.location_id, pg_catalog.sum(r.quantity - r.quantity_fulfilled) as reserved
-      from inventory.reservations r where r.status = 'ACTIVE' group by r.item_id, r.location_id
+    -- The level row's reserved: its own holds and the units parked in its hot buckets.
+    select h.item_id, h.location_id, pg_catalog.sum(h.units) as reserved
+      from (select r.item_id, r.location_id, r.quantity - r.quantity_fulfilled as units
+              from inventory.reservations r where r.status = 'ACTIVE' and r.bucket is null
+            union all
+            select b.item_id, b.location_id, b.parked from inventory.hot_buckets b) h
+     group by h.item_id, h.location_id
+  ), buckets as (
+    select b.item_id, b.location_id, b.bucket, b.parked, b.held, b.ledger_hash, i.sku, l.code as location,
+           s.hot_buckets,
+           (select pg_catalog.sum(r.quantity - r.quantity_fulfilled) from inventory.reservations r
+             where r.item_id = b.item_id and r.location_id = b.location_id and r.bucket = b.bucket
+               and r.status = 'ACTIVE') as holds,
+           (select coalesce(pg_catalog.sum(g.on_hand_delta), 0) from inventory.ledger g
+             where g.item_id = b.item_id and g.location_id = b.location_id and g.bucket = b.bucket) as ledger_parked,
+           (select coalesce(pg_catalog.sum(g.reserved_delta), 0) from inventory.ledger g
+             where g.item_id = b.item_id and g.location_id = b.location_id and g.bucket = b.bucket) as ledger_held
+      from inventory.hot_buckets b
+      join inventory.stock_levels s on s.item_id = b.item_id and s.location_id = b.location_id
+      join inventory.items i on i.item_id = b.item_id
+      join inventory.locations l on l.location_id = b.location_id
   ), chain as (
-    select g.item_id, g.location_id, g.movement_id, g.on_hand_before, g.reserved_before, g.prev_hash, g.hash,
+    select g.item_id, g.location_id, g.bucket, g.movement_id, g.on_hand_before, g.reserved_before, g.prev_hash, g.hash,
            pg_catalog.lag(g.on_hand_after, 1, 0::numeric) over w as prev_on_hand,
            pg_catalog.lag(g.reserved_after, 1, 0::numeric) over w as prev_reserved,
            pg_catalog.lag(g.hash) over w as prev_link,
            pg_catalog.sha256(coalesce(g.prev_hash, ''::bytea) || inventory.ledger_entry_bytes(g)) as recomputed,
-           pg_catalog.row_number() over (partition by g.item_id, g.location_id order by g.movement_id desc) as from_end
+           pg_catalog.row_number() over (partition by g.item_id, g.location_id, g.bucket order by g.movement_id desc)
+             as from_end
       from inventory.ledger g
-    window w as (partition by g.item_id, g.location_id order by g.movement_id)
+    window w as (partition by g.item_id, g.location_id, g.bucket order by g.movement_id)
   ), counted_returns as (
     select r.order_ref, r.item_id, pg_catalog.sum(r.quantity_returned) as quantity
       from inventory.reservations r group by r.order_ref, r.item_id
@@ -89,7 +109,7 @@ as $$
    where s.item_id is null
   union all
   select 'reserved_equals_active_holds', v.sku, v.location, coalesce(h.reserved, 0), v.reserved,
-         'reserved differs from the open quantity of active holds'
+         'reserved differs from the open quantity of active holds (and the units parked in hot buckets)'
     from levels v full join holds h using (item_id, location_id)
    where coalesce(v.reserved, -1) <> coalesce(h.reserved, 0)
   union all
@@ -119,8 +139,32 @@ as $$
   select 'ledger_hash_head', v.sku, v.location, null, null,
          'the level''s ledger_hash is not the hash of its latest movement'
     from levels v
-    left join chain c on c.item_id = v.item_id and c.location_id = v.location_id and c.from_end = 1
+    left join chain c on c.item_id = v.item_id and c.location_id = v.location_id and c.bucket is null
+                     and c.from_end = 1
    where v.ledger_hash is distinct from c.hash
+  union all
+  select 'bucket_equals_ledger', b.sku, b.location, null, null,
+         pg_catalog.format('hot bucket %s: parked / held (%s / %s) differ from the sums of its ledger movements (%s / %s)',
+                           b.bucket, b.parked, b.held, b.ledger_parked, b.ledger_held)
+    from buckets b
+   where b.parked <> b.ledger_parked or b.held <> b.ledger_held
+  union all
+  select 'bucket_held_equals_holds', b.sku, b.location, coalesce(b.holds, 0), b.held,
+         pg_catalog.format('hot bucket %s: held differs from the open quantity of the active holds in it', b.bucket)
+    from buckets b
+   where b.held <> coalesce(b.holds, 0)
+  union all
+  select 'bucket_hash_head', b.sku, b.location, null, null,
+         pg_catalog.format('hot bucket %s: ledger_hash is not the hash of its latest movement', b.bucket)
+    from buckets b
+    left join chain c on c.item_id = b.item_id and c.location_id = b.location_id and c.bucket = b.bucket
+                     and c.from_end = 1
+   where b.ledger_hash is distinct from c.hash
+  union all
+  select 'cold_level_parks_nothing', b.sku, b.location, 0, b.parked - b.held,
+         pg_catalog.format('hot bucket %s keeps free units although the level is not hot', b.bucket)
+    from buckets b
+   where b.hot_buckets = 1 and b.parked > b.held
   union all
   select 'returns_equal_holds', i.sku, null, coalesce(c.quantity, 0), coalesce(t.quantity, 0),
          pg_catalog.format('returns recorded for order %s differ from the returned quantity of its holds',

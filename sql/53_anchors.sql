@@ -24,7 +24,7 @@ as $$
     join inventory.locations l on l.location_id = s.location_id
     cross join lateral (
           select g.item_id, g.movement_id, g.hash from inventory.ledger g
-           where g.item_id = s.item_id and g.location_id = s.location_id
+           where g.item_id = s.item_id and g.location_id = s.location_id and g.bucket is null
              and g.movement_id <= ledger_digests.through_movement
            order by g.movement_id desc
            limit 1) h

@@ -10,7 +10,7 @@
 --   CRITICAL      available <= safety_stock
 --   LOW           available <= reorder_point
 create materialized view inventory.mv_low_stock_items as
-  select s.item_id, s.location_id, i.sku, l.code as location, s.on_hand, s.reserved, a.available,
+  select s.item_id, s.location_id, i.sku, l.code as location, s.on_hand, s.reserved - a.parked as reserved, a.available,
          p.reorder_point, p.safety_stock, p.reorder_quantity, p.max_stock_level,
          case when a.available <= 0 then 'OUT_OF_STOCK'
               when a.available <= p.safety_stock then 'CRITICAL'
@@ -32,7 +32,9 @@ create materialized view inventory.mv_low_stock_items as
     -- on_hand - reserved + the open units of overdue holds (overdue_quantity, for every level at once).
     -- A lot-tracked level calls effective_available itself (its lots' states decide what is blocked).
     cross join lateral (select case when s.track_lots then inventory.effective_available(s.item_id, s.location_id)
-                                    else s.available + coalesce(o.units, 0) end as available
+                                    else s.available + coalesce(o.units, 0) + k.parked end as available,
+                               k.parked
+                          from (select case when s.hot_buckets > 1 then inventory.parked_units(s.item_id, s.location_id) else 0 end as parked) k
                          offset 0) a
    -- available is never below on_hand - reserved except for lot-tracked levels (units in lots that
    -- may not be sold): the cheap test first leaves well-stocked levels out early.
@@ -136,9 +138,20 @@ begin
   v_location_id := inventory.location_for_code(stock_as_of.location);
   perform inventory.authorize('viewer', v_location_id);
   v_item := inventory.item_for_sku(stock_as_of.sku);
-  select g.on_hand_after, g.reserved_after, g.movement_id, g.created_at into v_entry
+  -- The level row's latest movement; less the units its hot buckets kept free then (counted in its
+  -- reserved): each bucket's latest movement says how many.
+  select g.on_hand_after, g.reserved_after - coalesce((
+           select pg_catalog.sum(f.on_hand_after - f.reserved_after)
+             from inventory.hot_buckets b
+             cross join lateral (select x.on_hand_after, x.reserved_after from inventory.ledger x
+                                  where x.item_id = b.item_id and x.location_id = b.location_id
+                                    and x.bucket = b.bucket and x.created_at <= stock_as_of.at
+                                  order by x.movement_id desc limit 1) f
+            where b.item_id = v_item.item_id and b.location_id = v_location_id), 0) as reserved_after,
+         g.movement_id, g.created_at into v_entry
     from inventory.ledger g
    where g.item_id = v_item.item_id and g.location_id = v_location_id and g.created_at <= stock_as_of.at
+     and g.bucket is null
    order by g.movement_id desc
    limit 1;
   -- No movement yet: the level was empty (levels are born empty).

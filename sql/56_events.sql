@@ -76,7 +76,8 @@ begin atomic
            when 'RETURN' then 'stock.returned'
            when 'ADJUST' then 'stock.adjusted'
            when 'TRANSFER_OUT' then 'stock.transferred_out'
-           when 'TRANSFER_IN' then 'stock.transferred_in' end;
+           when 'TRANSFER_IN' then 'stock.transferred_in'
+           when 'REBALANCE' then 'stock.rebalanced' end;
 end;
 
 comment on function inventory.movement_event_type(inventory.movement_type) is 'Event type of a ledger movement: RECEIVE stock.received, RESERVE reservation.created, RELEASE reservation.released (cancelled, or no longer sellable), EXPIRE reservation.expired, SHIP stock.shipped, RETURN stock.returned, ADJUST stock.adjusted, TRANSFER_OUT/IN stock.transferred_out/in.';

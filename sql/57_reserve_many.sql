@@ -301,11 +301,11 @@ begin
     from pg_catalog.unnest(v_lines) l
     left join (select distinct w.item_id, w.location_id, w.level_no from wanted w) w
       on w.item_id = l.item_id and w.location_id = l.location_id;
-  perform from inventory.stock_levels s
-   where (s.item_id, s.location_id) in (select l.item_id, l.location_id from pg_catalog.unnest(v_lines) l
-                                         where l.level_no is not null)
-   order by s.item_id, s.location_id
-     for update;
+  -- A hot level's free units come back to its row (they are dealt out again by the next hold that
+  -- finds its buckets empty): the holds of this call are taken from the row, in one UPDATE.
+  perform inventory.lock_levels(array(select l.item_id from pg_catalog.unnest(v_lines) l where l.level_no is not null),
+                                array(select l.location_id from pg_catalog.unnest(v_lines) l where l.level_no is not null),
+                                gather => true);
   select pg_catalog.array_agg(d.item_id order by d.level_no), pg_catalog.array_agg(d.location_id order by d.level_no),
          pg_catalog.array_agg(coalesce(s.on_hand, 0) order by d.level_no),
          pg_catalog.array_agg(coalesce(s.reserved, 0) order by d.level_no),

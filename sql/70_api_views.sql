@@ -14,13 +14,15 @@ create view inventory_api.locations with (security_invoker = true) as
 comment on view inventory_api.locations is 'Stock locations.';
 
 create view inventory_api.stock_levels with (security_invoker = true) as
-  select i.sku, l.code as location, s.on_hand, s.reserved,
-         s.available + o.overdue - b.blocked as available, o.overdue as expired_unreleased,
-         i.status, s.version, s.updated_at, b.blocked
+  select i.sku, l.code as location, s.on_hand, s.reserved - o.parked as reserved,
+         s.available + o.overdue + o.parked - b.blocked as available, o.overdue as expired_unreleased,
+         i.status, s.version, s.updated_at, b.blocked, s.hot_buckets
     from inventory.stock_levels s
     join inventory.items i on i.item_id = s.item_id
     join inventory.locations l on l.location_id = s.location_id
-    cross join lateral (select inventory.overdue_quantity(s.item_id, s.location_id) as overdue) o
+    cross join lateral (select inventory.overdue_quantity(s.item_id, s.location_id) as overdue,
+                               case when s.hot_buckets > 1 then inventory.parked_units(s.item_id, s.location_id)
+                                    else 0 end as parked) o
     cross join lateral (select case when s.track_lots then inventory.blocked_quantity(s.item_id, s.location_id)
                                     else 0::numeric end as blocked) b
    where i.deleted_at is null;
@@ -108,7 +110,8 @@ create view inventory_api.stock_policies with (security_invoker = true) as
 comment on view inventory_api.stock_policies is 'Replenishment policies per item and location.';
 
 create view inventory_api.reorder_alerts with (security_invoker = true) as
-  select a.alert_id, i.sku, l.code as location, a.severity, a.status, s.available, a.available_at_open,
+  select a.alert_id, i.sku, l.code as location, a.severity, a.status,
+         s.available + case when s.hot_buckets > 1 then inventory.parked_units(s.item_id, s.location_id) else 0 end as available, a.available_at_open,
          a.reorder_point, a.safety_stock, a.opened_at, a.escalated_at, a.acknowledged_by, a.acknowledged_at,
          a.closed_by, a.closed_at, a.note
     from inventory.reorder_alerts a
@@ -130,7 +133,12 @@ create view inventory_api.reorder_recommendations with (security_invoker = true)
          end as suggested_order_quantity,
          a.alert_id, a.status as alert_status, s.last_counted_at, s.last_counted_by
     from inventory.stock_policies p
-    join inventory.stock_levels s on s.item_id = p.item_id and s.location_id = p.location_id
+    join (select x.item_id, x.location_id, x.on_hand, x.reserved - k.parked as reserved,
+                 x.available + k.parked as available, x.last_counted_at, x.last_counted_by
+            from inventory.stock_levels x
+            cross join lateral (select case when x.hot_buckets > 1 then inventory.parked_units(x.item_id, x.location_id)
+                                            else 0 end as parked) k) s
+      on s.item_id = p.item_id and s.location_id = p.location_id
     join inventory.items i on i.item_id = p.item_id
     join inventory.locations l on l.location_id = p.location_id
     left join inventory.reorder_alerts a
@@ -240,6 +248,7 @@ create view inventory_api.movement_summary with (security_invoker = true) as
                  pg_catalog.min(g.created_at) as first_movement_at, pg_catalog.max(g.created_at) as last_movement_at
             from inventory.ledger g
            where g.created_at >= pg_catalog.now() - interval '90 days'
+             and g.movement_type <> 'REBALANCE'  -- hot mode's internal moves change no total
            group by g.item_id, g.location_id) g
     join inventory.items i on i.item_id = g.item_id
     join inventory.locations l on l.location_id = g.location_id;
@@ -344,7 +353,7 @@ create view inventory_api.dashboard with (security_invoker = true) as
          (select pg_catalog.max(j.last_finished_at) from inventory.maintenance_jobs j) as last_maintenance_at,
          pg_catalog.now() as as_of
     from (select coalesce(pg_catalog.sum(s.on_hand), 0) as units_on_hand,
-                 coalesce(pg_catalog.sum(s.reserved), 0) as units_reserved
+                 coalesce(pg_catalog.sum(s.reserved - case when s.hot_buckets > 1 then inventory.parked_units(s.item_id, s.location_id) else 0 end), 0) as units_reserved
             from inventory.stock_levels s) s,
          (select pg_catalog.count(*) as open_alerts,
                  pg_catalog.count(*) filter (where a.severity = 'REORDER') as open_reorder_alerts,
@@ -388,6 +397,7 @@ comment on column inventory_api.reorder_recommendations.status is 'CRITICAL (ava
 comment on column inventory_api.reorder_recommendations.suggested_order_quantity is 'Units to order: the reorder quantity, else up to the maximum level; 0 when NORMAL; null when the policy gives neither.';
 comment on column inventory_api.reorder_recommendations.alert_status is 'Status of the level''s open (OPEN or ACKNOWLEDGED) reorder alert, if any.';
 comment on column inventory_api.cycle_counts.adjustment_status is 'Status of the adjustment the count produced (see inventory_api.adjustments).';
+comment on column inventory_api.stock_levels.hot_buckets is 'Hot mode (set_hot_mode): how many buckets share the level''s free units so that holds commit side by side; 1 = off. On a hot level version and updated_at change with the level''s own movements, not with each hold.';
 comment on column inventory_api.stock_levels.blocked is 'Units on hand in lots that may not be sold (expired, awaiting or failed QC, quarantined) and no hold takes: not available.';
 comment on column inventory_api.stock_movements.lots is 'For lot-tracked items, the lots the movement moved: [{lot_number, on_hand_delta, reserved_delta}]; null otherwise.';
 comment on column inventory_api.lots.available is 'Units of the lot a new hold may take here: on_hand - reserved when the lot is sellable, else 0.';

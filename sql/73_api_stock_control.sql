@@ -153,3 +153,14 @@ end;
 
 comment on function inventory_api.trace_lot(text, text) is
 'Recall trace: every hold (order) that was allocated units of the lot, with units allocated, shipped, returned and given back, the location and dates. Rows at locations the caller may not see are left out.';
+
+create function inventory_api.set_hot_mode(sku text, location text default 'main', buckets integer default 8)
+returns inventory_api.hot_mode
+language sql volatile
+set search_path = ''
+begin atomic
+  select * from inventory.set_hot_mode(set_hot_mode.sku, set_hot_mode.location, set_hot_mode.buckets);
+end;
+
+comment on function inventory_api.set_hot_mode(text, text, integer) is
+'Hot mode for a flash sale (admins of the location): spreads the level''s free units over buckets (2-64) so that holds commit side by side instead of queueing on one row; buckets => 1 turns it off. reserve_stock and reserve_order then take a bucket nobody has locked and, when none has the units, pool every free unit under the level''s lock before answering, so a hold is refused only when the level as a whole is short. stock_levels, the ledger (bucket movements carry their bucket; REBALANCE moves change no total), verify_inventory, expiry, returns, adjustments and transfers keep their meaning. Not for lot-tracked items (INVALID_ARGUMENT). Returns the level with the free units of each bucket.';

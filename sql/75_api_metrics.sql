@@ -52,7 +52,7 @@ create view inventory_api.inventory_metrics with (security_invoker = true) as
                    from inventory.reservations r
                   where r.status = 'ACTIVE' and r.expires_at <= pg_catalog.now()
                   group by r.item_id, r.location_id) o on o.item_id = s.item_id and o.location_id = s.location_id
-      cross join lateral (select s.available + coalesce(o.units, 0)
+      cross join lateral (select s.available + coalesce(o.units, 0) + case when s.hot_buckets > 1 then inventory.parked_units(s.item_id, s.location_id) else 0 end
                                  - case when s.track_lots then inventory.blocked_quantity(s.item_id, s.location_id)
                                         else 0 end as available) a
   ),
@@ -61,6 +61,7 @@ create view inventory_api.inventory_metrics with (security_invoker = true) as
            coalesce(pg_catalog.sum(g.on_hand_delta), 0) as net_change
       from inventory.ledger g
      where g.created_at >= pg_catalog.now() - interval '365 days'
+       and g.movement_type <> 'REBALANCE'  -- hot mode's internal moves change no total
   ),
   waste as (
     select coalesce(-pg_catalog.sum(coalesce(lm.on_hand_delta, g.on_hand_delta)), 0) as units,
@@ -161,6 +162,7 @@ create view inventory_api.daily_movements with (security_invoker = true) as
                       pg_catalog.sum(g.on_hand_delta) as net_change, pg_catalog.count(*) as movements
                  from inventory.ledger g
                 where g.created_at >= pg_catalog.timezone('UTC', (pg_catalog.timezone('UTC', pg_catalog.now()))::date - 29)
+                  and g.movement_type <> 'REBALANCE'  -- hot mode's internal moves change no total
                 group by 1) g on g.day = d.day
    where (select inventory.has_any_role());
 

@@ -119,6 +119,9 @@ grant execute on function
   to inventory_admin;
 
 -- The one-pass re-evaluation: unscoped admins and the scheduler (checked inside as 'scheduler').
+-- Hot mode: admins of the location (checked inside).
+grant execute on function inventory_api.set_hot_mode(text, text, integer), inventory.set_hot_mode(text, text, integer)
+  to inventory_admin;
 grant execute on function inventory_api.check_reorder_points(), inventory.check_reorder_points()
   to inventory_admin, inventory_scheduler;
 -- Lots: readers see lots and their levels, allocations and movements at their locations; admins
