@@ -93,10 +93,18 @@ begin
   if found then
     return true;
   end if;
-  if inventory.take_from_bucket(hold_units.item_id, hold_units.location_id, hold_units.quantity,
-                                hold_units.movement) is not null then
-    return true;
-  end if;
+  -- In a subtransaction: SKIP LOCKED may leave a bucket locked that it then found empty (its
+  -- re-check failed), and waiting for the level below while holding it would deadlock with the
+  -- level's holder waiting for its buckets. Rolling the attempt back releases it.
+  begin
+    if inventory.take_from_bucket(hold_units.item_id, hold_units.location_id, hold_units.quantity,
+                                  hold_units.movement) is not null then
+      return true;
+    end if;
+    raise sqlstate 'P0002';
+  exception when no_data_found then
+    null;
+  end;
   perform inventory.expire_overdue_at_level(hold_units.item_id, hold_units.location_id);
   v_bucket := inventory.rebalance_level(hold_units.item_id, hold_units.location_id, hold_units.quantity, false);
   if v_bucket is null then

@@ -191,10 +191,11 @@ language plpgsql volatile security definer
 set search_path = ''
 as $$
 declare
-  v_item inventory.items;
-  v_location_id bigint := inventory.location_for_code(set_hot_mode.location);
+  v_item record;
+  v_location_id bigint;
 begin
-  v_item := inventory.item_for_sku(set_hot_mode.sku);
+  select * into v_item from inventory.item_for_sku(set_hot_mode.sku);
+  v_location_id := inventory.location_for_code(set_hot_mode.location);
   perform inventory.authorize('admin', v_location_id);
   if set_hot_mode.buckets is null or set_hot_mode.buckets not between 1 and 64 then
     perform inventory.raise_error('INVALID_ARGUMENT', 'buckets must be between 1 (hot mode off) and 64',
@@ -219,7 +220,7 @@ begin
   if set_hot_mode.buckets > 1 then
     perform inventory.rebalance_level(v_item.item_id, v_location_id, 0, false);
   end if;
-  return (select row(v_item.sku, set_hot_mode.location, set_hot_mode.buckets, s.on_hand, s.reserved - p.parked,
+  return (select row(set_hot_mode.sku, set_hot_mode.location, set_hot_mode.buckets, s.on_hand, s.reserved - p.parked,
                      s.available + p.parked,
                      array(select b.free from inventory.hot_buckets b
                             where b.item_id = s.item_id and b.location_id = s.location_id

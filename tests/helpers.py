@@ -50,6 +50,9 @@ def snapshot(db: psycopg.Connection[Any]) -> dict[str, Any]:
         "levels": db.execute(
             "select item_id, location_id, on_hand, reserved, version from inventory.stock_levels order by 1, 2"
         ).fetchall(),
+        "hot_buckets": db.execute(
+            "select item_id, location_id, bucket, parked, held, version from inventory.hot_buckets order by 1, 2, 3"
+        ).fetchall(),
         "reservations": db.execute(
             "select reservation_id, status, quantity_fulfilled from inventory.reservations order by 1"
         ).fetchall(),
