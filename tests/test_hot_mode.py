@@ -40,20 +40,20 @@ def level_books(db: psycopg.Connection[Any], sku: str = "A1", location: str = "m
                                                          'free', b.free) order by b.bucket)
                          from inventory.hot_buckets b
                         where (b.item_id, b.location_id) = (s.item_id, s.location_id)) as buckets,
-                      v.reserved as view_reserved, v.available as view_available
+                      v.reserved as view_reserved, v.available as view_available, v.expired_unreleased
                  from inventory.stock_levels s
                  join inventory.items i using (item_id) join inventory.locations l using (location_id)
                  join inventory_api.stock_levels v on v.sku = i.sku and v.location = l.code
                 where i.sku = %s and l.code = %s""", (sku, location)).fetchone()
-    on_hand, reserved, hot, level_holds, all_holds, buckets, view_reserved, view_available = row
+    on_hand, reserved, hot, level_holds, all_holds, buckets, view_reserved, view_available, overdue = row
     return {"on_hand": on_hand, "reserved": reserved, "hot": hot, "level_holds": level_holds,
             "all_holds": all_holds, "buckets": buckets or [], "view_reserved": view_reserved,
-            "view_available": view_available}
+            "view_available": view_available, "overdue": overdue}
 
 
 def assert_books_add_up(books: dict[str, Any]) -> None:
     """Buckets never negative; the level row's reserved = its own holds + units parked in buckets;
-    each bucket's held = its holds; and what the view shows is the level as a whole."""
+    and what the view shows is the level as a whole (overdue holds, not swept yet, count as released)."""
     buckets = books["buckets"]
     for bucket in buckets:
         assert Decimal(str(bucket["held"])) >= 0 and Decimal(str(bucket["free"])) >= 0, buckets
@@ -61,8 +61,8 @@ def assert_books_add_up(books: dict[str, Any]) -> None:
     free = sum((Decimal(str(b["free"])) for b in buckets), Decimal(0))
     assert books["reserved"] == books["level_holds"] + parked, books
     assert books["view_reserved"] == books["all_holds"], books
-    assert books["view_available"] == books["on_hand"] - books["reserved"] + free, books
-    assert books["view_available"] == books["on_hand"] - books["all_holds"], books
+    assert books["view_available"] == books["on_hand"] - books["reserved"] + free + books["overdue"], books
+    assert books["view_available"] == books["on_hand"] - books["all_holds"] + books["overdue"], books
 
 
 def test_set_hot_mode_spreads_the_free_units_and_turning_it_off_gathers_them(catalogue: Inventory, db) -> None:
