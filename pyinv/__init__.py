@@ -36,7 +36,7 @@ from .errors import (
 from .retry import RetryPolicy
 from .server import resolve_dsn
 
-__version__ = "0.5.0"
+__version__ = "0.6.0"
 
 __all__ = [
     "AdjustmentNotFound",

@@ -9,7 +9,7 @@ create function inventory.schema_version(out version text, out migration text)
 language sql stable parallel safe
 set search_path = ''
 begin atomic
-  select '0.5.0'::text, '0005_operations'::text;
+  select '0.6.0'::text, '0006_hot_mode'::text;
 end;
 
 comment on function inventory.schema_version() is 'The installed schema: pyinv release (version) and the last migration applied (migration).';

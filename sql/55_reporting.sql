@@ -10,7 +10,7 @@
 --   CRITICAL      available <= safety_stock
 --   LOW           available <= reorder_point
 create materialized view inventory.mv_low_stock_items as
-  select s.item_id, s.location_id, i.sku, l.code as location, s.on_hand, s.reserved - a.parked as reserved, a.available,
+  select s.item_id, s.location_id, i.sku, l.code as location, s.on_hand, (s.reserved - a.parked)::numeric(19, 4) as reserved, a.available,
          p.reorder_point, p.safety_stock, p.reorder_quantity, p.max_stock_level,
          case when a.available <= 0 then 'OUT_OF_STOCK'
               when a.available <= p.safety_stock then 'CRITICAL'

@@ -67,7 +67,8 @@ create function inventory.movement_event_type(movement_type inventory.movement_t
 language sql immutable parallel safe
 set search_path = ''
 begin atomic
-  select case movement_event_type.movement_type
+  -- As text: a literal of a new enum value may not be used in the transaction that adds it (0006).
+  select case movement_event_type.movement_type::text
            when 'RECEIVE' then 'stock.received'
            when 'RESERVE' then 'reservation.created'
            when 'RELEASE' then 'reservation.released'

@@ -17,7 +17,7 @@ begin
                                  'audit_chain', 'audit_seal_state', 'audit_seal_cuts', 'maintenance_jobs',
                                  'maintenance_leader', 'reason_codes', 'cycle_counts', 'adjustments', 'stock_policies',
                                  'reorder_alerts', 'lots', 'lot_levels', 'lot_allocations', 'lot_movements',
-                                 'events', 'event_consumers'] loop
+                                 'events', 'event_consumers', 'hot_buckets'] loop
     execute pg_catalog.format('alter table inventory.%I enable row level security', v_table);
   end loop;
 end
@@ -30,6 +30,8 @@ create policy items_viewer_select on inventory.items for select to inventory_vie
 create policy locations_viewer_select on inventory.locations for select to inventory_viewer
   using (location_id = any ((select inventory.visible_location_ids())::bigint[]));
 create policy stock_levels_viewer_select on inventory.stock_levels for select to inventory_viewer
+  using (location_id = any ((select inventory.visible_location_ids())::bigint[]));
+create policy hot_buckets_viewer_select on inventory.hot_buckets for select to inventory_viewer
   using (location_id = any ((select inventory.visible_location_ids())::bigint[]));
 create policy reservations_viewer_select on inventory.reservations for select to inventory_viewer
   using (location_id = any ((select inventory.visible_location_ids())::bigint[]));
@@ -75,6 +77,7 @@ comment on policy error_codes_viewer_select on inventory.error_codes is 'The err
 comment on policy items_viewer_select on inventory.items is 'The catalogue is visible to anyone holding a business role.';
 comment on policy locations_viewer_select on inventory.locations is 'Only the locations the caller may see.';
 comment on policy stock_levels_viewer_select on inventory.stock_levels is 'Only stock at the locations the caller may see.';
+comment on policy hot_buckets_viewer_select on inventory.hot_buckets is 'Only buckets of levels at the locations the caller may see.';
 comment on policy reservations_viewer_select on inventory.reservations is 'Only holds at the locations the caller may see.';
 comment on policy ledger_viewer_select on inventory.ledger is 'Only movements at the locations the caller may see.';
 comment on policy returns_viewer_select on inventory.returns is 'Only returns at the locations the caller may see.';

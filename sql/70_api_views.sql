@@ -14,7 +14,7 @@ create view inventory_api.locations with (security_invoker = true) as
 comment on view inventory_api.locations is 'Stock locations.';
 
 create view inventory_api.stock_levels with (security_invoker = true) as
-  select i.sku, l.code as location, s.on_hand, s.reserved - o.parked as reserved,
+  select i.sku, l.code as location, s.on_hand, (s.reserved - o.parked)::numeric(19, 4) as reserved,
          s.available + o.overdue + o.parked - b.blocked as available, o.overdue as expired_unreleased,
          i.status, s.version, s.updated_at, b.blocked, s.hot_buckets
     from inventory.stock_levels s
@@ -111,7 +111,8 @@ comment on view inventory_api.stock_policies is 'Replenishment policies per item
 
 create view inventory_api.reorder_alerts with (security_invoker = true) as
   select a.alert_id, i.sku, l.code as location, a.severity, a.status,
-         s.available + case when s.hot_buckets > 1 then inventory.parked_units(s.item_id, s.location_id) else 0 end as available, a.available_at_open,
+         (s.available + case when s.hot_buckets > 1 then inventory.parked_units(s.item_id, s.location_id) else 0 end
+         )::numeric(19, 4) as available, a.available_at_open,
          a.reorder_point, a.safety_stock, a.opened_at, a.escalated_at, a.acknowledged_by, a.acknowledged_at,
          a.closed_by, a.closed_at, a.note
     from inventory.reorder_alerts a
@@ -133,8 +134,8 @@ create view inventory_api.reorder_recommendations with (security_invoker = true)
          end as suggested_order_quantity,
          a.alert_id, a.status as alert_status, s.last_counted_at, s.last_counted_by
     from inventory.stock_policies p
-    join (select x.item_id, x.location_id, x.on_hand, x.reserved - k.parked as reserved,
-                 x.available + k.parked as available, x.last_counted_at, x.last_counted_by
+    join (select x.item_id, x.location_id, x.on_hand, (x.reserved - k.parked)::numeric(19, 4) as reserved,
+                 (x.available + k.parked)::numeric(19, 4) as available, x.last_counted_at, x.last_counted_by
             from inventory.stock_levels x
             cross join lateral (select case when x.hot_buckets > 1 then inventory.parked_units(x.item_id, x.location_id)
                                             else 0 end as parked) k) s
@@ -248,7 +249,7 @@ create view inventory_api.movement_summary with (security_invoker = true) as
                  pg_catalog.min(g.created_at) as first_movement_at, pg_catalog.max(g.created_at) as last_movement_at
             from inventory.ledger g
            where g.created_at >= pg_catalog.now() - interval '90 days'
-             and g.movement_type <> 'REBALANCE'  -- hot mode's internal moves change no total
+             and g.movement_type::text <> 'REBALANCE'  -- hot mode's internal moves change no total (text: see 0006)
            group by g.item_id, g.location_id) g
     join inventory.items i on i.item_id = g.item_id
     join inventory.locations l on l.location_id = g.location_id;

@@ -61,7 +61,7 @@ create view inventory_api.inventory_metrics with (security_invoker = true) as
            coalesce(pg_catalog.sum(g.on_hand_delta), 0) as net_change
       from inventory.ledger g
      where g.created_at >= pg_catalog.now() - interval '365 days'
-       and g.movement_type <> 'REBALANCE'  -- hot mode's internal moves change no total
+       and g.movement_type::text <> 'REBALANCE'  -- hot mode's internal moves change no total (text: see 0006)
   ),
   waste as (
     select coalesce(-pg_catalog.sum(coalesce(lm.on_hand_delta, g.on_hand_delta)), 0) as units,
@@ -162,7 +162,7 @@ create view inventory_api.daily_movements with (security_invoker = true) as
                       pg_catalog.sum(g.on_hand_delta) as net_change, pg_catalog.count(*) as movements
                  from inventory.ledger g
                 where g.created_at >= pg_catalog.timezone('UTC', (pg_catalog.timezone('UTC', pg_catalog.now()))::date - 29)
-                  and g.movement_type <> 'REBALANCE'  -- hot mode's internal moves change no total
+                  and g.movement_type::text <> 'REBALANCE'  -- hot mode's internal moves change no total (text: see 0006)
                 group by 1) g on g.day = d.day
    where (select inventory.has_any_role());
 

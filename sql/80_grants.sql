@@ -23,9 +23,10 @@ grant execute on function inventory_api.schema_version(), inventory.schema_versi
 -- Readers (security_invoker views read the tables as the caller, under RLS).
 grant select on inventory.error_codes, inventory.items, inventory.locations, inventory.stock_levels,
                 inventory.reservations, inventory.ledger, inventory.returns, inventory.user_roles,
-                inventory.audit_log, inventory.audit_chain to inventory_viewer;
+                inventory.audit_log, inventory.audit_chain, inventory.hot_buckets to inventory_viewer;
 -- What "available" means, read by inventory_api.stock_levels and the lot views as the caller.
 grant execute on function inventory.overdue_quantity(bigint, bigint), inventory.blocked_quantity(bigint, bigint),
+  inventory.parked_units(bigint, bigint),
   inventory.lot_availability(bigint, bigint, date), inventory.lot_today(),
   inventory.lot_block_reason(text, boolean, date, date, date)
   to inventory_viewer;

@@ -56,6 +56,7 @@ CALLS: dict[str, tuple[str, dict[str, Any]]] = {
     # reserve_many (issue 14): authorised per request, so a clerk of another location gets a row saying
     # PERMISSION_DENIED, not an error; only a caller who may reserve nowhere is refused as a whole
     "reserve_many_main": ("reserve_many", {"requests": json.dumps([{"order_ref": "W-5", "sku": "B2", "quantity": 1}])}),
+    "set_hot_mode_main": ("set_hot_mode", {"sku": "A1", "buckets": 2}),
     "fulfill_main": ("fulfill_order", {"order_ref": "M-FULFIL"}),
     "cancel_main": ("cancel_reservation", {"order_ref": "M-CANCEL"}),
     "return_main": ("process_return", {"order_ref": "M-RETURN", "sku": "B2", "quantity": 1, "reason": "unused"}),
@@ -366,7 +367,7 @@ def test_every_table_has_rls_and_views_are_security_invoker(db) -> None:
                         where a.grantee in (select oid from pg_roles where rolname in
                           ('inventory_viewer', 'inventory_operator', 'inventory_admin', 'authenticated', 'anon')))
           from pg_class c where c.relnamespace = 'inventory'::regnamespace and c.relkind = 'r'""").fetchall()
-    assert len(tables) == 27  # 24 + maintenance_leader, events, event_consumers (issue 13)
+    assert len(tables) == 28  # 24 + maintenance_leader, events, event_consumers (issue 13), hot_buckets (14)
     for name, rls, forced, policies, granted in tables:
         assert rls and not forced, name
         assert policies > 0 or not granted, f"{name}: granted to an API role without a policy"
