@@ -11,15 +11,22 @@ builds the same exception errors.translate builds for the same error raised by t
 How a batch forms (leader/follower, measured in the issue 14 report):
 
 * The first caller to arrive is the head of the queue. When no batch is in flight it sends at once
-  (a lone caller pays no wait: `flush_when_idle=True`, the default). While a batch is in flight, the
-  callers that arrive queue up; when it returns, the head of the queue sends everything queued (up to
-  `max_batch`) at once. Under load, batches therefore grow by themselves to the number of callers
-  that arrived during one round trip, without anyone waiting for a timer.
-* `max_wait_ms` bounds how long the head waits for company when the coalescer does wait: with
-  `flush_when_idle=False` (always wait up to max_wait_ms unless the batch is full) or, over a pool,
-  for a second batch while another is in flight (`max_in_flight` > 1). A full batch goes at once.
+  (a lone caller pays no wait: `flush_when_idle=True`, the default) unless the last batch had more
+  requests than are queued now: then it waits, at most `max_wait_ms` from its arrival, for as many
+  as the last batch had (under load, the callers the last batch served come back together and go in
+  one batch, instead of a small batch followed by a large one; measured with 32 threads: mean batch
+  26-30 instead of 17, 1.85-2.2k instead of 1.15-1.35k held/s). While a batch is in flight, the
+  callers that arrive queue up; when it returns, the head sends what is queued (up to `max_batch`).
+  A full batch goes at once. So the added wait is at most max_wait_ms, paid only when the previous
+  batch suggests company is coming (a lone caller after a burst waits once).
+* With `flush_when_idle=False` the head always waits up to max_wait_ms unless the batch is full.
+  Over a pool, `max_in_flight=2` lets a second batch go while one is in flight (after max_wait_ms, or
+  full); on 2 cores it did not help (batches halve, the commit flushes double), so the default is 1.
 * The caller whose request is the head sends the batch from its own thread and hands the results to
   the others; there is no background thread (nothing to start or stop).
+* A batch of one request is sent as reserve_stock itself: reserve_many of one request costs about
+  twice reserve_stock (measured: 2.1 ms against 1.1 ms per call on one connection), and the caller
+  then gets reserve_stock's own result or exception (and its retries), with nothing to translate.
 
 What goes straight to Inventory.reserve_stock instead (the caller gets exactly what reserve_stock
 gives): calls with arguments reserve_many cannot express (reference_type, notes, min_shelf_life or any
@@ -45,7 +52,7 @@ request.jwt.claims settings) must not share one: each would be authorised as the
 Connections: over one connection (Inventory(connection) or Inventory.connect), the coalescer must be
 the only user of that Inventory; it sends one call at a time (batches, direct calls and re-sends take
 turns). Over a pool (Inventory.from_pool), direct calls run concurrently and up to `max_in_flight`
-batches may be in flight (default 1: measured on 2 cores, a second batch in flight did not help).
+batches may be in flight (default 1, see above).
 """
 
 from __future__ import annotations
@@ -88,12 +95,12 @@ class CoalescerStats:
     """What a coalescer did so far (read it at any time; updated under the coalescer's lock)."""
 
     batches: int = 0
-    """reserve_many calls made."""
+    """Batches sent: a reserve_many call, or for a batch of one request, a reserve_stock call."""
     requests: int = 0
     """Requests sent in them (a keyed request re-sent after a failed batch counts twice)."""
     largest_batch: int = 0
     failed_batches: int = 0
-    """reserve_many calls that raised (their callers got the exception)."""
+    """reserve_many calls that raised (every caller of the batch got the exception)."""
     direct: int = 0
     """Calls sent straight to reserve_stock (arguments reserve_many cannot express)."""
     resent: int = 0
@@ -211,6 +218,7 @@ class _Base(Generic[S]):
         self.stats = CoalescerStats()
         self._pending: deque[S] = deque()
         self._in_flight = 0
+        self._last_batch = 1
         self._active = 0
         self._closed = False
 
@@ -226,9 +234,21 @@ class _Base(Generic[S]):
         """Seconds before the head of the queue should send (0: now, inf: when a batch returns)."""
         if self._in_flight >= self.max_in_flight:
             return math.inf
-        if self._closed or len(self._pending) >= self.max_batch or (self.flush_when_idle and self._in_flight == 0):
+        if self._closed or len(self._pending) >= self.max_batch:
+            return 0.0
+        if self.flush_when_idle and self._in_flight == 0 and len(self._pending) >= self._expected():
             return 0.0
         return max(0.0, head_arrived + self.max_wait - time.monotonic())
+
+    def _expected(self) -> int:
+        """How many callers to wait for (at most max_wait_ms) before sending when nothing is in flight:
+        as many as the last batch had (1 after a lone call), so that under load the callers served by
+        the last batch, coming back, go together instead of in a small batch and a large one."""
+        return min(self.max_batch, self._last_batch)
+
+    def _sent(self, size: int) -> None:
+        self._last_batch = size
+        self.stats.record(size)
 
 
 # -- threads -------------------------------------------------------------------------------------------------
@@ -321,7 +341,7 @@ class Coalescer(_Base[_Slot]):
         slot = _Slot(request)
         with self._lock:
             self._pending.append(slot)
-            if len(self._pending) == 1 or len(self._pending) >= self.max_batch:
+            if len(self._pending) == 1 or len(self._pending) >= self._expected():
                 self._pending[0].wake.set()
         timeout: float | None = None
         while True:
@@ -355,7 +375,13 @@ class Coalescer(_Base[_Slot]):
     def _send(self, batch: list[_Slot]) -> None:
         requests = [slot.request for slot in batch]
         with self._lock:
-            self.stats.record(len(batch))
+            self._sent(len(batch))
+        if len(batch) == 1:  # a batch of one is reserve_stock itself, at half reserve_many's cost
+            try:
+                batch[0].finish(self._direct(**requests[0]))
+            except BaseException as error:
+                batch[0].finish(error)
+            return
         try:
             if self._io is None:
                 results = self.inventory.reserve_many(requests)
@@ -504,7 +530,15 @@ class AsyncCoalescer(_Base[_AsyncSlot]):
 
     async def _send(self, batch: list[_AsyncSlot]) -> None:
         requests = [slot.request for slot in batch]
-        self.stats.record(len(batch))
+        self._sent(len(batch))
+        if len(batch) == 1:  # a batch of one is reserve_stock itself, at half reserve_many's cost
+            try:
+                batch[0].finish(await self._direct(**requests[0]))
+            except BaseException as error:
+                batch[0].finish(error)
+                if isinstance(error, asyncio.CancelledError | KeyboardInterrupt | SystemExit):
+                    raise
+            return
         try:
             if self._io is None:
                 results = await self.inventory.reserve_many(requests)

@@ -181,9 +181,12 @@ def test_a_lot_tracked_item_gets_what_reserve_stock_gives(shop: Inventory, conne
     assert coalescer.stats.resent == 1 and coalescer.stats.batch_sizes == {2: 1}
     assert db.execute("select lot_number, quantity from inventory_api.lot_allocations where order_ref = 'SO-L'"
                       ).fetchall() == [("L1", 2)]
-    short = raised(lambda: coalescer.reserve_stock("LOT-1", 9, "SO-X"))
+    calls = [{"sku": "LOT-1", "quantity": 9, "order_ref": "SO-X"}, {"sku": "A1", "quantity": 1, "order_ref": "SO-B"}]
+    short, _ = in_threads(coalescer, calls)
     same_error(short, raised(lambda: shop.reserve_stock("LOT-1", 9, "SO-X")))
     assert coalescer.stats.resent == 2
+    assert coalescer.reserve_stock("LOT-1", 1, "SO-Y").sku == "LOT-1"  # alone: reserve_stock at once
+    assert coalescer.stats.resent == 2 and coalescer.stats.batch_sizes == {2: 2, 1: 1}
     assert isinstance(short, InsufficientStock)
 
 
