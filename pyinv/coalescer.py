@@ -162,12 +162,15 @@ def outcomes(batch_size: int, results: list[ReserveManyResult]) -> list[Outcome]
         return [error] * batch_size
     shaped: list[Outcome] = []
     for index, result in enumerate(results):
-        if result.ok and result.reservation is not None:
-            shaped.append(reservation_from_json(result.reservation))
-        elif _lot_tracked(result, index):
-            shaped.append(RESEND)
-        else:
-            shaped.append(error_from_outcome(result.sqlstate, result.error_code, result.message, result.detail))
+        try:
+            if result.ok and result.reservation is not None:
+                shaped.append(reservation_from_json(result.reservation))
+            elif _lot_tracked(result, index):
+                shaped.append(RESEND)
+            else:
+                shaped.append(error_from_outcome(result.sqlstate, result.error_code, result.message, result.detail))
+        except Exception as error:  # a result this client cannot read is that caller's error, not the batch's
+            shaped.append(error)
     return shaped
 
 
@@ -363,6 +366,11 @@ class Coalescer(_Base[_Slot]):
                     self._pending[0].wake.set()
             try:
                 self._send(batch)
+            except BaseException as error:  # never leave a caller of the batch waiting
+                for waiting in batch:
+                    if not waiting.done:
+                        waiting.finish(for_caller(error))
+                raise
             finally:
                 with self._lock:
                     self._in_flight -= 1
@@ -524,6 +532,10 @@ class AsyncCoalescer(_Base[_AsyncSlot]):
             self._pump()  # more queued than one batch, or room for another batch in flight
             if batch:
                 await self._send(batch)
+        except BaseException as error:  # never leave a caller of the batch waiting
+            for waiting in batch:
+                waiting.finish(for_caller(error))
+            raise
         finally:
             self._in_flight -= 1
             self._pump()
