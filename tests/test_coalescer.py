@@ -127,6 +127,12 @@ def test_each_caller_of_a_mixed_batch_gets_what_reserve_stock_gives_alone(shop: 
         {"sku": "C3", "quantity": 1, "order_ref": "SO-7"},
         {"sku": "A1", "quantity": 2.5, "order_ref": "SO-8", "expires_in": timedelta(hours=2)},
         {"sku": "A1", "quantity": 1, "order_ref": "", "location": "east"},
+        {"sku": "B2", "quantity": 1, "order_ref": "SO-10", "location": "east"},
+        {"sku": "A1", "quantity": 1, "order_ref": "SO-11", "expires_in": timedelta(seconds=-5)},
+        {"sku": "A1", "quantity": 1, "order_ref": "x" * 201},
+        {"sku": "A1", "quantity": 10**13, "order_ref": "SO-13"},
+        {"sku": "A1", "quantity": 1, "order_ref": "SO-14", "idempotency_key": "k" * 201},
+        {"sku": "A1", "quantity": -1, "order_ref": "SO-15", "location": "nowhere"},
     ]
     coalescer = one_batch(Inventory(connect()))
     outcomes = in_threads(coalescer, calls)
@@ -138,7 +144,7 @@ def test_each_caller_of_a_mixed_batch_gets_what_reserve_stock_gives_alone(shop: 
     assert [type(o) for o in outcomes[1:7]] == [ProductNotFound, InvalidQuantity, InvalidQuantity,
                                                 InsufficientStock, LocationNotFound, ProductUnavailable]
     # reserve_stock alone, now, raises the same (whatever the order the callers joined the batch in).
-    for n in (1, 2, 3, 4, 5, 6, 8):
+    for n in (1, 2, 3, 4, 5, 6, *range(8, len(calls))):
         alone = raised(lambda call=calls[n]: shop.reserve_stock(**call))
         same_error(outcomes[n], alone)
     assert reserved(db, "A1") == Decimal("5.5") and reserved(db, "B2") == 0
@@ -166,6 +172,9 @@ def test_an_idempotency_key_replays_through_the_coalescer(shop: Inventory, conne
     batch = one_batch(Inventory(connect()))
     twice = in_threads(batch, [{"sku": "A1", "quantity": 1, "order_ref": "SO-3", "idempotency_key": "k-3"}] * 2)
     assert batch.stats.batch_sizes == {2: 1} and twice[0] == twice[1]
+    # The hold read from reserve_many's JSON equals the typed row reserve_stock returns (replaying it).
+    assert shop.reserve_stock("A1", 1, "SO-3", idempotency_key="k-3") == twice[0]
+    assert isinstance(twice[0].quantity, Decimal) and twice[0].created_at.tzinfo is not None
     assert reserved(db, "A1") == 3 and reserved(db, "B2") == 1
     conflict = raised(lambda: coalescer.reserve_stock("A1", 5, "SO-1", idempotency_key="k-1"))
     same_error(conflict, raised(lambda: shop.reserve_stock("A1", 5, "SO-1", idempotency_key="k-1")))
@@ -299,3 +308,18 @@ def test_asyncio_callers_gathered_get_their_own_holds(catalogue: Inventory, dsn:
     assert stats.batches < stats.requests and stats.requests == 50 and stats.direct == 1
     assert seen["direct"].notes == "direct"
     assert seen["queued"].order_ref == "A-Q" and seen["close_took"] < 10
+
+
+def test_asyncio_a_whole_batch_refused_reaches_every_caller(shop: Inventory, login_dsn) -> None:
+    async def main() -> tuple[list[Any], Any]:
+        async with await AsyncInventory.connect(login_dsn("pyinv_attacker")) as inventory:
+            coalescer = AsyncCoalescer(inventory)
+            outcomes = await asyncio.gather(*(coalescer.reserve_stock("A1", 1, f"SO-{n}") for n in range(3)),
+                                            return_exceptions=True)
+            await coalescer.close()
+            return outcomes, coalescer.stats
+
+    outcomes, stats = asyncio.run(main())
+    assert stats.batch_sizes == {3: 1} and stats.failed_batches == 1
+    assert all(type(o) is PermissionDenied and o.code == "PERMISSION_DENIED" for o in outcomes)
+    assert len({id(o) for o in outcomes}) == 3
