@@ -21,7 +21,8 @@ How a batch forms (leader/follower, measured in the issue 14 report):
   batch suggests company is coming (a lone caller after a burst waits once).
 * With `flush_when_idle=False` the head always waits up to max_wait_ms unless the batch is full.
   Over a pool, `max_in_flight=2` lets a second batch go while one is in flight (after max_wait_ms, or
-  full); on 2 cores it did not help (batches halve, the commit flushes double), so the default is 1.
+  full); on 2 cores it gave no consistent gain (batches halve, commit flushes double), so the default
+  is 1.
 * The caller whose request is the head sends the batch from its own thread and hands the results to
   the others; there is no background thread (nothing to start or stop).
 * A batch of one request is sent as reserve_stock itself: reserve_many of one request costs about
