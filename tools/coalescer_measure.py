@@ -11,12 +11,14 @@ call for SECONDS; reported: units held per second, p50/p99/max latency of a call
 Variants: direct (each thread calls Inventory.reserve_stock over a pool of THREADS connections), c1
 (Coalescer over a pool, one batch in flight, flush when idle: the default), c2 (two batches in flight),
 cwait (flush_when_idle=False: the head waits up to max_wait_ms=2 unless the batch is full), cconn (the
-default Coalescer over one connection), lone-direct / lone-c1 (one thread: the cost of a lone caller).
+default Coalescer over one connection), lone-direct / lone-c1 (one thread: the cost of a lone caller),
+async-direct / async-c1 (THREADS asyncio tasks over an AsyncConnectionPool, direct or AsyncCoalescer).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import statistics
 import sys
 import threading
@@ -28,12 +30,12 @@ from typing import Any
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
-from psycopg_pool import ConnectionPool
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pyinv import Coalescer, Inventory, server  # noqa: E402
+from pyinv import AsyncCoalescer, AsyncInventory, Coalescer, Inventory, server  # noqa: E402
 from pyinv.install import bundle  # noqa: E402
 
 DATABASE = "pyinv_coalescer"
@@ -77,6 +79,34 @@ def run(threads: int, seconds: float, call: Callable[[int, int], Any]) -> tuple[
     return len(every), every
 
 
+async def run_async(dsn: str, tasks: int, seconds: float, coalesce: bool) -> tuple[int, list[float], str]:
+    async with AsyncConnectionPool(dsn, min_size=tasks, max_size=tasks, kwargs={"autocommit": True}) as pool:
+        await pool.wait()
+        inventory = AsyncInventory.from_pool(pool)
+        coalescer = AsyncCoalescer(inventory) if coalesce else None
+        latencies: list[float] = []
+        stop = time.monotonic() + seconds
+
+        async def work(n: int) -> None:
+            i = 0
+            while time.monotonic() < stop:
+                started = time.perf_counter()
+                if coalescer is not None:
+                    await coalescer.reserve_stock("S1", 1, f"ac-{n}-{i}")
+                else:
+                    await inventory.reserve_stock("S1", 1, f"ad-{n}-{i}")
+                latencies.append(time.perf_counter() - started)
+                i += 1
+
+        await asyncio.gather(*(work(n) for n in range(tasks)))
+        extra = ""
+        if coalescer is not None:
+            await coalescer.close()
+            sizes = sorted(size for size, count in coalescer.stats.batch_sizes.items() for _ in range(count))
+            extra = f"batches {len(sizes)}, size mean {statistics.mean(sizes):.1f}, max {sizes[-1]}"
+        return len(latencies), sorted(latencies), extra
+
+
 def report(name: str, seconds: float, held: int, every: list[float], extra: str = "") -> None:
     def ms(q: float) -> float:
         return every[min(len(every) - 1, int(q * len(every)))] * 1000
@@ -106,6 +136,10 @@ def main() -> None:
         inventory = Inventory.from_pool(pool)
         for variant in arguments.variants.split(","):
             count = 1 if variant.startswith("lone") else threads
+            if variant.startswith("async"):
+                held, every, extra = asyncio.run(run_async(dsn, threads, seconds, variant == "async-c1"))
+                report(variant, seconds, held, every, extra)
+                continue
             if variant.endswith("direct"):
                 held, every = run(count, seconds, lambda n, i, v=variant: inventory.reserve_stock(
                     "S1", 1, f"{v}-{n}-{i}"))
