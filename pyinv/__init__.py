@@ -2,12 +2,14 @@
 migrations, calls the functions, runs maintenance and offers the ``pyinv`` command."""
 
 from .client import AsyncInventory, Inventory
+from .coalescer import AsyncCoalescer, Coalescer, CoalescerStats
 from .errors import (
     AdjustmentNotFound,
     AlertNotFound,
     AlreadyExists,
     AppendOnly,
     Busy,
+    CoalescerClosed,
     ConfigurationError,
     Conflict,
     ConnectionFailed,
@@ -43,8 +45,12 @@ __all__ = [
     "AlertNotFound",
     "AlreadyExists",
     "AppendOnly",
+    "AsyncCoalescer",
     "AsyncInventory",
     "Busy",
+    "Coalescer",
+    "CoalescerClosed",
+    "CoalescerStats",
     "ConfigurationError",
     "Conflict",
     "ConnectionFailed",

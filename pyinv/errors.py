@@ -230,6 +230,16 @@ class LotNotFound(NotFound):
 
 CATALOGUE[LotNotFound.code] = LotNotFound
 
+# -- the coalescer (issue 14) ---------------------------------------------------------------------------------
+
+
+class CoalescerClosed(InventoryError, RuntimeError):
+    """A reserve_stock call reached a Coalescer after close() (raised before anything is sent)."""
+
+    code = "COALESCER_CLOSED"
+    advice = "The coalescer was closed: call the Inventory directly, or open a new Coalescer."
+
+
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01", "55P03", "57014"})
 """Errors after which the transaction was rolled back and the same call may succeed later."""
 
@@ -266,6 +276,29 @@ def translate(error: psycopg.Error) -> InventoryError:
     if is_connection_failure(error):
         return ConnectionFailed(message.strip().splitlines()[0] if message.strip() else type(error).__name__,
                                 detail=detail, sqlstate=sqlstate, hint=hint or None)
+    return _classified(sqlstate, hint, message, detail)
+
+
+def error_from_outcome(sqlstate: str | None, code: str | None, message: str | None,
+                       detail: object = None) -> InventoryError:
+    """The exception a call raising (SQLSTATE, HINT code, message, DETAIL) raises: for outcomes that
+    a function reports as data instead of raising them, such as one request of reserve_many (its
+    sqlstate, error_code, message and detail). Same class and attributes as translate() gives for the
+    same error raised by the database (DETAIL as decoded JSON: an object, or anything else kept
+    under "detail")."""
+    shaped: dict[str, Any]
+    if detail is None:
+        shaped = {}
+    elif isinstance(detail, dict):
+        shaped = dict(detail)
+    else:
+        shaped = {"detail": detail}
+    return _classified(sqlstate or "", code or "", message or "", shaped)
+
+
+def _classified(sqlstate: str, hint: str, message: str, detail: dict[str, Any]) -> InventoryError:
+    """The exception for a statement's error (not a connection failure): the catalogue's class when
+    SQLSTATE and HINT agree with it, else by SQLSTATE."""
     cls = CATALOGUE.get(hint)
     if cls is not None and cls.sqlstate == sqlstate:
         return cls(message, detail=detail, sqlstate=sqlstate, hint=hint)

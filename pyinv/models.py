@@ -139,6 +139,31 @@ class ReserveManyResult(Row):
     reservation: JsonObject | None
 
 
+def reservation_from_json(document: JsonObject) -> Reservation:
+    """A Reservation from its JSON form (inventory_api.reservation as to_jsonb gives it: the
+    `reservation` of a ReserveManyResult, a stored idempotent response), equal to the row
+    reserve_stock returns (quantities exact, times as aware datetimes)."""
+
+    def number(name: str) -> Decimal:
+        value = document[name]
+        return value if isinstance(value, Decimal) else Decimal(str(value))
+
+    def moment(name: str) -> datetime | None:
+        value = document.get(name)
+        return None if value is None else datetime.fromisoformat(str(value))
+
+    created_at = moment("created_at")
+    assert created_at is not None, "a reservation has a creation time"
+    reference_type, notes = document.get("reference_type"), document.get("notes")
+    return Reservation(
+        reservation_id=int(str(document["reservation_id"])), order_ref=str(document["order_ref"]),
+        sku=str(document["sku"]), location=str(document["location"]), quantity=number("quantity"),
+        quantity_fulfilled=number("quantity_fulfilled"), quantity_open=number("quantity_open"),
+        status=str(document["status"]), expires_at=moment("expires_at"), created_by=str(document["created_by"]),
+        created_at=created_at, reference_type=None if reference_type is None else str(reference_type),
+        notes=None if notes is None else str(notes))
+
+
 @dataclass(frozen=True)
 class ReservationRow(Reservation):
     """A row of the inventory_api.reservations view."""

@@ -49,6 +49,9 @@ def reserve(dsn: str) -> Decimal:
         reveal_type(movements[0].lots)
         reveal_type(inv.inventory_metrics()[0].value)
         reveal_type(inv.daily_movements())
+        with pyinv.Coalescer(inv, max_batch=50) as coalescer:
+            reveal_type(coalescer.reserve_stock("MUG", 1, "SO-C", expires_in=timedelta(minutes=15)))
+            reveal_type(coalescer.stats.batches)
         return sum((row.available for row in rows), Decimal(0))
 
 
@@ -60,6 +63,8 @@ async def reserve_async(dsn: str) -> str:
         reveal_type(await inv.items(include_deleted=True))
         reveal_type(await inv.trace_lot("SERUM", "L1"))
         reveal_type(await inv.inventory_metrics(metric="stock_out_rate"))
+        async with pyinv.AsyncCoalescer(inv) as coalescer:
+            reveal_type(await coalescer.reserve_stock("MUG", 1, "SO-D"))
         return hold.status
 
 
