@@ -241,7 +241,7 @@ def test_wide_shows_every_column(catalogue: Inventory, run: Run) -> None:
     for args in (("--wide", "stock"), ("stock", "--wide")):
         wide = run(*args).stdout.splitlines()[0].split()
         assert wide == ["sku", "location", "on_hand", "reserved", "available", "expired_unreleased", "status",
-                        "version", "updated_at", "blocked"]
+                        "version", "updated_at", "blocked", "hot_buckets"]
 
 
 def test_tables_fit_the_terminal(inv: Inventory, run: Run, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -336,3 +336,14 @@ def test_hot_mode_holds_for_postgrest_clients(gateway, db) -> None:
     assert_books_add_up(level_books(db))
 
 
+
+
+def test_cli_turns_hot_mode_on_and_off(catalogue: Inventory, run, db) -> None:
+    on = json.loads(run("--json", "hot-mode", "A1", "--buckets", "4").stdout)
+    assert (on["buckets"], Decimal(str(on["available"])), len(on["bucket_free"])) == (4, 10, 4)
+    table = run("hot-mode", "A1", "--off").stdout
+    assert "A1" in table and "bucket_free" in table
+    assert db.execute("select hot_buckets from inventory.stock_levels s join inventory.items i using (item_id)"
+                      " where i.sku = 'A1'").fetchone() == (1,)
+    refused = run("hot-mode", "A1", "--buckets", "1", exit_code=2)
+    assert "--buckets" in refused.stderr

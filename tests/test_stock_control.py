@@ -549,8 +549,9 @@ def test_new_tables_have_rls_audit_and_comments(db) -> None:
          where p.pronamespace in ('inventory'::regnamespace, 'inventory_api'::regnamespace)
            and obj_description(p.oid, 'pg_proc') is null""").fetchall()
     assert uncommented == []
+    # 24 + maintenance_leader, events, event_consumers (issue 13), hot_buckets (issue 14)
     assert db.execute("select count(*) from pg_class where relnamespace = 'inventory'::regnamespace"
-                      " and relkind = 'r'").fetchone() == (27,)  # 24 + maintenance_leader, events, consumers (issue 13)
+                      " and relkind = 'r'").fetchone() == (28,)
 
 
 # -- the CLI -------------------------------------------------------------------------------------------------

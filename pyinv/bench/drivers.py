@@ -90,6 +90,9 @@ PGBENCH_SCRIPTS = {
     "B3a": "\\set id {key}\n"
            "select * from inventory_api.reserve_stock(sku => 'S' || :id, quantity => 1, "
            "order_ref => '{tag}-' || :client_id);\n",
+    "B3hot": "\\set id {key}\n"
+              "select * from inventory_api.reserve_stock(sku => 'S' || :id, quantity => 1, "
+              "order_ref => '{tag}-' || :client_id);\n",
     "B3noev": "\\set id {key}\n"
               "select * from inventory_api.reserve_stock(sku => 'S' || :id, quantity => 1, "
               "order_ref => '{tag}-' || :client_id);\n",
@@ -196,6 +199,11 @@ class Worker(abc.ABC):
                 ok = False
                 if self.connection.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
                     self.connection.rollback()
+            except Exception as error:  # pyinv's exceptions (the coalescer's callers): by SQLSTATE and code
+                sqlstate = getattr(error, "actual_sqlstate", None) or type(error).__name__
+                code = getattr(error, "code", None)
+                self.errors[f"{sqlstate}{'/' + code if code else ''}"] += 1
+                ok = False
             if ok:
                 self.successes += 1
                 self.latencies.append((time.perf_counter() - started) * 1000.0)
@@ -264,7 +272,7 @@ class FlashWorker(Worker):
         self.wanted = 0
 
     def available(self) -> int:
-        if self.variant == "B3":
+        if self.variant in ("B3", "B3hot", "B3co"):
             row = self.connection.execute("select available from inventory_api.stock_levels where sku = %s",
                                           (self.params["sku"],)).fetchone()
         else:
@@ -357,13 +365,63 @@ class LifecycleWorker(Worker):
         return True
 
 
-WORKERS = {"B1": OrmWorker, "B2": LockWorker, "B3py": ReserveWorker, "W4": FlashWorker, "W5": LifecycleWorker}
+_COALESCERS: dict[int, Any] = {}
+
+
+def process_coalescer(dsn: str, params: dict[str, Any]) -> Any:
+    """The one Coalescer of this driver process (an application server with its threads): over one
+    connection of its own, as pyinv.coalescer recommends (measured best on 2 cores)."""
+    if os.getpid() not in _COALESCERS:
+        from ..client import Inventory
+        from ..coalescer import Coalescer
+
+        _COALESCERS[os.getpid()] = Coalescer(Inventory(psycopg.connect(dsn, autocommit=True)),
+                                             max_batch=params.get("max_batch", 100),
+                                             max_wait_ms=params.get("max_wait_ms", 2.0))
+    return _COALESCERS[os.getpid()]
+
+
+class CoalescedWorker(Worker):
+    """B3co: reserve_stock through the process's Coalescer (W1-W3 keys, one unit)."""
+
+    def __init__(self, dsn: str, params: dict[str, Any], seed: int) -> None:
+        super().__init__(dsn, params, seed)
+        self.coalescer = process_coalescer(dsn, params)
+
+    def op(self) -> bool:
+        self.attempts += 1
+        self.coalescer.reserve_stock(f"S{self.keys()}", 1, self.tag)
+        return True
+
+
+class CoalescedFlashWorker(FlashWorker):
+    """W4 sell-out through the process's Coalescer (B3co)."""
+
+    def __init__(self, dsn: str, params: dict[str, Any], seed: int) -> None:
+        super().__init__(dsn, params, seed)
+        self.coalescer = process_coalescer(dsn, params)
+
+    def take(self, quantity: int) -> bool:
+        from ..errors import InsufficientStock
+
+        self.attempts += 1
+        try:
+            self.coalescer.reserve_stock(self.params["sku"], quantity, self.tag)
+            return True
+        except InsufficientStock:
+            self.extra["insufficient"] += 1
+            return False
+
+
+WORKERS = {"B1": OrmWorker, "B2": LockWorker, "B3py": ReserveWorker, "W4": FlashWorker, "W5": LifecycleWorker,
+           "B3co": CoalescedWorker, "W4co": CoalescedFlashWorker}
 
 
 def _process_main(kind: str, dsn: str, params: dict[str, Any], threads: int, seed: int, duration: float,
                   start: Any, stop: Any, results: Any) -> None:
     workers = [WORKERS[kind](dsn, dict(params, tag=f"{params.get('tag', 'py')}-{os.getpid()}-{i}"), seed * 1000 + i)
                for i in range(threads)]
+    coalescer = _COALESCERS.get(os.getpid())
     start.wait()
     before = resource.getrusage(resource.RUSAGE_SELF)
     deadline = time.monotonic() + duration
@@ -384,6 +442,11 @@ def _process_main(kind: str, dsn: str, params: dict[str, Any], threads: int, see
             extra["granted"] += worker.granted
             extra["last_success"] = max(extra.get("last_success", 0), worker.last_success)  # type: ignore[assignment]
         worker.connection.close()
+    if coalescer is not None:
+        coalescer.close()
+        extra["batches"] += coalescer.stats.batches
+        extra["batched_requests"] += coalescer.stats.requests
+        extra["largest_batch"] = max(extra.get("largest_batch", 0), coalescer.stats.largest_batch)
     results.put({"successes": sum(w.successes for w in workers), "attempts": sum(w.attempts for w in workers),
                  "latencies": latencies, "errors": dict(errors), "extra": dict(extra),
                  "cpu": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)})
@@ -393,9 +456,9 @@ class PythonLoad:
     """Starts `clients` connections spread over up to MAX_PROCESSES processes; stop() or the duration ends it."""
 
     def __init__(self, kind: str, dsn: str, clients: int, params: dict[str, Any], duration: float,
-                 seed: int = 0) -> None:
+                 seed: int = 0, processes: int | None = None) -> None:
         context = mp.get_context("fork")
-        self.processes_n = min(MAX_PROCESSES, clients)
+        self.processes_n = min(processes or MAX_PROCESSES, clients)
         self.start_event, self.stop_event = context.Event(), context.Event()
         self.results = context.Queue()
         shares = [clients // self.processes_n + (1 if i < clients % self.processes_n else 0)

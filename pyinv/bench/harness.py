@@ -42,8 +42,12 @@ LOTS_PER_SKU = 3
 # W2 with event writing switched off for the cell (inventory.settings.events_enabled): what the events
 # cost the reservation path, measured against B3 in the same run.
 NO_EVENTS_VARIANT = "B3noev"
-PGBENCH_VARIANTS = ("B0", "B3", "B3a", "Bfn", LOT_VARIANT, NO_EVENTS_VARIANT)
-ALL_VARIANTS = VARIANTS + REFERENCE_VARIANTS + (LOT_VARIANT, NO_EVENTS_VARIANT)
+HOT_VARIANT = "B3hot"  # reserve_stock with the level in hot mode (issue 14): W1 and W4
+COALESCED_VARIANT = "B3co"  # reserve_stock through pyinv's Coalescer (issue 14): W1 and W4
+HOT_MODE_VARIANTS = (HOT_VARIANT, COALESCED_VARIANT)
+PYINV_FLASH_VARIANTS = ("B3", *HOT_MODE_VARIANTS)
+PGBENCH_VARIANTS = ("B0", "B3", "B3a", "Bfn", LOT_VARIANT, NO_EVENTS_VARIANT, HOT_VARIANT)
+ALL_VARIANTS = VARIANTS + REFERENCE_VARIANTS + (LOT_VARIANT, NO_EVENTS_VARIANT) + HOT_MODE_VARIANTS
 KEY_KINDS = {"W1": ("hot", 1), "W2": ("uniform", 10_000), "W3": ("zipf", 100_000)}
 FLASH_UNITS = 1000
 FLASH_CLIENTS = 64
@@ -80,6 +84,9 @@ class BenchConfig:
     reference_variants: bool = True  # B3a and Bfn on W1-W3 (--quick leaves them out to stay under 2 minutes)
     lot_cells: bool = True  # W2 over lot-tracked items (--quick leaves it out: seeding the lots takes a while)
     event_cells: bool = True  # W2 with event writing off (B3noev), beside B3 with it on
+    hot_cells: bool = True  # W1 and W4 with hot mode (B3hot) and through the coalescer (B3co)
+    hot_buckets: int = 16  # set_hot_mode's buckets in the B3hot cells
+    coalescer_processes: int = 1  # application server processes in the B3co cells, each one Coalescer
     variants: tuple[str, ...] | None = None  # only these variants' cells (None: all); e.g. B3,B3noev to compare two
     seed: int | None = None
     keep_database: bool = False
@@ -350,13 +357,16 @@ class Suite:
         for workload in self.config.workloads:
             if workload in THROUGHPUT_WORKLOADS:
                 variants = VARIANTS + (REFERENCE_VARIANTS if self.config.reference_variants else ())
+                if workload == "W1" and self.config.hot_cells:
+                    variants += HOT_MODE_VARIANTS
                 specs += [(workload, variant, c) for variant in variants for c in self.config.clients]
                 if workload == "W2" and self.config.lot_cells:
                     specs += [(workload, LOT_VARIANT, c) for c in self.config.clients]
                 if workload == "W2" and self.config.event_cells:
                     specs += [(workload, NO_EVENTS_VARIANT, c) for c in self.config.clients]
             elif workload == "W4":
-                specs += [("W4", variant, self.config.flash_clients) for variant in VARIANTS]
+                specs += [("W4", variant, self.config.flash_clients)
+                          for variant in VARIANTS + (HOT_MODE_VARIANTS if self.config.hot_cells else ())]
             elif workload in ("W5", "W7"):
                 specs += [(workload, "B3", c) for c in self.config.clients if c > 1 or len(self.config.clients) == 1]
         if self.config.variants is not None:
@@ -378,15 +388,21 @@ class Suite:
             options = "-c synchronous_commit=off" if variant == "B3a" else None
             if variant == NO_EVENTS_VARIANT:
                 admin.execute("update inventory.settings set events_enabled = false")
+            if variant == HOT_VARIANT:  # every key of the workload hot, for this cell only
+                self.set_hot_mode(admin, [f"S{k}" for k in range(1, min(n, 16) + 1)], self.config.hot_buckets)
             try:
                 result, driver = run_pgbench(self.dsn, script, clients, duration, options=options), "pgbench"
             finally:
                 if variant == NO_EVENTS_VARIANT:
                     admin.execute("update inventory.settings set events_enabled = true")
+                if variant == HOT_VARIANT:
+                    self.set_hot_mode(admin, [f"S{k}" for k in range(1, min(n, 16) + 1)], 1)
         elif workload in THROUGHPUT_WORKLOADS:
             kind, n = self.keys_of(workload)
             result = PythonLoad(variant, self.dsn, clients, {"key_kind": kind, "nskus": n, "tag": tag}, duration,
-                                seed=self.rng.randrange(1 << 30)).run()
+                                seed=self.rng.randrange(1 << 30),
+                                processes=self.config.coalescer_processes if variant == COALESCED_VARIANT else None
+                                ).run()
             driver = "python"
         elif workload == "W7":
             script = PGBENCH_SCRIPTS["W7"].format(nskus=W7_SKUS, tag=tag)
@@ -407,19 +423,28 @@ class Suite:
 
     # -- W4 ---------------------------------------------------------------------------------------------------
 
+    @staticmethod
+    def set_hot_mode(admin: psycopg.Connection[Any], skus: list[str], buckets: int) -> None:
+        for sku in skus:
+            admin.execute("select inventory_api.set_hot_mode(sku => %s, buckets => %s)", (sku, buckets))
+
     def prepare_flash(self, admin: psycopg.Connection[Any], variant: str, tag: str) -> dict[str, Any]:
-        if variant == "B3":
+        if variant in PYINV_FLASH_VARIANTS:
             sku = f"FLASH-{tag}"
             admin.execute("select inventory_api.create_item(sku => %s, name => 'flash sale')", (sku,))
             admin.execute("select inventory_api.receive_stock(sku => %s, quantity => %s)", (sku, FLASH_UNITS))
+            if variant == HOT_VARIANT:
+                self.set_hot_mode(admin, [sku], self.config.hot_buckets)
             return {"sku": sku, "stock_id": 0, "tag": tag}
         stock_id = admin.execute(f"insert into {FLOOR}.stock (id, on_hand) values (nextval('{FLOOR}.flash_id'), %s)"
                                  " returning id", (FLASH_UNITS,)).fetchone()[0]
         return {"sku": "", "stock_id": stock_id, "tag": tag}
 
     def run_flash(self, admin: psycopg.Connection[Any], variant: str, flash: dict[str, Any]) -> DriverResult:
-        load = PythonLoad("W4", self.dsn, self.config.flash_clients, {"variant": variant, **flash}, duration=120.0,
-                          seed=self.rng.randrange(1 << 30))
+        coalesced = variant == COALESCED_VARIANT
+        load = PythonLoad("W4co" if coalesced else "W4", self.dsn, self.config.flash_clients,
+                          {"variant": variant, **flash}, duration=120.0, seed=self.rng.randrange(1 << 30),
+                          processes=self.config.coalescer_processes if coalesced else None)
         load.start()
         result = load.join()
         result.extra["sell_out_s"] = max(0.0, result.extra.get("last_success", 0) - load.started)
@@ -427,7 +452,7 @@ class Suite:
 
     def flash_outcome(self, admin: psycopg.Connection[Any], variant: str, flash: dict[str, Any],
                       result: DriverResult) -> dict[str, Any]:
-        if variant == "B3":
+        if variant in PYINV_FLASH_VARIANTS:
             on_hand, reserved = admin.execute("select on_hand, reserved from inventory_api.stock_levels where sku = %s",
                                               (flash["sku"],)).fetchone()
             holds = admin.execute("select coalesce(sum(quantity), 0) from inventory_api.reservations where sku = %s"

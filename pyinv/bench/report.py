@@ -97,6 +97,19 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     add("WAL bytes per reservation (W2@32)", wal, "<= 800", None if wal is None else wal <= 800,
         f"bare function with the same writes: {_n(_median(rows, 'W2', 'Bfn', 32, 'wal_bytes_per_op'))}, "
         f"bare UPDATE: {_n(_median(rows, 'W2', 'B0', 32, 'wal_bytes_per_op'))}")
+    # Hot-SKU mode (issue 14): one SKU, 32 clients, against the bare single-row UPDATE of the same run.
+    floor, hot, coalesced = (_median(rows, "W1", variant, 32) for variant in ("B0", "B3hot", "B3co"))
+    value = _ratio(hot, floor)
+    add("W1@32 hot mode / bare single-row UPDATE", value, ">= 3", None if value is None else value >= 3,
+        f"hot mode {_n(hot)} / floor {_n(floor)} reservations/s; "
+        f"plain reserve_stock {_n(_median(rows, 'W1', 'B3', 32))}")
+    value = _ratio(coalesced, floor)
+    add("W1@32 coalescer / bare single-row UPDATE (units held/s)", value, ">= 10",
+        None if value is None else value >= 10, f"coalescer {_n(coalesced)} / floor {_n(floor)} units/s")
+    p99_co, p99_direct = _median(rows, "W1", "B3co", 32, "p99_ms"), _median(rows, "W1", "B3", 32, "p99_ms")
+    added = p99_co - p99_direct if p99_co is not None and p99_direct is not None else None
+    add("W1@32 p99 added by the coalescer (ms)", added, "<= 10", None if added is None else added <= 10,
+        f"p99 through the coalescer {_n(p99_co)} ms, the same calls made directly {_n(p99_direct)} ms")
     flash = [cell for cell in results.get("cells", []) if cell["workload"] == "W4"]
     flash_b3 = [cell for cell in flash if cell["variant"] == "B3"]
     if flash_b3:
@@ -108,6 +121,12 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             f"{len(flash_b3)} pyinv runs, worst over/undersold {worst}; other variants' worst: {others}")
     else:
         add("W4 pyinv oversold = undersold = 0, every run", None, "0", None, "W4 not run")
+    for variant in ("B3hot", "B3co"):
+        runs = [cell for cell in flash if cell["variant"] == variant]
+        worst = max((max(cell["oversold"], cell["undersold"]) for cell in runs), default=None)
+        add(f"W4 {name(variant)}: oversold = undersold = 0, every run", None if worst is None else float(worst), "0",
+            None if worst is None else worst == 0,
+            f"{len(runs)} runs, worst over/undersold {worst}" if runs else "not run")
     orders = [cell for cell in results.get("cells", []) if cell["workload"] == "W7"]
     if orders:
         deadlocks = sum(cell["errors"].get("40P01", 0) for cell in orders)
@@ -230,7 +249,8 @@ def _render(headers: list[str], body: list[list[str]], markdown: bool) -> str:
 VARIANT_NAMES = {"B0": "bare UPDATE (floor)", "B1": "ORM optimistic", "B2": "SELECT FOR UPDATE",
                  "B3": "pyinv reserve_stock", "B3a": "pyinv reserve_stock, async commit",
                  "Bfn": "bare function, same writes", "B3lot": "pyinv reserve_stock, lot-tracked (FEFO)",
-                 "B3noev": "pyinv reserve_stock, events off"}
+                 "B3noev": "pyinv reserve_stock, events off", "B3hot": "pyinv reserve_stock, hot mode",
+                 "B3co": "pyinv reserve_stock through the coalescer"}
 
 
 def name(variant: str) -> str:
@@ -238,7 +258,8 @@ def name(variant: str) -> str:
 
 
 VARIANT_COLORS = {"B0": "tab:blue", "B1": "tab:orange", "B2": "tab:green", "B3": "tab:red", "B3a": "tab:pink",
-                  "Bfn": "tab:gray", "B3lot": "tab:brown", "B3noev": "tab:olive"}
+                  "Bfn": "tab:gray", "B3lot": "tab:brown", "B3noev": "tab:olive", "B3hot": "tab:purple",
+                  "B3co": "tab:cyan"}
 PLOT_HINT = "plotting needs matplotlib: pip install 'pyinv[bench]'"
 
 

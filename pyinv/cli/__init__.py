@@ -132,6 +132,7 @@ cli.add_command(stock_control.adjustments, section="Stock control")
 cli.add_command(stock_control.count, section="Stock control")
 cli.add_command(stock_control.counts, section="Stock control")
 cli.add_command(stock_control.transfer, section="Stock control")
+cli.add_command(stock_control.hot_mode, section="Stock control")
 cli.add_command(stock_control.policy, section="Stock control")
 cli.add_command(stock_control.alerts, section="Stock control")
 # Lots and expiry.

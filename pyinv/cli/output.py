@@ -154,6 +154,7 @@ ITEM_COLUMNS = ("sku", "name", "unit_of_measure", "unit_cost", "status", "track_
 LOCATION_COLUMNS = ("code", "name", "created_at")
 LEVEL_COLUMNS = ("sku", "location", "on_hand", "reserved", "available")
 STOCK_COLUMNS = ("sku", "location", "on_hand", "reserved", "available", "status")
+HOT_MODE_COLUMNS = ("sku", "location", "buckets", "on_hand", "reserved", "available", "bucket_free")
 RESERVATION_COLUMNS = ("reservation_id", "order_ref", "sku", "location", "quantity", "quantity_fulfilled",
                        "quantity_open", "status", "expires_at")
 CHANGE_COLUMNS = ("reservation_id", "order_ref", "sku", "location", "movement_type", "quantity",

@@ -14,6 +14,7 @@ from .output import (
     ALERT_COLUMNS,
     COUNT_COLUMNS,
     COUNT_LIST_COLUMNS,
+    HOT_MODE_COLUMNS,
     POLICY_COLUMNS,
     RECOMMENDATION_COLUMNS,
     TRANSFER_COLUMNS,
@@ -113,6 +114,21 @@ def transfer(sku: str, quantity: Decimal, from_location: str, to_location: str, 
     """Move QUANTITY available units of SKU between locations, atomically."""
     emit(state().inventory().transfer_stock(sku, quantity, from_location, to_location, reference=reference,
                                             idempotency_key=key, lot_number=lot_number), TRANSFER_COLUMNS)
+
+
+@example("pyinv hot-mode DROP-SNEAKER --buckets 16", "pyinv hot-mode DROP-SNEAKER --off")
+@click.command("hot-mode")
+@click.argument("sku")
+@click.option("--location", default="main", show_default=True)
+@click.option("--buckets", type=click.IntRange(min=2, max=64), default=8, show_default=True,
+              help="Rows the level's free units are spread over: about the number of buyers at once.")
+@click.option("--off", is_flag=True, help="Turn hot mode off (gathers the free units back on the level).")
+@json_option
+def hot_mode(sku: str, location: str, buckets: int, off: bool) -> None:
+    """Hot mode for a flash sale on one SKU: holds from every client (SQL, PostgREST, this CLI) take
+    one of BUCKETS rows nobody has locked instead of queueing on one, and are refused only when the
+    level as a whole is short. Admins of the location."""
+    emit(state().inventory().set_hot_mode(sku, location=location, buckets=1 if off else buckets), HOT_MODE_COLUMNS)
 
 
 # -- stock policies and reorder alerts ------------------------------------------------------------------------
