@@ -1672,6 +1672,7 @@ declare
   v_reservation inventory_api.reservation;
   v_levels integer;
   v_updated integer;
+  v_passed inventory.reserve_many_line[];
 begin
   -- A caller who may reserve nowhere is refused as a whole (nothing about the requests is revealed).
   if not (inventory.is_allowed('operator') or inventory.holds_role_somewhere('operator')) then
@@ -1685,14 +1686,59 @@ begin
   end if;
   v_count := pg_catalog.jsonb_array_length(reserve_many.requests);
 
-  -- 1. Each request parsed and checked on its own, as reserve_stock would check it.
+  -- 1a. The common case in one query, with no subtransaction per request: the requests that pass
+  -- every check reserve_stock makes (well-formed, a live SKU, a location, a valid quantity and
+  -- order_ref, the default lifetime, a valid key, not lot-tracked, the caller an operator there).
+  -- Their outcome of step 1b could only be "checked"; every other request takes step 1b.
+  with request as (
+    select e.n::integer as n, e.r, coalesce(e.r -> 'location', '"main"') #>> '{}' as location
+      from pg_catalog.jsonb_array_elements(reserve_many.requests) with ordinality as e (r, n)
+     where pg_catalog.jsonb_typeof(e.r) = 'object'
+       and pg_catalog.jsonb_typeof(e.r -> 'quantity') = 'number'
+       and pg_catalog.jsonb_typeof(e.r -> 'order_ref') = 'string'
+       and pg_catalog.jsonb_typeof(e.r -> 'sku') = 'string'
+       and coalesce(pg_catalog.jsonb_typeof(e.r -> 'location'), 'string') = 'string'
+       and coalesce(pg_catalog.jsonb_typeof(e.r -> 'expires_in'), 'null') = 'null'
+       and coalesce(pg_catalog.jsonb_typeof(e.r -> 'idempotency_key'), 'null') in ('null', 'string')
+       and not exists (select from pg_catalog.jsonb_object_keys(e.r) k
+                        where k not in ('order_ref', 'sku', 'quantity', 'location', 'expires_in', 'idempotency_key'))
+  ), place as (
+    select l.location_id, l.code, inventory.is_allowed('operator', l.location_id) as allowed
+      from inventory.locations l where l.code in (select r.location from request r)
+  )
+  select pg_catalog.array_agg(row(r.n, r.r ->> 'order_ref', r.r ->> 'sku', r.location, (r.r ->> 'quantity')::numeric,
+                                  null, r.r ->> 'idempotency_key', i.item_id, p.location_id, i.status, i.track_lots,
+                                  pg_catalog.now() + t.default_reservation_ttl,
+                                  case when r.r ->> 'idempotency_key' is not null then inventory.hold_request(
+                                    pg_catalog.jsonb_build_object('sku', r.r ->> 'sku',
+                                      'quantity', (r.r ->> 'quantity')::numeric, 'order_ref', r.r ->> 'order_ref',
+                                      'location', r.location, 'expires_in', inventory.interval_key(null)),
+                                    'order', null) end,
+                                  null)::inventory.reserve_many_line order by r.n)
+    into v_passed
+    from request r
+    cross join inventory.settings t
+    join inventory.items i on i.sku = r.r ->> 'sku' and i.deleted_at is null and not i.track_lots
+    join place p on p.code = r.location and p.allowed
+   where inventory.quantity_is_valid((r.r ->> 'quantity')::numeric)
+     and inventory.text_is_valid(r.r ->> 'order_ref', 200)
+     and (r.r ->> 'idempotency_key' is null or inventory.text_is_valid(r.r ->> 'idempotency_key', 200));
+  v_k := 1;
+
+  -- 1b. Each other request parsed and checked on its own, as reserve_stock would check it.
   for v_request, v_n in
     select e.r, e.n::integer from pg_catalog.jsonb_array_elements(reserve_many.requests) with ordinality as e (r, n)
      order by e.n
   loop
+    v_rids := v_rids || null::bigint;
+    if (v_passed[v_k]).ordinal = v_n then
+      v_lines := v_lines || v_passed[v_k];
+      v_results := v_results || null::inventory_api.reserve_many_result;
+      v_k := v_k + 1;
+      continue;
+    end if;
     v_line := null;
     v_line.ordinal := v_n;
-    v_rids := v_rids || null::bigint;
     begin
       if pg_catalog.jsonb_typeof(v_request) = 'object' then
         v_line.order_ref := v_request ->> 'order_ref';
