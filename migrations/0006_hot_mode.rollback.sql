@@ -1024,6 +1024,114 @@ $function$
 ;
 comment on function inventory.refresh_reorder_alerts(bigint[],bigint[]) is 'Set-based re-evaluation of the reorder alerts of many levels (caller holds their locks).';
 
+CREATE OR REPLACE FUNCTION inventory.reserve_stock(sku text, quantity numeric, order_ref text, location text, expires_in interval, idempotency_key text, reference_type text, notes text, min_shelf_life interval)
+ RETURNS inventory_api.reservation
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO ''
+AS $function$
+declare
+  v_found record;
+  v_reservation_id bigint;
+  v_result inventory_api.reservation;
+  v_replay jsonb;
+  v_sellable_until date;
+begin
+  -- The hottest path in pyinv: one query resolves the item, the location, the level's current
+  -- availability and the default hold lifetime; the helpers run only to raise their errors.
+  select i.item_id, i.status, i.track_lots, l.location_id, s.available, t.default_reservation_ttl
+    into v_found
+    from inventory.settings t
+    left join inventory.items i on i.sku = reserve_stock.sku and i.deleted_at is null
+    left join inventory.locations l on l.code = reserve_stock.location
+    left join inventory.stock_levels s on s.item_id = i.item_id and s.location_id = l.location_id;
+  if v_found.item_id is null then
+    perform inventory.item_for_sku(reserve_stock.sku);
+  end if;
+  -- The inlinable predicates run first; the raising helpers only when they fail.
+  if not inventory.quantity_is_valid(reserve_stock.quantity) then
+    perform inventory.check_quantity(reserve_stock.quantity);
+  end if;
+  if not inventory.text_is_valid(reserve_stock.order_ref, 200) then
+    perform inventory.check_text(reserve_stock.order_ref, 'order_ref', 200);
+  end if;
+  if v_found.location_id is null then
+    perform inventory.location_for_code(reserve_stock.location);
+  end if;
+  if not inventory.is_allowed('operator', v_found.location_id) then
+    perform inventory.authorize('operator', v_found.location_id);
+  end if;
+  if reserve_stock.reference_type is distinct from 'order' or reserve_stock.notes is not null then
+    perform inventory.check_hold_description(reserve_stock.reference_type, reserve_stock.notes);
+  end if;
+  if v_found.track_lots or reserve_stock.min_shelf_life is not null then
+    v_sellable_until := inventory.sellable_until(reserve_stock.min_shelf_life);
+  end if;
+  -- A retry with the key replays the original result even if stock or status changed since.
+  v_reservation_id := pg_catalog.nextval('inventory.reservations_reservation_id_seq'::regclass);
+  v_result := row(v_reservation_id, reserve_stock.order_ref, reserve_stock.sku, reserve_stock.location,
+                  reserve_stock.quantity, 0, reserve_stock.quantity, 'ACTIVE',
+                  case when reserve_stock.expires_in is null then pg_catalog.now() + v_found.default_reservation_ttl
+                       else inventory.hold_expiry(reserve_stock.expires_in) end,
+                  inventory.current_actor(), pg_catalog.now(), reserve_stock.reference_type,
+                  reserve_stock.notes)::inventory_api.reservation;
+  if reserve_stock.idempotency_key is not null then
+    v_replay := inventory.claim_idempotency_key(reserve_stock.idempotency_key, 'reserve_stock',
+      inventory.hold_request(
+        pg_catalog.jsonb_build_object('sku', reserve_stock.sku, 'quantity', reserve_stock.quantity,
+          'order_ref', reserve_stock.order_ref, 'location', reserve_stock.location,
+          'expires_in', inventory.interval_key(reserve_stock.expires_in))
+          || inventory.shelf_life_request(reserve_stock.min_shelf_life),
+        reserve_stock.reference_type, reserve_stock.notes),
+      pg_catalog.to_jsonb(v_result));
+    if v_replay is not null then
+      return pg_catalog.jsonb_populate_record(null::inventory_api.reservation, v_replay);
+    end if;
+  end if;
+
+  if v_found.status <> 'active' then
+    perform inventory.raise_error('PRODUCT_UNAVAILABLE',
+      pg_catalog.format('item %s is %s and cannot be reserved', reserve_stock.sku, v_found.status),
+      pg_catalog.jsonb_build_object('sku', reserve_stock.sku, 'status', v_found.status));
+  end if;
+  -- Sold out is answered from this plain read, without writing or locking anything (unless overdue
+  -- holds, which no longer count, are what stands in the way).
+  if v_found.track_lots then
+    return inventory.reserve_from_lots(v_found.item_id, v_found.location_id, v_sellable_until, v_result,
+                                       reserve_stock.idempotency_key);
+  end if;
+  if coalesce(v_found.available, 0) < reserve_stock.quantity
+     and coalesce(inventory.effective_available(v_found.item_id, v_found.location_id), 0) < reserve_stock.quantity then
+    perform inventory.raise_error('INSUFFICIENT_STOCK',
+      pg_catalog.format('insufficient stock for %s at %s', reserve_stock.sku, reserve_stock.location),
+      inventory.shortfall(v_found.item_id, v_found.location_id, reserve_stock.sku, reserve_stock.location,
+                          reserve_stock.quantity));
+  end if;
+
+  -- Every column given: a column left to its default costs a re-parsed default expression per statement.
+  insert into inventory.reservations (reservation_id, order_ref, item_id, location_id, quantity, quantity_fulfilled,
+                                      status, expires_at, created_by, created_at, closed_at, quantity_returned,
+                                      reference_type, notes)
+  values (v_reservation_id, reserve_stock.order_ref, v_found.item_id, v_found.location_id, reserve_stock.quantity,
+          0, 'ACTIVE', v_result.expires_at, v_result.created_by, v_result.created_at, null, 0,
+          reserve_stock.reference_type::inventory.reference_type, reserve_stock.notes);
+
+  -- hold_units' conditional UPDATE is the one statement that locks the level; only the ledger row
+  -- and the commit follow it.
+  if not inventory.hold_units(v_found.item_id, v_found.location_id, reserve_stock.quantity,
+           inventory.describe_movement('RESERVE', 'order hold', reserve_stock.order_ref,
+                                       reserve_stock.idempotency_key, reservation_id => v_reservation_id)) then
+    perform inventory.raise_error('INSUFFICIENT_STOCK',
+      pg_catalog.format('insufficient stock for %s at %s', reserve_stock.sku, reserve_stock.location),
+      inventory.shortfall(v_found.item_id, v_found.location_id, reserve_stock.sku, reserve_stock.location,
+                          reserve_stock.quantity));
+  end if;
+  return v_result;
+end
+$function$
+;
+comment on function inventory.reserve_stock(text,numeric,text,text,interval,text,text,text,interval) is 'Implements inventory_api.reserve_stock.';
+
 CREATE OR REPLACE FUNCTION inventory.schema_version(OUT version text, OUT migration text)
  RETURNS record
  LANGUAGE sql

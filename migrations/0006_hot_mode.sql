@@ -774,6 +774,11 @@ begin
   exception when no_data_found then
     null;
   end;
+  -- Sold out is answered from this plain read, without locking the level (as reserve_stock does
+  -- for a level that is not hot): the level's own free units, its buckets' and overdue holds'.
+  if coalesce(inventory.effective_available(hold_units.item_id, hold_units.location_id), 0) < hold_units.quantity then
+    return false;
+  end if;
   perform inventory.expire_overdue_at_level(hold_units.item_id, hold_units.location_id);
   v_bucket := inventory.rebalance_level(hold_units.item_id, hold_units.location_id, hold_units.quantity, false);
   if v_bucket is null then
@@ -791,6 +796,116 @@ end
 $$;
 
 comment on function inventory.hold_units(bigint, bigint, numeric, inventory.movement) is 'Conditionally holds units at one level: its row, else a free hot bucket, else under its lock after expiring overdue holds and pooling every free unit; true when they fit.';
+
+create or replace function inventory.reserve_stock(sku text, quantity numeric, order_ref text, location text,
+                                        expires_in interval, idempotency_key text, reference_type text,
+                                        notes text, min_shelf_life interval)
+returns inventory_api.reservation
+language plpgsql volatile security definer
+set search_path = ''
+as $$
+declare
+  v_found record;
+  v_reservation_id bigint;
+  v_result inventory_api.reservation;
+  v_replay jsonb;
+  v_sellable_until date;
+begin
+  -- The hottest path in pyinv: one query resolves the item, the location, the level's current
+  -- availability and the default hold lifetime; the helpers run only to raise their errors.
+  select i.item_id, i.status, i.track_lots, l.location_id, s.available, s.hot_buckets, t.default_reservation_ttl
+    into v_found
+    from inventory.settings t
+    left join inventory.items i on i.sku = reserve_stock.sku and i.deleted_at is null
+    left join inventory.locations l on l.code = reserve_stock.location
+    left join inventory.stock_levels s on s.item_id = i.item_id and s.location_id = l.location_id;
+  if v_found.item_id is null then
+    perform inventory.item_for_sku(reserve_stock.sku);
+  end if;
+  -- The inlinable predicates run first; the raising helpers only when they fail.
+  if not inventory.quantity_is_valid(reserve_stock.quantity) then
+    perform inventory.check_quantity(reserve_stock.quantity);
+  end if;
+  if not inventory.text_is_valid(reserve_stock.order_ref, 200) then
+    perform inventory.check_text(reserve_stock.order_ref, 'order_ref', 200);
+  end if;
+  if v_found.location_id is null then
+    perform inventory.location_for_code(reserve_stock.location);
+  end if;
+  if not inventory.is_allowed('operator', v_found.location_id) then
+    perform inventory.authorize('operator', v_found.location_id);
+  end if;
+  if reserve_stock.reference_type is distinct from 'order' or reserve_stock.notes is not null then
+    perform inventory.check_hold_description(reserve_stock.reference_type, reserve_stock.notes);
+  end if;
+  if v_found.track_lots or reserve_stock.min_shelf_life is not null then
+    v_sellable_until := inventory.sellable_until(reserve_stock.min_shelf_life);
+  end if;
+  -- A retry with the key replays the original result even if stock or status changed since.
+  v_reservation_id := pg_catalog.nextval('inventory.reservations_reservation_id_seq'::regclass);
+  v_result := row(v_reservation_id, reserve_stock.order_ref, reserve_stock.sku, reserve_stock.location,
+                  reserve_stock.quantity, 0, reserve_stock.quantity, 'ACTIVE',
+                  case when reserve_stock.expires_in is null then pg_catalog.now() + v_found.default_reservation_ttl
+                       else inventory.hold_expiry(reserve_stock.expires_in) end,
+                  inventory.current_actor(), pg_catalog.now(), reserve_stock.reference_type,
+                  reserve_stock.notes)::inventory_api.reservation;
+  if reserve_stock.idempotency_key is not null then
+    v_replay := inventory.claim_idempotency_key(reserve_stock.idempotency_key, 'reserve_stock',
+      inventory.hold_request(
+        pg_catalog.jsonb_build_object('sku', reserve_stock.sku, 'quantity', reserve_stock.quantity,
+          'order_ref', reserve_stock.order_ref, 'location', reserve_stock.location,
+          'expires_in', inventory.interval_key(reserve_stock.expires_in))
+          || inventory.shelf_life_request(reserve_stock.min_shelf_life),
+        reserve_stock.reference_type, reserve_stock.notes),
+      pg_catalog.to_jsonb(v_result));
+    if v_replay is not null then
+      return pg_catalog.jsonb_populate_record(null::inventory_api.reservation, v_replay);
+    end if;
+  end if;
+
+  if v_found.status <> 'active' then
+    perform inventory.raise_error('PRODUCT_UNAVAILABLE',
+      pg_catalog.format('item %s is %s and cannot be reserved', reserve_stock.sku, v_found.status),
+      pg_catalog.jsonb_build_object('sku', reserve_stock.sku, 'status', v_found.status));
+  end if;
+  -- Sold out is answered from this plain read, without writing or locking anything (unless overdue
+  -- holds, which no longer count, are what stands in the way).
+  if v_found.track_lots then
+    return inventory.reserve_from_lots(v_found.item_id, v_found.location_id, v_sellable_until, v_result,
+                                       reserve_stock.idempotency_key);
+  end if;
+  -- (A hot level's row counts its buckets' free units as reserved: hold_units answers for it.)
+  if coalesce(v_found.available, 0) < reserve_stock.quantity and coalesce(v_found.hot_buckets, 1) = 1
+     and coalesce(inventory.effective_available(v_found.item_id, v_found.location_id), 0) < reserve_stock.quantity then
+    perform inventory.raise_error('INSUFFICIENT_STOCK',
+      pg_catalog.format('insufficient stock for %s at %s', reserve_stock.sku, reserve_stock.location),
+      inventory.shortfall(v_found.item_id, v_found.location_id, reserve_stock.sku, reserve_stock.location,
+                          reserve_stock.quantity));
+  end if;
+
+  -- Every column given: a column left to its default costs a re-parsed default expression per statement.
+  insert into inventory.reservations (reservation_id, order_ref, item_id, location_id, quantity, quantity_fulfilled,
+                                      status, expires_at, created_by, created_at, closed_at, quantity_returned,
+                                      reference_type, notes)
+  values (v_reservation_id, reserve_stock.order_ref, v_found.item_id, v_found.location_id, reserve_stock.quantity,
+          0, 'ACTIVE', v_result.expires_at, v_result.created_by, v_result.created_at, null, 0,
+          reserve_stock.reference_type::inventory.reference_type, reserve_stock.notes);
+
+  -- hold_units' conditional UPDATE is the one statement that locks the level; only the ledger row
+  -- and the commit follow it.
+  if not inventory.hold_units(v_found.item_id, v_found.location_id, reserve_stock.quantity,
+           inventory.describe_movement('RESERVE', 'order hold', reserve_stock.order_ref,
+                                       reserve_stock.idempotency_key, reservation_id => v_reservation_id)) then
+    perform inventory.raise_error('INSUFFICIENT_STOCK',
+      pg_catalog.format('insufficient stock for %s at %s', reserve_stock.sku, reserve_stock.location),
+      inventory.shortfall(v_found.item_id, v_found.location_id, reserve_stock.sku, reserve_stock.location,
+                          reserve_stock.quantity));
+  end if;
+  return v_result;
+end
+$$;
+
+comment on function inventory.reserve_stock(text, numeric, text, text, interval, text, text, text, interval) is 'Implements inventory_api.reserve_stock.';
 
 -- Applies a delta to on_hand of one level through the ledger (an ADJUST movement described by
 -- `movement`); returns the level after it (its last_movement_id is the movement's). Raises
@@ -1702,7 +1817,7 @@ begin
        and coalesce(pg_catalog.jsonb_typeof(e.r -> 'idempotency_key'), 'null') in ('null', 'string')
        and not exists (select from pg_catalog.jsonb_object_keys(e.r) k
                         where k not in ('order_ref', 'sku', 'quantity', 'location', 'expires_in', 'idempotency_key'))
-  ), place as (
+  ), place as materialized (  -- authorised once per location, not per request
     select l.location_id, l.code, inventory.is_allowed('operator', l.location_id) as allowed
       from inventory.locations l where l.code in (select r.location from request r)
   )
@@ -1718,7 +1833,9 @@ begin
     into v_passed
     from request r
     cross join inventory.settings t
-    join inventory.items i on i.sku = r.r ->> 'sku' and i.deleted_at is null and not i.track_lots
+    -- lateral: one index probe per request (a hash join read the whole catalogue)
+    cross join lateral (select x.item_id, x.status, x.track_lots from inventory.items x
+                         where x.sku = r.r ->> 'sku' and x.deleted_at is null and not x.track_lots) i
     join place p on p.code = r.location and p.allowed
    where inventory.quantity_is_valid((r.r ->> 'quantity')::numeric)
      and inventory.text_is_valid(r.r ->> 'order_ref', 200)
@@ -1851,7 +1968,43 @@ begin
            where l.level_no is not null) d
     left join inventory.stock_levels s on s.item_id = d.item_id and s.location_id = d.location_id;
 
-  -- 4. The requests in array order, as sequential reserve_stock calls would meet them.
+  -- 4a. The common case set-wise: no key seen before or twice, every request for a live item that
+  -- is not lot-tracked, and each level's requests fit together in what it has free. Then sequential
+  -- reserve_stock calls would hold every one of them, in array order: so do they here.
+  if v_stored = '{}'::jsonb
+     and not exists (select from pg_catalog.unnest(v_lines) l
+                      where (v_results[l.ordinal]).ordinal is null and (l.status <> 'active' or l.track_lots))
+     and (select pg_catalog.count(l.idempotency_key) = pg_catalog.count(distinct l.idempotency_key)
+            from pg_catalog.unnest(v_lines) l where (v_results[l.ordinal]).ordinal is null)
+     and not exists (select from (select l.level_no, pg_catalog.sum(l.quantity) as quantity
+                                    from pg_catalog.unnest(v_lines) l
+                                   where (v_results[l.ordinal]).ordinal is null group by l.level_no) t
+                      where t.quantity > v_lv_on_hand[t.level_no] - v_lv_reserved[t.level_no]) then
+    with held as (  -- reservation ids in array order, as the calls would have drawn them
+      select x.ordinal, pg_catalog.nextval('inventory.reservations_reservation_id_seq'::regclass) as rid, x.line
+        from (select l.ordinal, l as line from pg_catalog.unnest(v_lines) l
+               where (v_results[l.ordinal]).ordinal is null order by l.ordinal) x
+    ), answered as (
+      select g.n, h.rid,
+             coalesce(v_results[g.n],
+                      row(g.n, (h.line).order_ref, (h.line).sku, (h.line).location, h.rid, (h.line).quantity,
+                          (h.line).expires_at, true, null, null, null, null,
+                          pg_catalog.to_jsonb(row(h.rid, (h.line).order_ref, (h.line).sku, (h.line).location,
+                                                  (h.line).quantity, 0, (h.line).quantity, 'ACTIVE',
+                                                  (h.line).expires_at, v_actor, pg_catalog.now(), 'order', null
+                                                 )::inventory_api.reservation))::inventory_api.reserve_many_result)
+               as result,
+             (h.line).idempotency_key as key
+        from pg_catalog.generate_series(1, v_count) g (n)
+        left join held h on h.ordinal = g.n)
+    select pg_catalog.array_agg(a.rid order by a.n), pg_catalog.array_agg(a.result order by a.n),
+           coalesce(pg_catalog.jsonb_object_agg(a.key, a.n) filter (where a.key is not null and a.rid is not null),
+                    '{}'::jsonb)
+      into v_rids, v_results, v_owner
+      from answered a;
+  end if;
+
+  -- 4b. Otherwise the requests in array order, as sequential reserve_stock calls would meet them.
   for v_n in 1 .. v_count loop
     continue when (v_results[v_n]).ordinal is not null;
     v_line := v_lines[v_n];
@@ -1986,8 +2139,11 @@ $$;
 comment on function inventory.reserve_many(jsonb) is 'Implements inventory_api.reserve_many.';
 
 -- The fast path of a hold on a hot level: the first bucket, from a per-session starting point so
--- that sessions spread, that nobody has locked and that has the units; `bucket` names one the
--- caller already holds (after a rebalance). Records the bucket on the hold. Null when none fits.
+-- that sessions spread, that nobody has locked and that has the units; when every bucket that has
+-- them is busy (more buyers than buckets), the hold queues on one of them, as a plain conditional
+-- UPDATE would, instead of pooling the whole level. `bucket` names one the caller already holds
+-- (after a rebalance). Records the bucket on the hold. Null when none fits. The caller runs it in a
+-- subtransaction: a lock left on a bucket whose re-check failed is released with it.
 create function inventory.take_from_bucket(item_id bigint, location_id bigint, quantity numeric,
                                            movement inventory.movement, bucket smallint default null)
 returns smallint
@@ -1995,24 +2151,44 @@ language plpgsql volatile
 set search_path = ''
 as $$
 declare
-  v_bucket smallint;
+  v_bucket smallint := take_from_bucket.bucket;
+  v_start smallint := 1 + pg_catalog.pg_backend_pid() % 64;
 begin
+  if v_bucket is null then
+    -- In key order from this session's starting bucket, then from the first: an index scan that
+    -- stops at the first free one (sorting every bucket by a computed order cost a full read of them).
+    select c.bucket into v_bucket from inventory.hot_buckets c
+     where c.item_id = take_from_bucket.item_id and c.location_id = take_from_bucket.location_id
+       and c.bucket >= v_start and c.free >= take_from_bucket.quantity
+     order by c.bucket limit 1
+       for no key update skip locked;
+    if v_bucket is null then
+      select c.bucket into v_bucket from inventory.hot_buckets c
+       where c.item_id = take_from_bucket.item_id and c.location_id = take_from_bucket.location_id
+         and c.bucket < v_start and c.free >= take_from_bucket.quantity
+       order by c.bucket limit 1
+         for no key update skip locked;
+    end if;
+    if v_bucket is null then
+      -- Every bucket that has the units is busy: queue on one, as a conditional UPDATE would.
+      select c.bucket into v_bucket from inventory.hot_buckets c
+       where c.item_id = take_from_bucket.item_id and c.location_id = take_from_bucket.location_id
+         and c.free >= take_from_bucket.quantity
+       order by c.bucket >= v_start desc, c.bucket limit 1;
+    end if;
+    if v_bucket is null then
+      return null;
+    end if;
+  end if;
   update inventory.hot_buckets b
      set held = b.held + take_from_bucket.quantity, pending_movement = take_from_bucket.movement
    where b.item_id = take_from_bucket.item_id and b.location_id = take_from_bucket.location_id
-     and b.bucket = coalesce(take_from_bucket.bucket,
-           (select c.bucket from inventory.hot_buckets c
-             where c.item_id = take_from_bucket.item_id and c.location_id = take_from_bucket.location_id
-               and c.free >= take_from_bucket.quantity
-             order by (c.bucket + pg_catalog.pg_backend_pid()) % 64
-             limit 1
-               for no key update skip locked))
-     and b.free >= take_from_bucket.quantity
-  returning b.bucket into v_bucket;
-  if v_bucket is not null then
-    update inventory.reservations r set bucket = v_bucket
-     where r.reservation_id = (take_from_bucket.movement).reservation_id;
+     and b.bucket = v_bucket and b.free >= take_from_bucket.quantity;
+  if not found then
+    return null;
   end if;
+  update inventory.reservations r set bucket = v_bucket
+   where r.reservation_id = (take_from_bucket.movement).reservation_id;
   return v_bucket;
 end
 $$;

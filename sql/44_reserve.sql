@@ -105,6 +105,11 @@ begin
   exception when no_data_found then
     null;
   end;
+  -- Sold out is answered from this plain read, without locking the level (as reserve_stock does
+  -- for a level that is not hot): the level's own free units, its buckets' and overdue holds'.
+  if coalesce(inventory.effective_available(hold_units.item_id, hold_units.location_id), 0) < hold_units.quantity then
+    return false;
+  end if;
   perform inventory.expire_overdue_at_level(hold_units.item_id, hold_units.location_id);
   v_bucket := inventory.rebalance_level(hold_units.item_id, hold_units.location_id, hold_units.quantity, false);
   if v_bucket is null then
@@ -215,7 +220,7 @@ declare
 begin
   -- The hottest path in pyinv: one query resolves the item, the location, the level's current
   -- availability and the default hold lifetime; the helpers run only to raise their errors.
-  select i.item_id, i.status, i.track_lots, l.location_id, s.available, t.default_reservation_ttl
+  select i.item_id, i.status, i.track_lots, l.location_id, s.available, s.hot_buckets, t.default_reservation_ttl
     into v_found
     from inventory.settings t
     left join inventory.items i on i.sku = reserve_stock.sku and i.deleted_at is null
@@ -276,7 +281,8 @@ begin
     return inventory.reserve_from_lots(v_found.item_id, v_found.location_id, v_sellable_until, v_result,
                                        reserve_stock.idempotency_key);
   end if;
-  if coalesce(v_found.available, 0) < reserve_stock.quantity
+  -- (A hot level's row counts its buckets' free units as reserved: hold_units answers for it.)
+  if coalesce(v_found.available, 0) < reserve_stock.quantity and coalesce(v_found.hot_buckets, 1) = 1
      and coalesce(inventory.effective_available(v_found.item_id, v_found.location_id), 0) < reserve_stock.quantity then
     perform inventory.raise_error('INSUFFICIENT_STOCK',
       pg_catalog.format('insufficient stock for %s at %s', reserve_stock.sku, reserve_stock.location),

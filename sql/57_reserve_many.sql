@@ -214,7 +214,7 @@ begin
        and coalesce(pg_catalog.jsonb_typeof(e.r -> 'idempotency_key'), 'null') in ('null', 'string')
        and not exists (select from pg_catalog.jsonb_object_keys(e.r) k
                         where k not in ('order_ref', 'sku', 'quantity', 'location', 'expires_in', 'idempotency_key'))
-  ), place as (
+  ), place as materialized (  -- authorised once per location, not per request
     select l.location_id, l.code, inventory.is_allowed('operator', l.location_id) as allowed
       from inventory.locations l where l.code in (select r.location from request r)
   )
@@ -230,7 +230,9 @@ begin
     into v_passed
     from request r
     cross join inventory.settings t
-    join inventory.items i on i.sku = r.r ->> 'sku' and i.deleted_at is null and not i.track_lots
+    -- lateral: one index probe per request (a hash join read the whole catalogue)
+    cross join lateral (select x.item_id, x.status, x.track_lots from inventory.items x
+                         where x.sku = r.r ->> 'sku' and x.deleted_at is null and not x.track_lots) i
     join place p on p.code = r.location and p.allowed
    where inventory.quantity_is_valid((r.r ->> 'quantity')::numeric)
      and inventory.text_is_valid(r.r ->> 'order_ref', 200)
@@ -363,7 +365,43 @@ begin
            where l.level_no is not null) d
     left join inventory.stock_levels s on s.item_id = d.item_id and s.location_id = d.location_id;
 
-  -- 4. The requests in array order, as sequential reserve_stock calls would meet them.
+  -- 4a. The common case set-wise: no key seen before or twice, every request for a live item that
+  -- is not lot-tracked, and each level's requests fit together in what it has free. Then sequential
+  -- reserve_stock calls would hold every one of them, in array order: so do they here.
+  if v_stored = '{}'::jsonb
+     and not exists (select from pg_catalog.unnest(v_lines) l
+                      where (v_results[l.ordinal]).ordinal is null and (l.status <> 'active' or l.track_lots))
+     and (select pg_catalog.count(l.idempotency_key) = pg_catalog.count(distinct l.idempotency_key)
+            from pg_catalog.unnest(v_lines) l where (v_results[l.ordinal]).ordinal is null)
+     and not exists (select from (select l.level_no, pg_catalog.sum(l.quantity) as quantity
+                                    from pg_catalog.unnest(v_lines) l
+                                   where (v_results[l.ordinal]).ordinal is null group by l.level_no) t
+                      where t.quantity > v_lv_on_hand[t.level_no] - v_lv_reserved[t.level_no]) then
+    with held as (  -- reservation ids in array order, as the calls would have drawn them
+      select x.ordinal, pg_catalog.nextval('inventory.reservations_reservation_id_seq'::regclass) as rid, x.line
+        from (select l.ordinal, l as line from pg_catalog.unnest(v_lines) l
+               where (v_results[l.ordinal]).ordinal is null order by l.ordinal) x
+    ), answered as (
+      select g.n, h.rid,
+             coalesce(v_results[g.n],
+                      row(g.n, (h.line).order_ref, (h.line).sku, (h.line).location, h.rid, (h.line).quantity,
+                          (h.line).expires_at, true, null, null, null, null,
+                          pg_catalog.to_jsonb(row(h.rid, (h.line).order_ref, (h.line).sku, (h.line).location,
+                                                  (h.line).quantity, 0, (h.line).quantity, 'ACTIVE',
+                                                  (h.line).expires_at, v_actor, pg_catalog.now(), 'order', null
+                                                 )::inventory_api.reservation))::inventory_api.reserve_many_result)
+               as result,
+             (h.line).idempotency_key as key
+        from pg_catalog.generate_series(1, v_count) g (n)
+        left join held h on h.ordinal = g.n)
+    select pg_catalog.array_agg(a.rid order by a.n), pg_catalog.array_agg(a.result order by a.n),
+           coalesce(pg_catalog.jsonb_object_agg(a.key, a.n) filter (where a.key is not null and a.rid is not null),
+                    '{}'::jsonb)
+      into v_rids, v_results, v_owner
+      from answered a;
+  end if;
+
+  -- 4b. Otherwise the requests in array order, as sequential reserve_stock calls would meet them.
   for v_n in 1 .. v_count loop
     continue when (v_results[v_n]).ordinal is not null;
     v_line := v_lines[v_n];

@@ -7,8 +7,11 @@
 -- for the bucket: no deadlock. lock_levels is the one way to lock several levels.
 
 -- The fast path of a hold on a hot level: the first bucket, from a per-session starting point so
--- that sessions spread, that nobody has locked and that has the units; `bucket` names one the
--- caller already holds (after a rebalance). Records the bucket on the hold. Null when none fits.
+-- that sessions spread, that nobody has locked and that has the units; when every bucket that has
+-- them is busy (more buyers than buckets), the hold queues on one of them, as a plain conditional
+-- UPDATE would, instead of pooling the whole level. `bucket` names one the caller already holds
+-- (after a rebalance). Records the bucket on the hold. Null when none fits. The caller runs it in a
+-- subtransaction: a lock left on a bucket whose re-check failed is released with it.
 create function inventory.take_from_bucket(item_id bigint, location_id bigint, quantity numeric,
                                            movement inventory.movement, bucket smallint default null)
 returns smallint
@@ -16,24 +19,44 @@ language plpgsql volatile
 set search_path = ''
 as $$
 declare
-  v_bucket smallint;
+  v_bucket smallint := take_from_bucket.bucket;
+  v_start smallint := 1 + pg_catalog.pg_backend_pid() % 64;
 begin
+  if v_bucket is null then
+    -- In key order from this session's starting bucket, then from the first: an index scan that
+    -- stops at the first free one (sorting every bucket by a computed order cost a full read of them).
+    select c.bucket into v_bucket from inventory.hot_buckets c
+     where c.item_id = take_from_bucket.item_id and c.location_id = take_from_bucket.location_id
+       and c.bucket >= v_start and c.free >= take_from_bucket.quantity
+     order by c.bucket limit 1
+       for no key update skip locked;
+    if v_bucket is null then
+      select c.bucket into v_bucket from inventory.hot_buckets c
+       where c.item_id = take_from_bucket.item_id and c.location_id = take_from_bucket.location_id
+         and c.bucket < v_start and c.free >= take_from_bucket.quantity
+       order by c.bucket limit 1
+         for no key update skip locked;
+    end if;
+    if v_bucket is null then
+      -- Every bucket that has the units is busy: queue on one, as a conditional UPDATE would.
+      select c.bucket into v_bucket from inventory.hot_buckets c
+       where c.item_id = take_from_bucket.item_id and c.location_id = take_from_bucket.location_id
+         and c.free >= take_from_bucket.quantity
+       order by c.bucket >= v_start desc, c.bucket limit 1;
+    end if;
+    if v_bucket is null then
+      return null;
+    end if;
+  end if;
   update inventory.hot_buckets b
      set held = b.held + take_from_bucket.quantity, pending_movement = take_from_bucket.movement
    where b.item_id = take_from_bucket.item_id and b.location_id = take_from_bucket.location_id
-     and b.bucket = coalesce(take_from_bucket.bucket,
-           (select c.bucket from inventory.hot_buckets c
-             where c.item_id = take_from_bucket.item_id and c.location_id = take_from_bucket.location_id
-               and c.free >= take_from_bucket.quantity
-             order by (c.bucket + pg_catalog.pg_backend_pid()) % 64
-             limit 1
-               for no key update skip locked))
-     and b.free >= take_from_bucket.quantity
-  returning b.bucket into v_bucket;
-  if v_bucket is not null then
-    update inventory.reservations r set bucket = v_bucket
-     where r.reservation_id = (take_from_bucket.movement).reservation_id;
+     and b.bucket = v_bucket and b.free >= take_from_bucket.quantity;
+  if not found then
+    return null;
   end if;
+  update inventory.reservations r set bucket = v_bucket
+   where r.reservation_id = (take_from_bucket.movement).reservation_id;
   return v_bucket;
 end
 $$;
