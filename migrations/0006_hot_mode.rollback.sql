@@ -1648,7 +1648,7 @@ drop function if exists inventory.lock_levels(item_ids bigint[], location_ids bi
 
 drop function if exists inventory.rebalance_level(item_id bigint, location_id bigint, take numeric, gather boolean);
 
-drop function if exists inventory.take_from_bucket(item_id bigint, location_id bigint, quantity numeric, movement inventory.movement, bucket smallint);
+drop function if exists inventory.take_from_bucket(item_id bigint, location_id bigint, quantity numeric, movement inventory.movement, bucket smallint, wait boolean);
 
 drop function if exists inventory.reserve_many(requests jsonb);
 

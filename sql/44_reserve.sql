@@ -85,6 +85,7 @@ set search_path = ''
 as $$
 declare
   v_bucket smallint;
+  v_wait boolean;
 begin
   update inventory.stock_levels s
      set reserved = s.reserved + hold_units.quantity, pending_movement = hold_units.movement
@@ -93,18 +94,20 @@ begin
   if found then
     return true;
   end if;
-  -- In a subtransaction: SKIP LOCKED may leave a bucket locked that it then found empty (its
-  -- re-check failed), and waiting for the level below while holding it would deadlock with the
-  -- level's holder waiting for its buckets. Rolling the attempt back releases it.
-  begin
-    if inventory.take_from_bucket(hold_units.item_id, hold_units.location_id, hold_units.quantity,
-                                  hold_units.movement) is not null then
-      return true;
-    end if;
-    raise sqlstate 'P0002';
-  exception when no_data_found then
-    null;
-  end;
+  -- Each attempt in a subtransaction: SKIP LOCKED may leave a bucket locked that it then found
+  -- empty (its re-check failed), and waiting for another bucket or the level while holding it
+  -- would deadlock with a rebalance of the level. Rolling the attempt back releases it.
+  foreach v_wait in array array[false, true] loop
+    begin
+      if inventory.take_from_bucket(hold_units.item_id, hold_units.location_id, hold_units.quantity,
+                                    hold_units.movement, wait => v_wait) is not null then
+        return true;
+      end if;
+      raise sqlstate 'P0002';
+    exception when no_data_found then
+      null;
+    end;
+  end loop;
   -- Sold out is answered from this plain read, without locking the level (as reserve_stock does
   -- for a level that is not hot): the level's own free units, its buckets' and overdue holds'.
   if coalesce(inventory.effective_available(hold_units.item_id, hold_units.location_id), 0) < hold_units.quantity then

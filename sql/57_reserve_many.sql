@@ -172,6 +172,7 @@ declare
   v_new_keys text[];
   v_stored jsonb;
   v_owner jsonb := '{}'::jsonb;
+  v_settled boolean := false;
   v_key jsonb;
   v_lv_item bigint[];
   v_lv_location bigint[];
@@ -238,10 +239,16 @@ begin
      and inventory.text_is_valid(r.r ->> 'order_ref', 200)
      and (r.r ->> 'idempotency_key' is null or inventory.text_is_valid(r.r ->> 'idempotency_key', 200));
   v_k := 1;
+  if pg_catalog.cardinality(v_passed) = v_count then  -- all of them (no per-request loop at all)
+    v_lines := v_passed;
+    v_results := pg_catalog.array_fill(null::inventory_api.reserve_many_result, array[v_count]);
+    v_rids := pg_catalog.array_fill(null::bigint, array[v_count]);
+  end if;
 
   -- 1b. Each other request parsed and checked on its own, as reserve_stock would check it.
   for v_request, v_n in
     select e.r, e.n::integer from pg_catalog.jsonb_array_elements(reserve_many.requests) with ordinality as e (r, n)
+     where pg_catalog.cardinality(v_passed) is distinct from v_count
      order by e.n
   loop
     v_rids := v_rids || null::bigint;
@@ -399,10 +406,11 @@ begin
                     '{}'::jsonb)
       into v_rids, v_results, v_owner
       from answered a;
+    v_settled := true;
   end if;
 
   -- 4b. Otherwise the requests in array order, as sequential reserve_stock calls would meet them.
-  for v_n in 1 .. v_count loop
+  for v_n in 1 .. case when v_settled then 0 else v_count end loop
     continue when (v_results[v_n]).ordinal is not null;
     v_line := v_lines[v_n];
     if v_line.idempotency_key is not null then

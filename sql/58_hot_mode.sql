@@ -9,11 +9,13 @@
 -- The fast path of a hold on a hot level: the first bucket, from a per-session starting point so
 -- that sessions spread, that nobody has locked and that has the units; when every bucket that has
 -- them is busy (more buyers than buckets), the hold queues on one of them, as a plain conditional
--- UPDATE would, instead of pooling the whole level. `bucket` names one the caller already holds
--- (after a rebalance). Records the bucket on the hold. Null when none fits. The caller runs it in a
--- subtransaction: a lock left on a bucket whose re-check failed is released with it.
+-- UPDATE would, instead of pooling the whole level (`wait`). `bucket` names one the caller already
+-- holds (after a rebalance). Records the bucket on the hold. Null when none fits. The caller runs
+-- each attempt in a subtransaction of its own: SKIP LOCKED can leave a bucket locked whose re-check
+-- failed, and waiting for another bucket of the level while holding it deadlocks with a rebalance.
 create function inventory.take_from_bucket(item_id bigint, location_id bigint, quantity numeric,
-                                           movement inventory.movement, bucket smallint default null)
+                                           movement inventory.movement, bucket smallint default null,
+                                           wait boolean default false)
 returns smallint
 language plpgsql volatile
 set search_path = ''
@@ -22,7 +24,7 @@ declare
   v_bucket smallint := take_from_bucket.bucket;
   v_start smallint := 1 + pg_catalog.pg_backend_pid() % 64;
 begin
-  if v_bucket is null then
+  if v_bucket is null and not take_from_bucket.wait then
     -- In key order from this session's starting bucket, then from the first: an index scan that
     -- stops at the first free one (sorting every bucket by a computed order cost a full read of them).
     select c.bucket into v_bucket from inventory.hot_buckets c
@@ -37,16 +39,15 @@ begin
        order by c.bucket limit 1
          for no key update skip locked;
     end if;
-    if v_bucket is null then
-      -- Every bucket that has the units is busy: queue on one, as a conditional UPDATE would.
-      select c.bucket into v_bucket from inventory.hot_buckets c
-       where c.item_id = take_from_bucket.item_id and c.location_id = take_from_bucket.location_id
-         and c.free >= take_from_bucket.quantity
-       order by c.bucket >= v_start desc, c.bucket limit 1;
-    end if;
-    if v_bucket is null then
-      return null;
-    end if;
+  elsif v_bucket is null then
+    -- Every bucket that has the units is busy: queue on one, as a conditional UPDATE would.
+    select c.bucket into v_bucket from inventory.hot_buckets c
+     where c.item_id = take_from_bucket.item_id and c.location_id = take_from_bucket.location_id
+       and c.free >= take_from_bucket.quantity
+     order by c.bucket >= v_start desc, c.bucket limit 1;
+  end if;
+  if v_bucket is null then
+    return null;
   end if;
   update inventory.hot_buckets b
      set held = b.held + take_from_bucket.quantity, pending_movement = take_from_bucket.movement
@@ -60,7 +61,7 @@ begin
   return v_bucket;
 end
 $$;
-comment on function inventory.take_from_bucket(bigint, bigint, numeric, inventory.movement, smallint) is 'Holds units in a bucket of a hot level that nobody has locked (or in the given one); returns its number, null when none has them.';
+comment on function inventory.take_from_bucket(bigint, bigint, numeric, inventory.movement, smallint, boolean) is 'Holds units in a bucket of a hot level that nobody has locked (wait: else queueing on a busy one that has them; or in the given one); returns its number, null when none has them.';
 
 -- Pools every free unit of a level (its own and its buckets') under the level's lock, already
 -- held by the caller, and deals them out again: to the level row itself when gathering or when the
@@ -144,22 +145,33 @@ declare
   v_level record;
   c_levels refcursor;
 begin
-  if not exists (select from inventory.stock_levels s
-                  where (s.item_id, s.location_id) in (select * from rows from (pg_catalog.unnest(lock_levels.item_ids), pg_catalog.unnest(lock_levels.location_ids)) k)
-                    and s.hot_buckets > 1) then
+  -- The distinct levels, in key order, each then found by an index probe (lateral): a join of the
+  -- whole list read every stock level when the planner guessed the list long.
+  select pg_catalog.array_agg(k.item_id order by k.item_id, k.location_id),
+         pg_catalog.array_agg(k.location_id order by k.item_id, k.location_id)
+    into lock_levels.item_ids, lock_levels.location_ids
+    from (select distinct x.item_id, x.location_id
+            from rows from (pg_catalog.unnest(lock_levels.item_ids), pg_catalog.unnest(lock_levels.location_ids))
+                 as x (item_id, location_id)) k;
+  if not exists (select from pg_catalog.generate_subscripts(lock_levels.item_ids, 1) n
+                  cross join lateral (select from inventory.stock_levels s
+                                       where s.item_id = lock_levels.item_ids[n] and s.location_id = lock_levels.location_ids[n]
+                                         and s.hot_buckets > 1) h) then
     select coalesce(pg_catalog.bool_or(x.track_lots), false) into v_lots
-      from (select s.track_lots from inventory.stock_levels s
-             where (s.item_id, s.location_id) in (select * from rows from (pg_catalog.unnest(lock_levels.item_ids), pg_catalog.unnest(lock_levels.location_ids)) k)
-             order by s.item_id, s.location_id
-               for update of s) x;
+      from (select s.track_lots
+              from pg_catalog.generate_subscripts(lock_levels.item_ids, 1) n
+              cross join lateral (select l.track_lots from inventory.stock_levels l
+                                   where l.item_id = lock_levels.item_ids[n] and l.location_id = lock_levels.location_ids[n]
+                                     for update) s) x;  -- in n order: the keys'
     return v_lots;
   end if;
-  -- One row per FETCH, so each level is locked only after the previous one's buckets.
+  -- One level per FETCH, so each is locked only after the previous one's buckets.
   open c_levels for
-    select s.item_id, s.location_id, s.hot_buckets, s.track_lots from inventory.stock_levels s
-     where (s.item_id, s.location_id) in (select * from rows from (pg_catalog.unnest(lock_levels.item_ids), pg_catalog.unnest(lock_levels.location_ids)) k)
-     order by s.item_id, s.location_id
-       for update of s;
+    select s.item_id, s.location_id, s.hot_buckets, s.track_lots
+      from pg_catalog.generate_subscripts(lock_levels.item_ids, 1) n
+      cross join lateral (select l.item_id, l.location_id, l.hot_buckets, l.track_lots from inventory.stock_levels l
+                           where l.item_id = lock_levels.item_ids[n] and l.location_id = lock_levels.location_ids[n]
+                             for update) s;  -- no sort: each row is locked when it is fetched
   loop
     fetch c_levels into v_level;
     exit when not found;

@@ -204,9 +204,9 @@ def test_no_false_out_of_stock_under_each_isolation_level(catalogue: Inventory, 
 
 
 def test_buckets_add_up_at_every_moment_under_mixed_load(catalogue: Inventory, dsn: str, db) -> None:
-    """Holds, shipments, cancellations, expiry sweeps, receipts and multi-level orders in opposite
-    orders on two hot levels; a reader checks the books in one snapshot all along. No deadlock, no
-    negative bucket, and the books balance at every sample."""
+    """Holds, shipments, cancellations, expiry sweeps, receipts, reserve_many, changes of the bucket
+    count and multi-level orders in opposite orders on two hot levels; a reader checks the books in
+    one snapshot all along. No deadlock, no negative bucket, and the books balance at every sample."""
     catalogue.receive_stock("A1", 90)
     catalogue.receive_stock("B2", 95)
     catalogue.set_hot_mode("A1", buckets=6)
@@ -237,10 +237,15 @@ def test_buckets_add_up_at_every_moment_under_mixed_load(catalogue: Inventory, d
                     elif choice < 0.75:
                         lines = [{"sku": "A1", "quantity": 1}, {"sku": "B2", "quantity": 1}]
                         client.reserve_order(order, lines if n % 2 else lines[::-1])
-                    elif choice < 0.85:
+                    elif choice < 0.8:
                         client.expire_reservations(50)
-                    elif choice < 0.9:
+                    elif choice < 0.85:
+                        client.reserve_many([{"order_ref": f"{order}-{k}", "sku": sku, "quantity": 1}
+                                             for k, sku in enumerate(["B2", "A1", "A1"])])
+                    elif choice < 0.88:
                         client.receive_stock(rng.choice(["A1", "B2"]), 2)
+                    elif choice < 0.9:
+                        client.set_hot_mode(rng.choice(["A1", "B2"]), buckets=rng.choice([2, 4, 6]))
                     else:
                         earlier = f"MIX-{n}-{rng.randrange(step)}" if step else order
                         if rng.random() < 0.5:

@@ -86,7 +86,7 @@ class BenchConfig:
     event_cells: bool = True  # W2 with event writing off (B3noev), beside B3 with it on
     hot_cells: bool = True  # W1 and W4 with hot mode (B3hot) and through the coalescer (B3co)
     hot_buckets: int = 16  # set_hot_mode's buckets in the B3hot cells
-    coalescer_processes: int = 1  # application server processes in the B3co cells, each one Coalescer
+    coalescer_processes: int = 2  # application server processes in the B3co cells (one per core), each one Coalescer
     variants: tuple[str, ...] | None = None  # only these variants' cells (None: all); e.g. B3,B3noev to compare two
     seed: int | None = None
     keep_database: bool = False
