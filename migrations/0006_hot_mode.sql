@@ -2290,33 +2290,36 @@ declare
   v_level record;
   c_levels refcursor;
 begin
-  -- The distinct levels, in key order, each then found by an index probe (lateral): a join of the
-  -- whole list read every stock level when the planner guessed the list long.
+  -- The distinct levels asked for. Below, rows are found through the primary key by "= any" on
+  -- both columns (index conditions) and then kept only when they are one of the pairs: a join with
+  -- the list was planned as a hash join over every stock level.
   select pg_catalog.array_agg(k.item_id order by k.item_id, k.location_id),
          pg_catalog.array_agg(k.location_id order by k.item_id, k.location_id)
     into lock_levels.item_ids, lock_levels.location_ids
     from (select distinct x.item_id, x.location_id
             from rows from (pg_catalog.unnest(lock_levels.item_ids), pg_catalog.unnest(lock_levels.location_ids))
                  as x (item_id, location_id)) k;
-  if not exists (select from pg_catalog.generate_subscripts(lock_levels.item_ids, 1) n
-                  cross join lateral (select from inventory.stock_levels s
-                                       where s.item_id = lock_levels.item_ids[n] and s.location_id = lock_levels.location_ids[n]
-                                         and s.hot_buckets > 1) h) then
+  if not exists (select from inventory.stock_levels s
+                  where s.item_id = any (lock_levels.item_ids) and s.location_id = any (lock_levels.location_ids)
+                    and s.hot_buckets > 1) then
     select coalesce(pg_catalog.bool_or(x.track_lots), false) into v_lots
-      from (select s.track_lots
-              from pg_catalog.generate_subscripts(lock_levels.item_ids, 1) n
-              cross join lateral (select l.track_lots from inventory.stock_levels l
-                                   where l.item_id = lock_levels.item_ids[n] and l.location_id = lock_levels.location_ids[n]
-                                     for update) s) x;  -- in n order: the keys'
+      from (select s.track_lots from inventory.stock_levels s
+             where s.item_id = any (lock_levels.item_ids) and s.location_id = any (lock_levels.location_ids)
+               and exists (select from pg_catalog.generate_subscripts(lock_levels.item_ids, 1) n
+                            where lock_levels.item_ids[n] = s.item_id and lock_levels.location_ids[n] = s.location_id)
+             order by s.item_id, s.location_id
+               for update of s) x;
     return v_lots;
   end if;
-  -- One level per FETCH, so each is locked only after the previous one's buckets.
+  -- One level per FETCH (the rows are locked as they leave the sort), so each is locked only after
+  -- the previous one's buckets.
   open c_levels for
-    select s.item_id, s.location_id, s.hot_buckets, s.track_lots
-      from pg_catalog.generate_subscripts(lock_levels.item_ids, 1) n
-      cross join lateral (select l.item_id, l.location_id, l.hot_buckets, l.track_lots from inventory.stock_levels l
-                           where l.item_id = lock_levels.item_ids[n] and l.location_id = lock_levels.location_ids[n]
-                             for update) s;  -- no sort: each row is locked when it is fetched
+    select s.item_id, s.location_id, s.hot_buckets, s.track_lots from inventory.stock_levels s
+     where s.item_id = any (lock_levels.item_ids) and s.location_id = any (lock_levels.location_ids)
+       and exists (select from pg_catalog.generate_subscripts(lock_levels.item_ids, 1) n
+                    where lock_levels.item_ids[n] = s.item_id and lock_levels.location_ids[n] = s.location_id)
+     order by s.item_id, s.location_id
+       for update of s;
   loop
     fetch c_levels into v_level;
     exit when not found;
