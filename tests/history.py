@@ -257,7 +257,10 @@ def check_history(db: psycopg.Connection[Any], history: History, baseline: Basel
                       g.reservation_id, g.related_movement_id, g.transaction_id::text as transaction_id
                  from inventory.ledger g join inventory.items i using (item_id)
                  join inventory.locations l using (location_id)
-                where g.movement_id > %s order by g.movement_id""", (baseline.movement_id,)).fetchall()
+                where g.movement_id > %s
+                  -- hot mode's moves between a level and its buckets change no total and answer no call
+                  and g.movement_type <> 'REBALANCE'
+                order by g.movement_id""", (baseline.movement_id,)).fetchall()
         keys = {row["idempotency_key"]: row for row in cursor.execute(
             "select idempotency_key, operation, response from inventory.idempotency_keys").fetchall()}
         holds = {row["reservation_id"]: row for row in cursor.execute(
@@ -267,10 +270,18 @@ def check_history(db: psycopg.Connection[Any], history: History, baseline: Basel
                  join inventory.locations l using (location_id)
                 where r.reservation_id > %s""", (baseline.reservation_id,)).fetchall()}
         levels = {(row["sku"], row["location"]): row for row in cursor.execute(
-            """select i.sku, l.code as location, s.on_hand, s.reserved,
+            # A hot level's row counts the free units parked in its buckets as reserved; its ledger says
+            # so too (a bucket's movements carry its parked units as on_hand_*, its held ones as
+            # reserved_*): the truth is the row, or the level's own movements, less the parked free units.
+            """select i.sku, l.code as location, s.on_hand,
+                      s.reserved - (select coalesce(sum(b.free), 0) from inventory.hot_buckets b
+                                     where (b.item_id, b.location_id) = (s.item_id, s.location_id)) as reserved,
                       (select coalesce(sum(g.on_hand_delta), 0) from inventory.ledger g
-                        where (g.item_id, g.location_id) = (s.item_id, s.location_id)) as ledger_on_hand,
-                      (select coalesce(sum(g.reserved_delta), 0) from inventory.ledger g
+                        where (g.item_id, g.location_id) = (s.item_id, s.location_id) and g.bucket is null
+                      ) as ledger_on_hand,
+                      (select coalesce(sum(case when g.bucket is null then g.reserved_delta
+                                                else g.reserved_delta - g.on_hand_delta end), 0)
+                         from inventory.ledger g
                         where (g.item_id, g.location_id) = (s.item_id, s.location_id)) as ledger_reserved
                  from inventory.stock_levels s join inventory.items i using (item_id)
                  join inventory.locations l using (location_id)""").fetchall()}

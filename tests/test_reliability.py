@@ -354,9 +354,12 @@ def set_up_stock(db: psycopg.Connection[Any], on_hand: dict[tuple[str, str], int
 # -- 1. the history under faults ---------------------------------------------------------------------
 
 
-def run_history(dsn: str, db: psycopg.Connection[Any], load: Load) -> dict[str, Any]:
+def run_history(dsn: str, db: psycopg.Connection[Any], load: Load, hot_buckets: int | None = None) -> dict[str, Any]:
     set_up_stock(db, {(sku, location): 40 if location == "main" else 10
                       for sku in load.skus for location in load.locations})
+    for sku in load.skus if hot_buckets else ():
+        for location in load.locations:
+            db.execute("select inventory_api.set_hot_mode(%s, %s, %s)", (sku, location, hot_buckets))
     baseline = Baseline.take(db)
     history = History(f"h{uuid.uuid4().hex[:8]}")
     started = time.monotonic()
@@ -396,6 +399,17 @@ def run_history(dsn: str, db: psycopg.Connection[Any], load: Load) -> dict[str, 
 
 def test_history_under_faults(dsn: str, db: psycopg.Connection[Any]) -> None:
     run_history(dsn, db, CI_HISTORY)
+
+
+def test_history_under_faults_with_hot_mode(dsn: str, db: psycopg.Connection[Any]) -> None:
+    """The same history, faults and checks with every level in hot mode (issue 14): holds in buckets,
+    rebalances under the load, transfers and shipments gathering units back, connections killed in
+    the middle of all of it."""
+    run_history(dsn, db, CI_HISTORY, hot_buckets=4)
+    in_buckets, rebalanced = db.execute(
+        "select count(*) filter (where movement_type = 'RESERVE'), count(*) filter (where movement_type = 'REBALANCE')"
+        " from inventory.ledger where bucket is not null").fetchone()
+    assert in_buckets > 50 and rebalanced > 0, (in_buckets, rebalanced)  # hot mode really carried the load
 
 
 @pytest.mark.skipif(not SOAK, reason=SOAK_REASON)
