@@ -39,6 +39,8 @@ def _csv(value: str | None, cast=str) -> tuple | None:  # type: ignore[no-untype
 @click.option("--keep-database", is_flag=True, help="Do not drop the bench database afterwards.")
 @click.option("--hot-buckets", type=click.IntRange(min=2, max=64),
               help="Buckets of the hot-mode (B3hot) cells (default 16).")
+@click.option("--coalescer-processes", type=click.IntRange(min=1, max=8),
+              help="Application processes of the coalescer (B3co) cells, each with one Coalescer (default 2).")
 @click.option("--seed", type=int, help="Seed for the cell order and the Python drivers.")
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
               help="JSON result file (default bench/results/<timestamp>.json).")
@@ -47,7 +49,8 @@ def _csv(value: str | None, cast=str) -> tuple | None:  # type: ignore[no-untype
 def bench(dsn: str | None, quick: bool, workloads: str | None, variants: str | None, clients: str | None,
           duration: float | None, repetitions: int | None, w6_backlog: int | None, w6_repetitions: int | None,
           scale_ledger_rows: int | None, report_levels: int | None, database: str, keep_database: bool,
-          seed: int | None, output: Path | None, plot_path: Path | None, hot_buckets: int | None) -> None:
+          seed: int | None, output: Path | None, plot_path: Path | None, hot_buckets: int | None,
+          coalescer_processes: int | None) -> None:
     """Benchmark pyinv against a bare-UPDATE floor and two client-side baselines.
 
     Every cell runs for a fixed time at a fixed number of connections and is INVALID unless
@@ -64,7 +67,7 @@ def bench(dsn: str | None, quick: bool, workloads: str | None, variants: str | N
                  "duration": duration,
                  "repetitions": repetitions, "w6_backlog": w6_backlog, "w6_repetitions": w6_repetitions,
                  "scale_ledger_rows": scale_ledger_rows, "report_levels": report_levels, "seed": seed,
-                 "hot_buckets": hot_buckets}
+                 "hot_buckets": hot_buckets, "coalescer_processes": coalescer_processes}
     if quick:
         config = BenchConfig.quick_config(**overrides)
     else:
