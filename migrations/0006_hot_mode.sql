@@ -763,24 +763,27 @@ begin
   if found then
     return true;
   end if;
-  -- Each attempt in a subtransaction: SKIP LOCKED may leave a bucket locked that it then found
-  -- empty (its re-check failed), and waiting for another bucket or the level while holding it
-  -- would deadlock with a rebalance of the level. Rolling the attempt back releases it.
-  foreach v_wait in array array[false, true] loop
-    begin
-      if inventory.take_from_bucket(hold_units.item_id, hold_units.location_id, hold_units.quantity,
-                                    hold_units.movement, wait => v_wait) is not null then
-        return true;
-      end if;
-      raise sqlstate 'P0002';
-    exception when no_data_found then
-      null;
-    end;
-  end loop;
-  -- Sold out is answered from this plain read, without locking the level (as reserve_stock does
-  -- for a level that is not hot): the level's own free units, its buckets' and overdue holds'.
-  if coalesce(inventory.effective_available(hold_units.item_id, hold_units.location_id), 0) < hold_units.quantity then
-    return false;
+  if exists (select from inventory.stock_levels s
+              where s.item_id = hold_units.item_id and s.location_id = hold_units.location_id and s.hot_buckets > 1) then
+    -- Each attempt in a subtransaction: SKIP LOCKED may leave a bucket locked that it then found
+    -- empty (its re-check failed), and waiting for another bucket or the level while holding it
+    -- would deadlock with a rebalance of the level. Rolling the attempt back releases it.
+    foreach v_wait in array array[false, true] loop
+      begin
+        if inventory.take_from_bucket(hold_units.item_id, hold_units.location_id, hold_units.quantity,
+                                      hold_units.movement, wait => v_wait) is not null then
+          return true;
+        end if;
+        raise sqlstate 'P0002';
+      exception when no_data_found then
+        null;
+      end;
+    end loop;
+    -- Sold out is answered from this plain read, without locking the level (as reserve_stock does
+    -- for a level that is not hot): the level's own free units, its buckets' and overdue holds'.
+    if coalesce(inventory.effective_available(hold_units.item_id, hold_units.location_id), 0) < hold_units.quantity then
+      return false;
+    end if;
   end if;
   perform inventory.expire_overdue_at_level(hold_units.item_id, hold_units.location_id);
   v_bucket := inventory.rebalance_level(hold_units.item_id, hold_units.location_id, hold_units.quantity, false);

@@ -8,7 +8,14 @@ import json
 import os
 
 from pyinv.bench import BenchConfig, format_table, run
-from pyinv.bench.harness import LOT_VARIANT, NO_EVENTS_VARIANT, REFERENCE_VARIANTS, REPORT_QUERIES, VARIANTS
+from pyinv.bench.harness import (
+    HOT_MODE_VARIANTS,
+    LOT_VARIANT,
+    NO_EVENTS_VARIANT,
+    REFERENCE_VARIANTS,
+    REPORT_QUERIES,
+    VARIANTS,
+)
 
 
 def test_bench_minimal_run_reports_valid_cells(dsn: str) -> None:
@@ -22,12 +29,12 @@ def test_bench_minimal_run_reports_valid_cells(dsn: str) -> None:
     cells = {(cell["workload"], cell["variant"]): cell for cell in document["cells"]}
     assert set(cells) == ({("W2", variant) for variant in
                            VARIANTS + REFERENCE_VARIANTS + (LOT_VARIANT, NO_EVENTS_VARIANT)}
-                          | {("W4", variant) for variant in VARIANTS})
+                          | {("W4", variant) for variant in VARIANTS + HOT_MODE_VARIANTS})
     for cell in cells.values():
         assert cell["successes"] > 0, cell
         assert cell["verify_violations"] == 0, cell
         assert cell["valid"], cell
-    for variant in VARIANTS:
+    for variant in VARIANTS + HOT_MODE_VARIANTS:  # a flash sale in hot mode and through the coalescer too
         flash = cells[("W4", variant)]
         assert flash["oversold"] == 0, flash
         assert flash["undersold"] == 0, flash
@@ -35,7 +42,9 @@ def test_bench_minimal_run_reports_valid_cells(dsn: str) -> None:
     assert document["environment"]["server_version"].startswith("PostgreSQL")
     assert {target["target"] for target in document["targets"]} >= {
         "W2@32 bare UPDATE (floor): pyinv / it", "W2@32 bare function, same writes: pyinv / it",
-        "W2@32 lot-tracked (FEFO over 3 lots) / plain reserve_stock", "W2@2 reserve_stock with events / without"}
+        "W2@32 lot-tracked (FEFO over 3 lots) / plain reserve_stock", "W2@2 reserve_stock with events / without",
+        "W4 pyinv reserve_stock, hot mode: oversold = undersold = 0, every run",
+        "W4 pyinv reserve_stock through the coalescer: oversold = undersold = 0, every run"}
     reports = document["REPORTS"]
     assert reports["stock_levels"] == 200 and reports["valid"], reports
     assert set(reports["seconds"]) == set(REPORT_QUERIES)
