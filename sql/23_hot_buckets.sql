@@ -47,7 +47,10 @@ comment on column inventory.hot_buckets.last_movement_id is 'Id of the bucket''s
 
 -- The bucket's twin of record_stock_level_change: a movement, its ledger row in the bucket's chain
 -- and its event. Nothing else: no audit path (only functions move buckets, and a change without a
--- description is refused) and no reorder alert (the level's rebalance evaluates it).
+-- description is refused) and no reorder alert (the level's rebalance evaluates it). The ledger row
+-- is built here as the level's trigger builds its own rather than by one shared function: that
+-- function, tried, made every reservation 7-15 % slower (2,000 reserve_stock calls in one
+-- transaction: 1.49-2.10 s against 1.59-2.30 s), and this is the path of every hold.
 create function inventory.record_hot_bucket_change() returns trigger
 language plpgsql security definer
 set search_path = ''
