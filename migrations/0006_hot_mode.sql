@@ -32,13 +32,6 @@ create type inventory_api.reserve_many_result as (
 
 comment on type inventory_api.reserve_many_result is 'The outcome of one request of reserve_many: its hold (ok, reservation = what reserve_stock returns, as JSON) or the error reserve_stock would have raised (sqlstate, error_code = the HINT, message, detail).';
 
-create type inventory.reserve_many_line as (
-  ordinal integer, order_ref text, sku text, location text, quantity numeric, expires_in interval,
-  idempotency_key text, item_id bigint, location_id bigint, status text, track_lots boolean,
-  expires_at timestamptz, key_request jsonb, level_no integer);
-
-comment on type inventory.reserve_many_line is 'One validated request of reserve_many (working state).';
-
 -- The buckets of hot levels (sql/23_hot_buckets.sql), their row security (sql/60).
 
 create table inventory.hot_buckets (
@@ -97,14 +90,6 @@ comment on policy hot_buckets_viewer_select on inventory.hot_buckets is 'Only bu
 -- the last one below), and filled so that it can be refreshed concurrently from the start.
 
 drop materialized view inventory.mv_low_stock_items cascade;
-
-create function inventory.parked_units(item_id bigint, location_id bigint) returns numeric
-language sql stable parallel safe
-set search_path = ''
-begin atomic
-  select coalesce(pg_catalog.sum(b.free), 0) from inventory.hot_buckets b
-   where b.item_id = parked_units.item_id and b.location_id = parked_units.location_id;
-end;
 
 create materialized view inventory.mv_low_stock_items as
   select s.item_id, s.location_id, i.sku, l.code as location, s.on_hand, (s.reserved - a.parked)::numeric(19, 4) as reserved, a.available,
@@ -419,6 +404,58 @@ end;
 
 comment on function inventory.schema_version() is 'The installed schema: pyinv release (version) and the last migration applied (migration).';
 
+-- Free units parked in a level's buckets: the correction from the level row's reserved (which
+-- counts them) to the truth, used wherever "available" is computed.
+-- inventory.parked_units: created above, before the materialized view that calls it
+
+comment on function inventory.parked_units(bigint, bigint) is 'Free units parked in a hot level''s buckets (counted in the level row''s reserved, available in truth).';
+
+-- Available units at a level, counting overdue holds as released (they are, lazily).
+create or replace function inventory.effective_available(item_id bigint, location_id bigint) returns numeric
+language sql stable
+set search_path = ''
+begin atomic
+  select case when s.track_lots
+              then (select coalesce(pg_catalog.sum(a.units) filter (where a.reason is null), 0)
+                      from inventory.lot_availability(s.item_id, s.location_id, null) a)
+              else s.available + inventory.overdue_quantity(s.item_id, s.location_id)
+                   + case when s.hot_buckets > 1 then inventory.parked_units(s.item_id, s.location_id) else 0 end end
+    from inventory.stock_levels s
+   where s.item_id = effective_available.item_id and s.location_id = effective_available.location_id;
+end;
+
+comment on function inventory.effective_available(bigint, bigint) is 'on_hand - reserved + units of overdue holds not yet swept + free units parked in hot buckets, less units in lots that may not be sold; null when the level does not exist.';
+
+-- Describes why a line does not fit, for the DETAIL of INSUFFICIENT_STOCK, with available meaning
+-- what inventory_api.stock_levels shows; for a lot-tracked item also how many units their lots'
+-- state blocks, by reason (for this request: sellable_until is its min_shelf_life).
+create or replace function inventory.shortfall(item_id bigint, location_id bigint, sku text, location text,
+                                    requested numeric, sellable_until date default null)
+returns jsonb
+language sql stable
+set search_path = ''
+as $$
+  select pg_catalog.jsonb_build_object(
+           'sku', shortfall.sku, 'location', shortfall.location, 'requested', shortfall.requested,
+           'available', coalesce(case when s.track_lots then b.available else s.available + o.overdue + o.parked end, 0),
+           'on_hand', coalesce(s.on_hand, 0), 'reserved', coalesce(s.reserved - o.parked, 0))
+         || case when s.track_lots then pg_catalog.jsonb_build_object('blocked', b.blocked) else '{}'::jsonb end
+    from (select) dummy
+    left join inventory.stock_levels s
+      on s.item_id = shortfall.item_id and s.location_id = shortfall.location_id
+    left join lateral (select inventory.overdue_quantity(s.item_id, s.location_id) as overdue,
+                              case when s.hot_buckets > 1 then inventory.parked_units(s.item_id, s.location_id)
+                                   else 0 end as parked) o on true
+    left join lateral (
+          select coalesce(pg_catalog.sum(a.units) filter (where a.reason is null), 0) as available,
+                 coalesce(pg_catalog.jsonb_object_agg(a.reason, a.units) filter (where a.reason is not null and a.units > 0),
+                          '{}'::jsonb) as blocked
+            from inventory.lot_availability(s.item_id, s.location_id, shortfall.sellable_until) a
+           where s.track_lots) b on true
+$$;
+
+comment on function inventory.shortfall(bigint, bigint, text, text, numeric, date) is 'JSON specifics of a line that does not fit: requested, available (overdue holds counted as released), on hand, reserved, and for lot-tracked items the units blocked by lot state (expired, qc_pending, qc_failed, quarantined, short_shelf_life).';
+
 create or replace function inventory.receive_stock(sku text, quantity numeric, location text, reference text,
                                         unit_cost numeric, idempotency_key text, lot_number text,
                                         expires_on date, supplier_lot text)
@@ -691,58 +728,6 @@ end
 $$;
 
 comment on function inventory.expire_reservations(integer) is 'Implements inventory_api.expire_reservations.';
-
--- Free units parked in a level's buckets: the correction from the level row's reserved (which
--- counts them) to the truth, used wherever "available" is computed.
--- inventory.parked_units: created above, before the materialized view that calls it
-
-comment on function inventory.parked_units(bigint, bigint) is 'Free units parked in a hot level''s buckets (counted in the level row''s reserved, available in truth).';
-
--- Available units at a level, counting overdue holds as released (they are, lazily).
-create or replace function inventory.effective_available(item_id bigint, location_id bigint) returns numeric
-language sql stable
-set search_path = ''
-begin atomic
-  select case when s.track_lots
-              then (select coalesce(pg_catalog.sum(a.units) filter (where a.reason is null), 0)
-                      from inventory.lot_availability(s.item_id, s.location_id, null) a)
-              else s.available + inventory.overdue_quantity(s.item_id, s.location_id)
-                   + case when s.hot_buckets > 1 then inventory.parked_units(s.item_id, s.location_id) else 0 end end
-    from inventory.stock_levels s
-   where s.item_id = effective_available.item_id and s.location_id = effective_available.location_id;
-end;
-
-comment on function inventory.effective_available(bigint, bigint) is 'on_hand - reserved + units of overdue holds not yet swept + free units parked in hot buckets, less units in lots that may not be sold; null when the level does not exist.';
-
--- Describes why a line does not fit, for the DETAIL of INSUFFICIENT_STOCK, with available meaning
--- what inventory_api.stock_levels shows; for a lot-tracked item also how many units their lots'
--- state blocks, by reason (for this request: sellable_until is its min_shelf_life).
-create or replace function inventory.shortfall(item_id bigint, location_id bigint, sku text, location text,
-                                    requested numeric, sellable_until date default null)
-returns jsonb
-language sql stable
-set search_path = ''
-as $$
-  select pg_catalog.jsonb_build_object(
-           'sku', shortfall.sku, 'location', shortfall.location, 'requested', shortfall.requested,
-           'available', coalesce(case when s.track_lots then b.available else s.available + o.overdue + o.parked end, 0),
-           'on_hand', coalesce(s.on_hand, 0), 'reserved', coalesce(s.reserved - o.parked, 0))
-         || case when s.track_lots then pg_catalog.jsonb_build_object('blocked', b.blocked) else '{}'::jsonb end
-    from (select) dummy
-    left join inventory.stock_levels s
-      on s.item_id = shortfall.item_id and s.location_id = shortfall.location_id
-    left join lateral (select inventory.overdue_quantity(s.item_id, s.location_id) as overdue,
-                              case when s.hot_buckets > 1 then inventory.parked_units(s.item_id, s.location_id)
-                                   else 0 end as parked) o on true
-    left join lateral (
-          select coalesce(pg_catalog.sum(a.units) filter (where a.reason is null), 0) as available,
-                 coalesce(pg_catalog.jsonb_object_agg(a.reason, a.units) filter (where a.reason is not null and a.units > 0),
-                          '{}'::jsonb) as blocked
-            from inventory.lot_availability(s.item_id, s.location_id, shortfall.sellable_until) a
-           where s.track_lots) b on true
-$$;
-
-comment on function inventory.shortfall(bigint, bigint, text, text, numeric, date) is 'JSON specifics of a line that does not fit: requested, available (overdue holds counted as released), on hand, reserved, and for lot-tracked items the units blocked by lot state (expired, qc_pending, qc_failed, quarantined, short_shelf_life).';
 
 -- Takes `quantity` more units of one level into holds, if they fit. First the conditional UPDATE
 -- of the level row (not for a hot level: its row is then left unlocked), else a hot bucket nobody

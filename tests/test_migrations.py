@@ -29,7 +29,16 @@ def schema_dump(dsn: str) -> str:
     # differs between two installs of the same schema); it is not part of pyinv's schema.
     lines = [line for line in result.stdout.splitlines()
              if line and not line.startswith("--") and not line.startswith("\\") and "SET (pg_attver=" not in line]
-    return "\n".join(lines)
+    # pg_dump lists a policy's roles in the order its catalog scan meets them, which other sessions
+    # creating and dropping roles in the cluster can change between two dumps: compared as a set.
+    return "\n".join(_policy_roles_sorted(line) for line in lines)
+
+
+def _policy_roles_sorted(line: str) -> str:
+    match = re.match(r"(CREATE POLICY .* TO )(.+?)( USING .*| WITH CHECK .*|;)$", line)
+    if match is None:
+        return line
+    return match.group(1) + ", ".join(sorted(match.group(2).split(", "))) + match.group(3)
 
 
 def install_from_sql(dsn: str) -> None:
