@@ -32,6 +32,13 @@ create type inventory_api.reserve_many_result as (
 
 comment on type inventory_api.reserve_many_result is 'The outcome of one request of reserve_many: its hold (ok, reservation = what reserve_stock returns, as JSON) or the error reserve_stock would have raised (sqlstate, error_code = the HINT, message, detail).';
 
+create type inventory.reserve_many_line as (
+  ordinal integer, order_ref text, sku text, location text, quantity numeric, expires_in interval,
+  idempotency_key text, item_id bigint, location_id bigint, status text, track_lots boolean,
+  expires_at timestamptz, key_request jsonb, level_no integer);
+
+comment on type inventory.reserve_many_line is 'One validated request of reserve_many (working state).';
+
 -- The buckets of hot levels (sql/23_hot_buckets.sql), their row security (sql/60).
 
 create table inventory.hot_buckets (
@@ -90,6 +97,14 @@ comment on policy hot_buckets_viewer_select on inventory.hot_buckets is 'Only bu
 -- the last one below), and filled so that it can be refreshed concurrently from the start.
 
 drop materialized view inventory.mv_low_stock_items cascade;
+
+create function inventory.parked_units(item_id bigint, location_id bigint) returns numeric
+language sql stable parallel safe
+set search_path = ''
+begin atomic
+  select coalesce(pg_catalog.sum(b.free), 0) from inventory.hot_buckets b
+   where b.item_id = parked_units.item_id and b.location_id = parked_units.location_id;
+end;
 
 create materialized view inventory.mv_low_stock_items as
   select s.item_id, s.location_id, i.sku, l.code as location, s.on_hand, (s.reserved - a.parked)::numeric(19, 4) as reserved, a.available,
