@@ -185,8 +185,10 @@ def test_a_non_autocommit_connection_through_pgbouncer_survives_a_refused_call(t
     assert catalogue.stock_levels("B2")[0].reserved == 3
 
 
-def test_concurrent_reservations_through_a_pool_and_pgbouncer_never_oversell(through: str,
-                                                                            catalogue: Inventory) -> None:
+@pytest.mark.parametrize("buckets", [1, 4], ids=["plain", "hot_mode"])
+def test_concurrent_reservations_through_a_pool_and_pgbouncer_never_oversell(through: str, catalogue: Inventory,
+                                                                            buckets: int) -> None:
+    catalogue.set_hot_mode("A1", buckets=buckets)  # 4: holds in hot buckets, subtransactions behind the pooler
     outcomes: list[str] = []
     lock = threading.Lock()
     kwargs = connect_kwargs(through, prepared_statements=False, autocommit=False)
@@ -211,7 +213,9 @@ def test_concurrent_reservations_through_a_pool_and_pgbouncer_never_oversell(thr
         assert client.verify_inventory() == []
     assert (outcomes.count("reserved"), outcomes.count("refused")) == (10, 22)
     [row] = catalogue.stock_levels("A1")
-    assert (row.on_hand, row.reserved, row.available) == (10, 10, 0)
+    assert (row.on_hand, row.reserved, row.available, row.hot_buckets) == (10, 10, 0, buckets)
+    in_buckets = catalogue.connection.execute("select count(*) from inventory.reservations where bucket is not null")
+    assert (in_buckets.fetchone()[0] > 0) == (buckets > 1)
 
 
 def test_the_async_client_and_pool_work_through_pgbouncer(through: str, catalogue: Inventory) -> None:
